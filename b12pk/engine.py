@@ -29,7 +29,7 @@ from scipy.integrate import odeint, solve_ivp
 from scipy.linalg import expm
 
 from .errors import B12pkWarning, DoseError, HorizonError, InputError, UnknownNameError
-from .model import FORM_FACTORS, Parameters, Patient, default_parameters
+from .model import Parameters, Patient, default_parameters, form_property
 
 __all__ = ["simulate", "MAX_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
 
@@ -110,7 +110,10 @@ class _System:
         # free pool
         gfr_l_per_day = patient.egfr_ml_min * 1.44  # mL/min -> L/day
         k_renal = p["renal_filtered_fraction"] * gfr_l_per_day / p["free_volume_l"]
-        self.k_renal = np.array([k_renal * FORM_FACTORS[f] for f in forms])
+        self.k_renal = np.array([k_renal * form_property(f, "renal_clearance_factor", p)
+                                 for f in forms])
+        self.k_depot = np.array([ln2 / (form_property(f, "depot_half_life", p) / 24.0)
+                                 for f in forms])
         self.k_bind = p["hc_binding_rate_per_day"]
         self.hc_cap = p["hc_binding_capacity_ug"]
         self.vmax = p["uptake_vmax_ug_per_day"]
@@ -147,7 +150,7 @@ class _System:
             A[dst, src] += k
 
         for i in range(L.nf):
-            flow(L.depot(i), L.free(i), p["im_absorption_rate_per_day"])
+            flow(L.depot(i), L.free(i), float(self.k_depot[i]))
             flow(L.nasal(i), L.free(i), p["nasal_absorption_rate_per_day"])
             flow(L.free(i), L.urine, float(self.k_renal[i]))
         flow(L.ileum, L.enterocyte, k_tr)

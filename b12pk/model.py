@@ -36,7 +36,7 @@ __all__ = [
     "lab_bands",
     "pg_per_ml_to_pmol_per_l",
     "pmol_per_l_to_pg_per_ml",
-    "FORM_FACTORS",
+    "form_property",
 ]
 
 # Settings a patient may carry, with their allowed closed ranges (inclusive).
@@ -150,13 +150,18 @@ def _specs() -> Mapping[str, ParameterSpec]:
     return MappingProxyType(specs)
 
 
-def _form_factors() -> Mapping[str, float]:
-    forms = _model_file()["forms"]
-    return MappingProxyType({k: float(v["renal_clearance_factor"]) for k, v in forms.items()})
+def form_property(form: str, prop: str, params: "Parameters") -> float:
+    """A form-specific model quantity (``renal_clearance_factor``, ``depot_half_life``).
 
-
-FORM_FACTORS: Mapping[str, float] = _form_factors()
-"""Renal-clearance factor of unbound cobalamin by form (1 = cyanocobalamin)."""
+    ``data/model.toml`` gives each as a number or as the name of a parameter, so that it can
+    be overridden like any other parameter.
+    """
+    try:
+        value = _model_file()["forms"][form][prop]
+    except KeyError:
+        raise UnknownNameError(f"unknown form {form!r} or property {prop!r}; accepted forms: "
+                               f"{', '.join(_model_file()['forms'])}") from None
+    return params[value] if isinstance(value, str) else float(value)
 
 
 @dataclass(frozen=True)
@@ -410,9 +415,15 @@ class Patient:
     # ----- derived physiology --------------------------------------------------------
     @property
     def ileal_function(self) -> float:
-        """Fraction of IF-receptor (cubam) function left in the ileum, 0-1."""
+        """Fraction of IF-receptor (cubam) function left in the ileum, 0-1.
+
+        1 up to ``ileal_resection_onset_cm``, falling linearly to 0 at
+        ``ileal_resection_complete_cm`` (``data/patients.toml``).
+        """
+        onset = _setting("ileal_resection_onset_cm")
         complete = _setting("ileal_resection_complete_cm")
-        return max(0.0, 1.0 - self.ileal_resection_cm / complete)
+        frac = (complete - self.ileal_resection_cm) / (complete - onset)
+        return min(1.0, max(0.0, frac))
 
     @property
     def if_route_factor(self) -> float:
