@@ -292,7 +292,8 @@ def _pg_ml_from_pmol(p: Parameters, x: Any) -> Any:
 
 def _check_days(days: float) -> float:
     if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)):
-        raise HorizonError(f"days must be a number, got {days!r}")
+        raise HorizonError(f"simulation horizon days={days!r} is not accepted; accepted: a "
+                           f"number of days > 0 and <= {MAX_DAYS:g} (100 years)")
     days = float(days)
     if not math.isfinite(days) or days <= 0.0 or days > MAX_DAYS:
         raise HorizonError(f"simulation horizon days={days!r} is not accepted; accepted: "
@@ -435,8 +436,11 @@ def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.nd
         k = j
         y = res[-1].copy()
         t = t_end
+    # step from output to output so that equal steps reuse one cached matrix exponential
     while k < len(t_out):
-        out[k] = sys_.linear_step(y, t_out[k] - t)
+        y = sys_.linear_step(y, t_out[k] - t)
+        t = t_out[k]
+        out[k] = y
         k += 1
     if t < t1:
         y = sys_.linear_step(y, t1 - t)

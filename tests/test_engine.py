@@ -1,0 +1,283 @@
+"""Behaviour of b12pk.simulate: mass balance, non-negativity, steady states, injections,
+agreement with solve_ivp, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import b12pk
+from b12pk import DoseEvent, Patient, Regimen
+from b12pk._data import data_path
+
+ROUTES = ("oral", "sublingual", "im", "deep-sc", "intranasal")
+
+
+def balance_error(df: pd.DataFrame) -> np.ndarray:
+    """Relative mass-balance error at every output time."""
+    total_in = df.attrs["initial_body_ug"] + df["dosed_ug"] + df["diet_ug"]
+    accounted = df["body_ug"] + df["urine_ug"] + df["faeces_ug"] + df["unabsorbed_ug"]
+    return np.abs(total_in - accounted) / total_in
+
+
+def single(dose: float, route: str = "im", form: str = "cyanocobalamin") -> list[DoseEvent]:
+    return [DoseEvent(0.0, dose, route, form)]
+
+
+# ---------------------------------------------------------------------------------------
+# Result shape
+
+def test_result_has_documented_columns():
+    df = b12pk.simulate(Regimen.daily(2000), "pernicious-anaemia", days=30)
+    for col in ("time_days", "serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l",
+                "stores_ug", "dosed_ug", "absorbed_ug", "unabsorbed_ug", "urine_ug",
+                "faeces_ug", "diet_ug", "body_ug"):
+        assert col in df.columns
+    assert list(df["time_days"]) == list(range(31))
+
+
+def test_serum_units_are_consistent():
+    df = b12pk.simulate(Regimen.daily(1000), "healthy", days=10)
+    ratio = df["serum_pmol_per_l"] / df["serum_pg_per_ml"]
+    assert np.allclose(ratio, 1000.0 / 1355.37, rtol=1e-6)
+
+
+def test_issue_example_runs():
+    regimen = Regimen.daily(2000, route="oral", form="cyanocobalamin")
+    patient = Patient.preset("pernicious-anaemia", serum_pmol_per_l=110)
+    df = b12pk.simulate(regimen, patient, days=365)
+    assert df["serum_pmol_per_l"].iloc[0] == pytest.approx(110.0, rel=1e-9)
+    assert len(df) == 366
+
+
+# ---------------------------------------------------------------------------------------
+# Invariants
+
+@pytest.mark.parametrize("preset", b12pk.PRESETS)
+@pytest.mark.parametrize("route", ROUTES)
+def test_mass_balance_and_no_negative_amounts(preset, route):
+    form = "hydroxocobalamin" if route in ("im", "deep-sc") else "cyanocobalamin"
+    regimen = Regimen.every(7, 1000, route=route, form=form)
+    df = b12pk.simulate(regimen, preset, days=60)
+    assert balance_error(df).max() < 1e-9
+    amounts = df.drop(columns=["time_days"])
+    assert (amounts.to_numpy() >= 0.0).all()
+
+
+def test_mass_balance_holds_in_hourly_output_after_injection():
+    df = b12pk.simulate(single(1000), "healthy", days=5, hourly_after_injections=True)
+    assert balance_error(df).max() < 1e-9
+    assert (np.diff(df["time_days"]) <= 1 / 24 + 1e-12).sum() >= 72
+
+
+def test_untreated_deficient_pernicious_anaemia_keeps_falling():
+    df = b12pk.simulate([], Patient.preset("pernicious-anaemia", serum_pmol_per_l=110), 365)
+    serum = df["serum_pmol_per_l"].to_numpy()
+    assert np.all(np.diff(serum) < 0)
+    assert serum[-1] < 110.0
+
+
+def test_healthy_omnivore_sits_at_steady_state():
+    df = b12pk.simulate([], "healthy", days=3650)
+    serum = df["serum_pmol_per_l"]
+    assert serum.max() - serum.min() < 1e-6 * serum.mean()
+    assert serum.iloc[0] == pytest.approx(281.0, rel=1e-3)  # gilsing2010, the fitting target
+
+
+def test_daily_oral_dose_reaches_analytic_steady_state():
+    # Period-averaged stores at steady state: absorbed per day / net fractional loss.
+    p = b12pk.default_parameters()
+    patient = Patient.preset("pernicious-anaemia")
+    dose = 2000.0
+    per_dose = p["passive_fraction"] * dose  # no IF route in pernicious anaemia
+    diet_rel = patient.food_release * patient.diet_ug_per_day / p["meals_per_day"]
+    diet_abs = p["passive_fraction"] * diet_rel * p["meals_per_day"]
+    k_loss = p["bile_secretion_fraction_per_day"] + p["other_loss_fraction_per_day"]
+    expected = (per_dose + diet_abs) / k_loss
+    df = b12pk.simulate(Regimen.daily(dose), patient, days=50 * 365,
+                        times=np.arange(50 * 365 - 1, 50 * 365, 1 / 48))
+    assert df["stores_ug"].mean() == pytest.approx(expected, rel=2e-3)
+
+
+def test_fifty_year_horizon_is_finite_and_conserves_mass():
+    regimen = Regimen.parse("1000 mcg hydroxocobalamin IM every 3 months")
+    df = b12pk.simulate(regimen, "pernicious-anaemia", days=50 * 365)
+    assert np.isfinite(df.drop(columns=["time_days"]).to_numpy()).all()
+    assert balance_error(df).max() < 1e-9
+
+
+def test_more_dose_gives_more_serum():
+    low = b12pk.simulate(Regimen.daily(500), "pernicious-anaemia", days=90)
+    high = b12pk.simulate(Regimen.daily(1000), "pernicious-anaemia", days=90)
+    assert (high["serum_pmol_per_l"].iloc[1:] > low["serum_pmol_per_l"].iloc[1:]).all()
+
+
+def test_doses_at_the_same_instant_add_up():
+    two = [DoseEvent(0.0, 500, "im", "cyanocobalamin"), DoseEvent(0.0, 500, "im", "cyanocobalamin")]
+    one = single(1000)
+    a = b12pk.simulate(two, "healthy", days=10)
+    b = b12pk.simulate(one, "healthy", days=10)
+    assert np.allclose(a["stores_ug"], b["stores_ug"], rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# Absorption and injections against the literature
+
+def absorbed_from(dose: float, patient: str) -> float:
+    df = b12pk.simulate(single(dose, "oral"), Patient.preset(patient, diet_ug_per_day=0.0),
+                        days=1, times=[0.0])
+    return float(df["absorbed_ug"].iloc[0])
+
+
+@pytest.mark.parametrize("population", ["normal", "pernicious-anaemia"])
+def test_single_oral_dose_absorption_within_2_fold_of_carmel_table(population):
+    table = pd.read_csv(data_path("literature", "carmel2008_table1.csv"))
+    rows = table[(table.quantity == "absorbed") & (table.population == population)]
+    preset = "healthy" if population == "normal" else "pernicious-anaemia"
+    for _, row in rows.iterrows():
+        predicted = absorbed_from(float(row.dose_ug), preset)
+        assert 0.5 < predicted / row.value_ug < 2.0, (row.dose_ug, predicted, row.value_ug)
+
+
+def test_saturable_route_is_about_1_5_ug_and_passive_about_1_percent():
+    normal = absorbed_from(1000.0, "healthy")
+    pa = absorbed_from(1000.0, "pernicious-anaemia")
+    assert pa / 1000.0 == pytest.approx(0.012, rel=0.01)
+    assert 1.0 < normal - pa < 2.0
+
+
+def retained_fraction(dose: float, form: str, days: float = 14.0) -> float:
+    df = b12pk.simulate(single(dose, "im", form), "healthy", days=days)
+    return 1.0 - float(df["urine_ug"].iloc[-1]) / dose
+
+
+def test_retention_falls_as_the_injected_dose_rises():
+    assert retained_fraction(100, "cyanocobalamin") > retained_fraction(1000, "cyanocobalamin")
+
+
+def test_hydroxocobalamin_is_retained_better_than_cyanocobalamin():
+    assert retained_fraction(1000, "hydroxocobalamin") > retained_fraction(1000, "cyanocobalamin")
+
+
+def test_retained_amounts_lie_in_sourced_ranges():
+    # carmel2008 Table 1 retention and swissmedic30219 renal loss, within +/-25%
+    table = pd.read_csv(data_path("literature", "carmel2008_table1.csv"))
+    for _, row in table[table.quantity == "retained"].iterrows():
+        retained = retained_fraction(float(row.dose_ug), "cyanocobalamin") * row.dose_ug
+        assert retained == pytest.approx(row.value_ug, rel=0.25), row.dose_ug
+
+
+def test_72h_urinary_loss_matches_hydroxocobalamin_data():
+    losses = pd.read_csv(data_path("literature", "injection_urinary_loss.csv"))
+    rows = losses[(losses.source == "hydroxo1961") & (losses.form == "hydroxocobalamin")]
+    for _, row in rows.iterrows():
+        lost = 1.0 - retained_fraction(float(row.dose_ug), "hydroxocobalamin", days=3.0)
+        assert lost == pytest.approx(row.urinary_loss_fraction, abs=0.05)
+
+
+def test_most_of_a_large_cyanocobalamin_injection_is_in_urine_within_48_h():
+    # US label: 50-98% of 100 or 1000 ug in urine within 48 h
+    lost = 1.0 - retained_fraction(1000, "cyanocobalamin", days=2.0)
+    assert 0.50 <= lost <= 0.98
+
+
+def test_injection_raises_serum_within_hours():
+    df = b12pk.simulate(single(1000), Patient.preset("pernicious-anaemia"), days=3,
+                        hourly_after_injections=True)
+    peak_time = df.loc[df["serum_pmol_per_l"].idxmax(), "time_days"]
+    assert 0.0 < peak_time <= 0.25
+
+
+def test_iv_is_accepted_with_a_warning():
+    with pytest.warns(b12pk.B12pkWarning, match="intravenous"):
+        df = b12pk.simulate(single(1000, "iv"), "healthy", days=5)
+    assert df["urine_ug"].iloc[-1] > 0.8 * 1000
+
+
+def test_renal_impairment_retains_more_of_an_injection():
+    def urine(patient):
+        return b12pk.simulate(single(1000), patient, days=14)["urine_ug"].iloc[-1]
+
+    assert urine(Patient.preset("renal-impairment", egfr_ml_min=20)) < urine("healthy")
+
+
+def test_pernicious_anaemia_loses_stores_faster_than_healthy():
+    healthy = b12pk.simulate([], Patient.preset("healthy", diet_ug_per_day=0.0,
+                                                 stores_ug=2000), days=365)
+    pa = b12pk.simulate([], Patient.preset("pernicious-anaemia", diet_ug_per_day=0.0,
+                                            stores_ug=2000), days=365)
+    assert pa["stores_ug"].iloc[-1] < healthy["stores_ug"].iloc[-1]
+
+
+# ---------------------------------------------------------------------------------------
+# Fast path against the reference integrator
+
+@pytest.mark.parametrize("text, preset", [
+    ("2000 mcg oral daily", "pernicious-anaemia"),
+    ("1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then weekly", "vegan"),
+    ("1000 mcg cyanocobalamin IM daily for 10 days, then every 2 weeks", "renal-impairment"),
+    ("1000 mcg intranasal every 3 days", "healthy"),
+])
+def test_fast_path_agrees_with_solve_ivp(text, preset):
+    regimen = Regimen.parse(text)
+    fast = b12pk.simulate(regimen, preset, days=40, hourly_after_injections=True)
+    ref = b12pk.simulate(regimen, preset, days=40, hourly_after_injections=True,
+                         method="solve_ivp")
+    for col in ("serum_pmol_per_l", "stores_ug", "urine_ug"):
+        scale = max(1.0, float(ref[col].abs().max()))
+        assert float((fast[col] - ref[col]).abs().max()) / scale < 1e-7, col
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input
+
+@pytest.mark.parametrize("amount", [0.0, -5.0, math.nan, math.inf, 100_001.0])
+def test_bad_dose_amount_is_rejected(amount):
+    class Ev:  # a duck-typed event bypassing DoseEvent's own validation
+        time_days, amount_ug, route, form = 0.0, amount, "oral", "cyanocobalamin"
+
+    with pytest.raises(b12pk.DoseError, match="accepted"):
+        b12pk.simulate([Ev()], "healthy", days=10)
+
+
+@pytest.mark.parametrize("route, form, match", [
+    ("rectal", "cyanocobalamin", "unknown route 'rectal'; accepted: oral"),
+    ("oral", "adenosylcobalamin", "unknown form 'adenosylcobalamin'; accepted: cyano"),
+])
+def test_unknown_route_or_form_is_rejected(route, form, match):
+    class Ev:
+        time_days, amount_ug = 0.0, 100.0
+
+    ev = Ev()
+    ev.route, ev.form = route, form
+    with pytest.raises(b12pk.UnknownNameError, match=match):
+        b12pk.simulate([ev], "healthy", days=10)
+
+
+@pytest.mark.parametrize("days", [0, -1, math.nan, math.inf, 100 * 365 + 1, "ten"])
+def test_bad_horizon_is_rejected(days):
+    with pytest.raises(b12pk.HorizonError, match="accepted"):
+        b12pk.simulate(Regimen.daily(1000), "healthy", days=days)
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(b12pk.UnknownNameError, match="fast, solve_ivp"):
+        b12pk.simulate([], "healthy", days=10, method="euler")
+
+
+def test_output_times_outside_horizon_are_rejected():
+    with pytest.raises(b12pk.HorizonError, match="within"):
+        b12pk.simulate([], "healthy", days=10, times=[0, 11])
+
+
+def test_baseline_below_what_the_diet_sustains_is_rejected():
+    with pytest.raises(b12pk.InputError, match="lowest serum"):
+        b12pk.simulate([], Patient.preset("healthy", serum_pmol_per_l=5), days=10)
+
+
+def test_regimen_text_is_parsed():
+    df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", days=40)
+    assert df["dosed_ug"].iloc[-1] == 2000.0
