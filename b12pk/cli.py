@@ -1,0 +1,271 @@
+"""The ``b12pk`` command line.
+
+Subcommands: ``compare`` (the main job: a regimen-comparison report), ``simulate`` (one
+time course as CSV), ``presets`` (patient presets) and ``parameters`` (the parameter table).
+Errors are printed as one line on stderr, with exit status 2 for bad input and 1 for other
+failures; no traceback, and no partial output is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import B12pkError, FileFormatError, InputError
+
+EPILOG_MAIN = """examples:
+  b12pk compare                                   # seed regimens, two patients, 1 year
+  b12pk compare --regimen "1000 mcg hydroxocobalamin IM every 2 months" \\
+                --patient pernicious-anaemia --days 730 --out my-report
+  b12pk simulate --regimen "2000 µg oral daily" --patient pernicious-anaemia --days 120
+  b12pk presets
+
+Educational simulation only: not medical advice or a prescription."""
+
+EPILOG_COMPARE = """examples:
+  b12pk compare
+  b12pk compare --out report-2y --days 730
+  b12pk compare --regimen "2000 mcg oral daily" --regimen "1000 mcg IM monthly" \\
+                --patient pernicious-anaemia --patient vegan
+  b12pk compare --regimen regimens.toml --patient patients.toml
+
+--regimen takes regimen text or a TOML file ([[regimen]] entries with text = "...");
+--patient takes a preset name or a TOML file ([[patient]] entries with preset = "...").
+Without --regimen/--patient the seed documents' contested regimens and two deficient
+patients are compared."""
+
+EPILOG_SIMULATE = """examples:
+  b12pk simulate --regimen "2000 µg oral daily" --patient pernicious-anaemia --days 120
+  b12pk simulate --regimen "1000 mcg IM monthly" --patient renal-impairment --egfr 20 \\
+                 --baseline-serum 90 --days 365 --out course.csv
+  b12pk simulate --regimen "1000 mcg IM once" --form hydroxocobalamin --hourly --days 7"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"b12pk: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import PRESETS, __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = _Parser(prog="b12pk", description="Vitamin B12 pharmacokinetics: simulate and "
+                 "compare B12 regimens (educational).", epilog=EPILOG_MAIN, formatter_class=fmt)
+    ap.add_argument("--version", action="version", version=f"b12pk {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("compare", help="compare regimens for patients; write a report folder",
+                       description="Simulate every regimen for every patient and write "
+                       "figures, summary.csv, report.html, report.md and run.json.",
+                       epilog=EPILOG_COMPARE, formatter_class=fmt)
+    c.add_argument("--regimen", action="append", metavar="TEXT|FILE",
+                   help="regimen text or TOML file (repeatable)")
+    c.add_argument("--patient", action="append", metavar="PRESET|FILE",
+                   help=f"patient preset ({', '.join(PRESETS)}) or TOML file (repeatable)")
+    c.add_argument("--days", type=float, default=None, help="horizon in days (default 365)")
+    c.add_argument("--out", default="b12pk-report", help="output folder (default b12pk-report)")
+
+    s = sub.add_parser("simulate", help="one regimen and patient; time course as CSV",
+                       description="Simulate one regimen for one patient and write the time "
+                       "course as CSV (to stdout unless --out).", epilog=EPILOG_SIMULATE,
+                       formatter_class=fmt)
+    s.add_argument("--regimen", required=True, metavar="TEXT|FILE",
+                   help="regimen text or a TOML file holding exactly one regimen")
+    s.add_argument("--patient", default="healthy", metavar="PRESET|FILE",
+                   help="patient preset or TOML file with one patient (default healthy)")
+    s.add_argument("--days", type=float, default=365.0, help="horizon in days (default 365)")
+    s.add_argument("--form", default=None,
+                   help="form for regimen text that names none (default cyanocobalamin)")
+    s.add_argument("--baseline-serum", type=float, default=None, metavar="PMOL_PER_L",
+                   help="starting serum B12 (pmol/L)")
+    s.add_argument("--baseline-stores", type=float, default=None, metavar="UG",
+                   help="starting body stores (ug)")
+    s.add_argument("--egfr", type=float, default=None, metavar="ML_MIN",
+                   help="eGFR (mL/min/1.73 m2)")
+    s.add_argument("--diet", type=float, default=None, metavar="UG_PER_DAY",
+                   help="dietary B12 intake (ug/day)")
+    s.add_argument("--ileal-resection", type=float, default=None, metavar="CM",
+                   help="length of distal ileum resected (cm)")
+    s.add_argument("--hourly", action="store_true",
+                   help="hourly output for 3 days after each injection")
+    s.add_argument("--out", default=None, metavar="FILE", help="CSV file (default stdout)")
+
+    sub.add_parser("presets", help="list the patient presets",
+                   description="List the patient presets and what they change.")
+    sub.add_parser("parameters", help="print the model parameters with their sources as CSV",
+                   description="Print every model parameter (value, unit, range, status, "
+                   "source) as CSV.")
+    return ap
+
+
+def _looks_like_file(value: str) -> bool:
+    return value.lower().endswith(".toml") or (len(value) < 4096 and os.path.isfile(value))
+
+
+def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> list:
+    from .compare import NamedRegimen
+    from .regimen import Regimen, load_regimens
+
+    if not values:
+        return []
+    out = []
+    for v in values:
+        if _looks_like_file(v):
+            for r in load_regimens(v):
+                out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
+        else:
+            kwargs = {"default_form": default_form} if default_form else {}
+            out.append(NamedRegimen(label=v.strip(), regimen=Regimen.parse(v, **kwargs)))
+    return out
+
+
+def _patients(values: Sequence[str] | None) -> list:
+    from .compare import NamedPatient, _patient_label, load_patients
+    from .model import Patient
+
+    if not values:
+        return []
+    out = []
+    for v in values:
+        if _looks_like_file(v):
+            out.extend(load_patients(v))
+        else:
+            p = Patient.preset(v)
+            out.append(NamedPatient(label=_patient_label(p), patient=p))
+    return out
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\x1b[Ksimulating {done}/{total}: {label[:70]}{end}")
+        sys.stderr.flush()
+
+
+def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .compare import compare
+    from .report import write_report
+
+    regimens = _regimens(args.regimen) or None
+    patients = _patients(args.patient) or None
+    comp = compare(regimens, patients, args.days, progress=_progress)
+    out = write_report(comp, args.out, argv=["b12pk", *argv])
+    n = len(comp.summary)
+    print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
+          "figures/, run.json). Educational simulation, not a prescription.")
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .compare import load_patients
+    from .engine import simulate
+    from .model import Patient
+
+    regimens = _regimens([args.regimen], default_form=args.form)
+    if len(regimens) != 1:
+        raise InputError(f"simulate takes exactly one regimen; {args.regimen!r} holds "
+                         f"{len(regimens)}")
+    if _looks_like_file(args.patient):
+        pats = load_patients(args.patient)
+        if len(pats) != 1:
+            raise InputError(f"simulate takes exactly one patient; {args.patient!r} holds "
+                             f"{len(pats)}")
+        patient = pats[0].patient
+    else:
+        patient = Patient.preset(args.patient)
+    changes = {"baseline_serum_pmol_per_l": args.baseline_serum,
+               "baseline_stores_ug": args.baseline_stores, "egfr_ml_min": args.egfr,
+               "diet_ug_per_day": args.diet, "ileal_resection_cm": args.ileal_resection}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "baseline_serum_pmol_per_l" in changes and "baseline_stores_ug" not in changes:
+        changes["baseline_stores_ug"] = None
+    if "baseline_stores_ug" in changes and "baseline_serum_pmol_per_l" not in changes:
+        changes["baseline_serum_pmol_per_l"] = None
+    patient = dataclasses.replace(patient, **changes)
+    df = simulate(regimens[0].regimen, patient, days=args.days,
+                  hourly_after_injections=args.hourly)
+    if args.out is None:
+        buf = io.StringIO()
+        df.to_csv(buf, index=False, float_format="%.10g")
+        sys.stdout.write(buf.getvalue())
+        return 0
+    _write_text_atomic(Path(args.out), df.to_csv(index=False, float_format="%.10g"))
+    print(f"b12pk: wrote {args.out} ({len(df)} rows)", file=sys.stderr)
+    return 0
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise FileFormatError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cmd_presets() -> int:
+    from .model import Patient, preset_descriptions
+
+    for name, desc in preset_descriptions().items():
+        p = Patient.preset(name)
+        print(f"{name:20s} {desc} (diet {p.diet_ug_per_day:g} ug/day, IF route "
+              f"{p.if_route_factor:.2f} x normal)")
+    return 0
+
+
+def _cmd_parameters() -> int:
+    from .model import parameter_table
+
+    sys.stdout.write(parameter_table().to_csv(index=False))
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command == "compare":
+            return _cmd_compare(args, argv)
+        if args.command == "simulate":
+            return _cmd_simulate(args)
+        if args.command == "presets":
+            return _cmd_presets()
+        return _cmd_parameters()
+    except B12pkError as exc:
+        sys.stderr.write(f"b12pk: error: {_one_line(exc)}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("b12pk: interrupted; no partial output was kept\n")
+        return 130
+    except OSError as exc:
+        sys.stderr.write(f"b12pk: error: {_one_line(exc)}\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

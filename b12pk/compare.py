@@ -1,0 +1,323 @@
+"""Regimen comparison: simulate several regimens for several patients and summarise.
+
+The defaults (``data/compare_defaults.toml``) are the regimens the seed documents argue
+about, each with the seed file and sentence it comes from, for two patients (deficient with
+normal absorption; pernicious anaemia), over one year.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ._data import data_path
+from .engine import _check_days, simulate
+from .errors import FileFormatError, InputError, UnknownNameError
+from .model import Patient, serum_bands_pmol_per_l
+from .regimen import Regimen
+
+__all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
+           "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS"]
+
+INJECTION_ROUTES = ("im", "deep-sc", "iv")
+MONTH_DAYS = 30.0
+STEADY_WINDOW_DAYS = 90.0
+
+SUMMARY_COLUMNS = {
+    "days_to_leave_deficient": "first day serum B12 reaches the deficiency cut-off (days)",
+    "serum_1mo_pmol_per_l": "serum B12 at 1 month (day 30), pmol/L",
+    "serum_3mo_pmol_per_l": "serum B12 at 3 months (day 90), pmol/L",
+    "serum_6mo_pmol_per_l": "serum B12 at 6 months (day 180), pmol/L",
+    "serum_12mo_pmol_per_l": "serum B12 at 12 months (day 360), pmol/L",
+    "trough_ss_pmol_per_l": "lowest serum B12 in the last 90 days of the horizon, pmol/L",
+    "peak_ss_pmol_per_l": "highest serum B12 in the last 90 days of the horizon, pmol/L",
+    "pct_time_deficient": "share of days with serum B12 below the deficiency cut-off, %",
+    "total_dose_ug": "total B12 given, ug",
+    "n_injections": "number of injections (IM, deep SC, IV)",
+    "urine_total_ug": "B12 lost in urine, ug",
+    "stores_end_ug": "body stores at the end of the horizon, ug",
+}
+
+
+@dataclass(frozen=True)
+class NamedRegimen:
+    """A regimen with a display label and where it comes from.
+
+    Attributes
+    ----------
+    label : str
+        Short display name.
+    regimen : Regimen
+        The regimen.
+    seed_file, quote, reading : str
+        Seed document, the sentence as written, and how it was read ("" if user-given).
+    """
+
+    label: str
+    regimen: Regimen
+    seed_file: str = ""
+    quote: str = ""
+    reading: str = ""
+
+
+@dataclass(frozen=True)
+class NamedPatient:
+    """A patient with a display label (and why it was chosen)."""
+
+    label: str
+    patient: Patient
+    why: str = ""
+
+
+@dataclass
+class Comparison:
+    """Results of :func:`compare`.
+
+    Attributes
+    ----------
+    regimens, patients : tuple
+        What was compared.
+    days : float
+        Horizon, days.
+    results : dict
+        ``(patient_label, regimen_label) -> DataFrame`` from :func:`b12pk.simulate`.
+    summary : pandas.DataFrame
+        One row per regimen and patient; columns ``patient``, ``regimen``, ``regimen_text``
+        and :data:`SUMMARY_COLUMNS`.
+    """
+
+    regimens: tuple[NamedRegimen, ...]
+    patients: tuple[NamedPatient, ...]
+    days: float
+    results: dict[tuple[str, str], Any] = field(default_factory=dict)
+    summary: Any = None
+
+    def by_patient(self) -> dict[str, dict[str, Any]]:
+        """``patient_label -> regimen_label -> DataFrame``, in input order."""
+        return {p.label: {r.label: self.results[(p.label, r.label)] for r in self.regimens}
+                for p in self.patients}
+
+
+def _defaults_file() -> dict[str, Any]:
+    with open(data_path("compare_defaults.toml"), "rb") as fh:
+        return tomllib.load(fh)
+
+
+def default_regimens() -> list[NamedRegimen]:
+    """The seed documents' contested regimens (``data/compare_defaults.toml``)."""
+    return [NamedRegimen(label=e["label"], regimen=Regimen.parse(e["text"]).with_label(e["label"]),
+                         seed_file=e["seed_file"], quote=e["quote"], reading=e["reading"])
+            for e in _defaults_file()["regimen"]]
+
+
+def _patient_from_entry(entry: Mapping[str, Any], where: str) -> NamedPatient:
+    entry = dict(entry)
+    preset = entry.pop("preset", None)
+    label = entry.pop("label", None)
+    why = entry.pop("why", "")
+    if preset is None:
+        raise FileFormatError(f"{where}: a patient needs 'preset' (one of the preset names)")
+    if not isinstance(preset, str):
+        raise FileFormatError(f"{where}: 'preset' must be text, got {preset!r}")
+    patient = Patient.preset(preset, **entry)
+    return NamedPatient(label=str(label or _patient_label(patient)), patient=patient, why=why)
+
+
+def _patient_label(patient: Patient) -> str:
+    serum = patient.baseline_serum_pmol_per_l
+    return f"{patient.name} ({serum:g} pmol/L)" if serum is not None else patient.name
+
+
+def default_patients() -> list[NamedPatient]:
+    """The two default patients of ``b12pk compare``."""
+    return [_patient_from_entry(e, "data/compare_defaults.toml")
+            for e in _defaults_file()["patient"]]
+
+
+def default_days() -> float:
+    """Default horizon of ``b12pk compare`` (days)."""
+    return float(_defaults_file()["days"])
+
+
+def load_patients(path: str | Path) -> list[NamedPatient]:
+    """Read patients from a TOML file.
+
+    The file holds one ``[patient]`` table or a ``[[patient]]`` list; each entry has
+    ``preset`` and optionally ``label`` and any :meth:`Patient.preset` setting, e.g.::
+
+        [[patient]]
+        label = "CKD, eGFR 25"
+        preset = "renal-impairment"
+        egfr_ml_min = 25
+        serum_pmol_per_l = 120
+
+    Raises
+    ------
+    FileFormatError
+        Missing, unreadable, empty or malformed file.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read patient file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise FileFormatError(f"patient file {str(path)!r} is not valid UTF-8 TOML: {exc}") from exc
+    entries = doc.get("patient")
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not entries or not isinstance(entries, list) or \
+            not all(isinstance(e, dict) for e in entries):
+        raise FileFormatError(f"patient file {str(path)!r} has no [patient] table or "
+                              "[[patient]] list")
+    return [_patient_from_entry(e, f"{path} patient {i + 1}") for i, e in enumerate(entries)]
+
+
+# --------------------------------------------------------------------------------------
+
+def _deficient_cutoff() -> float:
+    for name, low, high in serum_bands_pmol_per_l():
+        if name == "deficient":
+            return high
+    raise UnknownNameError("no 'deficient' band in data/lab_bands.toml")  # pragma: no cover
+
+
+def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
+    """Summary metrics of one simulated time course.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Output of :func:`b12pk.simulate`.
+    regimen : Regimen
+        The regimen that was simulated (for the injection count).
+    days : float
+        Horizon, days.
+
+    Returns
+    -------
+    dict
+        The :data:`SUMMARY_COLUMNS`; a metric whose time lies beyond the horizon is NaN.
+    """
+    cutoff = _deficient_cutoff()
+    t = df["time_days"].to_numpy()
+    serum = df["serum_pmol_per_l"].to_numpy()
+    above = np.nonzero(serum >= cutoff)[0]
+    out: dict[str, float] = {
+        "days_to_leave_deficient": float(t[above[0]]) if above.size else math.nan,
+    }
+    for months, key in ((1, "serum_1mo_pmol_per_l"), (3, "serum_3mo_pmol_per_l"),
+                        (6, "serum_6mo_pmol_per_l"), (12, "serum_12mo_pmol_per_l")):
+        at = months * MONTH_DAYS
+        out[key] = float(np.interp(at, t, serum)) if at <= days + 1e-9 else math.nan
+    window = t >= days - min(STEADY_WINDOW_DAYS, days / 3.0)
+    out["trough_ss_pmol_per_l"] = float(serum[window].min())
+    out["peak_ss_pmol_per_l"] = float(serum[window].max())
+    daily = np.isclose(t, np.round(t), atol=1e-9)
+    out["pct_time_deficient"] = float(100.0 * np.mean(serum[daily] < cutoff))
+    events = regimen.dose_events(days)
+    out["total_dose_ug"] = float(sum(e.amount_ug for e in events))
+    out["n_injections"] = float(sum(e.route in INJECTION_ROUTES for e in events))
+    out["urine_total_ug"] = float(df["urine_ug"].iloc[-1])
+    out["stores_end_ug"] = float(df["stores_ug"].iloc[-1])
+    return out
+
+
+def _as_named_regimens(regimens: Sequence[Any] | None) -> list[NamedRegimen]:
+    if regimens is None:
+        return default_regimens()
+    out = []
+    for r in regimens:
+        if isinstance(r, NamedRegimen):
+            out.append(r)
+        elif isinstance(r, Regimen):
+            out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
+        elif isinstance(r, str):
+            reg = Regimen.parse(r)
+            out.append(NamedRegimen(label=r.strip(), regimen=reg))
+        else:
+            raise InputError(f"cannot compare {r!r}: give Regimen objects or regimen text")
+    return out
+
+
+def _as_named_patients(patients: Sequence[Any] | None) -> list[NamedPatient]:
+    if patients is None:
+        return default_patients()
+    out = []
+    for p in patients:
+        if isinstance(p, NamedPatient):
+            out.append(p)
+        elif isinstance(p, Patient):
+            out.append(NamedPatient(label=_patient_label(p), patient=p))
+        elif isinstance(p, str):
+            patient = Patient.preset(p)
+            out.append(NamedPatient(label=_patient_label(patient), patient=patient))
+        else:
+            raise InputError(f"cannot compare {p!r}: give Patient objects or preset names")
+    return out
+
+
+def _dedupe_labels(items: list, kind: str) -> list:
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        label = item.label
+        if label in seen:
+            seen[label] += 1
+            label = f"{label} ({seen[label]})"
+            item = type(item)(**{**item.__dict__, "label": label})
+        else:
+            seen[label] = 1
+        out.append(item)
+    return out
+
+
+def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | None = None,
+            days: float | None = None, *,
+            progress: Callable[[int, int, str], None] | None = None) -> Comparison:
+    """Simulate every regimen for every patient and summarise.
+
+    Parameters
+    ----------
+    regimens : sequence of Regimen, NamedRegimen or str, optional
+        Default: :func:`default_regimens`.
+    patients : sequence of Patient, NamedPatient or preset names, optional
+        Default: :func:`default_patients`.
+    days : float, optional
+        Horizon in days (default 365).
+    progress : callable, optional
+        Called as ``progress(done, total, label)`` after each simulation.
+
+    Returns
+    -------
+    Comparison
+    """
+    days = _check_days(default_days() if days is None else days)
+    regs = _dedupe_labels(_as_named_regimens(regimens), "regimen")
+    pats = _dedupe_labels(_as_named_patients(patients), "patient")
+    if not regs or not pats:
+        raise InputError("compare needs at least one regimen and one patient")
+    import pandas as pd
+
+    comp = Comparison(regimens=tuple(regs), patients=tuple(pats), days=days)
+    rows = []
+    total = len(regs) * len(pats)
+    for p in pats:
+        for r in regs:
+            df = simulate(r.regimen, p.patient, days=days, hourly_after_injections=True)
+            comp.results[(p.label, r.label)] = df
+            rows.append({"patient": p.label, "regimen": r.label,
+                         "regimen_text": r.regimen.to_text(),
+                         **summarize(df, r.regimen, days)})
+            if progress is not None:
+                progress(len(rows), total, f"{p.label} / {r.label}")
+    comp.summary = pd.DataFrame(rows, columns=["patient", "regimen", "regimen_text",
+                                               *SUMMARY_COLUMNS])
+    return comp

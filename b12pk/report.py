@@ -1,0 +1,337 @@
+"""Regimen-comparison reports: figures, summary.csv, report.md, report.html, run.json.
+
+Everything is written into a temporary folder beside the target and renamed into place
+only when complete, so a failed or interrupted run leaves no partial folder and never
+clobbers an earlier report.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import html
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .compare import SUMMARY_COLUMNS, Comparison
+from .errors import FileFormatError
+from .model import lab_bands, parameter_table
+
+__all__ = ["write_report", "atomic_output_dir"]
+
+SUMMARY_CHART_METRICS = ("serum_3mo_pmol_per_l", "trough_ss_pmol_per_l",
+                         "pct_time_deficient", "stores_end_ug")
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder that replaces ``out`` only if the block succeeds.
+
+    On any exception (KeyboardInterrupt included) the temporary folder is removed and
+    ``out`` is left exactly as it was.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"output path {str(out)!r} exists and is not a folder")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise FileFormatError(f"cannot write {str(out)!r}: folder {str(parent)!r} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+        os.rmdir(old)
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fmt(x: Any, digits: int = 0) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        return f"{x:,.{digits}f}"
+    return str(x)
+
+
+def _summary_display(summary: Any) -> Any:
+    df = summary.drop(columns=["regimen_text"]).copy()
+    for col in df.columns:
+        if col in ("patient", "regimen"):
+            continue
+        digits = 1 if col in ("days_to_leave_deficient", "pct_time_deficient") else 0
+        df[col] = [_fmt(float(v), digits) for v in df[col]]
+    return df
+
+
+def _md_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _html_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from . import plot
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    by_patient = comp.by_patient()
+    fig = plot.plot_comparison(by_patient)
+    out["serum"] = plot.save_figure(fig, fig_dir / "serum")[0]
+    plt.close(fig)
+
+    n = len(by_patient)
+    fig, axes = plt.subplots(1, n, figsize=(6.0 * n, 4.5), sharey=True, squeeze=False)
+    for ax, (label, results) in zip(axes[0], by_patient.items()):
+        plot.plot_stores(results, ax=ax, title=label)
+        if ax is not axes[0][-1] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.tight_layout()
+    out["stores"] = plot.save_figure(fig, fig_dir / "stores")[0]
+    plt.close(fig)
+
+    metrics = SUMMARY_CHART_METRICS
+    fig, axes = plt.subplots(2, 2, figsize=(13.0, 4.0 + 0.55 * len(comp.regimens) * 2),
+                             squeeze=False)
+    for ax, metric in zip(axes.ravel(), metrics):
+        plot.plot_summary(comp.summary, metric, ax=ax)
+    fig.tight_layout()
+    out["summary"] = plot.save_figure(fig, fig_dir / "summary")[0]
+    plt.close(fig)
+    return out
+
+
+def _inputs_rows(comp: Comparison) -> tuple[list[list[str]], list[list[str]]]:
+    pats = []
+    for p in comp.patients:
+        pt = p.patient
+        baseline = (f"{pt.baseline_serum_pmol_per_l:g} pmol/L"
+                    if pt.baseline_serum_pmol_per_l is not None else
+                    f"{pt.baseline_stores_ug:g} ug stores" if pt.baseline_stores_ug is not None
+                    else "steady state of diet")
+        pats.append([p.label, pt.name, baseline, f"{pt.diet_ug_per_day:g}",
+                     f"{pt.if_route_factor:.2f}", f"{pt.egfr_ml_min:g}", p.why])
+    regs = [[r.label, r.regimen.to_text(), r.seed_file or "user", r.quote, r.reading]
+            for r in comp.regimens]
+    return pats, regs
+
+
+PATIENT_HEADER = ["label", "preset", "baseline", "diet (ug/day)", "IF route (x normal)",
+                  "eGFR (mL/min)", "why"]
+REGIMEN_HEADER = ["label", "canonical text", "seed file", "sentence in the seed", "reading"]
+
+
+def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
+    import numpy
+    import pandas
+    import scipy
+
+    from . import __version__
+    from .model import default_parameters
+
+    return {
+        "b12pk_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": list(argv) if argv is not None else None,
+        "days": comp.days,
+        "regimens": [{"label": r.label, "text": r.regimen.to_text(), "seed_file": r.seed_file,
+                      "quote": r.quote, "reading": r.reading} for r in comp.regimens],
+        "patients": [{"label": p.label, "preset": p.patient.name,
+                      "settings": {k: getattr(p.patient, k) for k in (
+                          "intrinsic_factor", "food_release", "ileal_resection_cm",
+                          "egfr_ml_min", "metformin", "diet_ug_per_day",
+                          "baseline_serum_pmol_per_l", "baseline_stores_ug")},
+                      "overrides": dict(p.patient.overrides)} for p in comp.patients],
+        "parameters": default_parameters().as_dict(),
+        "random_seed": None,
+        "note": "deterministic simulation: no random numbers are used; the inputs and "
+                "parameters above regenerate this report exactly",
+        "software": {"python": platform.python_version(), "numpy": numpy.__version__,
+                     "scipy": scipy.__version__, "pandas": pandas.__version__},
+    }
+
+
+def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
+                 figures: bool = True) -> Path:
+    """Write the comparison report into folder ``out`` (atomically).
+
+    Parameters
+    ----------
+    comp : Comparison
+        From :func:`b12pk.compare.compare`.
+    out : str or Path
+        Output folder; replaced as a whole when the new report is complete.
+    argv : sequence of str, optional
+        Command line to record in ``run.json``.
+    figures : bool
+        Draw the figures (PNG and SVG under ``figures/``).
+
+    Returns
+    -------
+    Path
+        The output folder.
+    """
+    from . import DISCLAIMER
+
+    out = Path(out)
+    with atomic_output_dir(out) as tmp:
+        comp.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
+        figs = _make_figures(comp, tmp / "figures") if figures else {}
+        record = _run_record(comp, argv)
+        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
+                                      encoding="utf-8")
+        sections = _sections(comp, figs)
+        (tmp / "report.md").write_text(_render_md(sections, DISCLAIMER), encoding="utf-8")
+        (tmp / "report.html").write_text(_render_html(sections, DISCLAIMER, tmp),
+                                         encoding="utf-8")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Report content, rendered to Markdown and to self-contained HTML
+
+def _sections(comp: Comparison, figs: dict[str, Path]) -> list[tuple[str, list[tuple]]]:
+    pats, regs = _inputs_rows(comp)
+    summary = _summary_display(comp.summary)
+    bands = lab_bands()
+    band_rows = [[b["name"], b["label"], b["source"]] for b in bands["total_b12"]]
+    params = parameter_table()
+    par_rows = [[r.name, f"{r.value:.4g}", r.unit, r.status, r.source]
+                for r in params.itertuples()]
+    status_counts = params["status"].value_counts().to_dict()
+    metric_rows = [[k, v] for k, v in SUMMARY_COLUMNS.items()]
+    sec: list[tuple[str, list[tuple]]] = []
+    sec.append(("Inputs", [
+        ("p", f"Horizon: {comp.days:g} days. Day 1 of treatment is time 0; one month = 30 "
+              "days."),
+        ("h3", "Patients"), ("table", PATIENT_HEADER, pats),
+        ("h3", "Regimens"),
+        ("p", "Each default regimen is quoted from the seed document it comes from, with "
+              "the reading b12pk chose where the text leaves room."),
+        ("table", REGIMEN_HEADER, regs),
+    ]))
+    res: list[tuple] = []
+    if "serum" in figs:
+        res.append(("img", figs["serum"], "Serum B12 over time for each regimen and patient, "
+                    "with the laboratory bands of the seed documents"))
+    res += [("h3", "Summary"),
+            ("table", list(summary.columns), summary.values.tolist()),
+            ("h3", "What the columns mean"), ("table", ["column", "meaning"], metric_rows)]
+    if "stores" in figs:
+        res.append(("img", figs["stores"], "Body stores (ug) over time"))
+    if "summary" in figs:
+        res.append(("img", figs["summary"], "Summary metrics by regimen and patient"))
+    sec.append(("Comparison", res))
+    sec.append(("Laboratory bands", [
+        ("p", "Serum total B12 bands as the seed documents give them (ng/L = pg/mL; b12pk "
+              "converts with 1 pg/mL = 0.7378 pmol/L):"),
+        ("table", ["band", "definition", "source"], band_rows)]))
+    sec.append(("Model and parameters", [
+        ("p", "b12pk is a physiological compartment model: a saturable intrinsic-factor "
+              "route plus ~1.2% passive absorption for oral doses; injected B12 is filtered "
+              "by the kidney, bound by haptocorrin or taken up by tissues (saturable); stores "
+              "turn over at ~0.13%/day with biliary reabsorption that needs intrinsic factor. "
+              "The structure and every number are declared in data/model.toml."),
+        ("p", "Parameter status: " + ", ".join(f"{v} {k}" for k, v in
+                                                sorted(status_counts.items())) + ". "
+              "'fitted' values were fitted to named physiology data by "
+              "tools/fit_parameters.py; 'assumed' values have no direct source and are the "
+              "first to question."),
+        ("table", ["parameter", "value", "unit", "status", "source"], par_rows)]))
+    sec.append(("How far to trust this", [
+        ("p", "The model reproduces the single-dose absorption and injection-retention "
+              "figures it was built from (Carmel 2008 Table 1; product labels; Blood 1961) "
+              "to within about 25%. It has not yet been validated against trial time "
+              "courses; several parameters are assumptions (see above). Treat differences "
+              "between regimens as qualitative, and small differences as noise."),
+    ]))
+    return sec
+
+
+def _render_md(sections: list[tuple[str, list[tuple]]], disclaimer: str) -> str:
+    lines = ["# b12pk regimen comparison", "", f"> **{disclaimer}**", ""]
+    for title, items in sections:
+        lines += [f"## {title}", ""]
+        for item in items:
+            kind = item[0]
+            if kind == "p":
+                lines += [item[1], ""]
+            elif kind == "h3":
+                lines += [f"### {item[1]}", ""]
+            elif kind == "table":
+                lines += [_md_table(item[2], item[1]), ""]
+            elif kind == "img":
+                rel = Path("figures") / item[1].name
+                lines += [f"![{item[2]}]({rel.as_posix()})", "", f"*{item[2]}*", ""]
+    lines += ["---", "", f"*{disclaimer}*", ""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+.disclaimer{background:#fff4e5;border-left:5px solid #e69f00;padding:.8em 1em;font-weight:600}
+table{border-collapse:collapse;margin:1em 0;font-size:.85em}
+th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}
+th{background:#f2f2f2} img{max-width:100%;height:auto} figcaption{color:#555;font-style:italic}
+"""
+
+
+def _render_html(sections: list[tuple[str, list[tuple]]], disclaimer: str, root: Path) -> str:
+    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<title>b12pk regimen comparison</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>b12pk regimen comparison</h1>",
+             f"<p class=\"disclaimer\">{html.escape(disclaimer)}</p>"]
+    for title, items in sections:
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        for item in items:
+            kind = item[0]
+            if kind == "p":
+                parts.append(f"<p>{html.escape(item[1])}</p>")
+            elif kind == "h3":
+                parts.append(f"<h3>{html.escape(item[1])}</h3>")
+            elif kind == "table":
+                parts.append(_html_table(item[2], item[1]))
+            elif kind == "img":
+                data = base64.b64encode(Path(item[1]).read_bytes()).decode("ascii")
+                alt = html.escape(item[2])
+                parts.append(f"<figure><img alt=\"{alt}\" src=\"data:image/png;base64,{data}\">"
+                             f"<figcaption>{alt}</figcaption></figure>")
+    parts.append(f"<hr><p class=\"disclaimer\">{html.escape(disclaimer)}</p></body></html>")
+    return "\n".join(parts)
