@@ -37,6 +37,8 @@ SUMMARY_COLUMNS = {
     "trough_ss_pmol_per_l": "lowest serum B12 in the last 90 days of the horizon, pmol/L",
     "peak_ss_pmol_per_l": "highest serum B12 in the last 90 days of the horizon, pmol/L",
     "pct_time_deficient": "share of days with serum B12 below the deficiency cut-off, %",
+    "pct_time_not_replete": "share of days with serum B12 in the deficient or indeterminate "
+                            "band (deficiency not yet 'unlikely'), %",
     "total_dose_ug": "total B12 given, ug",
     "n_injections": "number of injections (IM, deep SC, IV)",
     "urine_total_ug": "B12 lost in urine, ug",
@@ -182,11 +184,11 @@ def load_patients(path: str | Path) -> list[NamedPatient]:
 
 # --------------------------------------------------------------------------------------
 
-def _deficient_cutoff() -> float:
+def _band_upper(band: str) -> float:
     for name, low, high in serum_bands_pmol_per_l():
-        if name == "deficient":
+        if name == band:
             return high
-    raise UnknownNameError("no 'deficient' band in data/lab_bands.toml")  # pragma: no cover
+    raise UnknownNameError(f"no {band!r} band in data/lab_bands.toml")  # pragma: no cover
 
 
 def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
@@ -206,7 +208,7 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
     dict
         The :data:`SUMMARY_COLUMNS`; a metric whose time lies beyond the horizon is NaN.
     """
-    cutoff = _deficient_cutoff()
+    cutoff = _band_upper("deficient")
     t = df["time_days"].to_numpy()
     serum = df["serum_pmol_per_l"].to_numpy()
     above = np.nonzero(serum >= cutoff)[0]
@@ -222,6 +224,8 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
     out["peak_ss_pmol_per_l"] = float(serum[window].max())
     daily = np.isclose(t, np.round(t), atol=1e-9)
     out["pct_time_deficient"] = float(100.0 * np.mean(serum[daily] < cutoff))
+    out["pct_time_not_replete"] = float(
+        100.0 * np.mean(serum[daily] < _band_upper("indeterminate")))
     events = regimen.dose_events(days)
     out["total_dose_ug"] = float(sum(e.amount_ug for e in events))
     out["n_injections"] = float(sum(e.route in INJECTION_ROUTES for e in events))

@@ -28,7 +28,7 @@ from .model import lab_bands, parameter_table
 __all__ = ["write_report", "atomic_output_dir"]
 
 SUMMARY_CHART_METRICS = ("serum_3mo_pmol_per_l", "trough_ss_pmol_per_l",
-                         "pct_time_deficient", "stores_end_ug")
+                         "pct_time_not_replete", "total_dose_ug")
 
 
 @contextlib.contextmanager
@@ -45,6 +45,9 @@ def atomic_output_dir(out: str | Path) -> Iterator[Path]:
     if not parent.is_dir():
         raise FileFormatError(f"cannot write {str(out)!r}: folder {str(parent)!r} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder normal permissions
     try:
         yield tmp
     except BaseException:
