@@ -9,6 +9,7 @@ the curves and write reports. Educational: a simulation is not a prescription.
 >>> result = b12pk.simulate(regimen, patient, days=365)   # a pandas DataFrame
 """
 
+from .compare import Comparison, NamedPatient, NamedRegimen, compare, summarize
 from .engine import MAX_DAYS, simulate, steady_state_stores_ug
 from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
                      HorizonError, InputError, ParameterError, PatientError, RegimenSyntaxError,
@@ -16,8 +17,11 @@ from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileF
 from .events import read_event_table, to_event_table, write_event_table
 from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
                     parameter_table, pg_per_ml_to_pmol_per_l, pmol_per_l_to_pg_per_ml)
+from .plot import (plot_comparison, plot_holotc, plot_regimen_grid, plot_serum, plot_stores,
+                   plot_summary, save_figure)
 from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_regimen,
                       regimen_variants)
+from .report import write_report
 
 __version__ = "0.1.0"
 
@@ -27,6 +31,10 @@ DISCLAIMER = ("Educational simulation only: b12pk results are model predictions,
 __all__ = [
     # simulate
     "simulate", "steady_state_stores_ug", "MAX_DAYS",
+    # compare, plot, report
+    "compare", "summarize", "Comparison", "NamedRegimen", "NamedPatient", "write_report",
+    "plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
+    "plot_regimen_grid", "save_figure",
     # regimens
     "Regimen", "DoseEvent", "parse_regimen", "regimen_variants", "load_regimens",
     "ROUTES", "FORMS",

@@ -115,7 +115,7 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     by_patient = comp.by_patient()
-    fig = plot.plot_comparison(by_patient)
+    fig = plot.plot_regimen_grid(by_patient)
     out["serum"] = plot.save_figure(fig, fig_dir / "serum")[0]
     plt.close(fig)
 
@@ -251,8 +251,10 @@ def _sections(comp: Comparison, figs: dict[str, Path]) -> list[tuple[str, list[t
     ]))
     res: list[tuple] = []
     if "serum" in figs:
-        res.append(("img", figs["serum"], "Serum B12 over time for each regimen and patient, "
-                    "with the laboratory bands of the seed documents"))
+        res.append(("img", figs["serum"], "Serum B12 over time, one panel per regimen, one "
+                    "curve per patient, over the laboratory bands of the seed documents "
+                    "(daily values; the peaks in the hours after an injection are in the "
+                    "summary table as peak_ss_pmol_per_l)"))
     res += [("h3", "Summary"),
             ("table", list(summary.columns), summary.values.tolist()),
             ("h3", "What the columns mean"), ("table", ["column", "meaning"], metric_rows)]
