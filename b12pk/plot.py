@@ -48,7 +48,7 @@ _AUTO_MONTHS_ABOVE_DAYS = 120.0
 
 # Okabe-Ito palette (colour-blind safe), yellow last (weak on white).
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-            "#F0E442")
+            "#F0E442", "#882255", "#999933")  # + two of Paul Tol's muted scheme
 _LINESTYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)), (0, (2, 1)),
                (0, (8, 2, 1, 2, 1, 2)), (0, (12, 3)), (0, (3, 2, 1, 2, 1, 2, 1, 2)))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -163,9 +163,12 @@ def _new_axes(figsize: tuple[float, float]) -> "Axes":
 
 
 def _style(i: int) -> dict[str, Any]:
+    # colour, line style and marker cycle with different periods, so that no two of the
+    # first len(_COLOURS) * len(_MARKERS) curves share all three
+    cycle = i // len(_COLOURS)
     return {"color": _COLOURS[i % len(_COLOURS)],
-            "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
-            "marker": _MARKERS[i % len(_MARKERS)]}
+            "linestyle": _LINESTYLES[(i + cycle) % len(_LINESTYLES)],
+            "marker": _MARKERS[(i + 3 * cycle) % len(_MARKERS)]}
 
 
 def _marker_indices(t: np.ndarray, i: int, n_marks: int = 7) -> list[int]:
@@ -542,9 +545,10 @@ def plot_stores(results: "pd.DataFrame | Mapping[str, pd.DataFrame]",
         line = ax.axhline(level, color="#555555", linestyle=(0, (4, 3)), linewidth=1.1,
                           zorder=2)
         line.set_gid("reference")
-        t = ax.text(1.01, level, f"{level:,.0f} µg:\n{_wrap(text, 22)}", transform=trans,
-                    ha="left", va="center", fontsize=8, color="#333333",
-                    clip_on=False)
+        t = ax.text(0.01, level, f"{level:,.0f} µg: {text}", transform=trans,
+                    ha="left", va="bottom", fontsize=7.5, color="#333333", zorder=3,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
+                          "edgecolor": "none", "alpha": 0.75})
         t.set_gid("reference-label")
     _format_time_axis(ax, tu, horizon)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))

@@ -120,12 +120,12 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     plt.close(fig)
 
     n = len(by_patient)
-    fig, axes = plt.subplots(1, n, figsize=(6.0 * n, 4.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 5.0), sharey=True, squeeze=False,
+                             layout="constrained")
     for ax, (label, results) in zip(axes[0], by_patient.items()):
-        plot.plot_stores(results, ax=ax, title=label)
-        if ax is not axes[0][-1] and ax.get_legend() is not None:
-            ax.get_legend().remove()
-    fig.tight_layout()
+        plot.plot_stores(results, ax=ax, title=label, show_legend=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     out["stores"] = plot.save_figure(fig, fig_dir / "stores")[0]
     plt.close(fig)
 
