@@ -99,6 +99,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="hourly output for 3 days after each injection")
     s.add_argument("--out", default=None, metavar="FILE", help="CSV file (default stdout)")
 
+    v = sub.add_parser("validate", help="compare the model with the trial datasets",
+                       description="Simulate every checkable trial arm in "
+                       "data/literature/trials/ and write validation.csv, not_checkable.csv, "
+                       "summary.json and a predicted-versus-observed figure.",
+                       epilog="example:\n  b12pk validate --out b12pk-validation",
+                       formatter_class=fmt)
+    v.add_argument("--out", default="b12pk-validation",
+                   help="output folder (default b12pk-validation)")
+
     sub.add_parser("presets", help="list the patient presets",
                    description="List the patient presets and what they change.")
     sub.add_parser("parameters", help="print the model parameters with their sources as CSV",
@@ -157,8 +166,10 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
+    from .validate import validate
+
     comp = compare(regimens, patients, args.days, progress=_progress)
-    out = write_report(comp, args.out, argv=["b12pk", *argv])
+    out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate())
     n = len(comp.summary)
     print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
           "figures/, run.json). Educational simulation, not a prescription.")
@@ -219,6 +230,18 @@ def _write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate, write_validation
+
+    v = validate()
+    write_validation(v, args.out)
+    s = v.summary()
+    print(f"b12pk: wrote {args.out}/ ({s['n_points']} points from {s['n_trials']} trials: "
+          f"GMFE {s['gmfe']:.2f}, {s['pct_within_2fold']:.0f}% within 2-fold, "
+          f"{s['pct_within_spread']:.0f}% within the reported spread)")
+    return 0
+
+
 def _cmd_presets() -> int:
     from .model import Patient, preset_descriptions
 
@@ -256,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compare(args, argv)
         if args.command == "simulate":
             return _cmd_simulate(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
         if args.command == "presets":
             return _cmd_presets()
         return _cmd_parameters()

@@ -191,7 +191,7 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
 
 
 def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
-                 figures: bool = True) -> Path:
+                 figures: bool = True, validation: Any = None) -> Path:
     """Write the comparison report into folder ``out`` (atomically).
 
     Parameters
@@ -204,6 +204,9 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
         Command line to record in ``run.json``.
     figures : bool
         Draw the figures (PNG and SVG under ``figures/``).
+    validation : b12pk.validate.Validation, optional
+        Agreement with trial data, shown in the "How far to trust this" section (and
+        written as ``validation.csv``).
 
     Returns
     -------
@@ -216,10 +219,14 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     with atomic_output_dir(out) as tmp:
         comp.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
         figs = _make_figures(comp, tmp / "figures") if figures else {}
+        if validation is not None:
+            validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
+            if figures:
+                figs["validation"] = _validation_figure(validation, tmp / "figures")
         record = _run_record(comp, argv)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                       encoding="utf-8")
-        sections = _sections(comp, figs)
+        sections = _sections(comp, figs, validation)
         (tmp / "report.md").write_text(_render_md(sections, DISCLAIMER), encoding="utf-8")
         (tmp / "report.html").write_text(_render_html(sections, DISCLAIMER, tmp),
                                          encoding="utf-8")
@@ -229,7 +236,56 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
 # --------------------------------------------------------------------------------------
 # Report content, rendered to Markdown and to self-contained HTML
 
-def _sections(comp: Comparison, figs: dict[str, Path]) -> list[tuple[str, list[tuple]]]:
+def _validation_figure(validation: Any, fig_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .plot import save_figure
+    from .validate import plot_validation
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    ax = plot_validation(validation)
+    path = save_figure(ax.figure, fig_dir / "validation")[0]
+    plt.close(ax.figure)
+    return path
+
+
+def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
+    items: list[tuple] = [
+        ("p", "The model reproduces the single-dose absorption and injection-retention "
+              "figures it was built from (Carmel 2008 Table 1; product labels; Blood 1961) "
+              "to within about 25%. Several parameters are assumptions (see the parameter "
+              "table). Treat differences between regimens as qualitative, and small "
+              "differences as noise.")]
+    if validation is None:
+        items.append(("p", "No comparison with trial data was run for this report."))
+        return items
+    s = validation.summary()
+    items.append(("p", f"Against {s['n_points']} published observations from "
+                       f"{s['n_trials']} trials/cohorts ({s['n_arms']} arms; none used to fit "
+                       f"the model): geometric mean fold error {s['gmfe']:.2f}, geometric mean "
+                       f"bias {s['bias']:.2f} (predicted/observed), {s['pct_within_2fold']:.0f}% "
+                       f"of points within 2-fold, {s['pct_within_spread']:.0f}% of the "
+                       f"{s['n_with_spread']} points with a reported spread inside it. Most "
+                       "datasets are abstract-level (one or two time points per arm), and "
+                       "trial populations are mapped to presets (data/validation.toml)."))
+    if "validation" in figs:
+        items.append(("img", figs["validation"], "Predicted versus observed serum B12 "
+                      "(log axes, identity line, 2-fold band)"))
+    t = validation.table
+    rows = [[r.trial, r.arm, r.preset, f"{r.time_days:g}", r.statistic, f"{r.observed:.3g}",
+             (f"{r.observed_low:.3g}-{r.observed_high:.3g}" if r.observed_low == r.observed_low
+              else ""), f"{r.predicted:.3g}", f"{r.predicted_alternative:.3g}",
+             f"{r.ratio:.2f}", "yes" if r.within_2fold else "no",
+             {True: "yes", False: "no"}.get(r.within_spread, "n/a")]
+            for r in t.itertuples()]
+    items.append(("table", ["trial", "arm", "preset", "day", "statistic", "observed",
+                            "spread", "predicted", "predicted (alternative preset)",
+                            "ratio", "within 2-fold", "within spread"], rows))
+    return items
+
+
+def _sections(comp: Comparison, figs: dict[str, Path],
+              validation: Any = None) -> list[tuple[str, list[tuple]]]:
     pats, regs = _inputs_rows(comp)
     summary = _summary_display(comp.summary)
     bands = lab_bands()
@@ -279,13 +335,7 @@ def _sections(comp: Comparison, figs: dict[str, Path]) -> list[tuple[str, list[t
               "tools/fit_parameters.py; 'assumed' values have no direct source and are the "
               "first to question."),
         ("table", ["parameter", "value", "unit", "status", "source"], par_rows)]))
-    sec.append(("How far to trust this", [
-        ("p", "The model reproduces the single-dose absorption and injection-retention "
-              "figures it was built from (Carmel 2008 Table 1; product labels; Blood 1961) "
-              "to within about 25%. It has not yet been validated against trial time "
-              "courses; several parameters are assumptions (see above). Treat differences "
-              "between regimens as qualitative, and small differences as noise."),
-    ]))
+    sec.append(("How far to trust this", _trust_items(validation, figs)))
     return sec
 
 

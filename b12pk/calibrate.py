@@ -1,0 +1,242 @@
+"""Calibration: fit the parameters marked ``fitted`` to the training set.
+
+The training set is named in ``data/calibration.toml``: single-dose physiology data in
+``data/literature/`` (oral absorption, retention and urinary loss after injection) and three
+population targets (serum B12 of omnivores and vegans, the effect of metformin). Trials in
+``data/literature/trials/`` are validation data and are never used here.
+
+``fit()`` returns the estimates and their uncertainty; ``python tools/fit_parameters.py
+--write`` writes them back to the data files with the fit's date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import brentq, least_squares
+
+from . import engine, model
+from ._data import data_path
+from .engine import simulate
+from .model import Parameters, Patient, default_parameters
+from .regimen import DoseEvent
+
+__all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE"]
+
+
+def training_set() -> list[dict[str, Any]]:
+    """Entries of ``data/calibration.toml`` (what each fitted value is fitted to)."""
+    with open(data_path("calibration.toml"), "rb") as fh:
+        return tomllib.load(fh)["training"]
+
+
+def _target(name: str) -> dict[str, Any]:
+    return next(t for t in training_set() if t["name"] == name)
+
+
+def _retention_targets() -> list[tuple[float, float, str]]:
+    import pandas as pd
+
+    carmel = pd.read_csv(data_path("literature", "carmel2008_table1.csv"))
+    rows = [(float(r.dose_ug), float(r.value_ug), "carmel2008")
+            for r in carmel[carmel.quantity == "retained"].itertuples()]
+    losses = pd.read_csv(data_path("literature", "injection_urinary_loss.csv"))
+    for r in losses[losses.source == "swissmedic30219"].itertuples():
+        rows.append((float(r.dose_ug), float(r.dose_ug) * (1 - r.urinary_loss_fraction),
+                     "swissmedic30219"))
+    return rows
+
+
+def _hydroxo_targets() -> list[tuple[float, float]]:
+    import pandas as pd
+
+    losses = pd.read_csv(data_path("literature", "injection_urinary_loss.csv"))
+    sel = losses[(losses.source == "hydroxo1961") & (losses.form == "hydroxocobalamin")]
+    return [(float(r.dose_ug), float(r.urinary_loss_fraction)) for r in sel.itertuples()]
+
+
+def _oral_1ug_absorbed() -> float:
+    import pandas as pd
+
+    carmel = pd.read_csv(data_path("literature", "carmel2008_table1.csv"))
+    row = carmel[(carmel.quantity == "absorbed") & (carmel.population == "normal")
+                 & (carmel.dose_ug == 1)]
+    return float(row.value_ug.iloc[0])
+
+
+def _steady_serum(patient: Patient, params: Parameters) -> float:
+    sys_ = engine._System(patient, patient.parameters(params), ("cyanocobalamin",))
+    return float(sys_.serum_pmol(sys_.plasma_given_stores(sys_.steady_stores())))
+
+
+def _urine_after(params: Parameters, dose: float, form: str, day: float) -> float:
+    df = simulate([DoseEvent(0.0, dose, "im", form)], Patient.preset("healthy"),
+                  days=max(day, 1.0), parameters=params, times=[0.0, day])
+    return float(df["urine_ug"].iloc[-1])
+
+
+def _se_from_jacobian(sol: Any) -> np.ndarray:
+    """Standard errors of least-squares estimates: s^2 (J'J)^-1, s^2 = RSS / (n - p)."""
+    J = np.atleast_2d(sol.jac)
+    n, k = J.shape
+    dof = max(n - k, 1)
+    s2 = float(np.sum(sol.fun ** 2)) / dof
+    cov = s2 * np.linalg.pinv(J.T @ J)
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+
+
+def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
+    """One pass over the training set, in dependency order, starting from ``p``.
+
+    With ``uncertainty=True`` also returns ``<name>_se_log`` (standard error of the log
+    estimate, least-squares fits) or ``<name>_low``/``<name>_high`` (the estimate at the
+    ends of the target's 95% CI, exact-match fits).
+    """
+    out: dict[str, float] = {}
+    # 1. IF Michaelis constant from the 1 ug dose
+    km = p["if_capacity_ug"] / (_oral_1ug_absorbed() - p["passive_fraction"]) - 1.0
+    p = p.replace(if_km_ug=km)
+    out["if_km_ug"] = km
+    # 2. tissue uptake of unbound cyanocobalamin: log retained, equal weights
+    targets = _retention_targets()
+
+    def resid(x: np.ndarray) -> list[float]:
+        q = p.replace(uptake_vmax_ug_per_day=math.exp(x[0]), uptake_km_ug=math.exp(x[1]))
+        return [math.log((d - _urine_after(q, d, "cyanocobalamin", 14.0)) / r)
+                for d, r, _ in targets]
+
+    x0 = np.log([p["uptake_vmax_ug_per_day"], p["uptake_km_ug"]])
+    sol = least_squares(resid, x0, xtol=1e-10, ftol=1e-10)
+    p = p.replace(uptake_vmax_ug_per_day=float(np.exp(sol.x[0])),
+                  uptake_km_ug=float(np.exp(sol.x[1])))
+    out["uptake_vmax_ug_per_day"] = p["uptake_vmax_ug_per_day"]
+    out["uptake_km_ug"] = p["uptake_km_ug"]
+    out["retention_rms_log_residual"] = float(np.sqrt(np.mean(np.square(sol.fun))))
+    if uncertainty:
+        se = _se_from_jacobian(sol)
+        out["uptake_vmax_ug_per_day_se_log"], out["uptake_km_ug_se_log"] = map(float, se)
+    # 3. hydroxocobalamin renal factor: 72-h urinary fraction
+    htargets = _hydroxo_targets()
+
+    def resid_h(x: np.ndarray) -> list[float]:
+        q = p.replace(hydroxo_renal_clearance_factor=float(np.clip(math.exp(x[0]), 0.01, 1.0)))
+        return [_urine_after(q, d, "hydroxocobalamin", 3.0) / d - f for d, f in htargets]
+
+    sol = least_squares(resid_h, [math.log(p["hydroxo_renal_clearance_factor"])], xtol=1e-10)
+    p = p.replace(hydroxo_renal_clearance_factor=float(np.clip(np.exp(sol.x[0]), 0.01, 1.0)))
+    out["hydroxo_renal_clearance_factor"] = p["hydroxo_renal_clearance_factor"]
+    if uncertainty:
+        out["hydroxo_renal_clearance_factor_se_log"] = float(_se_from_jacobian(sol)[0])
+    # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
+    healthy = Patient.preset("healthy")
+    omni = _target("omnivore_serum")
+
+    def ref_for(target: float) -> float:
+        return brentq(lambda r: _steady_serum(healthy, p.replace(reference_serum_pmol_per_l=r))
+                      - target, 250.0, 600.0, xtol=1e-10)
+
+    p = p.replace(reference_serum_pmol_per_l=ref_for(omni["target"]))
+    out["reference_serum_pmol_per_l"] = p["reference_serum_pmol_per_l"]
+    # 5. vegan intake
+    vegan = _target("vegan_serum")
+
+    def intake_for(target: float) -> float:
+        return brentq(lambda i: _steady_serum(Patient(diet_ug_per_day=i), p) - target,
+                      0.0, 5.0, xtol=1e-10)
+
+    out["vegan_diet_ug_per_day"] = intake_for(vegan["target"])
+    # 6. metformin IF factor (a metformin patient = IF route x factor)
+    base = _steady_serum(healthy, p)
+    met = _target("metformin_effect")
+
+    def factor_for(change: float) -> float:
+        return brentq(lambda f: _steady_serum(Patient(intrinsic_factor=f, diet_ug_per_day=5.0),
+                                              p) / base - 1.0 - change, 0.05, 1.0, xtol=1e-10)
+
+    out["metformin_if_factor"] = factor_for(met["target"])
+    if uncertainty:
+        lo, hi = omni["ci95"]
+        out["reference_serum_pmol_per_l_low"], out["reference_serum_pmol_per_l_high"] = \
+            ref_for(lo), ref_for(hi)
+        lo, hi = vegan["ci95"]
+        out["vegan_diet_ug_per_day_low"], out["vegan_diet_ug_per_day_high"] = \
+            intake_for(lo), intake_for(hi)
+        lo, hi = met["ci95"]
+        a, b = factor_for(lo), factor_for(hi)
+        out["metformin_if_factor_low"], out["metformin_if_factor_high"] = min(a, b), max(a, b)
+    return out
+
+
+WHERE = {  # fitted name -> (file, table, key)
+    "if_km_ug": ("model.toml", "parameters.if_km_ug", "value"),
+    "uptake_vmax_ug_per_day": ("model.toml", "parameters.uptake_vmax_ug_per_day", "value"),
+    "uptake_km_ug": ("model.toml", "parameters.uptake_km_ug", "value"),
+    "hydroxo_renal_clearance_factor": ("model.toml",
+                                       "parameters.hydroxo_renal_clearance_factor", "value"),
+    "reference_serum_pmol_per_l": ("model.toml", "parameters.reference_serum_pmol_per_l",
+                                   "value"),
+    "vegan_diet_ug_per_day": ("patients.toml", "presets.vegan", "diet_ug_per_day"),
+    "metformin_if_factor": ("patients.toml", "settings.metformin_if_factor", "value"),
+}
+
+
+def fit(params: Parameters | None = None, max_passes: int = 10,
+        rtol: float = 1e-6) -> dict[str, float]:
+    """Fit the training set, repeating passes until the values stop changing.
+
+    The targets interact weakly (the reference serum sets the haptocorrin load, which
+    changes the retention of an injection), so passes repeat to a fixed point; the last
+    pass also computes the uncertainty.
+    """
+    p = default_parameters() if params is None else params
+    prev: dict[str, float] = {}
+    for _ in range(max_passes):
+        out = fit_pass(p)
+        p = p.replace(**{k: v for k, v in out.items() if k in p.values})
+        if prev and all(abs(out[k] - prev[k]) <= rtol * abs(prev[k]) for k in WHERE):
+            break
+        prev = out
+    return fit_pass(p, uncertainty=True)
+
+
+def current_values() -> dict[str, float]:
+    """The fitted values as they stand in the data files."""
+    p = default_parameters()
+    out = {k: p[k] for k in WHERE if k in p.values}
+    out["vegan_diet_ug_per_day"] = Patient.preset("vegan").diet_ug_per_day
+    out["metformin_if_factor"] = model._setting("metformin_if_factor")
+    return out
+
+
+def _write_value(path: Path, table: str, key: str, value: float, today: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(f"[{table}]")
+    end = text.find("\n[", start + 1)
+    end = len(text) if end < 0 else end
+    block = text[start:end]
+    block = re.sub(rf"^{key} = .*$", f"{key} = {value:.6g}", block, count=1, flags=re.M)
+    if re.search(r"^fitted_on = ", block, flags=re.M):
+        block = re.sub(r"^fitted_on = .*$", f'fitted_on = "{today}"', block, flags=re.M)
+    else:
+        block = block.rstrip("\n") + f'\nfitted_on = "{today}"\n'
+    path.write_text(text[:start] + block + text[end:], encoding="utf-8")
+
+
+def write_fit(fitted: dict[str, float], today: str | None = None) -> None:
+    """Write fitted values (and ``fitted_on``) to the data files, and the results table to
+    ``data/calibration.toml``."""
+    today = today or _dt.date.today().isoformat()
+    for k, (fname, table, key) in WHERE.items():
+        _write_value(data_path(fname), table, key, fitted[k], today)
+    cal = data_path("calibration.toml")
+    text = cal.read_text(encoding="utf-8")
+    text = text.split("\n[results]")[0].rstrip("\n")
+    lines = ["", "[results]", f'fitted_on = "{today}"']
+    lines += [f"{k} = {v:.6g}" for k, v in fitted.items()]
+    cal.write_text(text + "\n" + "\n".join(lines) + "\n", encoding="utf-8")

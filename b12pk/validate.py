@@ -1,0 +1,310 @@
+"""Validation: simulate every trial arm in ``data/literature/trials/`` and compare.
+
+Each trial dataset is a tidy CSV with a TOML sidecar (citation, where the numbers stand,
+transformations). Rows whose outcome a single typical patient can be compared with (serum
+B12 means/medians, peak serum after a single dose, serum relative to baseline) are
+simulated with the arm's own regimen, the population's preset (``data/validation.toml``)
+and the arm's own baseline; everything else is listed as not checkable by this model.
+
+No trial here was used to fit a parameter (the training set is in ``data/calibration.toml``).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._data import data_path
+from .engine import simulate
+from .errors import FileFormatError
+from .model import Patient, pg_per_ml_to_pmol_per_l
+from .regimen import Regimen
+
+__all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL_COLUMNS",
+           "plot_validation", "write_validation"]
+
+TRIAL_COLUMNS = ("arm", "n", "regimen_text", "route", "form", "population", "baseline_value",
+                 "time_days", "outcome", "statistic", "value", "unit", "spread", "spread_kind",
+                 "where", "note")
+
+
+def _trials_dir() -> Path:
+    return data_path("literature", "trials")
+
+
+def load_trials(folder: str | Path | None = None) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Read every trial dataset: ``stem -> (DataFrame, sidecar dict)``.
+
+    Raises
+    ------
+    FileFormatError
+        A CSV without its sidecar, a sidecar without a citation, or missing columns.
+    """
+    import pandas as pd
+
+    folder = Path(folder) if folder is not None else _trials_dir()
+    out = {}
+    for csv in sorted(folder.glob("*.csv")):
+        side = csv.with_suffix(".toml")
+        if not side.is_file():
+            raise FileFormatError(f"trial dataset {csv.name} has no sidecar {side.name}")
+        with open(side, "rb") as fh:
+            meta = tomllib.load(fh)
+        if not str(meta.get("citation", "")).strip():
+            raise FileFormatError(f"trial sidecar {side.name} has no citation")
+        df = pd.read_csv(csv, dtype={"spread": str})
+        missing = [c for c in TRIAL_COLUMNS if c not in df.columns]
+        if missing:
+            raise FileFormatError(f"trial dataset {csv.name} lacks columns {missing}")
+        out[csv.stem] = (df, meta)
+    return out
+
+
+def _config() -> dict[str, Any]:
+    with open(data_path("validation.toml"), "rb") as fh:
+        return tomllib.load(fh)
+
+
+def _to_pmol(value: float, unit: str) -> float:
+    unit = unit.strip()
+    if unit == "pmol/L":
+        return float(value)
+    if unit in ("pg/mL", "ng/L"):
+        return pg_per_ml_to_pmol_per_l(float(value))
+    raise FileFormatError(f"serum unit {unit!r} not understood; accepted: pmol/L, pg/mL, ng/L")
+
+
+def _spread_interval(row: Any) -> tuple[float, float] | None:
+    """Observed interval (pmol/L or ratio) from the spread columns, or None."""
+    kind = str(row.spread_kind) if isinstance(row.spread_kind, str) else ""
+    spread = row.spread if isinstance(row.spread, str) else ""
+    if not kind or not spread:
+        return None
+    conv = (lambda v: _to_pmol(v, row.unit)) if row.outcome.startswith("serum") and \
+        row.statistic != "ratio_to_baseline" else float
+    if kind in ("SD", "SE"):
+        centre, half = conv(row.value), conv(float(spread))
+        return centre - half, centre + half
+    if kind in ("IQR", "range", "95CI"):
+        lo, hi = (float(x) for x in spread.split("-"))
+        return conv(lo), conv(hi)
+    return None
+
+
+@dataclass
+class Validation:
+    """Result of :func:`validate`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per compared point: trial, arm, population, preset, time_days, outcome,
+        statistic, observed, observed_low, observed_high (spread, pmol/L or ratio),
+        predicted, predicted_alternative, ratio (predicted / observed), within_2fold,
+        within_spread (True/False/NA), where, citation.
+    not_checkable : pandas.DataFrame
+        Rows the model cannot be compared with, and why.
+    """
+
+    table: Any
+    not_checkable: Any
+
+    def summary(self) -> dict[str, float]:
+        """Geometric mean fold error, % within 2-fold, % within the reported spread."""
+        return validation_summary(self.table)
+
+
+def validation_summary(table: Any) -> dict[str, float]:
+    """Summary statistics of a validation table.
+
+    Returns
+    -------
+    dict
+        ``n_points``, ``n_trials``, ``n_arms``, ``gmfe`` (exp of mean |ln ratio|),
+        ``pct_within_2fold``, ``n_with_spread``, ``pct_within_spread``, ``bias``
+        (geometric mean ratio).
+    """
+    ratio = table["ratio"].to_numpy(dtype=float)
+    log_r = np.log(ratio)
+    spread = table["within_spread"].dropna()
+    return {
+        "n_points": int(len(table)),
+        "n_trials": int(table["trial"].nunique()),
+        "n_arms": int(table[["trial", "arm"]].drop_duplicates().shape[0]),
+        "gmfe": float(np.exp(np.mean(np.abs(log_r)))) if len(table) else math.nan,
+        "bias": float(np.exp(np.mean(log_r))) if len(table) else math.nan,
+        "pct_within_2fold": float(100.0 * np.mean(np.abs(log_r) <= math.log(2.0)))
+        if len(table) else math.nan,
+        "n_with_spread": int(len(spread)),
+        "pct_within_spread": float(100.0 * spread.astype(bool).mean()) if len(spread)
+        else math.nan,
+    }
+
+
+def _patient(population: str, preset_key: str, baseline_pmol: float | None) -> Patient:
+    pops = _config()["populations"]
+    if population not in pops:
+        raise FileFormatError(f"trial population {population!r} has no mapping in "
+                              f"data/validation.toml; known: {', '.join(pops)}")
+    preset = pops[population][preset_key]
+    if baseline_pmol is None:
+        return Patient.preset(preset)
+    return Patient.preset(preset, serum_pmol_per_l=baseline_pmol)
+
+
+def _predict(row: Any, regimen: Regimen, patient: Patient) -> float:
+    t = float(row.time_days)
+    if row.outcome == "serum_b12_cmax":
+        # peak of the simulated curve in the first day (fine grid: every minute for 6 h)
+        times = np.concatenate([np.arange(0, 6 * 60 + 1) / 1440.0, np.linspace(0.25, 1, 19)])
+        df = simulate(regimen, patient, days=1.0, times=times)
+        return float(df["serum_pmol_per_l"].max())
+    days = max(t, 1.0)
+    df = simulate(regimen, patient, days=days, times=[0.0, t] if t > 0 else [0.0])
+    value = float(df["serum_pmol_per_l"].iloc[-1])
+    if row.statistic == "ratio_to_baseline":
+        return value / float(df["serum_pmol_per_l"].iloc[0])
+    return value
+
+
+def validate(folder: str | Path | None = None) -> Validation:
+    """Simulate every checkable trial row and compare with the observation."""
+    import pandas as pd
+
+    cfg = _config()
+    checkable = set(cfg["outcomes"]["checkable"])
+    statistics = set(cfg["outcomes"]["statistics"])
+    rows, skipped = [], []
+    for stem, (df, meta) in load_trials(folder).items():
+        for row in df.itertuples(index=False):
+            reason = None
+            if row.outcome not in checkable:
+                reason = (f"outcome {row.outcome} needs a population or a metabolic model "
+                          "(b12pk simulates serum B12 and stores of one typical patient)")
+            elif row.statistic not in statistics:
+                reason = f"statistic {row.statistic} not comparable with one typical patient"
+            elif float(row.time_days) <= 0 and row.outcome == "serum_b12" and \
+                    row.statistic != "ratio_to_baseline":
+                reason = "baseline (used as the starting value, not a prediction)"
+            if reason is not None:
+                skipped.append({"trial": stem, "arm": row.arm, "time_days": row.time_days,
+                                "outcome": row.outcome, "statistic": row.statistic,
+                                "why_not_checked": reason})
+                continue
+            regimen = Regimen.parse(row.regimen_text)
+            baseline = None
+            if not (isinstance(row.baseline_value, float) and math.isnan(row.baseline_value)):
+                baseline = _to_pmol(float(row.baseline_value),
+                                    "pg/mL" if row.statistic == "ratio_to_baseline"
+                                    else row.unit)
+            pred = _predict(row, regimen, _patient(row.population, "preset", baseline))
+            alt = _predict(row, regimen, _patient(row.population, "alternative", baseline))
+            if row.statistic == "ratio_to_baseline":
+                observed = float(row.value)
+            else:
+                observed = _to_pmol(float(row.value), row.unit)
+            interval = _spread_interval(row)
+            ratio = pred / observed
+            rows.append({
+                "trial": stem, "arm": row.arm, "n": row.n, "population": row.population,
+                "preset": cfg["populations"][row.population]["preset"],
+                "regimen": row.regimen_text, "time_days": float(row.time_days),
+                "outcome": row.outcome, "statistic": row.statistic,
+                "observed": observed,
+                "observed_low": interval[0] if interval else math.nan,
+                "observed_high": interval[1] if interval else math.nan,
+                "unit": "ratio" if row.statistic == "ratio_to_baseline" else "pmol/L",
+                "predicted": pred, "predicted_alternative": alt, "ratio": ratio,
+                "within_2fold": bool(abs(math.log(ratio)) <= math.log(2.0)),
+                "within_spread": (bool(interval[0] <= pred <= interval[1]) if interval
+                                  else pd.NA),
+                "where": row.where, "citation": meta["citation"],
+                "note": row.note if isinstance(row.note, str) else "",
+            })
+    table = pd.DataFrame(rows)
+    return Validation(table=table, not_checkable=pd.DataFrame(skipped))
+
+
+def plot_validation(validation: Validation, ax: Any = None) -> Any:
+    """Predicted versus observed (log axes, identity line, 2-fold band, points labelled)."""
+    import matplotlib.pyplot as plt
+
+    table = validation.table
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
+    conc = table[table["unit"] == "pmol/L"]
+    lo = float(min(conc["observed"].min(), conc["predicted"].min())) / 2.5
+    hi = float(max(conc["observed"].max(), conc["predicted"].max())) * 2.5
+    xs = np.array([lo, hi])
+    ax.fill_between(xs, xs / 2, xs * 2, color="#DDDDDD", alpha=0.6, label="within 2-fold")
+    ax.plot(xs, xs, color="#333333", linewidth=1.0, label="identity")
+    markers = {"serum_b12": "o", "serum_b12_cmax": "^"}
+    colours = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+    trials = list(dict.fromkeys(conc["trial"]))
+    for i, trial in enumerate(trials):
+        sub = conc[conc["trial"] == trial]
+        for outcome, part in sub.groupby("outcome"):
+            ax.scatter(part["observed"], part["predicted"], s=46, zorder=3,
+                       marker=markers.get(outcome, "s"), color=colours[i % len(colours)],
+                       edgecolor="white", linewidth=0.6,
+                       label=trial if outcome == sub["outcome"].iloc[0] else None)
+            for r in part.itertuples():
+                err = [[r.observed - r.observed_low], [r.observed_high - r.observed]] \
+                    if not math.isnan(r.observed_low) else None
+                if err is not None:
+                    ax.errorbar([r.observed], [r.predicted], xerr=err, fmt="none",
+                                ecolor=colours[i % len(colours)], elinewidth=0.8, zorder=2)
+                when = (f"{r.time_days * 1440:.0f} min" if r.time_days < 1
+                        else f"day {r.time_days:g}")
+                ax.annotate(f"{trial.split('_')[0]}: {r.arm}, {when}",
+                            (r.observed, r.predicted),
+                            textcoords="offset points", xytext=(5, 4), fontsize=7.5,
+                            color="#333333")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    from matplotlib.ticker import FuncFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    ax.set_xlabel("Observed serum B12 (pmol/L; mean or median, bars: reported spread)")
+    ax.set_ylabel("Predicted serum B12, b12pk (pmol/L)")
+    s = validation_summary(table)
+    n_ratio = int((table["unit"] != "pmol/L").sum())
+    ax.set_title(f"b12pk vs trial data (all {s['n_points']} points, {s['n_trials']} trials): "
+                 f"GMFE {s['gmfe']:.2f}, {s['pct_within_2fold']:.0f}% within 2-fold\n"
+                 f"shown: concentrations; {n_ratio} ratio-to-baseline points are in the table",
+                 fontsize=10, loc="left")
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.grid(True, which="major", color="#E5E5E5")
+    return ax
+
+
+def write_validation(validation: Validation, out: str | Path) -> Path:
+    """Write ``validation.csv``, ``not_checkable.csv``, ``summary.json`` and the
+    predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically)."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .plot import save_figure
+    from .report import atomic_output_dir
+
+    with atomic_output_dir(out) as tmp:
+        validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
+        validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
+        (tmp / "summary.json").write_text(json.dumps(validation.summary(), indent=2) + "\n",
+                                          encoding="utf-8")
+        ax = plot_validation(validation)
+        save_figure(ax.figure, tmp / "predicted_vs_observed")
+        plt.close(ax.figure)
+    return Path(out)
