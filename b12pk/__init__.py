@@ -17,8 +17,9 @@ from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileF
 from .events import read_event_table, to_event_table, write_event_table
 from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
                     parameter_table, pg_per_ml_to_pmol_per_l, pmol_per_l_to_pg_per_ml)
-from .plot import (plot_comparison, plot_holotc, plot_regimen_grid, plot_serum, plot_stores,
-                   plot_summary, save_figure)
+from .plot import (plot_band_probabilities, plot_comparison, plot_fan, plot_holotc,
+                   plot_regimen_grid, plot_serum, plot_stores, plot_summary, save_figure)
+from .population import PopulationResult, PopulationSpec, simulate_population
 from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_regimen,
                       regimen_variants)
 from .report import write_report
@@ -34,7 +35,9 @@ __all__ = [
     # compare, plot, report
     "compare", "summarize", "Comparison", "NamedRegimen", "NamedPatient", "write_report",
     "plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
-    "plot_regimen_grid", "save_figure",
+    "plot_regimen_grid", "plot_fan", "plot_band_probabilities", "save_figure",
+    # populations
+    "PopulationSpec", "PopulationResult", "simulate_population",
     # regimens
     "Regimen", "DoseEvent", "parse_regimen", "regimen_variants", "load_regimens",
     "ROUTES", "FORMS",

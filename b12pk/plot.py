@@ -976,3 +976,97 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
     with matplotlib.rc_context({"svg.hashsalt": "b12pk", "svg.fonttype": "path"}):
         fig.savefig(svg, bbox_inches="tight", facecolor="white", metadata={"Date": None})
     return [png, svg]
+
+
+def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
+             quantity: str = "serum_pmol_per_l", bands: bool = True,
+             time_unit: str = "auto", title: str | None = None) -> "Axes":
+    """Fan chart of a population quantity: median line, 25-75% and 5-95% bands.
+
+    Parameters
+    ----------
+    populations : Mapping[str, PopulationResult] or PopulationResult
+        One fan per label (regimen comparison), from :func:`b12pk.simulate_population`.
+    quantity : {"serum_pmol_per_l", "stores_ug"}
+        What to draw.
+    bands : bool
+        Shade the serum laboratory bands (serum only).
+    """
+    if quantity not in ("serum_pmol_per_l", "stores_ug"):
+        raise UnknownNameError(f"unknown quantity {quantity!r}; accepted: serum_pmol_per_l, "
+                               "stores_ug")
+    _check_time_unit(time_unit)
+    if hasattr(populations, "quantiles"):
+        populations = {"": populations}
+    if not isinstance(populations, Mapping) or not populations:
+        raise InputError("populations must be a PopulationResult or a non-empty mapping "
+                         "label -> PopulationResult")
+    horizon = max(float(p.days) for p in populations.values())
+    tu = _resolve_time_unit(time_unit, horizon)
+    if ax is None:
+        ax = _new_axes((9.0, 5.8))
+    lows, highs = [], []
+    for i, (label, pop) in enumerate(populations.items()):
+        q = pop.quantiles.pivot(index="time_days", columns="quantile", values=quantity)
+        t = q.index.to_numpy() / _DAYS_PER[tu]
+        st = _style(i)
+        for lo, hi, alpha in ((5.0, 95.0, 0.15), (25.0, 75.0, 0.3)):
+            if lo in q.columns and hi in q.columns:
+                ax.fill_between(t, q[lo], q[hi], color=st["color"], alpha=alpha, linewidth=0,
+                                zorder=1.5)
+                lows.append(q[lo].min())
+                highs.append(q[hi].max())
+        if 50.0 in q.columns:
+            ax.plot(t, q[50.0], color=st["color"], linestyle=st["linestyle"], linewidth=1.6,
+                    label=_wrap(f"{label} (median; 25-75%, 5-95%)" if label else
+                                "median; 25-75%, 5-95%", _LEGEND_WRAP), gid="curve")
+    if quantity == "serum_pmol_per_l":
+        ax.set_yscale("log")
+        lo = min(min(lows), 132.8) / 1.5
+        hi = max(max(highs), 400.0) * 1.5
+        ax.set_ylim(lo, hi)
+        _format_log_axis(ax, lo, hi)
+        if bands:
+            _draw_bands(ax, _serum_bands("pmol/L"), True)
+        ax.set_ylabel("Serum B12 (pmol/L)")
+        default = "Serum B12 in the virtual population"
+    else:
+        ax.set_ylim(0, max(highs) * 1.08)
+        ax.set_ylabel("Body B12 stores (µg)")
+        default = "Body B12 stores in the virtual population"
+    _format_time_axis(ax, tu, horizon)
+    ax.set_title(default if title is None else title, loc="left", fontsize=11,
+                 fontweight="bold")
+    ax.grid(True, color="#DDDDDD", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    _legend_below(ax)
+    return ax
+
+
+def plot_band_probabilities(population: Any, ax: "Axes | None" = None, *,
+                            time_unit: str = "auto", title: str | None = None) -> "Axes":
+    """Stacked areas: probability of each serum laboratory band over time."""
+    _check_time_unit(time_unit)
+    if not hasattr(population, "bands"):
+        raise InputError("population must be a PopulationResult")
+    tu = _resolve_time_unit(time_unit, float(population.days))
+    if ax is None:
+        ax = _new_axes((9.0, 4.8))
+    b = population.bands.pivot(index="time_days", columns="band", values="probability")
+    t = b.index.to_numpy() / _DAYS_PER[tu]
+    order = [c for c in ("deficient", "indeterminate", "unlikely") if c in b.columns]
+    colours = {k: _BAND_FILL[k][0] for k in order}
+    ax.stackplot(t, *[100 * b[c].to_numpy() for c in order],
+                 labels=[f"{_BAND_PREFIX[c]}" for c in order],
+                 colors=[colours[c] for c in order], alpha=0.9)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("Share of patients (%)")
+    _format_time_axis(ax, tu, float(population.days))
+    ax.set_title("Share of the population in each serum B12 band" if title is None else title,
+                 loc="left", fontsize=11, fontweight="bold")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    _legend_below(ax, ncol=3)
+    return ax
