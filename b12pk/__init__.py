@@ -20,6 +20,7 @@ from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
 from .plot import (plot_band_probabilities, plot_comparison, plot_fan, plot_holotc,
                    plot_regimen_grid, plot_serum, plot_stores, plot_summary, save_figure)
 from .population import PopulationResult, PopulationSpec, simulate_population
+from .sbml import SBMLUnavailableError, check_sbml, to_sbml, write_sbml
 from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_regimen,
                       regimen_variants)
 from .report import write_report
@@ -36,6 +37,8 @@ __all__ = [
     "compare", "summarize", "Comparison", "NamedRegimen", "NamedPatient", "write_report",
     "plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
     "plot_regimen_grid", "plot_fan", "plot_band_probabilities", "save_figure",
+    # model exchange (needs b12pk[sbml])
+    "to_sbml", "write_sbml", "check_sbml", "SBMLUnavailableError",
     # populations
     "PopulationSpec", "PopulationResult", "simulate_population",
     # regimens

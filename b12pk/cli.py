@@ -130,6 +130,26 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="identical typical patients (checks)")
     pp.add_argument("--out", default="b12pk-population", help="output folder")
 
+    xs = sub.add_parser("export-sbml", help="write the model for a patient as SBML (needs "
+                        "b12pk[sbml])",
+                        description="Write the B12 model for one patient (and the doses of a "
+                        "regimen as events) as an SBML Level 3 document for COPASI, "
+                        "Tellurium/libRoadRunner, PK-Sim or SimBiology.",
+                        epilog="examples:\n  b12pk export-sbml --patient pernicious-anaemia "
+                        "--regimen \"1000 mcg hydroxocobalamin IM monthly\" --days 365 "
+                        "--out b12.xml --check", formatter_class=fmt)
+    xs.add_argument("--patient", default="healthy", metavar="PRESET|FILE",
+                    help="patient preset or TOML file with one patient (default healthy)")
+    xs.add_argument("--regimen", default=None, metavar="TEXT|FILE",
+                    help="regimen whose doses become SBML events (optional)")
+    xs.add_argument("--days", type=float, default=365.0,
+                    help="horizon: doses before it are exported (default 365)")
+    xs.add_argument("--baseline-serum", type=float, default=None, metavar="PMOL_PER_L",
+                    help="starting serum B12 (pmol/L)")
+    xs.add_argument("--out", default="b12pk-model.xml", metavar="FILE", help="SBML file")
+    xs.add_argument("--check", action="store_true",
+                    help="run libSBML's consistency checks and fail on any message")
+
     sub.add_parser("presets", help="list the patient presets",
                    description="List the patient presets and what they change.")
     sub.add_parser("parameters", help="print the model parameters with their sources as CSV",
@@ -246,6 +266,9 @@ def _write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a CSV gets normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -282,6 +305,34 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
     deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])
     print(f"b12pk: wrote {args.out}/ ({result.n:,} patients, seed {result.seed}; "
           f"{deficient:.1f}% deficient at day {result.days:g}). Educational simulation.")
+    return 0
+
+
+def _cmd_export_sbml(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .sbml import check_sbml, write_sbml
+
+    patient = _one_patient(args.patient)
+    if args.baseline_serum is not None:
+        patient = dataclasses.replace(patient, baseline_serum_pmol_per_l=args.baseline_serum,
+                                      baseline_stores_ug=None)
+    regimen = None
+    if args.regimen is not None:
+        regimens = _regimens([args.regimen])
+        if len(regimens) != 1:
+            raise InputError(f"export-sbml takes at most one regimen; {args.regimen!r} holds "
+                             f"{len(regimens)}")
+        regimen = regimens[0].regimen
+    if args.check:
+        from .sbml import to_sbml
+
+        messages = check_sbml(to_sbml(patient, regimen, days=args.days))
+        if messages:
+            raise InputError("the SBML document failed libSBML's checks: "
+                             + "; ".join(messages[:3]))
+    path = write_sbml(args.out, patient, regimen, days=args.days)
+    print(f"b12pk: wrote {path} (SBML Level 3; patient {patient.name})")
     return 0
 
 
@@ -334,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compare(args, argv)
         if args.command == "simulate":
             return _cmd_simulate(args)
+        if args.command == "export-sbml":
+            return _cmd_export_sbml(args)
         if args.command == "population":
             return _cmd_population(args, argv)
         if args.command == "validate":

@@ -199,3 +199,19 @@ def test_console_script_runs_as_a_module():
                          text=True)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1
+
+
+def test_export_sbml_command_writes_a_checked_document(tmp_path, capsys):
+    pytest.importorskip("libsbml", reason="SBML export needs the b12pk[sbml] extra")
+    out = tmp_path / "m.xml"
+    code = main(["export-sbml", "--patient", "pernicious-anaemia", "--regimen",
+                 "1000 mcg hydroxocobalamin IM monthly", "--days", "60", "--out", str(out),
+                 "--check"])
+    assert code == 0
+    assert out.read_text(encoding="utf-8").startswith("<?xml")
+
+
+def test_export_sbml_into_a_missing_folder_is_one_line_error(tmp_path, capsys):
+    pytest.importorskip("libsbml", reason="SBML export needs the b12pk[sbml] extra")
+    code, _, err = run_cli(["export-sbml", "--out", str(tmp_path / "nope" / "m.xml")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err

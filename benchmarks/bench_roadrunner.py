@@ -1,0 +1,146 @@
+"""Benchmark: one population simulated by libRoadRunner (the exported SBML model) and by b12pk.
+
+libRoadRunner is used its fastest documented way for a population: the model is loaded
+(JIT-compiled) once per regimen, then for each patient the initial values of the
+patient-dependent parameters and amounts are set (``rr.model.setValue("init(id)", v)``,
+values from :func:`b12pk.sbml.patient_values`), the model is reset with ``resetAll`` and
+simulated at daily output times. b12pk has no vectorised population engine yet (issue 8),
+so its time is that of one ``b12pk.simulate`` call per patient.
+
+Run::
+
+    python benchmarks/bench_roadrunner.py [--patients 30] [--days 365] [--seed 1]
+
+Prints, per regimen, the one-off export and load time, the per-patient time of each tool,
+their ratio, and the worst relative difference in serum B12 and stores over the population.
+Needs the ``b12pk[sbml]`` extra (python-libsbml, libroadrunner).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import b12pk  # noqa: E402
+from b12pk import Patient, sbml  # noqa: E402
+
+REGIMENS = {
+    "oral 2000 ug daily": "2000 mcg oral daily",
+    "IM hydroxo loading + monthly": "1000 mcg hydroxocobalamin IM three times weekly for "
+                                    "2 weeks, then monthly",
+    "intranasal 1000 ug every 3 days": "1000 mcg cyanocobalamin intranasal every 3 days",
+}
+PRESETS = ("healthy", "pernicious-anaemia", "renal-impairment", "vegan", "atrophic-gastritis",
+           "metformin", "ileal-resection")
+
+
+def population(n: int, seed: int) -> list[Patient]:
+    """n patients: a preset with random eGFR, diet and (for deficiency presets) baseline."""
+    rng = np.random.default_rng(seed)
+    out: list[Patient] = []
+    while len(out) < n:
+        preset = PRESETS[rng.integers(len(PRESETS))]
+        settings = {"egfr_ml_min": float(rng.uniform(15, 120)),
+                    "diet_ug_per_day": float(rng.uniform(1.5, 8.0))}
+        if preset not in ("healthy", "vegan"):
+            settings["serum_pmol_per_l"] = float(rng.uniform(80, 250))
+        patient = Patient.preset(preset, **settings)
+        try:
+            b12pk.simulate([], patient, days=1)  # a baseline the diet cannot reach: redraw
+        except b12pk.InputError:
+            continue
+        out.append(patient)
+    return out
+
+
+def bench(regimen: str, patients: list[Patient], days: float) -> dict[str, float]:
+    times = np.arange(int(days) + 1, dtype=float)
+    t0 = time.perf_counter()
+    text = sbml.to_sbml(patients[0], regimen, days=days)
+    t1 = time.perf_counter()
+    rr = sbml.load_roadrunner(text)
+    t2 = time.perf_counter()
+    selections = ["time", "serum_pmol_per_l", "stores"]
+    rr.simulate(times=times, selections=selections)  # warm-up
+
+    # libRoadRunner: new initial values, resetAll, simulate
+    rr_results = []
+    t_values = t_sim = 0.0
+    for patient in patients:
+        a = time.perf_counter()
+        values = sbml.patient_values(patient, regimen, days)
+        b = time.perf_counter()
+        for sid, v in values.items():
+            rr.model.setValue(f"init({sid})", v)
+        rr.resetAll()
+        res = rr.simulate(times=times, selections=selections)
+        c = time.perf_counter()
+        rr_results.append(np.asarray(res))
+        t_values += b - a
+        t_sim += c - b
+
+    # b12pk: one simulate call per patient
+    ref = []
+    a = time.perf_counter()
+    for patient in patients:
+        ref.append(b12pk.simulate(regimen, patient, days, times=times))
+    t_b12pk = time.perf_counter() - a
+
+    worst_serum = max(float(np.max(np.abs(r[:, 1] - d["serum_pmol_per_l"].to_numpy())
+                                   / d["serum_pmol_per_l"].to_numpy()))
+                      for r, d in zip(rr_results, ref))
+    worst_stores = max(float(np.max(np.abs(r[:, 2] - d["stores_ug"].to_numpy())
+                                    / d["stores_ug"].to_numpy()))
+                       for r, d in zip(rr_results, ref))
+    n = len(patients)
+    return {
+        "events": text.count("<event "),
+        "export_s": t1 - t0,
+        "load_s": t2 - t1,
+        "rr_sim_ms": 1e3 * t_sim / n,
+        "rr_total_ms": 1e3 * (t_sim + t_values) / n,
+        "b12pk_ms": 1e3 * t_b12pk / n,
+        "worst_serum": worst_serum,
+        "worst_stores": worst_stores,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=30)
+    ap.add_argument("--days", type=float, default=365.0)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    import roadrunner
+
+    patients = population(args.patients, args.seed)
+    print(f"b12pk {b12pk.__version__} vs libRoadRunner {roadrunner.__version__}; "
+          f"{args.patients} patients, {args.days:g} days, daily output; Python "
+          f"{platform.python_version()}, {os.cpu_count()} CPUs")
+    print("rr/patient: init values set + resetAll + simulate (CVODE rtol 1e-10, atol 1e-10); "
+          "rr+values also counts computing the patient's values in Python (patient_values).")
+    head = (f"{'regimen':33s} {'events':>6s} {'load s':>7s} {'rr ms':>8s} {'rr+val ms':>9s} "
+            f"{'b12pk ms':>9s} {'b12pk/rr':>8s} {'worst serum':>11s} {'worst stores':>12s}")
+    print(head)
+    print("-" * len(head))
+    for name, regimen in REGIMENS.items():
+        r = bench(regimen, patients, args.days)
+        print(f"{name:33s} {r['events']:6d} {r['export_s'] + r['load_s']:7.2f} "
+              f"{r['rr_sim_ms']:8.2f} {r['rr_total_ms']:9.2f} {r['b12pk_ms']:9.2f} "
+              f"{r['b12pk_ms'] / r['rr_total_ms']:8.2f} {r['worst_serum']:11.1e} "
+              f"{r['worst_stores']:12.1e}", flush=True)
+    print("load s = export (b12pk.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per "
+          "regimen; ratio = b12pk ms / rr+values ms (> 1: libRoadRunner faster).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
