@@ -271,6 +271,13 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
     if "validation" in figs:
         items.append(("img", figs["validation"], "Predicted versus observed serum B12 "
                       "(log axes, identity line, 2-fold band)"))
+    from .validate import suspected_mechanisms
+
+    misses = suspected_mechanisms()
+    if misses:
+        items.append(("h3", "Where the model misses, and why we suspect it does"))
+        items.append(("table", ["trial", "arm", "finding", "suspected mechanism"],
+                      [[m["trial"], m["arm"], m["finding"], m["mechanism"]] for m in misses]))
     t = validation.table
     rows = [[r.trial, r.arm, r.preset, f"{r.time_days:g}", r.statistic, f"{r.observed:.3g}",
              (f"{r.observed_low:.3g}-{r.observed_high:.3g}" if r.observed_low == r.observed_low

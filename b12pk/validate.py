@@ -26,7 +26,7 @@ from .model import Patient, pg_per_ml_to_pmol_per_l
 from .regimen import Regimen
 
 __all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL_COLUMNS",
-           "plot_validation", "write_validation"]
+           "plot_validation", "write_validation", "suspected_mechanisms"]
 
 TRIAL_COLUMNS = ("arm", "n", "regimen_text", "route", "form", "population", "baseline_value",
                  "time_days", "outcome", "statistic", "value", "unit", "spread", "spread_kind",
@@ -68,6 +68,12 @@ def load_trials(folder: str | Path | None = None) -> dict[str, tuple[Any, dict[s
 def _config() -> dict[str, Any]:
     with open(data_path("validation.toml"), "rb") as fh:
         return tomllib.load(fh)
+
+
+def suspected_mechanisms() -> list[dict[str, str]]:
+    """The documented misses of the model and the mechanism suspected for each
+    (``[[suspected]]`` in ``data/validation.toml``)."""
+    return list(_config().get("suspected", []))
 
 
 def _to_pmol(value: float, unit: str) -> float:

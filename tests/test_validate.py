@@ -123,3 +123,14 @@ def test_trial_dataset_without_citation_is_rejected(tmp_path):
     (tmp_path / "x.toml").write_text('kind = "trial"\n')
     with pytest.raises(b12pk.FileFormatError, match="no citation"):
         load_trials(tmp_path)
+
+
+def test_every_documented_miss_is_a_real_miss(validation):
+    from b12pk.validate import suspected_mechanisms
+
+    t = validation.table
+    for m in suspected_mechanisms():
+        rows = t[(t["trial"] == m["trial"]) & (t["arm"] == m["arm"])]
+        assert len(rows), m["trial"]
+        off = (np.abs(np.log(rows["ratio"])) > np.log(1.3)).any()
+        assert off, f"{m['trial']}/{m['arm']} is no longer a miss: update data/validation.toml"
