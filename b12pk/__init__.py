@@ -14,6 +14,7 @@ from .engine import MAX_DAYS, simulate, steady_state_stores_ug
 from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
                      HorizonError, InputError, ParameterError, PatientError, RegimenSyntaxError,
                      ResourceError, UnknownNameError)
+from .evidence import evaluate_claims, evidence_markdown, load_claims, write_evidence
 from .events import read_event_table, to_event_table, write_event_table
 from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
                     parameter_table, pg_per_ml_to_pmol_per_l, pmol_per_l_to_pg_per_ml)
@@ -37,6 +38,8 @@ __all__ = [
     "compare", "summarize", "Comparison", "NamedRegimen", "NamedPatient", "write_report",
     "plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
     "plot_regimen_grid", "plot_fan", "plot_band_probabilities", "save_figure",
+    # evidence analysis
+    "evaluate_claims", "load_claims", "write_evidence", "evidence_markdown",
     # model exchange (needs b12pk[sbml])
     "to_sbml", "write_sbml", "check_sbml", "SBMLUnavailableError",
     # populations

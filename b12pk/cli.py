@@ -73,6 +73,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help=f"patient preset ({', '.join(PRESETS)}) or TOML file (repeatable)")
     c.add_argument("--days", type=float, default=None, help="horizon in days (default 365)")
     c.add_argument("--out", default="b12pk-report", help="output folder (default b12pk-report)")
+    c.add_argument("--evidence", action="store_true",
+                   help="add the evidence analysis of the seed documents' claims (minutes)")
 
     s = sub.add_parser("simulate", help="one regimen and patient; time course as CSV",
                        description="Simulate one regimen for one patient and write the time "
@@ -150,6 +152,19 @@ def _build_parser() -> argparse.ArgumentParser:
     xs.add_argument("--check", action="store_true",
                     help="run libSBML's consistency checks and fail on any message")
 
+    ev = sub.add_parser("evidence", help="check the seed documents' claims against the model "
+                        "and trial data",
+                        description="Evaluate every claim in data/claims/claims.csv and write "
+                        "evidence.csv, contradictions.csv, evidence.md and evidence.png. The "
+                        "whole catalogue takes a few minutes.",
+                        epilog="examples:\n  b12pk evidence --out b12pk-evidence\n  b12pk "
+                        "evidence --ids C001,C307 --out quick", formatter_class=fmt)
+    ev.add_argument("--ids", default=None, help="comma-separated claim ids (default: all)")
+    ev.add_argument("--max-days", type=float, default=None,
+                    help="cap every claim's horizon (quick runs)")
+    ev.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    ev.add_argument("--out", default="b12pk-evidence", help="output folder")
+
     sub.add_parser("presets", help="list the patient presets",
                    description="List the patient presets and what they change.")
     sub.add_parser("parameters", help="print the model parameters with their sources as CSV",
@@ -211,7 +226,13 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .validate import validate
 
     comp = compare(regimens, patients, args.days, progress=_progress)
-    out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate())
+    evidence = None
+    if args.evidence:
+        from .evidence import evaluate_claims
+
+        evidence = evaluate_claims(progress=lambda d, t, cid: _progress(d, t, f"claim {cid}"))
+    out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate(),
+                       evidence=evidence)
     n = len(comp.summary)
     print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
           "figures/, run.json). Educational simulation, not a prescription.")
@@ -336,6 +357,23 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evidence(args: argparse.Namespace) -> int:
+    from .evidence import evaluate_claims, write_evidence
+    from .report import atomic_output_dir
+
+    ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers {args.workers} is not accepted; accepted: 1 or more")
+    result = evaluate_claims(ids=ids, max_days=args.max_days, workers=args.workers,
+                             progress=lambda done, total, cid: _progress(done, total, cid))
+    with atomic_output_dir(args.out) as tmp:
+        write_evidence(tmp, result)
+    counts = result.counts()["verdict"]
+    print(f"b12pk: wrote {args.out}/ ({len(result.table)} claims: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate, write_validation
 
@@ -385,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_compare(args, argv)
         if args.command == "simulate":
             return _cmd_simulate(args)
+        if args.command == "evidence":
+            return _cmd_evidence(args)
         if args.command == "export-sbml":
             return _cmd_export_sbml(args)
         if args.command == "population":

@@ -191,7 +191,7 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
 
 
 def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
-                 figures: bool = True, validation: Any = None) -> Path:
+                 figures: bool = True, validation: Any = None, evidence: Any = None) -> Path:
     """Write the comparison report into folder ``out`` (atomically).
 
     Parameters
@@ -207,6 +207,9 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     validation : b12pk.validate.Validation, optional
         Agreement with trial data, shown in the "How far to trust this" section (and
         written as ``validation.csv``).
+    evidence : b12pk.evidence.EvidenceResult, optional
+        The seed documents' claims checked against the model and the trial data, shown in an
+        "Evidence" section (and written as ``evidence.csv`` and ``contradictions.csv``).
 
     Returns
     -------
@@ -226,7 +229,15 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
         record = _run_record(comp, argv)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                       encoding="utf-8")
+        if evidence is not None:
+            evidence.table.to_csv(tmp / "evidence.csv", index=False)
+            evidence.contradictions.to_csv(tmp / "contradictions.csv", index=False)
+            if figures:
+                figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
         sections = _sections(comp, figs, validation)
+        if evidence is not None:
+            sections.insert(2, ("Evidence: the seed documents' claims",
+                                _evidence_items(evidence, figs)))
         (tmp / "report.md").write_text(_render_md(sections, DISCLAIMER), encoding="utf-8")
         (tmp / "report.html").write_text(_render_html(sections, DISCLAIMER, tmp),
                                          encoding="utf-8")
@@ -247,6 +258,46 @@ def _validation_figure(validation: Any, fig_dir: Path) -> Path:
     path = save_figure(ax.figure, fig_dir / "validation")[0]
     plt.close(ax.figure)
     return path
+
+
+def _evidence_figure(evidence: Any, fig_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from .evidence import plot_evidence
+    from .plot import save_figure
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    fig = plot_evidence(evidence)
+    path = save_figure(fig, fig_dir / "evidence")[0]
+    plt.close(fig)
+    return path
+
+
+def _evidence_items(evidence: Any, figs: dict[str, Path]) -> list[tuple]:
+    counts = evidence.counts()
+    items: list[tuple] = [
+        ("p", "Each dosing or kinetics claim of the five seed documents is quoted in "
+              "data/claims/claims.csv and checked against the model (at default parameters "
+              "and at the ends of the relevant parameter ranges) and against the trial data, "
+              "under a fixed rubric (data/claims/README.md). Clinical-judgement claims are "
+              "marked not checkable by a PK model."),
+        ("p", "Claims per category: " + ", ".join(f"{k} {v}" for k, v in
+                                                  counts["category"].items())
+              + ". Verdicts: " + ", ".join(f"{k} {v}" for k, v in counts["verdict"].items())
+              + "."),
+    ]
+    if "evidence" in figs:
+        items.append(("img", figs["evidence"], "The contested questions: simulated serum "
+                      "curves beside the claims"))
+    t = evidence.table
+    items.append(("table", ["id", "seed", "claim", "verdict", "key numbers"],
+                  [[r.id, r.seed_file[:3], r.claim, r.verdict, str(r.key_numbers)[:300]]
+                   for r in t.itertuples()]))
+    c = evidence.contradictions
+    if len(c):
+        items.append(("h3", "Where the seeds contradict each other"))
+        items.append(("table", list(c.columns), c.astype(str).values.tolist()))
+    return items
 
 
 def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:

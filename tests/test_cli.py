@@ -215,3 +215,18 @@ def test_export_sbml_into_a_missing_folder_is_one_line_error(tmp_path, capsys):
     pytest.importorskip("libsbml", reason="SBML export needs the b12pk[sbml] extra")
     code, _, err = run_cli(["export-sbml", "--out", str(tmp_path / "nope" / "m.xml")], capsys)
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_evidence_command_writes_verdicts(tmp_path, capsys):
+    out = tmp_path / "ev"
+    code = main(["evidence", "--ids", "C307", "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out / "evidence.csv")
+    assert list(table["id"]) == ["C307"]
+    assert (out / "evidence.png").is_file() and (out / "contradictions.csv").is_file()
+
+
+def test_evidence_command_rejects_unknown_claim_id(tmp_path, capsys):
+    code, _, err = run_cli(["evidence", "--ids", "C999", "--out", str(tmp_path / "ev")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert not (tmp_path / "ev").exists()

@@ -1,0 +1,1160 @@
+"""Evidence analysis: check the seed documents' claims against the model and the trial data.
+
+The claims catalogue ``data/claims/claims.csv`` holds every dosing and kinetics claim of the
+five seed documents (``shared/seeds/*.txt``), quoted verbatim, with what it asserts in a
+checkable form, the source the seed cites and a category:
+
+* ``quantitative-pk`` -- checkable by simulation;
+* ``trial-outcome`` -- a trial result, checked against ``data/literature/trials``;
+* ``clinical-judgement`` -- not checkable by a PK model (said so, nothing is simulated).
+
+:func:`evaluate_claims` simulates what each checkable claim describes, in the stated
+population, at the default parameters and at the low and high ends of the declared ranges of
+the parameters that matter (``b12pk.parameter_table()``), evaluates the claim's proposition
+in each scenario, compares with any trial dataset bearing on it and gives a verdict from the
+fixed rubric below. :func:`contradictions` lists where the seeds disagree and which side the
+model and the data support. :func:`evidence_markdown`, :func:`plot_evidence` and
+:func:`write_evidence` present the result.
+
+Rubric (fixed before the numbers were looked at; also in ``data/claims/README.md``)
+-----------------------------------------------------------------------------------
+1. Each checkable claim is a *proposition* (``check`` column): conditions on simulated metrics,
+   e.g. ``adequate(A)`` = serum >= 258 pmol/L (deficiency "unlikely") at day 90, trough over the
+   last 90 days of the horizon >= 258 and never deficient (< 132.8) from day 30 on.
+2. **Model line.** The proposition is evaluated in every scenario (default parameters, and each
+   sensitivity parameter at its low and its high range end, one at a time). It *supports* the
+   claim if it holds in every scenario, *contradicts* it if it holds in none, else is *mixed*.
+   For claims about shares of patients (``share[lo,hi]: ...``) the proposition is evaluated in
+   a crude set of patient variants (baseline serum 60/90/120/150 pmol/L x the scenarios); the
+   line supports if the share of variants for which it holds lies in [lo, hi], is mixed within
+   0.25 of that interval, else contradicts.
+3. **Data line.** A trial dataset that bears on the claim *supports*, is *mixed* or
+   *contradicts* (see :data:`DATA_CHECKS`); ``!name`` means the dataset bears on the opposite.
+4. **Verdict.** The primary line is the model for ``quantitative-pk`` and the data for
+   ``trial-outcome`` (the other line is secondary; if the primary is absent the secondary is
+   used). supports -> *consistent*, mixed -> *partly consistent*, contradicts ->
+   *inconsistent*. If the secondary line points the other way (supports vs contradicts), the
+   verdict becomes *partly consistent*.
+5. A claim with a part neither line can check (``partial = yes``: symptoms, MMA, toxicity,
+   shares of patients from a single typical patient) is at best *partly consistent*.
+6. ``clinical-judgement`` claims and claims with no check and no data:
+   *not checkable by this model*.
+
+The model is one typical patient without between-patient variability: verdicts are about
+that patient, the declared parameter ranges and a few patient variants, nothing more.
+Educational: not medical advice.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import re
+import textwrap
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._data import data_path
+from .errors import FileFormatError, InputError
+from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
+from .regimen import Regimen
+
+__all__ = [
+    "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
+    "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
+    "verdict_from_lines", "share_line", "contradictions", "evidence_markdown",
+    "plot_evidence", "write_evidence", "clear_cache",
+]
+
+CATEGORIES = ("quantitative-pk", "trial-outcome", "clinical-judgement")
+CONSISTENT, PARTLY, INCONSISTENT, NOT_CHECKABLE = (
+    "consistent", "partly consistent", "inconsistent", "not checkable by this model")
+VERDICTS = (CONSISTENT, PARTLY, INCONSISTENT, NOT_CHECKABLE)
+CLAIM_COLUMNS = ("id", "seed_file", "quote", "assertion", "population", "regimen_ids",
+                 "regimens", "populations", "check", "sensitivity", "data_checks", "days",
+                 "partial", "cited_refs", "cited_source", "category", "topic", "side", "notes")
+REQUIRED = ("id", "seed_file", "quote", "assertion", "category")
+SHARE_BASELINES = (60.0, 90.0, 120.0, 150.0)
+SHARE_SLACK = 0.25
+STEADY_WINDOW = 90.0
+
+
+def _bands() -> tuple[float, float]:
+    b = {name: high for name, _low, high in serum_bands_pmol_per_l()}
+    return b["deficient"], b["indeterminate"]
+
+
+DEF, REPLETE = _bands()
+
+
+# --------------------------------------------------------------------------------------
+# Files
+
+def seeds_dir() -> Path:
+    """Where the seed documents live: ``<checkout>/../shared/seeds``."""
+    return Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+def claims_path() -> Path:
+    """The shipped claims catalogue."""
+    return data_path("claims", "claims.csv")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def load_claims(path: str | Path | None = None) -> Any:
+    """Read and validate a claims catalogue (default: the shipped one).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per claim, all columns as text (``days`` as float or NaN).
+
+    Raises
+    ------
+    FileFormatError
+        Missing file or columns, a duplicate or empty id, an empty quote or seed file, an
+        unknown category, or a ``check``/``regimens``/``populations`` cell that cannot be read.
+    """
+    import pandas as pd
+
+    path = Path(path) if path is not None else claims_path()
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"cannot read claims file {str(path)!r}: {exc}") from exc
+    return _validate_claims(df, str(path))
+
+
+def _validate_claims(df: Any, where: str = "claims") -> Any:
+    df = df.copy()
+    for col in CLAIM_COLUMNS:
+        if col not in df.columns:
+            if col in REQUIRED:
+                raise FileFormatError(f"{where}: column {col!r} missing; required: "
+                                      f"{', '.join(REQUIRED)}")
+            df[col] = ""
+    df = df.astype(object).where(df.notna(), "").astype(str)
+    seen = set()
+    for i, row in df.iterrows():
+        rid = row["id"].strip()
+        at = f"{where} row {i + 2} ({rid or 'no id'})"
+        if not rid:
+            raise FileFormatError(f"{at}: empty id")
+        if rid in seen:
+            raise FileFormatError(f"{at}: duplicate id {rid!r}")
+        seen.add(rid)
+        for col in ("seed_file", "quote", "assertion"):
+            if not row[col].strip():
+                raise FileFormatError(f"{at}: empty {col}")
+        if row["category"] not in CATEGORIES:
+            raise FileFormatError(f"{at}: category {row['category']!r} is not one of "
+                                  f"{', '.join(CATEGORIES)}")
+        if row["category"] == "clinical-judgement" and row["check"].strip():
+            raise FileFormatError(f"{at}: a clinical-judgement claim has no check")
+        try:
+            if row["check"].strip():
+                _parse_check(row["check"])
+                regs = _parse_regimens(row["regimens"])
+                if not regs:
+                    raise FileFormatError("a check needs regimens")
+                for _lab, (_text, pop) in regs.items():
+                    if pop:
+                        _patient(pop)
+                pops = _split(row["populations"])
+                if not pops:
+                    raise FileFormatError("a check needs populations")
+                for p in pops:
+                    _patient(p)
+                for name in _split(row["sensitivity"]):
+                    _param_range(name)
+            for name in _split(row["data_checks"]):
+                if name.lstrip("!") not in DATA_CHECKS:
+                    raise FileFormatError(f"unknown data check {name!r}; known: "
+                                          f"{', '.join(DATA_CHECKS)}")
+        except FileFormatError as exc:
+            raise FileFormatError(f"{at}: {exc}") from None
+        except InputError as exc:
+            raise FileFormatError(f"{at}: {exc}") from None
+    days = []
+    for v in df["days"]:
+        try:
+            days.append(float(v) if str(v).strip() else math.nan)
+        except ValueError:
+            raise FileFormatError(f"{where}: days {v!r} is not a number") from None
+    df["days"] = days
+    return df.reset_index(drop=True)
+
+
+def quote_problems(claims: Any = None, seeds: str | Path | None = None) -> list[str]:
+    """Claims whose seed file is missing or whose quote is not in it verbatim.
+
+    Whitespace is normalised; a quote made of fragments joined by `` | `` needs each fragment.
+    Raises :class:`FileFormatError` if the seed folder is absent.
+    """
+    claims = load_claims() if claims is None else claims
+    folder = Path(seeds) if seeds is not None else seeds_dir()
+    if not folder.is_dir():
+        raise FileFormatError(f"seed documents not found at {folder}")
+    out = []
+    texts: dict[str, str] = {}
+    for _, row in claims.iterrows():
+        f = folder / row["seed_file"]
+        if not f.is_file():
+            out.append(f"{row['id']}: seed file {row['seed_file']} not found")
+            continue
+        text = texts.setdefault(row["seed_file"], _norm(f.read_text(encoding="utf-8")))
+        for frag in row["quote"].split(" | "):
+            if _norm(frag) not in text:
+                out.append(f"{row['id']}: quote not found verbatim: {frag[:60]!r}")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Check language
+
+def _split(cell: str, sep: str = ";") -> list[str]:
+    return [p.strip() for p in str(cell).split(sep) if p.strip()]
+
+
+_MACROS = {
+    "adequate": ("{0}.serum_d90 >= REPLETE", "{0}.trough_ss >= REPLETE",
+                 "{0}.min_from_d30 >= DEF"),
+    "maintains": ("{0}.trough_ss >= REPLETE", "{0}.min_from_d60 >= DEF"),
+    "loading": ("{0}.serum_d30 >= REPLETE",),
+    "equivalent": ("{0}.serum_d90 >=band {1}.serum_d90", "{0}.trough_ss >=band {1}.trough_ss"),
+}
+_TERM = re.compile(r"^(?:(?P<k>[0-9.]+)\s*\*\s*)?(?P<lab>[A-Z][0-9]?\*?)\.(?P<metric>[a-z_]+?(?:_d\d+)?)$")
+_COND = re.compile(r"^(?P<lhs>.+?)\s*(?P<op>>=band|>band|>=|<=|>|<)\s*(?P<rhs>.+)$")
+_SHARE = re.compile(r"^share\[(?P<lo>[0-9.]+),\s*(?P<hi>[0-9.]+)\]:\s*(?P<rest>.+)$")
+_METRICS = ("serum", "min_from", "first_deficient_after", "urine_frac", "stores_gain",
+            "retained_frac", "pct_replete_after", "rise", "trough_ss", "mean_ss",
+            "stores_end", "absorbed_frac", "absorbed_per_day", "days_to_replete")
+
+
+@dataclass(frozen=True)
+class _Term:
+    k: float | None = None
+    label: str | None = None
+    metric: str | None = None
+    const: float | None = None
+
+
+@dataclass(frozen=True)
+class _Cond:
+    lhs: _Term
+    op: str
+    rhs: _Term
+    text: str
+
+
+@dataclass(frozen=True)
+class _Check:
+    groups: tuple[tuple[bool, tuple[_Cond, ...]], ...]   # (negated, conditions)
+    share: tuple[float, float] | None = None
+
+
+def _parse_term(text: str) -> _Term:
+    text = text.strip()
+    if text == "DEF":
+        return _Term(const=DEF)
+    if text == "REPLETE":
+        return _Term(const=REPLETE)
+    try:
+        return _Term(const=float(text))
+    except ValueError:
+        pass
+    m = _TERM.match(text)
+    if not m:
+        raise FileFormatError(f"cannot read term {text!r} (expected e.g. A.trough_ss, "
+                              "1.1*B.trough_ss, DEF, REPLETE or a number)")
+    metric = m["metric"]
+    base = re.sub(r"_d\d+$", "", metric)
+    if base not in _METRICS:
+        raise FileFormatError(f"unknown metric {metric!r}; known: {', '.join(_METRICS)}")
+    return _Term(k=float(m["k"]) if m["k"] else None, label=m["lab"], metric=metric)
+
+
+def _parse_cond(text: str) -> _Cond:
+    m = _COND.match(text.strip())
+    if not m:
+        raise FileFormatError(f"cannot read condition {text!r}")
+    return _Cond(_parse_term(m["lhs"]), m["op"], _parse_term(m["rhs"]), text.strip())
+
+
+@lru_cache(maxsize=None)
+def _parse_check(text: str) -> _Check:
+    text = text.strip()
+    share = None
+    m = _SHARE.match(text)
+    if m:
+        share = (float(m["lo"]), float(m["hi"]))
+        text = m["rest"]
+    groups = []
+    for part in _split(text):
+        neg = part.startswith("not ")
+        body = part[4:].strip() if neg else part
+        mm = re.match(r"^(\w+)\((.*)\)$", body)
+        if mm:
+            name, args = mm[1], [a.strip() for a in mm[2].split(",")]
+            if name not in _MACROS:
+                raise FileFormatError(f"unknown check {name!r}; known: {', '.join(_MACROS)}")
+            conds = tuple(_parse_cond(c.format(*args)) for c in _MACROS[name])
+        else:
+            conds = (_parse_cond(body),)
+        groups.append((neg, conds))
+    if not groups:
+        raise FileFormatError("empty check")
+    return _Check(tuple(groups), share)
+
+
+def _parse_regimens(cell: str) -> dict[str, tuple[str, str]]:
+    out = {}
+    for part in _split(cell):
+        m = re.match(r"^([A-Z][0-9]?)\s*=\s*(.+?)\s*(?:\{(.+)\})?$", part)
+        if not m:
+            raise FileFormatError(f"cannot read regimen entry {part!r} (expected 'A=text')")
+        _regimen(m[2])
+        out[m[1]] = (m[2], (m[3] or "").strip())
+    return out
+
+
+@lru_cache(maxsize=None)
+def _regimen(text: str) -> Regimen:
+    try:
+        return Regimen.parse(text)
+    except InputError as exc:
+        raise FileFormatError(f"regimen {text!r}: {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def _patient(spec: str, baseline: float | None = None) -> Patient:
+    """``preset[@baseline|@ss][:diet=x]`` -> Patient."""
+    m = re.match(r"^([a-z-]+)(?:@(ss|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
+    if not m:
+        raise FileFormatError(f"cannot read population {spec!r} (expected preset[@serum][:diet=x])")
+    kw: dict[str, Any] = {}
+    if m[2] == "ss":
+        kw["serum_pmol_per_l"] = None
+    elif m[2]:
+        kw["serum_pmol_per_l"] = float(m[2])
+    if baseline is not None:
+        kw["serum_pmol_per_l"] = baseline
+    if m[3]:
+        kw["diet_ug_per_day"] = float(m[3])
+    try:
+        return Patient.preset(m[1], **kw)
+    except InputError as exc:
+        raise FileFormatError(f"population {spec!r}: {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def _ranges() -> dict[str, tuple[float, float, float]]:
+    t = parameter_table()
+    return {r.name: (float(r.value), float(r.low), float(r.high)) for r in t.itertuples()}
+
+
+def _param_range(name: str) -> tuple[float, float, float]:
+    try:
+        return _ranges()[name]
+    except KeyError:
+        raise FileFormatError(f"unknown sensitivity parameter {name!r}") from None
+
+
+# --------------------------------------------------------------------------------------
+# Simulation and metrics
+
+@lru_cache(maxsize=2048)
+def _simulate(reg_text: str, pop: str, baseline: float | None,
+              overrides: tuple[tuple[str, float], ...], days: float) -> Any:
+    from .engine import simulate
+
+    params = default_parameters().replace(**dict(overrides)) if overrides else None
+    return simulate(_regimen(reg_text), _patient(pop, baseline), days, parameters=params)
+
+
+def clear_cache() -> None:
+    """Forget cached simulations (for reproducibility checks)."""
+    _simulate.cache_clear()
+
+
+def _interp(df: Any, col: str, day: float) -> float:
+    return float(np.interp(day, df["time_days"].to_numpy(), df[col].to_numpy()))
+
+
+def metric(name: str, df: Any, days: float) -> float:
+    """A named metric of a simulated time course (see ``data/claims/README.md``)."""
+    t = df["time_days"].to_numpy()
+    s = df["serum_pmol_per_l"].to_numpy()
+    m = re.match(r"^(.+?)_d(\d+)$", name)
+    base, n = (m[1], float(m[2])) if m else (name, math.nan)
+    daily = np.isclose(t, np.round(t), atol=1e-9)
+    if not math.isnan(n) and n > t[-1] + 1e-9 and base not in ("rise",):
+        return math.nan          # beyond the horizon: every comparison with NaN fails
+    if base == "serum":
+        return _interp(df, "serum_pmol_per_l", n)
+    if base == "min_from":
+        return float(s[t >= n - 1e-9].min())
+    if base == "first_deficient_after":
+        idx = np.nonzero((t >= n - 1e-9) & (s < DEF))[0]
+        return float(t[idx[0]]) if idx.size else math.inf
+    if base == "days_to_replete":
+        idx = np.nonzero(s >= REPLETE)[0]
+        return float(t[idx[0]]) if idx.size else math.inf
+    if base == "urine_frac":
+        dosed = _interp(df, "dosed_ug", n)
+        return _interp(df, "urine_ug", n) / dosed if dosed > 0 else math.nan
+    if base == "stores_gain":
+        return _interp(df, "stores_ug", n) - float(df["stores_ug"].iloc[0])
+    if base == "retained_frac":
+        dosed = _interp(df, "dosed_ug", n)
+        gain = _interp(df, "stores_ug", n) - float(df["stores_ug"].iloc[0])
+        return gain / dosed if dosed > 0 else math.nan
+    if base == "pct_replete_after":
+        sel = daily & (t >= n - 1e-9)
+        return float(100.0 * np.mean(s[sel] >= REPLETE))
+    if base == "rise":
+        if n > t[-1] + 1e-9:
+            return math.nan
+        mins = [float(s[(t >= a - 1e-9) & (t <= a + 30 + 1e-9)].min()) for a in range(0, int(n), 30)]
+        return float(all(b > a for a, b in zip(mins, mins[1:])))
+    window = t >= days - min(STEADY_WINDOW, days / 3.0) - 1e-9
+    if base == "trough_ss":
+        return float(s[window].min())
+    if base == "mean_ss":
+        return float(s[window].mean())
+    if base == "stores_end":
+        return float(df["stores_ug"].iloc[-1])
+    if base == "absorbed_frac":
+        dosed = float(df["dosed_ug"].iloc[-1])
+        return float(df["absorbed_ug"].iloc[-1]) / dosed if dosed > 0 else math.nan
+    if base == "absorbed_per_day":
+        return (float(df["absorbed_ug"].iloc[-1]) - _interp(df, "absorbed_ug", t[-1] - 30)) / 30.0
+    raise FileFormatError(f"unknown metric {name!r}")  # pragma: no cover - parse checks
+
+
+def _band(x: float) -> int:
+    return 0 if x < DEF else (1 if x < REPLETE else 2)
+
+
+def _compare(a: float, op: str, b: float) -> bool:
+    if op == ">=":
+        return a >= b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    if op == "<":
+        return a < b
+    if op == ">=band":
+        return _band(a) >= _band(b)
+    if op == ">band":
+        return _band(a) > _band(b)
+    raise FileFormatError(f"unknown operator {op!r}")  # pragma: no cover
+
+
+def _labels(pattern: str, labels: Sequence[str]) -> list[str]:
+    if pattern.endswith("*"):
+        out = [lab for lab in labels if lab.startswith(pattern[:-1])]
+    else:
+        out = [lab for lab in labels if lab == pattern]
+    if not out:
+        raise FileFormatError(f"check refers to regimen {pattern!r}, not in the regimens")
+    return out
+
+
+def _term_values(term: _Term, labels: Sequence[str], values: Callable[[str, str], float]
+                 ) -> list[tuple[str, float]]:
+    if term.const is not None:
+        return [("", term.const)]
+    k = term.k if term.k is not None else 1.0
+    return [(lab, k * values(lab, term.metric)) for lab in _labels(term.label, labels)]
+
+
+def _holds(check: _Check, labels: Sequence[str], values: Callable[[str, str], float]) -> bool:
+    for neg, conds in check.groups:
+        ok = True
+        for c in conds:
+            for (_la, a), (_lb, b) in itertools.product(_term_values(c.lhs, labels, values),
+                                                        _term_values(c.rhs, labels, values)):
+                if not _compare(a, c.op, b):
+                    ok = False
+        if ok == neg:
+            return False
+    return True
+
+
+def _referenced(check: _Check, labels: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for _neg, conds in check.groups:
+        for c in conds:
+            for term in (c.lhs, c.rhs):
+                if term.label:
+                    for lab in _labels(term.label, labels):
+                        if (lab, term.metric) not in out:
+                            out.append((lab, term.metric))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Trial data
+
+@dataclass(frozen=True)
+class DataEvidence:
+    """What a trial dataset says about a claim: ``line`` and the numbers in words."""
+
+    line: str        # supports / mixed / contradicts
+    text: str
+    source: str
+
+
+@lru_cache(maxsize=1)
+def _trials() -> dict[str, Any]:
+    from .validate import load_trials
+
+    try:
+        return {k: v[0] for k, v in load_trials().items()}
+    except (OSError, FileFormatError):
+        return {}
+
+
+def _row(stem: str, **match: Any) -> Any:
+    df = _trials().get(stem)
+    if df is None:
+        return None
+    sel = df
+    for k, v in match.items():
+        sel = sel[sel[k] == v]
+    return sel.iloc[0] if len(sel) else None
+
+
+def _pa_oral_cohort() -> DataEvidence | None:
+    r30 = _row("pa_oral_cohort2024", outcome="pct_normalised", time_days=30)
+    med = _row("pa_oral_cohort2024", outcome="serum_b12", time_days=30)
+    if r30 is None or med is None:
+        return None
+    model = metric("serum_d30", _simulate("1000 mcg cyanocobalamin oral daily",
+                                          "pernicious-anaemia@148", None, (), 60.0), 60.0)
+    try:
+        q1, q3 = (float(x) for x in str(med["spread"]).split("-"))
+    except ValueError:
+        q1, q3 = math.nan, math.nan
+    where = ("below the trial's IQR: the model under-predicts oral uptake in PA" if model < q1
+             else "above the trial's IQR" if model > q3 else "within the trial's IQR")
+    return DataEvidence(
+        "supports",
+        f"PA cohort 2024 (n=26, oral 1000 µg/d, 100% PA): {r30['value']:g}% no longer deficient "
+        f"at 1 month, none deficient at 12 months; median serum 148 -> {med['value']:g} pmol/L "
+        f"(IQR {med['spread']}) at 1 month. Model (PA, baseline 148): {model:.0f} pmol/L at "
+        f"day 30, {where}",
+        "pa_oral_cohort2024")
+
+
+def _kuzminski() -> DataEvidence | None:
+    o = _row("kuzminski1998", arm="oral", outcome="serum_b12", time_days=120)
+    i = _row("kuzminski1998", arm="im", outcome="serum_b12", time_days=120)
+    if o is None or i is None:
+        return None
+    return DataEvidence(
+        "supports",
+        f"Kuzminski 1998 (mixed deficiency): oral 2000 µg/d {o['value']:g} vs IM 1000 µg "
+        f"(9 doses) {i['value']:g} pg/mL at 4 months (IM sampled near a trough)", "kuzminski1998")
+
+
+def _ob12() -> DataEvidence | None:
+    o = _row("ob12_sanzcuesta2020", arm="oral", time_days=56, n=140)
+    i = _row("ob12_sanzcuesta2020", arm="im", time_days=56, n=143)
+    if o is None or i is None:
+        return None
+    return DataEvidence(
+        "supports",
+        f"OB12 2020 (elderly, ITT): normalised at week 8 oral 1 mg/d {o['value']:g}% vs IM "
+        f"{i['value']:g}% (difference 4.8%, 95% CI -1.3 to 10.9); at week 52 (oral then weekly) "
+        "73.6% vs 80.4%", "ob12_sanzcuesta2020")
+
+
+def _castelli() -> DataEvidence | None:
+    o = _row("castelli2011", arm="oral", time_days=90)
+    i = _row("castelli2011", arm="im", time_days=90)
+    if o is None or i is None:
+        return None
+    return DataEvidence(
+        "supports",
+        f"Castelli 2011: >= 350 pg/mL at day 91 in {o['value']:g}% oral (proprietary 1000 µg "
+        f"formulation) vs {i['value']:g}% IM", "castelli2011")
+
+
+def _lonterman() -> DataEvidence | None:
+    d28 = _row("lonterman2000", time_days=28)
+    d7 = _row("lonterman2000", time_days=7)
+    if d28 is None or d7 is None:
+        return None
+    text = d28["regimen_text"]
+    df = _simulate(text, "vegan", 120.0, (), 35.0)
+    return DataEvidence(
+        "supports",
+        f"Lonterman 2000 (intranasal hydroxo 1500 µg, n=21): 120 -> {d7['value']:g} (day 7) -> "
+        f"{d28['value']:g} pmol/L (day 28, replete); model for that regimen: "
+        f"{metric('serum_d7', df, 35):.0f} and {metric('serum_d28', df, 35):.0f} pmol/L",
+        "lonterman2000")
+
+
+def _glass() -> DataEvidence | None:
+    r = _row("glass1966", time_days=190)
+    if r is None:
+        return None
+    return DataEvidence(
+        "supports",
+        "Glass 1966: 6 hydroxocobalamin 1000 µg injections kept serum > 3x baseline 6 months "
+        "and 2x baseline 10 months after the course (no maintenance), consistent with "
+        "2-3-monthly hydroxocobalamin intervals", "glass1966")
+
+
+def _literature(name: str) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.read_csv(data_path("literature", name))
+    except OSError:
+        return None
+
+
+def _carmel_passive() -> DataEvidence | None:
+    df = _literature("carmel2008_table1.csv")
+    if df is None:
+        return None
+    r = df[(df["population"] == "pernicious-anaemia") & (df["dose_ug"] == 1000)]
+    if not len(r):
+        return None
+    v = float(r.iloc[0]["value_ug"])
+    return DataEvidence("supports", f"Carmel 2008 Table 1: without IF about {v:g} µg of a 1000 µg "
+                        f"oral dose is absorbed ({v / 10:.1f}%)", "carmel2008_table1")
+
+
+def _carmel_100_vs_1000() -> DataEvidence | None:
+    df = _literature("carmel2008_table1.csv")
+    if df is None:
+        return None
+    r = df[df["quantity"] == "retained"].set_index("dose_ug")["value_ug"]
+    return DataEvidence("supports", f"Carmel 2008 Table 1: an injection of 100 µg retains "
+                        f"{r[100]:g} µg, of 1000 µg {r[1000]:g} µg (about 3x more)",
+                        "carmel2008_table1")
+
+
+def _urine_loss_cyano() -> DataEvidence | None:
+    df = _literature("injection_urinary_loss.csv")
+    if df is None:
+        return None
+    return DataEvidence("supports", "urinary loss after 1000 µg IM cyanocobalamin: 50-98% in 48 h "
+                        "(US label), 85% (Swissmedic), ~80% in 24 h (1964)",
+                        "injection_urinary_loss")
+
+
+def _urine_hydroxo_vs_cyano() -> DataEvidence | None:
+    df = _literature("injection_urinary_loss.csv")
+    if df is None:
+        return None
+    return DataEvidence("supports", "urinary loss after 1000 µg IM: hydroxocobalamin 27% vs "
+                        "cyanocobalamin 69% in 72 h (1961); 25% vs 80% in 24 h (1964)",
+                        "injection_urinary_loss")
+
+
+DATA_CHECKS: dict[str, Callable[[], DataEvidence | None]] = {
+    "pa_oral_cohort": _pa_oral_cohort, "kuzminski": _kuzminski, "ob12": _ob12,
+    "castelli": _castelli, "lonterman": _lonterman, "glass": _glass,
+    "carmel_passive": _carmel_passive, "carmel_100_vs_1000": _carmel_100_vs_1000,
+    "urine_loss_cyano": _urine_loss_cyano, "urine_hydroxo_vs_cyano": _urine_hydroxo_vs_cyano,
+}
+"""Trial datasets a claim can name in ``data_checks``; each says whether it supports the
+claim's side (``!name``: the dataset bears on the opposite side)."""
+
+_FLIP = {"supports": "contradicts", "contradicts": "supports", "mixed": "mixed"}
+
+
+def _data_line(names: Sequence[str]) -> tuple[str | None, str]:
+    lines, texts = [], []
+    for name in names:
+        neg = name.startswith("!")
+        ev = DATA_CHECKS[name.lstrip("!")]()
+        if ev is None:
+            continue
+        line = _FLIP[ev.line] if neg else ev.line
+        lines.append(line)
+        texts.append(f"[{line}] {ev.text}")
+    if not lines:
+        return None, ""
+    if all(x == "supports" for x in lines):
+        out = "supports"
+    elif all(x == "contradicts" for x in lines):
+        out = "contradicts"
+    else:
+        out = "mixed"
+    return out, " || ".join(texts)
+
+
+# --------------------------------------------------------------------------------------
+# Rubric
+
+_TO_VERDICT = {"supports": CONSISTENT, "mixed": PARTLY, "contradicts": INCONSISTENT}
+
+
+def verdict_from_lines(category: str, model: str | None, data: str | None,
+                       partial: bool = False) -> str:
+    """The rubric (module docstring): lines are 'supports', 'mixed', 'contradicts' or None."""
+    for line in (model, data):
+        if line not in (None, "supports", "mixed", "contradicts"):
+            raise InputError(f"evidence line {line!r} not understood")
+    if category not in CATEGORIES:
+        raise InputError(f"unknown category {category!r}")
+    if category == "clinical-judgement":
+        return NOT_CHECKABLE
+    primary, secondary = (data, model) if category == "trial-outcome" else (model, data)
+    if primary is None:
+        primary, secondary = secondary, None
+    if primary is None:
+        return NOT_CHECKABLE
+    verdict = _TO_VERDICT[primary]
+    if secondary is not None and {primary, secondary} == {"supports", "contradicts"}:
+        verdict = PARTLY
+    if partial and verdict == CONSISTENT:
+        verdict = PARTLY
+    return verdict
+
+
+def share_line(share: float, lo: float, hi: float, slack: float = SHARE_SLACK) -> str:
+    """Model line of a share-of-patients claim: the share of variants vs the claimed range."""
+    if lo - 1e-12 <= share <= hi + 1e-12:
+        return "supports"
+    if lo - slack <= share <= hi + slack:
+        return "mixed"
+    return "contradicts"
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+
+@dataclass
+class EvidenceResult:
+    """Result of :func:`evaluate_claims`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per claim (:data:`EVIDENCE_COLUMNS`).
+    contradictions : pandas.DataFrame
+        Where the seeds disagree (:func:`contradictions`).
+    claims : pandas.DataFrame
+        The catalogue that was evaluated.
+    """
+
+    table: Any
+    contradictions: Any
+    claims: Any
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Claims per category and verdicts per category."""
+        t = self.table
+        return {"category": t["category"].value_counts().to_dict(),
+                "verdict": t["verdict"].value_counts().to_dict()}
+
+
+EVIDENCE_COLUMNS = ("id", "seed_file", "category", "claim", "population", "verdict",
+                    "model_line", "data_line", "scenarios_holding", "key_numbers",
+                    "uncertainty", "data_evidence", "partial", "topic", "side", "quote",
+                    "cited_source", "notes")
+
+
+def _scenarios(sens: Sequence[str]) -> list[tuple[str, tuple[tuple[str, float], ...]]]:
+    out: list[tuple[str, tuple[tuple[str, float], ...]]] = [("default", ())]
+    for name in sens:
+        _v, lo, hi = _param_range(name)
+        out.append((f"{name}=low ({lo:g})", ((name, lo),)))
+        out.append((f"{name}=high ({hi:g})", ((name, hi),)))
+    return out
+
+
+def _fmt(x: float) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "never"
+    if abs(x) < 1 and x != 0:
+        return f"{x:.3f}"
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: float | None
+                  ) -> dict[str, Any]:
+    out = {"id": row["id"], "seed_file": row["seed_file"], "category": row["category"],
+           "claim": row["assertion"], "population": row["population"], "partial": row["partial"],
+           "topic": row["topic"], "side": row["side"], "quote": row["quote"],
+           "cited_source": row["cited_source"], "notes": row["notes"],
+           "model_line": "", "data_line": "", "scenarios_holding": "", "key_numbers": "",
+           "uncertainty": "", "data_evidence": ""}
+    partial = row["partial"].strip().lower() in ("yes", "true", "1")
+    if row["category"] == "clinical-judgement":
+        out["verdict"] = NOT_CHECKABLE
+        out["uncertainty"] = "not checkable by a PK model: " + (row["notes"] or "clinical judgement")
+        return out
+    model_line = None
+    if row["check"].strip():
+        check = _parse_check(row["check"])
+        regs = _parse_regimens(row["regimens"])
+        labels = list(regs)
+        pops = _split(row["populations"])
+        days = float(row["days"]) if not math.isnan(row["days"]) else 365.0
+        if days_override is not None:
+            days = min(days, days_override)
+        scen = _scenarios(_split(row["sensitivity"]))
+
+        def values_for(pop: str, baseline: float | None, ov: tuple) -> Callable[[str, str], float]:
+            def values(lab: str, met: str) -> float:
+                text, own_pop = regs[lab]
+                df = _simulate(text, own_pop or pop, None if own_pop else baseline,
+                               tuple(sorted(dict(base + ov).items())), days)
+                return metric(met, df, days)
+            return values
+
+        refs = _referenced(check, labels)
+        nums = []
+        for pop in pops:
+            vals = values_for(pop, None, ())
+            nums.append(f"{pop}: " + ", ".join(f"{lab}.{met}={_fmt(vals(lab, met))}"
+                                                for lab, met in refs))
+        out["key_numbers"] = " | ".join(nums)
+        if check.share is None:
+            held, failed = [], []
+            for name, ov in scen:
+                ok = all(_holds(check, labels, values_for(p, None, ov)) for p in pops)
+                (held if ok else failed).append(name)
+            n = len(scen)
+            model_line = ("supports" if len(held) == n else
+                          "contradicts" if not held else "mixed")
+            out["scenarios_holding"] = f"{len(held)}/{n}"
+            if failed and held:
+                out["uncertainty"] = ("holds at " + ", ".join(held) + "; fails at "
+                                      + ", ".join(failed))
+            elif failed:
+                out["uncertainty"] = f"fails in all {n} scenarios (default and parameter range ends)"
+            else:
+                out["uncertainty"] = (f"holds in all {n} scenarios" +
+                                      (" (" + ", ".join(s for s, _ in scen[1:]) + ")"
+                                       if n > 1 else ""))
+        else:
+            lo, hi = check.share
+            n_ok = n_all = 0
+            for pop in pops:
+                for b in SHARE_BASELINES:
+                    for _name, ov in scen:
+                        n_all += 1
+                        n_ok += _holds(check, labels, values_for(pop, b, ov))
+            share = n_ok / n_all
+            model_line = share_line(share, lo, hi)
+            out["scenarios_holding"] = f"{n_ok}/{n_all} variants"
+            out["uncertainty"] = (f"share of crude patient variants (baseline "
+                                  f"{'/'.join(f'{b:g}' for b in SHARE_BASELINES)} pmol/L x "
+                                  f"{len(scen)} parameter scenarios) for which it holds: "
+                                  f"{share:.0%} vs claimed {lo:.0%}-{hi:.0%}; a typical-patient "
+                                  "model cannot give a population share")
+            partial = partial or row["category"] != "trial-outcome"
+    data_line, data_text = _data_line(_split(row["data_checks"]))
+    out["model_line"] = model_line or ""
+    out["data_line"] = data_line or ""
+    out["data_evidence"] = data_text
+    if model_line is None and data_line is None:
+        out["verdict"] = NOT_CHECKABLE
+        out["uncertainty"] = row["notes"] or "no check defined"
+    else:
+        out["verdict"] = verdict_from_lines(row["category"], model_line, data_line, partial)
+    return out
+
+
+def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
+                    overrides: dict[str, float] | None = None,
+                    max_days: float | None = None,
+                    workers: int = 1,
+                    progress: Callable[[int, int, str], None] | None = None) -> EvidenceResult:
+    """Evaluate every claim of the catalogue.
+
+    Parameters
+    ----------
+    claims : pandas.DataFrame or path, optional
+        A catalogue (default: the shipped ``data/claims/claims.csv``); validated.
+    ids : sequence of str, optional
+        Evaluate only these claim ids.
+    overrides : dict, optional
+        Parameter values applied to every scenario (a range-end scenario of the same
+        parameter replaces it). Values are checked against the declared ranges.
+    max_days : float, optional
+        Cap every claim's horizon (for quick runs; steady-state metrics then refer to it).
+    workers : int
+        Processes to evaluate claims in parallel (default 1; the full catalogue takes a few
+        minutes on one core). Results do not depend on it.
+    progress : callable, optional
+        ``progress(done, total, claim_id)``.
+
+    Returns
+    -------
+    EvidenceResult
+    """
+    import pandas as pd
+
+    if claims is None or isinstance(claims, (str, Path)):
+        claims = load_claims(claims)
+    else:
+        claims = _validate_claims(claims)
+    if ids is not None:
+        unknown = set(ids) - set(claims["id"])
+        if unknown:
+            raise InputError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
+        claims = claims[claims["id"].isin(list(ids))].reset_index(drop=True)
+    base: tuple[tuple[str, float], ...] = ()
+    if overrides:
+        default_parameters().replace(**overrides)   # validates
+        base = tuple(sorted((k, float(v)) for k, v in overrides.items()))
+    records = [row for _, row in claims.iterrows()]
+    rows: list[dict[str, Any]] = []
+    if workers and workers > 1 and len(records) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+            futures = [pool.submit(_evaluate_row, r, base, max_days) for r in records]
+            for i, (fut, r) in enumerate(zip(futures, records)):
+                rows.append(fut.result())
+                if progress is not None:
+                    progress(i + 1, len(records), r["id"])
+    else:
+        for i, row in enumerate(records):
+            rows.append(_evaluate_row(row, base, max_days))
+            if progress is not None:
+                progress(i + 1, len(records), row["id"])
+    table = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
+    return EvidenceResult(table=table, contradictions=contradictions(table), claims=claims,
+                          settings={"overrides": dict(base), "max_days": max_days})
+
+
+# --------------------------------------------------------------------------------------
+# Contradictions
+
+_SCORE = {CONSISTENT: 1.0, PARTLY: 0.5, INCONSISTENT: 0.0}
+
+
+def contradictions(table: Any) -> Any:
+    """Where the seeds contradict each other: one row per pair of sides within a topic.
+
+    A side's score is the mean over its checked claims of consistent 1, partly 0.5,
+    inconsistent 0; the model and data support a side if its score beats the other's by at
+    least 0.25, "both sides" if both score >= 0.75, else "neither clearly".
+    """
+    import pandas as pd
+
+    rows = []
+    t = table[table["topic"].astype(str).str.strip() != ""]
+    for topic, grp in t.groupby("topic", sort=False):
+        sides = list(dict.fromkeys(grp["side"]))
+        for a, b in itertools.combinations(sides, 2):
+            ga, gb = grp[grp["side"] == a], grp[grp["side"] == b]
+
+            def summary(g: Any) -> tuple[str, float | None]:
+                items = [f"{r.id} ({r.verdict})" for r in g.itertuples()]
+                sc = [_SCORE[v] for v in g["verdict"] if v in _SCORE]
+                return "; ".join(items), (sum(sc) / len(sc) if sc else None)
+
+            ca, sa = summary(ga)
+            cb, sb = summary(gb)
+            if sa is None or sb is None:
+                sup = "not checkable"
+            elif sa >= 0.75 and sb >= 0.75:
+                sup = "both sides (no conflict in the model)"
+            elif sa - sb >= 0.25:
+                sup = f"side A: {a}"
+            elif sb - sa >= 0.25:
+                sup = f"side B: {b}"
+            else:
+                sup = "neither clearly"
+
+            def numbers(g: Any) -> str:
+                return " / ".join(f"{r.id}: {r.key_numbers}" for r in g.itertuples()
+                                  if r.key_numbers)[:900]
+
+            data = sorted({d for d in pd.concat([ga, gb])["data_evidence"] if d})
+            rows.append({"topic": topic, "side_a": a, "claims_a": ca,
+                         "score_a": sa, "side_b": b, "claims_b": cb, "score_b": sb,
+                         "model_a": numbers(ga), "model_b": numbers(gb),
+                         "data": " || ".join(data)[:1500], "supports": sup})
+    return pd.DataFrame(rows, columns=["topic", "side_a", "claims_a", "score_a", "side_b",
+                                       "claims_b", "score_b", "model_a", "model_b", "data",
+                                       "supports"])
+
+
+# --------------------------------------------------------------------------------------
+# Presentation
+
+RUBRIC_MARKDOWN = """\
+**Rubric.** Each checkable claim is a proposition on simulated serum B12 (bands of seed 001:
+deficient < 132.8 pmol/L, deficiency unlikely >= 258 pmol/L; *adequate* = replete at day 90 and
+at the steady-state trough, never deficient after day 30). The **model line** supports the claim
+if the proposition holds at the default parameters *and* at the low and high end of each
+parameter that matters, contradicts it if it holds in none, else is mixed. The **data line**
+says whether a trial dataset supports it. Primary line: model for *quantitative-pk*, data for
+*trial-outcome*; supports = consistent, mixed = partly consistent, contradicts = inconsistent;
+a secondary line pointing the other way gives partly consistent; claims with a part the model
+cannot check (symptoms, MMA, shares of patients) are at best partly consistent;
+*clinical-judgement* claims are not checkable by this model."""
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def evidence_markdown(result: EvidenceResult) -> str:
+    """A Markdown section (counts, rubric, verdict table, contradictions) for the report."""
+    t = result.table
+    lines = ["## Evidence: the seed documents' claims checked against the model and trials", "",
+             "> Educational simulation only: verdicts describe one typical model patient and "
+             "abstract-level trial data, not clinical truth.", ""]
+    cats = t["category"].value_counts()
+    lines.append("Claims per category: " + ", ".join(f"{c} {int(cats.get(c, 0))}"
+                                                     for c in CATEGORIES) + f" (total {len(t)}).")
+    vc = t["verdict"].value_counts()
+    lines.append("Verdicts: " + ", ".join(f"{v} {int(vc.get(v, 0))}" for v in VERDICTS) + ".")
+    lines += ["", RUBRIC_MARKDOWN, "", "### Verdicts", "",
+              "| id | claim | verdict | scenarios | key numbers (default parameters) |",
+              "|---|---|---|---|---|"]
+    for r in t.itertuples():
+        if r.verdict == NOT_CHECKABLE and r.category == "clinical-judgement":
+            continue
+        lines.append(f"| {r.id} | {_md_escape(r.claim)} | **{r.verdict}** | "
+                     f"{r.scenarios_holding} | {_md_escape(r.key_numbers)[:300]} |")
+    cj = t[t["category"] == "clinical-judgement"]
+    if len(cj):
+        lines += ["", "Not checkable by a PK model (clinical judgement): "
+                  + "; ".join(f"{r.id} ({_md_escape(r.claim)})" for r in cj.itertuples()) + "."]
+    c = result.contradictions
+    if len(c):
+        lines += ["", "### Where the seeds contradict each other", "",
+                  "| topic | side A (claims) | side B (claims) | model and data support |",
+                  "|---|---|---|---|"]
+        for r in c.itertuples():
+            lines.append(f"| {r.topic} | {_md_escape(r.side_a)}: {_md_escape(r.claims_a)} | "
+                         f"{_md_escape(r.side_b)}: {_md_escape(r.claims_b)} | "
+                         f"**{_md_escape(r.supports)}** |")
+    return "\n".join(lines) + "\n"
+
+
+PANELS = (
+    ("Oral vs IM in pernicious anaemia", "pernicious-anaemia@110",
+     (("Oral cyano 1000 µg daily", "1000 mcg cyanocobalamin oral daily"),
+      ("Oral cyano 2000 µg daily", "2000 mcg cyanocobalamin oral daily"),
+      ("IM hydroxo 1000 µg 3×/wk 2 wk, then every 2 months",
+       "1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then every 2 months")),
+     ("C001", "C102", "C209", "C318")),
+    ("IM maintenance interval (pernicious anaemia)", "pernicious-anaemia@110",
+     (("Hydroxo 1000 µg loading, then monthly",
+       "1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then monthly"),
+      ("… then every 2 months",
+       "1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then every 2 months"),
+      ("… then every 3 months",
+       "1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then every 3 months")),
+     ("C307", "C306", "C013")),
+    ("Injection dose 100 vs 1000 µg (pernicious anaemia)", "pernicious-anaemia@110",
+     (("Cyano 100 µg label loading, then 100 µg monthly",
+       "100 mcg cyanocobalamin IM daily for 6 days, then every 2 days for 7 doses, "
+       "then every 3 days for 2 weeks, then monthly"),
+      ("Cyano 1000 µg daily ×10, then 1000 µg monthly",
+       "1000 mcg cyanocobalamin IM daily for 10 days, then monthly"),
+      ("Hydroxo 1000 µg monthly (no loading)", "1000 mcg hydroxocobalamin IM monthly")),
+     ("C308", "C212", "C104")),
+)
+
+
+def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0) -> Any:
+    """Three panels (oral vs IM; maintenance interval; injection dose): simulated serum curves
+    for the competing regimens over the seed bands, with the claims and verdicts below."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        try:
+            matplotlib.use("Agg", force=False)
+        except Exception:  # pragma: no cover
+            pass
+    import matplotlib.pyplot as plt
+
+    verdicts = {}
+    claims = {}
+    if result is not None:
+        verdicts = dict(zip(result.table["id"], result.table["verdict"]))
+        claims = dict(zip(result.table["id"], result.table["quote"]))
+    else:
+        try:
+            c = load_claims()
+            claims = dict(zip(c["id"], c["quote"]))
+        except FileFormatError:
+            pass
+    fig, axes = plt.subplots(1, 3, figsize=(17, 7.0), sharey=True)
+    colors = ("#1b6ca8", "#e07b00", "#2a9d4a")
+    ymin, ymax = 60.0, 4000.0
+    for ax, (title, pop, regs, ids) in zip(axes, PANELS):
+        ax.set_yscale("log")
+        ax.axhspan(ymin, DEF, color="#f4c7c3", alpha=0.55, lw=0)
+        ax.axhspan(DEF, REPLETE, color="#fce8b2", alpha=0.55, lw=0)
+        ax.axhspan(REPLETE, ymax, color="#d9ead3", alpha=0.45, lw=0)
+        for y, name in ((math.sqrt(ymin * DEF), "deficient"),
+                        (math.sqrt(DEF * REPLETE), "indeterminate"),
+                        (REPLETE * 1.18, "deficiency unlikely")):
+            ax.text(days * 0.99, y, name, ha="right", va="center", fontsize=8, color="#555")
+        for (label, text), col in zip(regs, colors):
+            df = _simulate(text, pop, None, (), days)
+            ax.plot(df["time_days"], df["serum_pmol_per_l"].clip(ymin, ymax), color=col,
+                    lw=1.8, label=label)
+        ax.set_title(title, fontsize=12, fontweight="bold")
+        ax.set_xlim(0, days)
+        ax.set_ylim(ymin, ymax)
+        ax.set_yticks([100, 132.8, 258, 500, 1000, 2000])
+        ax.set_yticklabels(["100", "133", "258", "500", "1000", "2000"])
+        ax.set_xlabel("days from first dose")
+        ax.grid(alpha=0.25)
+        ax.legend(loc="lower left", fontsize=8.5, framealpha=0.9)
+        cap = []
+        for cid in ids:
+            q = claims.get(cid, "")
+            if not q:
+                continue
+            q = q.replace(" | ", " … ")
+            q = q if len(q) <= 150 else q[:147] + "…"
+            v = verdicts.get(cid)
+            cap.append(textwrap.fill(f"{cid}{' [' + v + ']' if v else ''}: “{q}”", 62))
+        ax.text(0.0, -0.13, "\n".join(cap), transform=ax.transAxes, va="top", ha="left",
+                fontsize=8.2, color="#222")
+    axes[0].set_ylabel("serum B12 (pmol/L, log scale)")
+    fig.suptitle("Seed claims vs simulated serum B12 (one typical patient, baseline 110 pmol/L; "
+                 "educational, not advice)", fontsize=12.5)
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.36, wspace=0.06)
+    return fig
+
+
+def write_evidence(out_dir: str | Path, result: EvidenceResult | None = None) -> dict[str, Path]:
+    """Write ``evidence.csv``, ``contradictions.csv``, ``evidence.md`` and ``evidence.png``.
+
+    Returns the paths by name. Evaluates the shipped catalogue if ``result`` is None.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate_claims() if result is None else result
+    paths = {"evidence": out / "evidence.csv", "contradictions": out / "contradictions.csv",
+             "markdown": out / "evidence.md", "figure": out / "evidence.png"}
+    result.table.to_csv(paths["evidence"], index=False, quoting=csv.QUOTE_MINIMAL)
+    result.contradictions.to_csv(paths["contradictions"], index=False)
+    paths["markdown"].write_text(evidence_markdown(result), encoding="utf-8")
+    import matplotlib.pyplot as plt
+
+    fig = plot_evidence(result)
+    fig.savefig(paths["figure"], dpi=110)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,209 @@
+"""Evidence analysis: claims catalogue, rubric, reproducibility, verdict flips, outputs."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import b12pk
+from b12pk import evidence as ev
+from b12pk.errors import FileFormatError, InputError
+
+SEEDS = Path(b12pk.__file__).resolve().parents[2] / "shared" / "seeds"
+CLAIMS = ev.load_claims()
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+# ---------------------------------------------------------------- catalogue
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason=f"seed documents not found at {SEEDS}")
+def test_every_quote_occurs_verbatim_in_its_existing_seed_file():
+    for row in CLAIMS.itertuples():
+        path = SEEDS / row.seed_file
+        assert path.is_file(), row.id
+        text = _norm(path.read_text(encoding="utf-8"))
+        for fragment in row.quote.split(" | "):
+            assert _norm(fragment) in text, (row.id, fragment)
+    assert ev.quote_problems(CLAIMS, SEEDS) == []
+
+
+def test_quote_problems_reports_a_missing_seed_folder(tmp_path):
+    with pytest.raises(FileFormatError, match="seed documents not found"):
+        ev.quote_problems(CLAIMS, tmp_path / "nope")
+
+
+def test_catalogue_covers_every_seed_and_category():
+    assert set(CLAIMS["category"]) == set(ev.CATEGORIES)
+    assert CLAIMS["seed_file"].nunique() == 5
+    assert CLAIMS["id"].is_unique
+    judgement = CLAIMS[CLAIMS["category"] == "clinical-judgement"]
+    assert (judgement["check"] == "").all()
+    checked = CLAIMS[CLAIMS["check"] != ""]
+    assert len(checked) >= 50
+    assert all(c.strip() for c in CLAIMS["cited_source"])
+
+
+# ---------------------------------------------------------------- rubric
+
+@pytest.mark.parametrize("category,model,data,partial,want", [
+    ("quantitative-pk", "supports", None, False, ev.CONSISTENT),
+    ("quantitative-pk", "mixed", None, False, ev.PARTLY),
+    ("quantitative-pk", "contradicts", None, False, ev.INCONSISTENT),
+    ("quantitative-pk", "supports", "contradicts", False, ev.PARTLY),
+    ("quantitative-pk", "contradicts", "supports", False, ev.PARTLY),
+    ("quantitative-pk", "supports", "mixed", False, ev.CONSISTENT),
+    ("quantitative-pk", "supports", "supports", True, ev.PARTLY),
+    ("quantitative-pk", "contradicts", None, True, ev.INCONSISTENT),
+    ("quantitative-pk", None, "supports", False, ev.CONSISTENT),
+    ("quantitative-pk", None, None, False, ev.NOT_CHECKABLE),
+    ("trial-outcome", "mixed", "supports", False, ev.CONSISTENT),
+    ("trial-outcome", "contradicts", "supports", False, ev.PARTLY),
+    ("trial-outcome", "supports", None, False, ev.CONSISTENT),
+    ("clinical-judgement", "supports", "supports", False, ev.NOT_CHECKABLE),
+])
+def test_rubric(category, model, data, partial, want):
+    assert ev.verdict_from_lines(category, model, data, partial) == want
+
+
+def test_rubric_rejects_unknown_lines_and_categories():
+    with pytest.raises(InputError):
+        ev.verdict_from_lines("quantitative-pk", "maybe", None)
+    with pytest.raises(InputError):
+        ev.verdict_from_lines("opinion", "supports", None)
+
+
+@pytest.mark.parametrize("share,want", [
+    (0.0, "mixed"), (0.01, "supports"), (0.5, "supports"), (0.74, "mixed"),
+    (0.76, "contradicts"), (1.0, "contradicts")])
+def test_share_line_edges(share, want):
+    assert ev.share_line(share, 0.01, 0.5) == want
+
+
+# ---------------------------------------------------------------- bad rows
+
+def _write(tmp_path, **changes) -> Path:
+    df = CLAIMS[CLAIMS["id"].isin(["C307", "C010"])].copy()
+    df["days"] = df["days"].map(lambda d: "" if math.isnan(d) else f"{d:g}")
+    target = df.index[df["id"] == "C307"][0]
+    for col, value in changes.items():
+        df.loc[target, col] = value
+    path = tmp_path / "claims.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"category": "opinion"}, "category"),
+    ({"quote": ""}, "empty quote"),
+    ({"id": ""}, "empty id"),
+    ({"check": "A.nonsense_d30 >= DEF"}, "unknown metric"),
+    ({"check": "adequate(Z)"}, "not in the regimens"),
+    ({"data_checks": "no_such_trial"}, "unknown data check"),
+    ({"sensitivity": "no_such_parameter"}, "sensitivity parameter"),
+    ({"regimens": "A=1000 mcg unicorn IM monthly"}, "regimen"),
+    ({"populations": "martian@110"}, "population"),
+])
+def test_bad_claim_rows_raise_file_format_error(tmp_path, changes, match):
+    path = _write(tmp_path, **changes)
+    with pytest.raises(FileFormatError, match=match):
+        claims = ev.load_claims(path)
+        ev.evaluate_claims(claims, ids=["C307"], max_days=1)
+
+
+def test_missing_column_and_missing_file(tmp_path):
+    path = tmp_path / "claims.csv"
+    CLAIMS.drop(columns=["quote"]).to_csv(path, index=False)
+    with pytest.raises(FileFormatError, match="quote"):
+        ev.load_claims(path)
+    with pytest.raises(FileFormatError):
+        ev.load_claims(tmp_path / "absent.csv")
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    path = tmp_path / "claims.csv"
+    pd.concat([CLAIMS.head(2), CLAIMS.head(1)]).to_csv(path, index=False)
+    with pytest.raises(FileFormatError, match="duplicate"):
+        ev.load_claims(path)
+
+
+# ---------------------------------------------------------------- evaluation
+
+IDS = ["C307", "C004", "C002", "C010"]
+
+
+@pytest.fixture(scope="module")
+def result():
+    return ev.evaluate_claims(ids=IDS)
+
+
+def test_verdicts_are_reproducible(result):
+    ev.clear_cache()
+    again = ev.evaluate_claims(ids=IDS)
+    pd.testing.assert_frame_equal(result.table, again.table)
+
+
+def test_known_verdicts(result):
+    t = result.table.set_index("id")
+    assert t.loc["C307", "verdict"] == ev.CONSISTENT          # monthly beats 3-monthly
+    assert t.loc["C010", "verdict"] == ev.NOT_CHECKABLE       # clinical judgement
+    assert t.loc["C004", "data_line"] == "supports"           # PA cohort 88.5 %
+    assert "variants" in t.loc["C004", "scenarios_holding"]
+    assert t.loc["C002", "verdict"] == ev.CONSISTENT          # passive ~1 %
+    assert "trough_ss" in t.loc["C307", "key_numbers"]
+
+
+def test_swapping_the_regimens_flips_the_verdict(result):
+    row = CLAIMS[CLAIMS["id"] == "C307"].copy()
+    regs = dict(p.split("=", 1) for p in row["regimens"].iloc[0].split("; "))
+    row["regimens"] = f"A={regs['B']}; B={regs['A']}"
+    swapped = ev.evaluate_claims(row)
+    assert swapped.table["verdict"].iloc[0] == ev.INCONSISTENT
+    assert result.table.set_index("id").loc["C307", "verdict"] == ev.CONSISTENT
+
+
+def test_a_parameter_override_can_make_a_claim_pass_or_fail():
+    row = CLAIMS[CLAIMS["id"] == "C002"].copy()
+    row["check"] = "A.absorbed_frac >= 0.0135"     # needs more passive absorption than default
+    row["sensitivity"] = ""
+    row["data_checks"] = ""
+    assert ev.evaluate_claims(row).table["verdict"].iloc[0] == ev.INCONSISTENT
+    high = ev.evaluate_claims(row, overrides={"passive_fraction": 0.015})
+    assert high.table["verdict"].iloc[0] == ev.CONSISTENT
+    with pytest.raises(Exception):
+        ev.evaluate_claims(row, overrides={"passive_fraction": 0.10})   # outside its range
+
+
+def test_unknown_id_is_refused():
+    with pytest.raises(InputError):
+        ev.evaluate_claims(ids=["C999"])
+
+
+# ---------------------------------------------------------------- contradictions and outputs
+
+def test_contradictions_pick_the_better_side():
+    table = pd.DataFrame({
+        "id": ["X1", "X2", "X3"], "verdict": [ev.CONSISTENT, ev.INCONSISTENT, ev.PARTLY],
+        "topic": ["t", "t", "t"], "side": ["yes", "no", "no"],
+        "key_numbers": ["a", "b", "c"], "data_evidence": ["", "", ""]})
+    c = ev.contradictions(table)
+    assert len(c) == 1
+    assert c["supports"].iloc[0] == "side A: yes"
+    assert c["score_b"].iloc[0] == pytest.approx(0.25)
+
+
+def test_markdown_figure_and_files(result, tmp_path):
+    md = ev.evidence_markdown(result)
+    assert "C307" in md and "Rubric" in md and "quantitative-pk" in md
+    paths = ev.write_evidence(tmp_path, result)
+    for p in paths.values():
+        assert p.is_file() and p.stat().st_size > 0
+    back = pd.read_csv(paths["evidence"])
+    assert sorted(back["id"]) == sorted(IDS)
+    assert set(back["verdict"]) <= set(ev.VERDICTS)
