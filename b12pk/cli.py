@@ -73,6 +73,9 @@ def _build_parser() -> argparse.ArgumentParser:
                    help=f"patient preset ({', '.join(PRESETS)}) or TOML file (repeatable)")
     c.add_argument("--days", type=float, default=None, help="horizon in days (default 365)")
     c.add_argument("--out", default="b12pk-report", help="output folder (default b12pk-report)")
+    c.add_argument("--population", type=int, default=None, metavar="N",
+                   help="add the population view: N virtual patients per regimen and patient")
+    c.add_argument("--seed", type=int, default=0, help="seed of the population view")
     c.add_argument("--evidence", action="store_true",
                    help="add the evidence analysis of the seed documents' claims (minutes)")
 
@@ -231,8 +234,18 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         from .evidence import evaluate_claims
 
         evidence = evaluate_claims(progress=lambda d, t, cid: _progress(d, t, f"claim {cid}"))
+    populations = None
+    if args.population is not None:
+        from .population import PopulationSpec, simulate_population
+
+        populations = {}
+        jobs = [(p, r) for p in comp.patients for r in comp.regimens]
+        for i, (p, r) in enumerate(jobs):
+            spec = PopulationSpec(p.patient, args.population, args.seed)
+            populations[(p.label, r.label)] = simulate_population(r.regimen, spec, comp.days)
+            _progress(i + 1, len(jobs), f"population {p.label} / {r.label}")
     out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate(),
-                       evidence=evidence)
+                       evidence=evidence, populations=populations)
     n = len(comp.summary)
     print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
           "figures/, run.json). Educational simulation, not a prescription.")

@@ -980,7 +980,9 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
 
 def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
              quantity: str = "serum_pmol_per_l", bands: bool = True,
-             time_unit: str = "auto", title: str | None = None) -> "Axes":
+             time_unit: str = "auto", title: str | None = None,
+             ylim: tuple[float, float] | None = None, show_legend: bool = True,
+             band_labels: bool = True) -> "Axes":
     """Fan chart of a population quantity: median line, 25-75% and 5-95% bands.
 
     Parameters
@@ -1022,16 +1024,16 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
                                 "median; 25-75%, 5-95%", _LEGEND_WRAP), gid="curve")
     if quantity == "serum_pmol_per_l":
         ax.set_yscale("log")
-        lo = min(min(lows), 132.8) / 1.5
-        hi = max(max(highs), 400.0) * 1.5
+        lo, hi = ylim if ylim is not None else (min(min(lows), 132.8) / 1.5,
+                                                 max(max(highs), 400.0) * 1.5)
         ax.set_ylim(lo, hi)
         _format_log_axis(ax, lo, hi)
         if bands:
-            _draw_bands(ax, _serum_bands("pmol/L"), True)
+            _draw_bands(ax, _serum_bands("pmol/L"), True, labels=band_labels)
         ax.set_ylabel("Serum B12 (pmol/L)")
         default = "Serum B12 in the virtual population"
     else:
-        ax.set_ylim(0, max(highs) * 1.08)
+        ax.set_ylim(*(ylim if ylim is not None else (0, max(highs) * 1.08)))
         ax.set_ylabel("Body B12 stores (µg)")
         default = "Body B12 stores in the virtual population"
     _format_time_axis(ax, tu, horizon)
@@ -1041,7 +1043,8 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    _legend_below(ax)
+    if show_legend:
+        _legend_below(ax)
     return ax
 
 

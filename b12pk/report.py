@@ -191,7 +191,8 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
 
 
 def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
-                 figures: bool = True, validation: Any = None, evidence: Any = None) -> Path:
+                 figures: bool = True, validation: Any = None, evidence: Any = None,
+                 populations: Any = None) -> Path:
     """Write the comparison report into folder ``out`` (atomically).
 
     Parameters
@@ -207,6 +208,10 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     validation : b12pk.validate.Validation, optional
         Agreement with trial data, shown in the "How far to trust this" section (and
         written as ``validation.csv``).
+    populations : dict, optional
+        ``(patient_label, regimen_label) -> PopulationResult``: the population view (fan
+        charts, share deficient, troughs before injections), written as
+        ``population_summary.csv``.
     evidence : b12pk.evidence.EvidenceResult, optional
         The seed documents' claims checked against the model and the trial data, shown in an
         "Evidence" section (and written as ``evidence.csv`` and ``contradictions.csv``).
@@ -229,12 +234,21 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
         record = _run_record(comp, argv)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                       encoding="utf-8")
+        pop_items: list[tuple] = []
+        if populations:
+            pop_table = _population_table(populations)
+            pop_table.to_csv(tmp / "population_summary.csv", index=False, float_format="%.6g")
+            if figures:
+                figs["population"] = _population_figure(comp, populations, tmp / "figures")
+            pop_items = _population_items(pop_table, figs, populations)
         if evidence is not None:
             evidence.table.to_csv(tmp / "evidence.csv", index=False)
             evidence.contradictions.to_csv(tmp / "contradictions.csv", index=False)
             if figures:
                 figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
         sections = _sections(comp, figs, validation)
+        if pop_items:
+            sections.insert(2, ("Virtual population", pop_items))
         if evidence is not None:
             sections.insert(2, ("Evidence: the seed documents' claims",
                                 _evidence_items(evidence, figs)))
@@ -258,6 +272,82 @@ def _validation_figure(validation: Any, fig_dir: Path) -> Path:
     path = save_figure(ax.figure, fig_dir / "validation")[0]
     plt.close(ax.figure)
     return path
+
+
+def _population_table(populations: Any) -> Any:
+    import pandas as pd
+
+    rows = []
+    for (patient, regimen), res in populations.items():
+        last = res.bands[res.bands["time_days"] == res.bands["time_days"].max()]
+        prob = dict(zip(last["band"], last["probability"]))
+        q = res.quantiles[res.quantiles["time_days"] == res.quantiles["time_days"].max()]
+        med = q.loc[q["quantile"] == 50.0, "serum_pmol_per_l"]
+        tr = res.troughs
+        rows.append({
+            "patient": patient, "regimen": regimen, "n": res.n, "seed": res.seed,
+            "pct_deficient_end": 100.0 * prob.get("deficient", 0.0),
+            "pct_not_replete_end": 100.0 * (prob.get("deficient", 0.0)
+                                            + prob.get("indeterminate", 0.0)),
+            "median_serum_end_pmol_per_l": float(med.iloc[0]) if len(med) else float("nan"),
+            "max_pct_trough_below_cutoff": float(tr["pct_below_cutoff"].max()) if len(tr)
+            else float("nan"),
+            "median_last_trough_pmol_per_l": float(tr["q50_pmol_per_l"].iloc[-1]) if len(tr)
+            else float("nan"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Path:
+    import math as _math
+
+    import matplotlib.pyplot as plt
+
+    from .plot import plot_fan, save_figure
+
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    regs = [r.label for r in comp.regimens]
+    ncols = min(3, len(regs))
+    nrows = _math.ceil(len(regs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 3.6 * nrows + 1.0),
+                             squeeze=False, sharey=True, layout="constrained")
+    q = [r.quantiles["serum_pmol_per_l"] for r in populations.values()]
+    ylim = (min(min(float(x.min()) for x in q), 132.8) / 1.5,
+            max(float(x.max()) for x in q) * 1.5)
+    for k, reg in enumerate(regs):
+        ax = axes[k // ncols][k % ncols]
+        fans = {p.label: populations[(p.label, reg)] for p in comp.patients
+                if (p.label, reg) in populations}
+        plot_fan(fans, ax=ax, title=reg, ylim=ylim, show_legend=False, band_labels=False)
+        ax.title.set_fontsize(9.5)
+        if k % ncols:
+            ax.set_ylabel("")
+    for k in range(len(regs), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=9)
+    fig.suptitle("Virtual population: median and 25-75% / 5-95% of serum B12; bands from "
+                 "seed 001 (red: deficient, amber: indeterminate, green: unlikely)",
+                 fontsize=10.5)
+    path = save_figure(fig, fig_dir / "population")[0]
+    plt.close(fig)
+    return path
+
+
+def _population_items(table: Any, figs: dict[str, Path], populations: Any) -> list[tuple]:
+    n = int(table["n"].iloc[0]) if len(table) else 0
+    items: list[tuple] = [
+        ("p", f"Each regimen and patient simulated for {n:,} virtual patients with "
+              "between-patient variability (data/variability.toml; each CV sourced or marked "
+              "assumed): median and 25-75% / 5-95% bands of serum B12, the share deficient at "
+              "the end, and the trough just before each injection.")]
+    if "population" in figs:
+        items.append(("img", figs["population"], "Serum B12 in the virtual populations "
+                      "(median line; 25-75% and 5-95% bands)"))
+    items.append(("table", list(table.columns),
+                  [[_fmt(v, 1) if isinstance(v, float) else str(v) for v in row]
+                   for row in table.itertuples(index=False)]))
+    return items
 
 
 def _evidence_figure(evidence: Any, fig_dir: Path) -> Path:

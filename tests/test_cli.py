@@ -230,3 +230,16 @@ def test_evidence_command_rejects_unknown_claim_id(tmp_path, capsys):
     code, _, err = run_cli(["evidence", "--ids", "C999", "--out", str(tmp_path / "ev")], capsys)
     assert code == 2 and err.count("\n") == 1
     assert not (tmp_path / "ev").exists()
+
+
+def test_compare_with_population_view(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", "--regimen", "100 mcg cyanocobalamin IM monthly", "--patient",
+                 "pernicious-anaemia", "--days", "70", "--population", "1024", "--out",
+                 str(out)])
+    assert code == 0
+    table = pd.read_csv(out / "population_summary.csv")
+    assert table["n"].iloc[0] == 1024
+    assert 0.0 <= table["max_pct_trough_below_cutoff"].iloc[0] <= 100.0
+    assert (out / "figures" / "population.png").is_file()
+    assert "Virtual population" in (out / "report.md").read_text(encoding="utf-8")
