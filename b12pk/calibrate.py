@@ -112,7 +112,11 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
                 for d, r, _ in targets]
 
     x0 = np.log([p["uptake_vmax_ug_per_day"], p["uptake_km_ug"]])
-    sol = least_squares(resid, x0, xtol=1e-10, ftol=1e-10)
+    spec = model.parameter_table().set_index("name")
+    bounds = (np.log([spec.loc["uptake_vmax_ug_per_day", "low"], spec.loc["uptake_km_ug", "low"]]),
+              np.log([spec.loc["uptake_vmax_ug_per_day", "high"],
+                      spec.loc["uptake_km_ug", "high"]]))
+    sol = least_squares(resid, x0, bounds=bounds, xtol=1e-10, ftol=1e-10)
     p = p.replace(uptake_vmax_ug_per_day=float(np.exp(sol.x[0])),
                   uptake_km_ug=float(np.exp(sol.x[1])))
     out["uptake_vmax_ug_per_day"] = p["uptake_vmax_ug_per_day"]

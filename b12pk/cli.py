@@ -192,7 +192,7 @@ def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> 
             for r in load_regimens(v):
                 out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
         else:
-            kwargs = {"default_form": default_form} if default_form else {}
+            kwargs = {"default_form": default_form} if default_form is not None else {}
             out.append(NamedRegimen(label=v.strip(), regimen=Regimen.parse(v, **kwargs)))
     return out
 
@@ -220,10 +220,21 @@ def _progress(done: int, total: int, label: str) -> None:
         sys.stderr.flush()
 
 
+def _check_out_folder(out: str) -> None:
+    """Refuse an output folder that cannot be written before any work is done."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise FileFormatError(f"output path {out!r} exists and is not a folder")
+    if not path.resolve().parent.is_dir():
+        raise FileFormatError(f"cannot write {out!r}: folder {str(path.resolve().parent)!r} "
+                              "does not exist")
+
+
 def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .compare import compare
     from .report import write_report
 
+    _check_out_folder(args.out)
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
     from .validate import validate
@@ -293,6 +304,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise FileFormatError(f"cannot write {str(path)!r}: it is a folder; accepted: a file "
+                              "path")
     parent = path.resolve().parent
     if not parent.is_dir():
         raise FileFormatError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
@@ -330,6 +344,7 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if len(regimens) != 1:
         raise InputError(f"population takes exactly one regimen; {args.regimen!r} holds "
                          f"{len(regimens)}")
+    _check_out_folder(args.out)
     variability = ({k: 0.0 for k in default_variability()} if args.no_variability else None)
     spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability)
     result = simulate_population(regimens[0].regimen, spec, args.days,
@@ -374,6 +389,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     from .evidence import evaluate_claims, write_evidence
     from .report import atomic_output_dir
 
+    _check_out_folder(args.out)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers {args.workers} is not accepted; accepted: 1 or more")
@@ -455,6 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         sys.stderr.write(f"b12pk: error: {_one_line(exc)}\n")
+        return 1
+    except RuntimeError as exc:  # a numerical failure: say so in one line, no traceback
+        sys.stderr.write(f"b12pk: error: {_one_line(exc)}; please report the inputs\n")
         return 1
 
 

@@ -19,7 +19,7 @@ from ._data import data_path
 from .engine import _check_days, simulate
 from .errors import FileFormatError, InputError, UnknownNameError
 from .model import Patient, serum_bands_pmol_per_l
-from .regimen import Regimen
+from .regimen import MAX_TOML_BYTES, Regimen, _read_limited
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
            "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS"]
@@ -126,7 +126,16 @@ def _patient_from_entry(entry: Mapping[str, Any], where: str) -> NamedPatient:
         raise FileFormatError(f"{where}: a patient needs 'preset' (one of the preset names)")
     if not isinstance(preset, str):
         raise FileFormatError(f"{where}: 'preset' must be text, got {preset!r}")
-    patient = Patient.preset(preset, **entry)
+    for key, value in (("label", label), ("why", why)):
+        if value is not None and not isinstance(value, str):
+            raise FileFormatError(f"{where}: {key!r} must be text, got {value!r}")
+    if "name" in entry:
+        raise FileFormatError(f"{where}: 'name' is not a patient setting; use 'label' for a "
+                              "display name and 'preset' for the preset")
+    try:
+        patient = Patient.preset(preset, **entry)
+    except InputError as exc:  # same class, message prefixed with the file and entry
+        raise type(exc)(f"{where}: {exc}") from None
     return NamedPatient(label=str(label or _patient_label(patient)), patient=patient, why=why)
 
 
@@ -162,14 +171,19 @@ def load_patients(path: str | Path) -> list[NamedPatient]:
     ------
     FileFormatError
         Missing, unreadable, empty or malformed file.
+    ResourceError
+        A file over 10 MB, refused without reading it.
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_limited(path, MAX_TOML_BYTES, "a TOML patient file")
     except OSError as exc:
         raise FileFormatError(f"cannot read patient file {str(path)!r}: {exc.strerror}") from exc
+    if b"\x00" in raw:
+        raise FileFormatError(f"patient file {str(path)!r} looks like a binary file, not valid "
+                              "UTF-8 TOML")
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
+        doc = tomllib.loads(raw.decode("utf-8-sig"))  # a leading byte-order mark is dropped
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise FileFormatError(f"patient file {str(path)!r} is not valid UTF-8 TOML: {exc}") from exc
     entries = doc.get("patient")

@@ -26,9 +26,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
-from scipy.linalg import expm
 
-from .errors import B12pkWarning, DoseError, HorizonError, InputError, UnknownNameError
+from ._linalg import expm
+
+from .errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
+                     UnknownNameError)
 from .model import Parameters, Patient, default_parameters, form_property
 
 __all__ = ["simulate", "MAX_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
@@ -40,8 +42,15 @@ MAX_DOSE_UG = 100_000.0
 """Largest accepted single dose, ug (100 mg)."""
 
 TRANSIENT_EPS_UG = 1e-9
+SAME_INSTANT_DAYS = 1e-12
+"""Doses closer than this (days, relative to their time when it exceeds 1) coincide."""
 RTOL = 1e-10
 ATOL = 1e-12
+"""Tolerances of the reference integrator (method="solve_ivp")."""
+FAST_RTOL = 1e-10
+FAST_ATOL = 1e-12
+"""Tolerances of LSODA through injection transients in the fast path (the fitted parameters
+were fitted with these; looser ones shift the weakly identified uptake_km_ug)."""
 """Below this total amount (ug) in depot, nasal and free pools the model is treated as linear."""
 
 ROUTES = ("oral", "sublingual", "im", "deep-sc", "intranasal", "iv")
@@ -194,7 +203,9 @@ class _System:
         dy += self.b
         F = y[self._fs]
         ftot = float(F.sum())
-        g = (self.hc_cap - y[self._h]) / self.hc_cap  # < 0: saturated, displaced
+        # binding stops when haptocorrin is saturated (holoHC can exceed the capacity when
+        # stores are very high; free B12 is then not bound, and nothing is displaced)
+        g = max(self.hc_cap - y[self._h], 0.0) / self.hc_cap
         bind = self.k_bind * g * F
         uptake = (self.vmax / (self.km + ftot)) * F
         dy[self._fs] -= bind + uptake
@@ -208,8 +219,8 @@ class _System:
         F = y[self._fs]
         ftot = float(F.sum())
         h = self._h
-        g = (self.hc_cap - y[h]) / self.hc_cap
-        dg_dh = -1.0 / self.hc_cap
+        g = max(self.hc_cap - y[h], 0.0) / self.hc_cap
+        dg_dh = -1.0 / self.hc_cap if y[h] < self.hc_cap else 0.0
         den = self.km + ftot
         for i, fi in enumerate(self._free_idx):
             J[fi, fi] -= self.k_bind * g
@@ -326,6 +337,10 @@ def _events_from(regimen: Any, days: float) -> list[tuple[float, float, str, str
         regimen = Regimen.parse(regimen)
     if hasattr(regimen, "dose_events"):
         events = regimen.dose_events(days)
+        if not events:
+            raise HorizonError(f"the regimen '{regimen}' gives no dose within the horizon of "
+                               f"days={days:g}; accepted: a horizon that reaches its first "
+                               f"dose (or an empty list of doses to simulate no treatment)")
     elif isinstance(regimen, Iterable):
         events = list(regimen)
     else:
@@ -334,6 +349,12 @@ def _events_from(regimen: Any, days: float) -> list[tuple[float, float, str, str
     checked = [_check_event(ev) for ev in events]
     checked = [ev for ev in checked if ev[0] < days]
     checked.sort(key=lambda ev: ev[0])
+    # doses closer than SAME_INSTANT_DAYS (relative to the time) are given at the same instant:
+    # the solver cannot integrate over a gap of a few ulps (it fails or returns NaN)
+    for i in range(1, len(checked)):
+        prev, ev = checked[i - 1][0], checked[i]
+        if ev[0] != prev and ev[0] - prev <= SAME_INSTANT_DAYS * max(1.0, ev[0]):
+            checked[i] = (prev,) + ev[1:]
     if any(ev[2] == "iv" for ev in checked):
         warnings.warn("intravenous B12 is simulated, but the seed documents advise against it: "
                       "most of an IV dose is lost in urine", B12pkWarning, stacklevel=3)
@@ -343,7 +364,11 @@ def _events_from(regimen: Any, days: float) -> list[tuple[float, float, str, str
 def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
                   times: Any, hourly_after_injections: bool) -> np.ndarray:
     if times is not None:
-        t = np.asarray(times, dtype=float).ravel()
+        try:
+            t = np.asarray(times, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise HorizonError(f"output times {times!r} are not accepted; accepted: numbers of "
+                               f"days within [0, {days:g}]") from None
         if t.size == 0 or not np.all(np.isfinite(t)) or t.min() < 0.0 or t.max() > days:
             raise HorizonError(f"output times must be finite and within [0, {days:g}] days")
         return np.unique(t)
@@ -427,12 +452,22 @@ def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.nd
         j = k
         while j < len(t_out) and t_out[j] <= t_end:
             j += 1
-        grid = np.concatenate(([t], t_out[k:j], [t_end]))
-        res, info = odeint(sys_.rhs, y, grid, Dfun=sys_.jac, tfirst=True, rtol=RTOL,
-                           atol=ATOL, mxstep=100_000, full_output=True)
-        if info["message"] != "Integration successful.":  # pragma: no cover
-            raise RuntimeError(f"odeint failed: {info['message']}")
-        out[k:j] = res[1:-1]
+        # odeint needs strictly increasing times: points closer than tol to the previous
+        # one (round-off, e.g. 1/3 + 3 vs (1/3 + 1) + 2) share its value
+        tol = 1e-12 * max(1.0, abs(t_end))
+        grid = [t]
+        where = []
+        for p in t_out[k:j]:
+            if p - grid[-1] > tol:
+                grid.append(float(p))
+            where.append(len(grid) - 1)
+        if t_end - grid[-1] > tol:
+            grid.append(t_end)
+        res, info = odeint(sys_.rhs, y, np.asarray(grid), Dfun=sys_.jac, tfirst=True,
+                           rtol=FAST_RTOL, atol=FAST_ATOL, mxstep=1_000_000, full_output=True)
+        if info["message"] != "Integration successful.":
+            raise RuntimeError(f"numerical integration failed: {info['message']}")
+        out[k:j] = res[where]
         k = j
         y = res[-1].copy()
         t = t_end
@@ -497,6 +532,10 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         patient = Patient.preset(patient)
     elif not isinstance(patient, Patient):
         raise InputError(f"patient must be a Patient or a preset name, got {patient!r}")
+    if parameters is not None and not isinstance(parameters, Parameters):
+        raise ParameterError(f"parameters must be a Parameters object (e.g. "
+                             f"b12pk.default_parameters().replace(...)), got "
+                             f"{type(parameters).__name__}")
     params = patient.parameters(parameters if parameters is not None else default_parameters())
     events = _events_from(regimen, days)
     forms = tuple(sorted({f for _, _, r, f in events if r in _PARENTERAL})) or ("cyanocobalamin",)

@@ -31,7 +31,9 @@ trip to about 1e-12 days instead of exactly).
 
 from __future__ import annotations
 
+import io
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
@@ -40,6 +42,7 @@ import pandas as pd
 from .errors import EventTableError, InputError, ResourceError
 from .regimen import (
     MAX_EVENTS,
+    _read_limited,
     DoseEvent,
     Regimen,
     normalize_form,
@@ -68,6 +71,9 @@ COLUMNS = ("ID", "TIME", "AMT", "CMT", "EVID", "II", "ADDL", "MDV", "ROUTE", "FO
 REQUIRED_COLUMNS = ("ID", "TIME", "AMT", "CMT", "EVID")
 
 _TIME_SCALE = {"days": 1.0, "hours": 24.0}
+
+#: Largest CSV event table :func:`read_event_table` reads, in bytes (100 MB).
+MAX_EVENT_TABLE_BYTES = 100_000_000
 
 RegimenSet = Union[Regimen, Mapping[int, Regimen], Sequence[Regimen]]
 
@@ -176,7 +182,7 @@ def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:
         raise TypeError(f"expected a path or a pandas DataFrame, got {type(source).__name__}")
     p = Path(source)
     try:
-        data = p.read_bytes()
+        data = _read_limited(p, MAX_EVENT_TABLE_BYTES, "a CSV event table")
     except FileNotFoundError:
         raise EventTableError(f"{p}: no such event table file") from None
     except OSError as exc:
@@ -187,7 +193,16 @@ def _load(source: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:
         raise EventTableError(f"{p}: the file is empty; expected a CSV event table with "
                               f"columns {', '.join(REQUIRED_COLUMNS)}")
     try:
-        table = pd.read_csv(p, dtype=str, keep_default_na=False, skipinitialspace=True)
+        with warnings.catch_warnings():
+            # index_col=False: a row with more fields than the header is an error, not
+            # silently read with its first cells taken as an index (shifting every column)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                                skipinitialspace=True, encoding="utf-8-sig", index_col=False)
+    except pd.errors.ParserWarning:
+        raise EventTableError(f"{p}: not a readable CSV event table (a row has more fields "
+                              f"than the header line); accepted: rows with at most one field "
+                              f"per column name") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise EventTableError(f"{p}: not a readable CSV event table ({exc})") from None
     return table, str(p)
@@ -216,6 +231,9 @@ def _cell_number(value: Any, row: int, column: str, where: str) -> float:
         text = value.strip()
         if text in ("", "."):
             return math.nan
+        if "_" in text:  # float() would read "1_000" as 1000; CSV numbers have no underscores
+            raise EventTableError(f"{where}: row {row}, column {column}: {value!r} is not a "
+                                  f"number")
         try:
             return float(text)
         except ValueError:
@@ -290,6 +308,9 @@ def _row_events(values: Mapping[str, Any], row: int, where: str, scale: float,
     ii = _cell_number(values.get("II", ""), row, "II", where)
     ii = 0.0 if math.isnan(ii) else ii
     addl = _cell_whole(values.get("ADDL", ""), row, "ADDL", where, default=0)
+    if addl >= MAX_EVENTS:  # checked before the doses are expanded
+        raise ResourceError(f"{where}: row {row}, column ADDL: {addl} additional doses exceed "
+                            f"the limit of {MAX_EVENTS} doses per table")
     if evid == 0:
         if not (math.isnan(amt) or amt == 0):
             raise EventTableError(f"{where}: row {row}, column AMT: an observation row (EVID 0) "
@@ -356,6 +377,9 @@ def read_event_table(source: str | Path | pd.DataFrame, *, time_unit: str = "day
         AMT <= 0 or > 100 mg on a dose row, an unknown CMT or a ROUTE that does not
         dose into it, ADDL without II, unsupported EVID/SS/RATE, IDs with no dose.
         Messages name the row (1-based data row, i.e. CSV line - 1) and column.
+    ResourceError
+        A file over :data:`MAX_EVENT_TABLE_BYTES` (100 MB), refused without reading it,
+        or more than ``MAX_EVENTS`` doses after expanding ADDL.
     """
     scale = _time_scale(time_unit)
     default_form = normalize_form(default_form)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -123,7 +124,7 @@ class ParameterSpec:
 
 
 def _check_value(name: str, value: float, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
         raise ParameterError(f"parameter {name!r} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise ParameterError(f"parameter {name!r} is {value}; accepted: a finite number "
@@ -345,12 +346,17 @@ class Patient:
     overrides: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise PatientError(f"patient name must be text, got {self.name!r}")
         for name, (low, high) in _PATIENT_RANGES.items():
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise PatientError(f"patient setting {name} must be a number, got {value!r}")
+            if not isinstance(value, (int, float)):  # numpy numbers are stored as float
+                value = float(value)
+                object.__setattr__(self, name, value)
             if not math.isfinite(value) or not (low <= value <= high):
                 raise PatientError(
                     f"patient setting {name} = {value!r} is not accepted; accepted: a finite "
@@ -361,6 +367,9 @@ class Patient:
         if not isinstance(self.metformin, bool):
             raise PatientError(f"patient setting metformin must be true or false, "
                                f"got {self.metformin!r}")
+        if not isinstance(self.overrides, Mapping):
+            raise PatientError(f"patient overrides must be a mapping of parameter name to "
+                               f"value, got {self.overrides!r}")
         overrides = dict(self.overrides)
         default_parameters().replace(**overrides)  # validates names and values
         object.__setattr__(self, "overrides", FrozenDict(overrides))

@@ -20,6 +20,7 @@ import difflib
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,7 @@ __all__ = [
     "DAYS_PER_MONTH",
     "DAYS_PER_YEAR",
     "MAX_EVENTS",
+    "MAX_PER_CYCLE",
     "normalize_route",
     "normalize_form",
     "validate_dose",
@@ -82,6 +84,12 @@ HOURS_PER_DAY = 24.0
 
 #: Most dose events one call may expand (guards against absurd horizons).
 MAX_EVENTS = 5_000_000
+
+#: Most doses one cycle of a repeating schedule may hold ("N times daily").
+MAX_PER_CYCLE = 1000
+
+#: Largest regimen or patient TOML file the loaders read, in bytes (10 MB).
+MAX_TOML_BYTES = 10_000_000
 
 #: Route aliases, keyed by the lower-case alias with spaces, hyphens and dots removed.
 _ROUTE_ALIASES = {
@@ -249,8 +257,10 @@ class DoseEvent:
             raise HorizonError(f"dose time must be a finite number of days >= 0, got {t!r}")
         object.__setattr__(self, "time_days", float(t))
         object.__setattr__(self, "amount_ug", validate_dose(self.amount_ug))
-        object.__setattr__(self, "route", normalize_route(self.route))
-        object.__setattr__(self, "form", normalize_form(self.form))
+        if not (isinstance(self.route, str) and self.route in ROUTES):  # fast path: canonical
+            object.__setattr__(self, "route", normalize_route(self.route))
+        if not (isinstance(self.form, str) and self.form in FORMS):
+            object.__setattr__(self, "form", normalize_form(self.form))
 
     def sort_key(self) -> tuple[float, str, str, float]:
         """Key ordering events by time, then route, form and amount."""
@@ -300,6 +310,9 @@ class Repeating:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cycle_days", _check_positive(self.cycle_days, "a dosing interval"))
         object.__setattr__(self, "per_cycle", _check_whole(self.per_cycle, "doses per cycle"))
+        if self.per_cycle > MAX_PER_CYCLE:
+            raise HorizonError(f"doses per cycle must be a whole number from 1 to {MAX_PER_CYCLE}, "
+                               f"got {self.per_cycle!r}")
 
     def offsets(self) -> tuple[float, ...]:
         """Dose offsets within a cycle, in days from the start of the cycle.
@@ -1130,7 +1143,7 @@ class _Parser:
             return float(_NUMBER_WORDS[tok.text])
         if tok.kind != "num":
             raise self.error(tok, expected=("a number",))
-        digits = tok.text
+        digits, first = tok.text, tok
         if thousands and "." not in digits and len(digits) <= 3:
             while (self.peek().text == "," and self.peek().start == tok.end
                    and self.peek(1).kind == "num" and self.peek(1).start == self.peek().end
@@ -1138,7 +1151,10 @@ class _Parser:
                 self.next()
                 tok = self.next()
                 digits += tok.text
-        return float(digits)
+        value = float(digits)
+        if not math.isfinite(value):
+            raise self.error(first, "the number is too large to read", ("a number",))
+        return value
 
     def value(self, thousands: bool = False, same_as_last: bool = False) -> float:
         """A number or a range ``a-b`` / ``a to b``; a range gives the chosen end.
@@ -1660,6 +1676,24 @@ _STRUCT_KEYS = {"label": str, "amount_ug": float, "route": str, "form": str,
                 "interval_days": float, "start_day": int, "n_doses": int}
 
 
+def _read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, refusing (quickly, without reading it) a file over ``limit``.
+
+    Raises :class:`ResourceError` for a file that is too big; ``OSError`` passes through.
+    """
+    with open(path, "rb") as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+        except OSError:  # pragma: no cover - fstat of an open file
+            size = 0
+        data = b"" if size > limit else fh.read(limit + 1)
+    if size > limit or len(data) > limit:
+        size = max(size, len(data))
+        raise ResourceError(f"{path}: the file is {size / 1e6:.1f} MB, too big for {what}; "
+                            f"accepted: files of at most {limit / 1e6:g} MB")
+    return data
+
+
 def load_regimens(path: str | Path) -> list[Regimen]:
     """Read regimens from a TOML file.
 
@@ -1686,10 +1720,12 @@ def load_regimens(path: str | Path) -> list[Regimen]:
         Missing, empty, binary, non-UTF-8 or invalid TOML files, wrong types,
         unknown keys and unreadable regimen text; the message names the file and
         the entry.
+    ResourceError
+        A file over :data:`MAX_TOML_BYTES` (10 MB), refused without reading it.
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = _read_limited(p, MAX_TOML_BYTES, "a TOML regimen file")
     except FileNotFoundError:
         raise FileFormatError(f"{p}: no such regimen file") from None
     except OSError as exc:
@@ -1697,7 +1733,7 @@ def load_regimens(path: str | Path) -> list[Regimen]:
     if b"\x00" in data:
         raise FileFormatError(f"{p}: looks like a binary file, not a TOML regimen file")
     try:
-        source = data.decode("utf-8")
+        source = data.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{p}: not UTF-8 text (byte {exc.start}); expected a TOML "
                               f"regimen file") from None
