@@ -232,8 +232,17 @@ def validate(folder: str | Path | None = None) -> Validation:
                 "where": row.where, "citation": meta["citation"],
                 "note": row.note if isinstance(row.note, str) else "",
             })
-    table = pd.DataFrame(rows)
-    return Validation(table=table, not_checkable=pd.DataFrame(skipped))
+    columns = ["trial", "arm", "n", "population", "preset", "regimen", "time_days", "outcome",
+               "statistic", "observed", "observed_low", "observed_high", "unit", "predicted",
+               "predicted_alternative", "ratio", "within_2fold", "within_spread", "where",
+               "citation", "note"]
+    table = pd.DataFrame(rows, columns=columns)
+    if table.empty:
+        raise FileFormatError(f"no checkable trial data found in {folder or _trials_dir()}; "
+                              "expected CSV datasets with sidecars (data/literature/trials/)")
+    return Validation(table=table, not_checkable=pd.DataFrame(
+        skipped, columns=["trial", "arm", "time_days", "outcome", "statistic",
+                          "why_not_checked"]))
 
 
 def plot_validation(validation: Validation, ax: Any = None) -> Any:

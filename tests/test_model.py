@@ -142,3 +142,20 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_data_file_is_shipped_with_the_package():
+    """Each file under data/ matches a package-data pattern of pyproject.toml, so an
+    installed (non-editable) b12pk finds it."""
+    import fnmatch
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = conf["tool"]["setuptools"]["package-data"]["b12pk.data"]
+    data = root / "data"
+    for f in data.rglob("*"):
+        if f.is_file() and f.suffix in (".csv", ".toml", ".md"):
+            rel = f.relative_to(data).as_posix()
+            assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/")
+                       for p in patterns), rel
