@@ -113,6 +113,42 @@ def bench(regimen: str, patients: list[Patient], days: float) -> dict[str, float
     }
 
 
+def bench_population_engine(regimen: str, n_rr: int, n_engine: int, days: float) -> dict:
+    """The same virtual population (pernicious anaemia, default variability) in
+    libRoadRunner (loop: init values + resetAll + simulate) and in b12pk's population
+    engine; per patient-year."""
+    import dataclasses
+
+    from b12pk.population import PopulationSpec, sample_patients, simulate_population
+
+    base = Patient.preset("pernicious-anaemia", serum_pmol_per_l=110)
+    spec = PopulationSpec(base, n_engine, seed=1)
+    draws = sample_patients(PopulationSpec(base, n_rr, seed=1))
+    patients = [dataclasses.replace(
+        base, diet_ug_per_day=r.diet_ug_per_day,
+        baseline_serum_pmol_per_l=r.baseline_serum_pmol_per_l,
+        overrides={"if_capacity_ug": r.if_capacity_ug, "passive_fraction": r.passive_fraction,
+                   "other_loss_fraction_per_day": r.other_loss_fraction_per_day,
+                   "uptake_vmax_ug_per_day": r.uptake_vmax_ug_per_day,
+                   "nasal_bioavailability": r.nasal_bioavailability})
+        for r in draws.itertuples()]
+    times = np.arange(int(days) + 1, dtype=float)
+    rr = sbml.load_roadrunner(sbml.to_sbml(patients[0], regimen, days=days))
+    rr.simulate(times=times, selections=["time", "serum_pmol_per_l"])
+    a = time.perf_counter()
+    for patient in patients:
+        for sid, v in sbml.patient_values(patient, regimen, days).items():
+            rr.model.setValue(f"init({sid})", v)
+        rr.resetAll()
+        rr.simulate(times=times, selections=["time", "serum_pmol_per_l", "stores"])
+    t_rr = (time.perf_counter() - a) / n_rr
+    a = time.perf_counter()
+    simulate_population(regimen, spec, days)
+    t_engine = (time.perf_counter() - a) / n_engine
+    years = days / 365.0
+    return {"rr_ms": 1e3 * t_rr / years, "engine_ms": 1e3 * t_engine / years}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=30)
@@ -139,6 +175,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['worst_stores']:12.1e}", flush=True)
     print("load s = export (b12pk.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per "
           "regimen; ratio = b12pk ms / rr+values ms (> 1: libRoadRunner faster).")
+    print()
+    print("Population: libRoadRunner loop (20 patients) vs b12pk population engine "
+          "(10,000 patients), pernicious anaemia with default variability, per patient-year")
+    print(f"{'regimen':33s} {'rr ms':>9s} {'engine ms':>10s} {'rr / engine':>12s}")
+    for name, regimen in REGIMENS.items():
+        r = bench_population_engine(regimen, 20, 10_000, args.days)
+        print(f"{name:33s} {r['rr_ms']:9.2f} {r['engine_ms']:10.4f} "
+              f"{r['rr_ms'] / r['engine_ms']:12.0f}", flush=True)
     return 0
 
 
