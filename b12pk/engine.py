@@ -290,6 +290,28 @@ class _System:
         return self.plasma_given_stores(stores)
 
 
+def _resolve(patient: Patient | str | None, parameters: Parameters | None
+             ) -> tuple[Patient, Parameters]:
+    """Validated patient (default healthy; preset names accepted) and its parameters."""
+    if patient is None:
+        patient = Patient.preset("healthy")
+    elif isinstance(patient, str):
+        patient = Patient.preset(patient)
+    elif not isinstance(patient, Patient):
+        raise InputError(f"patient must be a Patient or a preset name, got {patient!r}")
+    if parameters is not None and not isinstance(parameters, Parameters):
+        raise ParameterError(f"parameters must be a Parameters object (e.g. "
+                             f"b12pk.default_parameters().replace(...)), got "
+                             f"{type(parameters).__name__}")
+    return patient, patient.parameters(parameters if parameters is not None
+                                       else default_parameters())
+
+
+def _parenteral_forms(events: Sequence[tuple[float, float, str, str]]) -> tuple[str, ...]:
+    """Forms given by a parenteral route (one depot/nasal/free pool each)."""
+    return tuple(sorted({f for _, _, r, f in events if r in _PARENTERAL})) or ("cyanocobalamin",)
+
+
 def _pmol_from_pg_ml(p: Parameters, x: Any) -> Any:
     return x * 1e3 / p["molar_mass_g_per_mol"]
 
@@ -526,20 +548,9 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     days = _check_days(days)
     if method not in ("fast", "solve_ivp"):
         raise UnknownNameError(f"unknown method {method!r}; accepted: fast, solve_ivp")
-    if patient is None:
-        patient = Patient.preset("healthy")
-    elif isinstance(patient, str):
-        patient = Patient.preset(patient)
-    elif not isinstance(patient, Patient):
-        raise InputError(f"patient must be a Patient or a preset name, got {patient!r}")
-    if parameters is not None and not isinstance(parameters, Parameters):
-        raise ParameterError(f"parameters must be a Parameters object (e.g. "
-                             f"b12pk.default_parameters().replace(...)), got "
-                             f"{type(parameters).__name__}")
-    params = patient.parameters(parameters if parameters is not None else default_parameters())
+    patient, params = _resolve(patient, parameters)
     events = _events_from(regimen, days)
-    forms = tuple(sorted({f for _, _, r, f in events if r in _PARENTERAL})) or ("cyanocobalamin",)
-    sys_ = _System(patient, params, forms)
+    sys_ = _System(patient, params, _parenteral_forms(events))
     t_out = _output_times(days, events, times, hourly_after_injections)
 
     y = sys_.initial_state(patient)

@@ -25,14 +25,14 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ._data import data_path
 from ._linalg import expm
-from .engine import _System, _check_days
-from .errors import HorizonError, InputError, ResourceError, UnknownNameError
+from .engine import _System, _check_days, _parenteral_forms
+from .errors import InputError, ResourceError, UnknownNameError
 from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from .regimen import Regimen
 
@@ -606,8 +606,6 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     -------
     PopulationResult
     """
-    import pandas as pd
-
     days = _check_days(days)
     if not isinstance(spec, PopulationSpec):
         raise InputError(f"spec must be a PopulationSpec, got {type(spec).__name__}")
@@ -624,7 +622,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     if not qs or any(not (0.0 <= q <= 100.0) for q in qs):
         raise InputError(f"quantiles must be percentages from 0 to 100, got {quantiles!r}")
     events = [(e.time_days, e.amount_ug, e.route, e.form) for e in regimen.dose_events(days)]
-    forms = tuple(sorted({f for _, _, r, f in events if r in _PARENTERAL})) or ("cyanocobalamin",)
+    forms = _parenteral_forms(events)
     params = spec.patient.parameters(default_parameters())
     sys_ = _System(spec.patient, params, forms)
     t_int = int(math.floor(days + 1e-9))

@@ -16,7 +16,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence

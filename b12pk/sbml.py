@@ -31,8 +31,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from .errors import FileFormatError, B12pkError, InputError, ParameterError
-from .model import Parameters, Patient, default_parameters, parameter_table
+from .errors import B12pkError, FileFormatError, InputError
+from .model import Parameters, Patient, parameter_table
 
 __all__ = [
     "SBMLUnavailableError",
@@ -154,21 +154,9 @@ def _build(patient: Patient | str | None, regimen: Any, days: float,
     from . import engine
 
     days = engine._check_days(days)
-    if patient is None:
-        patient = Patient.preset("healthy")
-    elif isinstance(patient, str):
-        patient = Patient.preset(patient)
-    elif not isinstance(patient, Patient):
-        raise InputError(f"patient must be a Patient or a preset name, got {patient!r}")
-    if parameters is not None and not isinstance(parameters, Parameters):
-        raise ParameterError(f"parameters must be a Parameters object (e.g. "
-                             f"b12pk.default_parameters().replace(...)), got "
-                             f"{type(parameters).__name__}")
-    params = patient.parameters(parameters if parameters is not None else default_parameters())
+    patient, params = engine._resolve(patient, parameters)
     events = engine._events_from(regimen, days) if regimen is not None else []
-    forms = tuple(sorted({f for _, _, r, f in events if r in engine._PARENTERAL})) \
-        or ("cyanocobalamin",)
-    sys_ = engine._System(patient, params, forms)
+    sys_ = engine._System(patient, params, engine._parenteral_forms(events))
     return patient, params, sys_, events, days
 
 
