@@ -103,23 +103,6 @@ class _Layout:
         return slice(0, 3 * self.nf + 5)
 
 
-_SAT_WIDTH = 0.01  # smoothing width, as a fraction of the haptocorrin capacity
-
-
-def _sat(room: float, cap: float) -> float:
-    """Free haptocorrin capacity as a fraction, max(room, 0) / cap, smoothed over 1% of the
-    capacity (softplus) so that the right-hand side stays smooth for the ODE solvers."""
-    w = _SAT_WIDTH * cap
-    x = room / w
-    return (x if x > 30.0 else math.log1p(math.exp(x))) * w / cap
-
-
-def _sat_slope(room: float, cap: float) -> float:
-    """d _sat / d room."""
-    x = room / (_SAT_WIDTH * cap)
-    return (1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0) / cap
-
-
 class _System:
     """Rate constants, matrices and right-hand side for one patient and parameter set."""
 
@@ -222,7 +205,7 @@ class _System:
         ftot = float(F.sum())
         # binding stops when haptocorrin is saturated (holoHC can exceed the capacity when
         # stores are very high; free B12 is then not bound, and nothing is displaced)
-        g = _sat(self.hc_cap - y[self._h], self.hc_cap)
+        g = max(self.hc_cap - y[self._h], 0.0) / self.hc_cap
         bind = self.k_bind * g * F
         uptake = (self.vmax / (self.km + ftot)) * F
         dy[self._fs] -= bind + uptake
@@ -236,8 +219,8 @@ class _System:
         F = y[self._fs]
         ftot = float(F.sum())
         h = self._h
-        g = _sat(self.hc_cap - y[h], self.hc_cap)
-        dg_dh = -_sat_slope(self.hc_cap - y[h], self.hc_cap)
+        g = max(self.hc_cap - y[h], 0.0) / self.hc_cap
+        dg_dh = -1.0 / self.hc_cap if y[h] < self.hc_cap else 0.0
         den = self.km + ftot
         for i, fi in enumerate(self._free_idx):
             J[fi, fi] -= self.k_bind * g
