@@ -32,14 +32,13 @@ from ._linalg import expm
 from .errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
                      UnknownNameError)
 from .model import Parameters, Patient, default_parameters, form_property
+from .regimen import FORMS, MAX_DOSE_UG, ROUTES  # one vocabulary for the whole package
 
 __all__ = ["simulate", "MAX_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
 
 MAX_DAYS = 100 * 365.0
 """Longest accepted horizon, days (100 years)."""
 
-MAX_DOSE_UG = 100_000.0
-"""Largest accepted single dose, ug (100 mg)."""
 
 TRANSIENT_EPS_UG = 1e-9
 SAME_INSTANT_DAYS = 1e-12
@@ -53,8 +52,6 @@ FAST_ATOL = 1e-12
 were fitted with these; looser ones shift the weakly identified uptake_km_ug)."""
 """Below this total amount (ug) in depot, nasal and free pools the model is treated as linear."""
 
-ROUTES = ("oral", "sublingual", "im", "deep-sc", "intranasal", "iv")
-FORMS = ("cyanocobalamin", "hydroxocobalamin", "methylcobalamin")
 _ORAL = ("oral", "sublingual")
 _PARENTERAL = ("im", "deep-sc", "intranasal", "iv")
 
