@@ -22,7 +22,9 @@ injections the population engine agrees with :func:`b12pk.simulate` to about 1e-
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -52,7 +54,15 @@ MAX_CHUNK = 262_144
 QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 TRANSIENT_STEP_DAYS = 1.0 / 384.0
 _EPS_UG = 1e-9
-_HIST_LO, _HIST_HI, _HIST_BINS = 1e-1, 1e6, 3500  # log-spaced bins (pmol/L or ug)
+# Histogram bins (pmol/L or ug): the float64 exponent and the top _HIST_MANT mantissa bits,
+# i.e. 2**_HIST_MANT bins per doubling from 2**_HIST_EXP[0] to 2**_HIST_EXP[1] (0.0625 to
+# about 1e6); a bin is 0.4-0.8% wide. The index is an integer shift of the float's bits.
+_HIST_MANT = 7
+_HIST_EXP = (-4, 20)
+_HIST_BINS = (_HIST_EXP[1] - _HIST_EXP[0]) << _HIST_MANT
+_HIST_SHIFT = 52 - _HIST_MANT
+_HIST_LO_BITS = int(np.float64(2.0 ** _HIST_EXP[0]).view(np.int64)) >> _HIST_SHIFT
+_HIST_LO, _HIST_HI = 2.0 ** _HIST_EXP[0], 2.0 ** _HIST_EXP[1]
 _SLOW = ("ileum", "enterocyte", "holotc", "holohc", "stores")
 _ORAL, _PARENTERAL = ("oral", "sublingual"), ("im", "deep-sc", "intranasal", "iv")
 _ORDER = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
@@ -126,7 +136,9 @@ class PopulationSpec:
         return cls(patient, n, seed, {k: 0.0 for k in default_variability()})
 
 
+@functools.lru_cache(maxsize=1)
 def _ranges() -> dict[str, tuple[float, float]]:
+    """Accepted range of each varying quantity (read once: model.toml does not change)."""
     t = parameter_table()
     out = {r.name: (r.low, r.high) for r in t.itertuples()}
     out["diet_ug_per_day"] = (0.0, 1000.0)
@@ -161,13 +173,16 @@ def _sample_block(spec: PopulationSpec, block: int, typical: Mapping[str, float]
 # Aggregates (mergeable integer counts)
 
 def _bin_edges() -> np.ndarray:
-    return np.logspace(math.log10(_HIST_LO), math.log10(_HIST_HI), _HIST_BINS + 1)
+    bits = (np.arange(_HIST_BINS + 1, dtype=np.int64) + _HIST_LO_BITS) << _HIST_SHIFT
+    return bits.view(np.float64)
 
 
 def _bin_index(x: np.ndarray) -> np.ndarray:
-    lo, hi = math.log10(_HIST_LO), math.log10(_HIST_HI)
-    idx = np.floor((np.log10(np.maximum(x, 1e-300)) - lo) / (hi - lo) * _HIST_BINS)
-    return np.clip(idx, 0, _HIST_BINS - 1).astype(np.int64)
+    """Histogram bin of each value (values below or above the range go to the end bins)."""
+    idx = np.ascontiguousarray(np.maximum(x, 0.0), dtype=np.float64).view(np.int64)
+    idx = idx >> _HIST_SHIFT
+    idx -= _HIST_LO_BITS
+    return np.clip(idx, 0, _HIST_BINS - 1, out=idx)
 
 
 @dataclass
@@ -182,13 +197,16 @@ class _Aggregate:
     troughs: np.ndarray = field(default=None)  # type: ignore[assignment]
     trough_below: np.ndarray = field(default=None)  # type: ignore[assignment]
     sums: dict = field(default_factory=dict)  # block -> (2, n_times) serum and stores sums
+    sum_total: Any = None  # sums of blocks 0 .. next_block - 1, added in block order
+    next_block: int = 0
 
     def __post_init__(self) -> None:
-        self.serum = np.zeros((self.n_times, _HIST_BINS), np.int64)
-        self.stores = np.zeros((self.n_times, _HIST_BINS), np.int64)
+        # int32 counts: a bin holds at most MAX_PATIENTS (< 2**31) patients
+        self.serum = np.zeros((self.n_times, _HIST_BINS), np.int32)
+        self.stores = np.zeros((self.n_times, _HIST_BINS), np.int32)
         self.bands = np.zeros((self.n_times, 3), np.int64)
         self.repletion = np.zeros(self.n_times + 1, np.int64)  # last = never
-        self.troughs = np.zeros((self.n_troughs, _HIST_BINS), np.int64)
+        self.troughs = np.zeros((self.n_troughs, _HIST_BINS), np.int32)
         self.trough_below = np.zeros(self.n_troughs, np.int64)
 
     def merge(self, other: "_Aggregate") -> "_Aggregate":
@@ -196,14 +214,24 @@ class _Aggregate:
             getattr(self, name).__iadd__(getattr(other, name))
         self.n += other.n
         self.sums.update(other.sums)
+        self._fold()
         return self
+
+    def _fold(self) -> None:
+        """Add the per-block sums into the running total in block order, as blocks arrive
+        (the total does not depend on chunking; memory does not grow with n)."""
+        if self.sum_total is None:
+            self.sum_total = np.zeros((2, self.n_times))
+        while self.next_block in self.sums:
+            self.sum_total += self.sums.pop(self.next_block)
+            self.next_block += 1
 
     def means(self) -> np.ndarray:
         """Mean serum and stores per time, summed in block order (chunking-independent)."""
-        total = np.zeros((2, self.n_times))
-        for b in sorted(self.sums):
-            total += self.sums[b]
-        return total / self.n
+        self._fold()
+        if self.sums:
+            raise RuntimeError(f"population blocks missing before {min(self.sums)}")
+        return self.sum_total / self.n
 
 
 # --------------------------------------------------------------------------------------
@@ -229,6 +257,16 @@ class _Propagators:
         self.mats = np.stack(self.mats)
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._pow: list[tuple[np.ndarray, np.ndarray]] = [self._direct(self.H0)]
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:  # for Dask: locks do not pickle
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _direct(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         K = len(self.mats)
@@ -239,6 +277,10 @@ class _Propagators:
         return E[:, :5, :5].copy(), E[:, :5, 5].copy()
 
     def get(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:  # chunks run in threads share the cache
+            return self._get(dt)
+
+    def _get(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         key = round(dt, 9)
         if key in self._cache:
             return self._cache[key]
@@ -286,9 +328,11 @@ class _BlockEngine:
         """Per-patient E (5, 5, N) and g (5, N) for step dt."""
         if np.all(k_loss == k_loss[0]):
             k = float(k_loss[0])
-            if k not in self._exact:
-                self._exact[k] = _Propagators(self.A0, self.k_loss0, np.array([k]))
-            E, g = self._exact[k].get(dt)
+            prop = self._exact.get(k)
+            if prop is None:  # two threads may both build it: same values, either one kept
+                prop = self._exact.setdefault(k, _Propagators(self.A0, self.k_loss0,
+                                                              np.array([k])))
+            E, g = prop.get(dt)
             return (np.broadcast_to(E[0][:, :, None], (5, 5, k_loss.size)),
                     np.broadcast_to(g[0][:, None], (5, k_loss.size)))
         E_tab, g_tab = self.table(dt)
@@ -309,6 +353,7 @@ class _BlockEngine:
 
 
 def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """E y + g r per patient (E: (5, 5, N), g and y: (5, N), r: (N,))."""
     out = np.einsum("ijn,jn->in", E, y)
     out += g * r
     return out
@@ -317,7 +362,8 @@ def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.nda
 def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float, str, str]],
                days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: _System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
-               cut: float, upper: float) -> _Aggregate:
+               cut: float, upper: float, fast: Any = None,
+               agg: "_Aggregate | None" = None) -> _Aggregate:
     s = typical_sys
     p = s.p
     patient = spec.patient
@@ -333,8 +379,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     sizes = [d["if_capacity_ug"].size for d in parts]
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     n = draw["if_capacity_ug"].size
-    agg = _Aggregate(len(out_times), len(trough_times))
-    agg.n = n
+    if agg is None:
+        agg = _Aggregate(len(out_times), len(trough_times))
+    agg.n += n
     # per-patient rates
     if_cap = draw["if_capacity_ug"] * patient.if_route_factor
     passive = draw["passive_fraction"]
@@ -382,21 +429,27 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     def serum_of() -> np.ndarray:
         return (y[2] + y[3]) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
 
-    sums = {b: np.zeros((2, len(out_times))) for b in blocks}
-    agg.sums.update(sums)
+    sums = np.zeros((len(blocks), 2, len(out_times)))
+    agg.sums.update({b: sums[j] for j, b in enumerate(blocks)})
+    never = len(out_times)
+    block_of = np.repeat(np.arange(len(blocks)), sizes)
 
     def record(k: int) -> None:
         ser = serum_of()
-        per_block = (np.add.reduceat(ser, starts), np.add.reduceat(y[4], starts))
-        for j, b in enumerate(blocks):
-            sums[b][0, k] = per_block[0][j]
-            sums[b][1, k] = per_block[1][j]
+        if fast is not None:
+            stores = np.ascontiguousarray(y[4])
+            fast.record_step(ser, stores, ser.view(np.int64), stores.view(np.int64), k, cut,
+                             upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS, agg.serum,
+                             agg.stores, agg.bands, replete_at, never, block_of, sums)
+            return
+        sums[:, 0, k] = np.add.reduceat(ser, starts)
+        sums[:, 1, k] = np.add.reduceat(y[4], starts)
         agg.serum[k] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
         agg.stores[k] += np.bincount(_bin_index(y[4]), minlength=_HIST_BINS)
-        agg.bands[k, 0] += int(np.count_nonzero(ser < cut))
-        agg.bands[k, 1] += int(np.count_nonzero((ser >= cut) & (ser < upper)))
-        agg.bands[k, 2] += int(np.count_nonzero(ser >= upper))
-        newly = (replete_at == len(out_times)) & (ser >= cut)
+        below = int(np.count_nonzero(ser < cut))
+        above = int(np.count_nonzero(ser >= upper))
+        agg.bands[k] += (below, ser.size - below - above, above)
+        newly = (replete_at == never) & (ser >= cut)
         replete_at[newly] = k
 
     def fast_step(h: float) -> None:
@@ -452,8 +505,26 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
             prop_cache[key] = (np.ascontiguousarray(E), np.ascontiguousarray(g))
         return prop_cache[key]
 
+    transient_live = False  # True from a parenteral dose until its pools are emptied
+
+    pm_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    def props_pm(dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Propagators patient-major, (N, 5, 5) and (N, 5), for the compiled kernels."""
+        key = round(dt, 9)
+        if key not in pm_cache:
+            E, g = props(key)
+            pm_cache[key] = (np.ascontiguousarray(E.transpose(2, 0, 1)),
+                             np.ascontiguousarray(g.T))
+        return pm_cache[key]
+
     def in_transient() -> bool:
-        return bool((depot.sum(axis=0) + nasal.sum(axis=0) + free.sum(axis=0)).max() > _EPS_UG)
+        nonlocal transient_live
+        if not transient_live:
+            return False
+        pools = depot.sum(axis=0) + nasal.sum(axis=0) + free.sum(axis=0)
+        transient_live = bool(pools.max() > _EPS_UG)
+        return transient_live
 
     last_parenteral = 0.0
 
@@ -490,9 +561,49 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         groups.setdefault(ev[0], []).append(ev)
     trough_index = {t: i for i, t in enumerate(trough_times)}
     times = sorted(set(out_times.tolist()) | set(groups))
+    out_index = {float(t): k for k, t in enumerate(out_times)}
+    c_serum = to_pmol / Vp
+
+    def oral_only(te: float) -> bool:
+        return te not in trough_index and all(ev[2] in _ORAL for ev in groups.get(te, ()))
+
     k_out = 0
     t = 0.0
-    for te in times:
+    i = 0
+    while i < len(times):
+        te = times[i]
+        if fast is not None and not transient_live and te > t and oral_only(te):
+            # a run of equal steps with oral doses and outputs only: one compiled call
+            h = te - t
+            j = i + 1
+            while j < len(times) and abs(times[j] - times[j - 1] - h) < 1e-9 and \
+                    oral_only(times[j]):
+                j += 1
+            if j - i >= 2:
+                run = times[i:j]
+                width = max(1, max(len(groups.get(tt, ())) for tt in run))
+                ev_amount = np.zeros((len(run), width))
+                ev_decay = np.ones((len(run), width))
+                n_ev = np.zeros(len(run), np.int64)
+                rec = np.full(len(run), -1, np.int64)
+                for q, tt in enumerate(run):
+                    for e, ev in enumerate(groups.get(tt, ())):
+                        ev_amount[q, e] = ev[1]
+                        ev_decay[q, e] = math.exp(-s.if_krec * (tt - t_last_oral))
+                        t_last_oral = tt
+                    n_ev[q] = len(groups.get(tt, ()))
+                    rec[q] = out_index.get(tt, -1)
+                E, g = props_pm(h)
+                yt = np.ascontiguousarray(y.T)
+                fast.run_span(E, g, r_diet, yt, deficit, if_cap, passive, s.if_km, ev_amount,
+                              ev_decay, n_ev, rec, c_serum, cut, upper, _HIST_LO_BITS,
+                              _HIST_SHIFT, _HIST_BINS, agg.serum, agg.stores, agg.bands,
+                              replete_at, never, block_of, sums)
+                y = np.ascontiguousarray(yt.T)
+                k_out += int(np.count_nonzero(rec >= 0))
+                t = run[-1]
+                i = j
+                continue
         advance(t, te)
         t = te
         if te in trough_index:
@@ -502,6 +613,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         for _, amount, route, form in groups.get(te, ()):
             if route in _PARENTERAL:
                 last_parenteral = te
+                transient_live = True
             if route in ("im", "deep-sc"):
                 depot[forms.index(form)] += amount
                 continue
@@ -521,6 +633,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         if k_out < len(out_times) and out_times[k_out] == te:
             record(k_out)
             k_out += 1
+        i += 1
     agg.repletion += np.bincount(replete_at, minlength=len(out_times) + 1)
     return agg
 
@@ -563,8 +676,8 @@ class PopulationResult:
 def _quantiles_from_counts(counts: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     """Quantiles (log-interpolated within bins) for each row of a count matrix."""
     edges = np.log(_bin_edges())
-    total = counts.sum(axis=1, keepdims=True)
-    cum = np.cumsum(counts, axis=1)
+    total = counts.sum(axis=1, keepdims=True, dtype=np.int64)
+    cum = np.cumsum(counts, axis=1, dtype=np.int64)
     out = np.empty((counts.shape[0], len(qs)))
     for j, q in enumerate(qs):
         target = q / 100.0 * total[:, 0]
@@ -579,7 +692,8 @@ def _quantiles_from_counts(counts: np.ndarray, qs: Sequence[float]) -> np.ndarra
 def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0, *,
                         chunk_size: int = 16384, quantiles: Sequence[float] = QUANTILES,
                         progress: bool | Callable[[int, int], None] = False,
-                        client: Any = None) -> PopulationResult:
+                        client: Any = None, workers: int | None = None,
+                        backend: str = "auto") -> PopulationResult:
     """Simulate a virtual population under one regimen (daily output).
 
     Parameters
@@ -601,6 +715,13 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     client : dask.distributed.Client, optional
         Run chunks as Dask tasks on this cluster (``pip install b12pk[dask]``); results are
         identical to the local run.
+    workers : int, optional
+        Threads simulating chunks at once on this machine (default: the CPUs available);
+        does not change the results.
+    backend : {"auto", "numpy", "numba"}
+        ``"numba"`` uses compiled kernels (``pip install b12pk[fast]``), ``"numpy"`` plain
+        numpy; ``"auto"`` (default) the kernels when numba is installed. The two agree to
+        rounding (histogram counts can differ where a value sits on a bin edge).
 
     Returns
     -------
@@ -618,6 +739,12 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         raise ResourceError(f"chunk_size={chunk_size} would need about "
                             f"{chunk_size * 400 / 1e6:.0f} MB per chunk; the budget allows at "
                             f"most {MAX_CHUNK} patients per chunk: use a smaller chunk_size")
+    if backend not in ("auto", "numpy", "numba"):
+        raise InputError(f"backend={backend!r} is not known; accepted: 'auto', 'numpy', "
+                         "'numba'")
+    if workers is not None and (isinstance(workers, bool) or
+                                not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise InputError(f"workers={workers!r} is not accepted; accepted: a whole number >= 1")
     qs = [float(q) for q in quantiles]
     if not qs or any(not (0.0 <= q <= 100.0) for q in qs):
         raise InputError(f"quantiles must be percentages from 0 to 100, got {quantiles!r}")
@@ -646,52 +773,96 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     args = (spec, events, days, forms, sys_, out_times, trough_times, cut, upper, engine)
 
     report = _progress_fn(progress, spec.n)
+    total = _Aggregate(len(out_times), len(trough_times))
     if client is not None:
-        futures = [client.submit(_run_chunk, c, *args, pure=False) for c in chunks]
-        total = None
-        for fut in futures:  # merge in chunk order: integer counts, order does not matter
-            part = fut.result()
-            total = part if total is None else total.merge(part)
+        futures = [client.submit(_run_chunk, c, *args, backend, pure=False) for c in chunks]
+        for fut in futures:  # integer counts and per-block sums: merge order does not matter
+            total.merge(fut.result())
             report(total.n)
     else:
-        total = None
-        for c in chunks:
-            part = _run_chunk(c, *args)
-            total = part if total is None else total.merge(part)
-            report(total.n)
+        _fast_kernels(backend)  # fails early when numba is asked for and missing
+        n_workers = _n_workers(workers, len(chunks))
+        if n_workers == 1:
+            for c in chunks:
+                total.merge(_run_chunk(c, *args, backend))
+                report(total.n)
+        else:
+            # threads: numpy and the compiled kernels release the GIL; at most n_workers
+            # chunks are in flight, so memory stays bounded by the chunk size
+            from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+            with ThreadPoolExecutor(n_workers, thread_name_prefix="b12pk") as pool:
+                pending = set()
+                todo = iter(chunks)
+                for c in todo:
+                    pending.add(pool.submit(_run_chunk, c, *args, backend))
+                    if len(pending) >= n_workers:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for fut in done:
+                            total.merge(fut.result())
+                            report(total.n)
+                for fut in pending:
+                    total.merge(fut.result())
+                    report(total.n)
     report(None)
     return _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days)
+
+
+def _fast_kernels(backend: str) -> Any:
+    """The compiled kernels module for ``backend`` ("auto", "numpy" or "numba"), or None."""
+    if backend == "numpy":
+        return None
+    try:
+        from . import _fast
+    except ImportError:
+        if backend == "numba":
+            raise InputError("backend='numba' needs numba: pip install 'b12pk[fast]'; "
+                             "accepted without it: 'auto' or 'numpy'") from None
+        return None
+    return _fast
+
+
+def _n_workers(workers: int | None, n_chunks: int) -> int:
+    if workers is None:
+        import os
+
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+    return max(1, min(int(workers), n_chunks))
 
 
 def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: float,
                forms: tuple[str, ...], sys_: _System, out_times: np.ndarray,
                trough_times: Sequence[float], cut: float, upper: float,
-               engine: "_BlockEngine") -> _Aggregate:
+               engine: "_BlockEngine", backend: str = "numpy") -> _Aggregate:
     """Simulate the patients of some blocks together (vectorised over all of them).
 
     Per-patient draws depend only on (seed, block), and the sums are kept per block, so
     the result does not depend on how blocks are grouped into chunks.
     """
     return _run_block(spec, events, days, blocks, forms, sys_, engine, out_times,
-                      trough_times, cut, upper)
+                      trough_times, cut, upper, _fast_kernels(backend))
 
 
 def _progress_fn(progress: Any, n: int) -> Callable[[int | None], None]:
+    """A progress reporter: the user's callable, a tqdm bar on a terminal, or nothing."""
     if callable(progress):
         return lambda done: progress(done, n) if done is not None else None
     import sys
 
-    if progress and sys.stderr.isatty():
-        def show(done: int | None) -> None:
-            if done is None:
-                sys.stderr.write("\n")
-                return
-            frac = done / n
-            bar = "#" * int(30 * frac)
-            sys.stderr.write(f"\rpopulation [{bar:<30s}] {done:,}/{n:,}")
-            sys.stderr.flush()
-        return show
-    return lambda done: None
+    if not (progress and sys.stderr.isatty()):
+        return lambda done: None  # silent when not on a terminal (logs, CI, notebooks)
+    from tqdm import tqdm
+
+    bar = tqdm(total=n, unit="patient", unit_scale=True, desc="population", file=sys.stderr,
+               leave=False)
+
+    def show(done: int | None) -> None:
+        if done is None:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
+    return show
 
 
 def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,

@@ -156,3 +156,63 @@ def test_dask_cluster_gives_identical_results():
             distributed.Client(cluster) as client:
         remote = simulate_population(ORAL, spec, 20, chunk_size=BLOCK, client=client)
     same(local, remote)
+
+
+# ----- engine backends and threads ----------------------------------------------------
+
+HAS_NUMBA = __import__("importlib").util.find_spec("numba") is not None
+
+
+@pytest.mark.parametrize("regimen", [ORAL, IM], ids=["oral", "im"])
+def test_threads_give_identical_results(regimen):
+    spec = PopulationSpec(PA, n=4 * BLOCK + 3, seed=11)
+    one = simulate_population(regimen, spec, 45, chunk_size=BLOCK, workers=1)
+    two = simulate_population(regimen, spec, 45, chunk_size=BLOCK, workers=2)
+    same(one, two)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed (pip install b12pk[fast])")
+@pytest.mark.parametrize("regimen", [ORAL, IM], ids=["oral", "im"])
+def test_compiled_kernels_agree_with_numpy(regimen):
+    spec = PopulationSpec(PA, n=2 * BLOCK + 50, seed=12)
+    a = simulate_population(regimen, spec, 90, backend="numpy")
+    b = simulate_population(regimen, spec, 90, backend="numba")
+    np.testing.assert_allclose(a.means[["serum_pmol_per_l", "stores_ug"]],
+                               b.means[["serum_pmol_per_l", "stores_ug"]], rtol=1e-12)
+    np.testing.assert_allclose(a.quantiles[["serum_pmol_per_l", "stores_ug"]],
+                               b.quantiles[["serum_pmol_per_l", "stores_ug"]], rtol=1e-2)
+    # a value can only change bin where it sits on an edge: at most a patient or two
+    diff = np.abs(a.bands["probability"] - b.bands["probability"]).max()
+    assert diff <= 2 / spec.n
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed (pip install b12pk[fast])")
+def test_compiled_kernels_are_chunking_invariant():
+    spec = PopulationSpec(PA, n=3 * BLOCK + 17, seed=3)
+    same(simulate_population(ORAL, spec, 40, chunk_size=4 * BLOCK, backend="numba"),
+         simulate_population(ORAL, spec, 40, chunk_size=BLOCK, backend="numba"))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"backend": "fortran"}, "backend='fortran' is not known"),
+    ({"workers": 0}, "workers=0 is not accepted"),
+    ({"workers": 1.5}, "workers=1.5 is not accepted"),
+])
+def test_bad_engine_options_are_rejected(kwargs, match):
+    with pytest.raises(b12pk.InputError, match=match):
+        simulate_population(ORAL, PopulationSpec(PA, n=10), 10, **kwargs)
+
+
+def test_progress_callable_sees_every_chunk_up_to_n():
+    calls = []
+    spec = PopulationSpec(PA, n=3 * BLOCK + 5, seed=1)
+    simulate_population(ORAL, spec, 5, chunk_size=BLOCK, workers=1,
+                        progress=lambda done, n: calls.append((done, n)))
+    assert [d for d, _ in calls] == [BLOCK, 2 * BLOCK, 3 * BLOCK, 3 * BLOCK + 5]
+    assert all(n == spec.n for _, n in calls)
+
+
+def test_progress_bar_is_silent_when_not_on_a_terminal(capsys):
+    simulate_population(ORAL, PopulationSpec(PA, n=50), 5, progress=True)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
