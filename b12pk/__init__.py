@@ -20,7 +20,8 @@ from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
                     parameter_table, pg_per_ml_to_pmol_per_l, pmol_per_l_to_pg_per_ml)
 from .plot import (plot_band_probabilities, plot_comparison, plot_fan, plot_holotc,
                    plot_regimen_grid, plot_serum, plot_stores, plot_summary, save_figure)
-from .population import PopulationResult, PopulationSpec, simulate_population
+from .population import (Covariate, PopulationResult, PopulationSpec, covariate_sets,
+                         simulate_population, write_population)
 from .sbml import SBMLUnavailableError, check_sbml, to_sbml, write_sbml
 from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_regimen,
                       regimen_variants)
@@ -43,7 +44,8 @@ __all__ = [
     # model exchange (needs b12pk[sbml])
     "to_sbml", "write_sbml", "check_sbml", "SBMLUnavailableError",
     # populations
-    "PopulationSpec", "PopulationResult", "simulate_population",
+    "PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
+    "simulate_population", "write_population",
     # regimens
     "Regimen", "DoseEvent", "parse_regimen", "regimen_variants", "load_regimens",
     "ROUTES", "FORMS",

@@ -133,6 +133,17 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="patients simulated at once (memory; does not change results)")
     pp.add_argument("--no-variability", action="store_true",
                     help="identical typical patients (checks)")
+    pp.add_argument("--covariates", default=None, metavar="SET",
+                    help="a covariate set of data/covariates.toml: older-adults, "
+                    "pernicious-anaemia-age, crohn-ileocaecal, ckd-3-4")
+    pp.add_argument("--covariate", action="append", default=[], metavar="NAME=DIST",
+                    help="a covariate distribution, e.g. age_years='normal(80, 5)', "
+                    "egfr_ml_min='uniform(15, 60)', ileal_resection_cm='lognormal(20, 0.76)' "
+                    "(repeatable; overrides the set's)")
+    pp.add_argument("--workers", type=int, default=None,
+                    help="threads (default: the CPUs available; does not change results)")
+    pp.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba"),
+                    help="engine kernels: numba needs b12pk[fast] (default auto)")
     pp.add_argument("--out", default="b12pk-population", help="output folder")
 
     xs = sub.add_parser("export-sbml", help="write the model for a patient as SBML (needs "
@@ -337,8 +348,8 @@ def _one_patient(value: str):
 
 
 def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .population import (PopulationSpec, default_variability, simulate_population,
-                             write_population)
+    from .population import (PopulationSpec, covariate_sets, default_variability,
+                             simulate_population, write_population)
 
     regimens = _regimens([args.regimen])
     if len(regimens) != 1:
@@ -346,9 +357,21 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          f"{len(regimens)}")
     _check_out_folder(args.out)
     variability = ({k: 0.0 for k in default_variability()} if args.no_variability else None)
-    spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability)
+    covariates = dict(covariate_sets()[args.covariates]) if args.covariates in \
+        covariate_sets() else ({} if args.covariates is None else args.covariates)
+    for item in args.covariate:
+        name, sep, dist = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--covariate {item!r}: expected NAME=DISTRIBUTION, e.g. "
+                             "age_years='normal(80, 5)'")
+        if isinstance(covariates, str):
+            break  # an unknown set name: PopulationSpec says so
+        covariates[name.strip()] = dist
+    spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability,
+                          covariates or None)
     result = simulate_population(regimens[0].regimen, spec, args.days,
-                                 chunk_size=args.chunk_size, progress=True)
+                                 chunk_size=args.chunk_size, progress=True,
+                                 workers=args.workers, backend=args.backend)
     write_population(result, args.out, argv=["b12pk", *argv])
     last = result.bands[result.bands.time_days == result.bands.time_days.max()]
     deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])

@@ -36,10 +36,11 @@ from ._linalg import expm
 from .engine import _System, _check_days, _parenteral_forms
 from .errors import InputError, ResourceError, UnknownNameError
 from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
+from .model import _setting as _patient_setting
 from .regimen import Regimen
 
-__all__ = ["PopulationSpec", "PopulationResult", "simulate_population", "write_population",
-           "sample_patients", "BLOCK",
+__all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
+           "simulate_population", "write_population", "sample_patients", "BLOCK",
            "MAX_PATIENTS", "QUANTILES", "default_variability"]
 
 BLOCK = 1024
@@ -79,6 +80,132 @@ def default_variability() -> dict[str, float]:
     return out
 
 
+_DISTRIBUTIONS = {"normal": ("mean", "sd"), "lognormal": ("median", "cv"),
+                  "uniform": ("low", "high"), "fixed": ("value",)}
+_COVARIATE_ORDER = ("age_years", "egfr_ml_min", "ileal_resection_cm")
+
+
+@functools.lru_cache(maxsize=1)
+def _covariates_file() -> dict[str, Any]:
+    with open(data_path("covariates.toml"), "rb") as fh:
+        return tomllib.load(fh)
+
+
+def covariate_sets() -> dict[str, dict[str, str]]:
+    """Named covariate sets of ``data/covariates.toml``: set name -> {covariate: text}."""
+    sets = _covariates_file()["sets"]
+    return {name: {k: v for k, v in body.items() if k in _COVARIATE_ORDER}
+            for name, body in sets.items()}
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """A distribution of one patient characteristic across a population.
+
+    Parameters
+    ----------
+    name : str
+        ``age_years``, ``egfr_ml_min`` (mL/min/1.73 m2) or ``ileal_resection_cm`` (cm).
+    distribution : str
+        ``normal`` (mean, sd), ``lognormal`` (median, cv), ``uniform`` (low, high) or
+        ``fixed`` (value), in the covariate's unit.
+    params : tuple of float
+        The distribution's parameters, as listed above.
+
+    Draws are clipped to the covariate's range in ``data/covariates.toml``.
+    """
+
+    name: str
+    distribution: str
+    params: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        ranges = {k: tuple(v["range"]) for k, v in _covariates_file()["covariates"].items()}
+        if self.name not in ranges:
+            raise UnknownNameError(f"unknown covariate {self.name!r}; accepted: "
+                                   f"{', '.join(_COVARIATE_ORDER)}")
+        if self.distribution not in _DISTRIBUTIONS:
+            raise InputError(f"unknown distribution {self.distribution!r} for {self.name}; "
+                             f"accepted: {', '.join(_DISTRIBUTIONS)}")
+        names = _DISTRIBUTIONS[self.distribution]
+        params = tuple(self.params)
+        if len(params) != len(names) or any(
+                isinstance(v, bool) or not isinstance(v, (int, float, np.floating))
+                or not math.isfinite(v) for v in params):
+            raise InputError(f"{self.distribution} for {self.name} takes {len(names)} finite "
+                             f"number(s) ({', '.join(names)}), got {self.params!r}")
+        params = tuple(float(v) for v in params)
+        lo, hi = ranges[self.name]
+        a = params[0]
+        ok = {"normal": lambda: lo <= a <= hi and params[1] >= 0,
+              "lognormal": lambda: lo < a <= hi and a > 0 and 0 <= params[1] <= 3,
+              "uniform": lambda: lo <= a < params[1] <= hi,
+              "fixed": lambda: lo <= a <= hi}[self.distribution]()
+        if not ok:
+            raise InputError(f"{self.distribution}({', '.join(f'{v:g}' for v in params)}) "
+                             f"for {self.name} is not accepted: values must lie in "
+                             f"{lo:g}-{hi:g}, sd >= 0, cv 0-3, low < high")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "range", (float(lo), float(hi)))
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> "Covariate":
+        """``Covariate.parse("age_years", "normal(80, 5)")``."""
+        import re
+
+        m = re.fullmatch(r"\s*([a-z]+)\s*\(([^()]*)\)\s*", str(text))
+        if not m:
+            raise InputError(f"covariate {name}: cannot read {text!r}; accepted: "
+                             "normal(mean, sd), lognormal(median, cv), uniform(low, high), "
+                             "fixed(value)")
+        try:
+            params = tuple(float(v) for v in m.group(2).split(",")) if m.group(2).strip() \
+                else ()
+        except ValueError:
+            raise InputError(f"covariate {name}: {text!r} has a parameter that is not a "
+                             "number") from None
+        return cls(name, m.group(1), params)
+
+    def to_text(self) -> str:
+        return f"{self.distribution}({', '.join(f'{v:g}' for v in self.params)})"
+
+    def sample(self, z: np.ndarray) -> np.ndarray:
+        """Values for standard-normal draws z, clipped to the covariate's range."""
+        from scipy.special import ndtr
+
+        a = self.params
+        if self.distribution == "normal":
+            x = a[0] + a[1] * z
+        elif self.distribution == "lognormal":
+            x = a[0] * np.exp(math.sqrt(math.log1p(a[1] ** 2)) * z)
+        elif self.distribution == "uniform":
+            x = a[0] + (a[1] - a[0]) * ndtr(z)
+        else:
+            x = np.full(z.shape, a[0])
+        return np.clip(x, *self.range)
+
+
+def _as_covariates(value: Any) -> dict[str, Covariate]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        sets = covariate_sets()
+        if value not in sets:
+            raise UnknownNameError(f"unknown covariate set {value!r}; accepted: "
+                                   f"{', '.join(sorted(sets))}")
+        value = sets[value]
+    if not isinstance(value, Mapping):
+        raise InputError(f"covariates must be a set name or a mapping of covariate name to "
+                         f"distribution, got {type(value).__name__}")
+    out = {}
+    for name, dist in value.items():
+        cov = dist if isinstance(dist, Covariate) else Covariate.parse(name, dist)
+        if cov.name != name:
+            raise InputError(f"covariate given as {name!r} is a {cov.name!r} distribution")
+        out[name] = cov
+    return {k: out[k] for k in _COVARIATE_ORDER if k in out}
+
+
 @dataclass(frozen=True)
 class PopulationSpec:
     """A virtual population.
@@ -94,12 +221,20 @@ class PopulationSpec:
     variability : Mapping[str, float], optional
         Coefficient of variation by quantity (names in ``data/variability.toml``); missing
         names take their default, ``{}``-like zeros remove variability. ``None``: defaults.
+    covariates : str or Mapping[str, str | Covariate], optional
+        Patient characteristics drawn per patient: a set name of ``data/covariates.toml``
+        (``older-adults``, ``pernicious-anaemia-age``, ``crohn-ileocaecal``, ``ckd-3-4``) or
+        a mapping such as ``{"age_years": "normal(80, 5)"}``. Age sets eGFR (unless eGFR is
+        drawn) and the chance of atrophic gastritis; eGFR sets renal clearance; resection
+        length sets IF-route absorption and biliary reabsorption. ``None``: every patient
+        has the preset's settings.
     """
 
     patient: Any
     n: int
     seed: int = 0
     variability: Mapping[str, float] | None = None
+    covariates: Any = None
 
     def __post_init__(self) -> None:
         patient = Patient.preset(self.patient) if isinstance(self.patient, str) else self.patient
@@ -127,6 +262,7 @@ class PopulationSpec:
                                  "coefficient of variation from 0 to 3")
         cvs.update({k: float(v) for k, v in given.items()})
         object.__setattr__(self, "variability", cvs)
+        object.__setattr__(self, "covariates", _as_covariates(self.covariates))
         object.__setattr__(self, "n", int(self.n))
         object.__setattr__(self, "seed", int(self.seed))
 
@@ -134,6 +270,10 @@ class PopulationSpec:
     def without_variability(cls, patient: Any, n: int = 1, seed: int = 0) -> "PopulationSpec":
         """A population of identical typical patients (for checks)."""
         return cls(patient, n, seed, {k: 0.0 for k in default_variability()})
+
+    def covariates_text(self) -> dict[str, str]:
+        """The covariates as text, e.g. ``{"age_years": "normal(80, 5)"}``."""
+        return {k: c.to_text() for k, c in self.covariates.items()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,6 +306,53 @@ def _sample_block(spec: PopulationSpec, block: int, typical: Mapping[str, float]
         sigma = math.sqrt(math.log1p(cv * cv))
         lo, hi = ranges[name]
         out[name] = np.clip(base * np.exp(sigma * z[k]), lo, hi)
+    return out
+
+
+def _covariate_block(spec: PopulationSpec, block: int) -> dict[str, np.ndarray]:
+    """Covariates and the patient settings they set, for the patients of one block.
+
+    Empty when the population has no covariates. Drawn from their own stream
+    (seed, block, 1), so adding covariates does not change the parameter draws.
+    """
+    if not spec.covariates:
+        return {}
+    size = min(BLOCK, spec.n - block * BLOCK)
+    rng = np.random.default_rng([spec.seed, block, 1])
+    z = rng.standard_normal((4, BLOCK))[:, :size]
+    u = rng.random(BLOCK)[:size]
+    patient = spec.patient
+    doc = _covariates_file()
+    out: dict[str, np.ndarray] = {}
+    for k, name in enumerate(_COVARIATE_ORDER):
+        if name in spec.covariates:
+            out[name] = spec.covariates[name].sample(z[k])
+    if "age_years" in out and "egfr_ml_min" not in out:
+        eff = doc["effects"]["age_on_egfr"]
+        lo, hi = doc["covariates"]["egfr_ml_min"]["range"]
+        excess = np.maximum(out["age_years"] - eff["anchor_age_years"], 0.0)
+        rel = np.maximum(1.0 - eff["slope_per_year"] * excess, 0.0)
+        sigma = math.sqrt(math.log1p(eff["residual_cv"] ** 2))
+        out["egfr_ml_min"] = np.clip(patient.egfr_ml_min * rel * np.exp(sigma * z[3]), lo, hi)
+    food = np.full(size, float(patient.food_release))
+    intrinsic = np.full(size, float(patient.intrinsic_factor))
+    if "age_years" in out:
+        eff = doc["effects"]["age_on_atrophic_gastritis"]
+        prob = np.interp(out["age_years"], eff["ages_years"], eff["prevalence"])
+        ag = u < prob
+        out["atrophic_gastritis"] = ag
+        food = np.where(ag, np.minimum(food, eff["food_release"]), food)
+        intrinsic = np.where(ag, np.minimum(intrinsic, eff["intrinsic_factor"]), intrinsic)
+    resection = out.get("ileal_resection_cm", np.full(size, float(patient.ileal_resection_cm)))
+    onset = _patient_setting("ileal_resection_onset_cm")
+    complete = _patient_setting("ileal_resection_complete_cm")
+    ileal = np.clip((complete - resection) / (complete - onset), 0.0, 1.0)
+    factor = intrinsic * ileal
+    if patient.metformin:
+        factor = factor * _patient_setting("metformin_if_factor")
+    out["food_release"] = food
+    out["intrinsic_factor"] = intrinsic
+    out["if_route_factor"] = factor
     return out
 
 
@@ -238,7 +425,10 @@ class _Aggregate:
 # Vectorised engine for one block
 
 class _Propagators:
-    """exp(A(k) dt) and the unit-inflow response for a set of store-loss rates k.
+    """exp(A dt) and the unit-inflow response for a set of (store-loss, reabsorption) rates.
+
+    Each pair (kl, kr) sets the stores' diagonal entry as for a store-loss rate kl at the
+    typical reabsorption, and the stores -> ileum (biliary reabsorption) entry to kr.
 
     Computed by a batched matrix exponential once for a base step h0 (1/768 day), then by exact binary
     composition for any dt that is a whole multiple of h0 (all steps the population engine
@@ -247,12 +437,14 @@ class _Propagators:
 
     H0 = 1.0 / 768.0
 
-    def __init__(self, A0: np.ndarray, k0: float, ks: np.ndarray):
+    def __init__(self, A0: np.ndarray, k0: float, pairs: np.ndarray):
         self.mats = []
         s = _SLOW.index("stores")
-        for k in ks:
+        ileum = _SLOW.index("ileum")
+        for kl, kr in np.atleast_2d(pairs):
             A = A0.copy()
-            A[s, s] += k0 - k
+            A[s, s] += k0 - kl
+            A[ileum, s] = kr
             self.mats.append(A)
         self.mats = np.stack(self.mats)
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
@@ -307,48 +499,115 @@ class _Propagators:
         return out
 
 
-class _BlockEngine:
-    """Slow-state propagators: exact for one store-loss rate, interpolated otherwise."""
+def _lagrange4(x: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """4-point Lagrange interpolation on nodes 0 .. n_nodes - 1 at positions x: first node
+    index j0 (N,) and weights (4, N)."""
+    j0 = np.clip(np.floor(x).astype(int) - 1, 0, n_nodes - 4)
+    u = x - j0
+    w = np.empty((4, x.size))
+    for q in range(4):
+        w[q] = 1.0
+        for m in range(4):
+            if m != q:
+                w[q] *= (u - m) / (q - m)
+    return j0, w
 
-    def __init__(self, sys_: _System, k_loss_grid: np.ndarray):
+
+class _BlockEngine:
+    """Slow-state propagators, per patient.
+
+    Exact when all patients share the store-loss rate kl and the reabsorption rate kr;
+    otherwise interpolated (4-point Lagrange) on a grid: 65 points in log kl, and, when kr
+    varies too (covariates), 9 points of kr from 0 to its largest value. The propagators are
+    analytic in both rates and these are slow rates (1/day and below), so the interpolation
+    error is near rounding (tests compare with direct matrix exponentials).
+    """
+
+    N_KR = 9
+
+    def __init__(self, sys_: _System, k_loss_grid: np.ndarray, k_reab_max: float):
         L = sys_.L
         self.sys = sys_
         self.idx = [getattr(L, s) for s in _SLOW]
         self.A0 = sys_.A[np.ix_(self.idx, self.idx)].copy()
         self.k_loss0 = sys_.k_loss
+        self.k_reab0 = sys_.k_reab
         self.grid = k_loss_grid
         self.log_grid = np.log(k_loss_grid)
-        self._grid_props = _Propagators(self.A0, self.k_loss0, k_loss_grid)
-        self._exact: dict[float, _Propagators] = {}
+        self.kr_grid = np.linspace(0.0, max(k_reab_max, 1e-12), self.N_KR)
+        self._tables: dict[Any, _Propagators] = {}
+        self._exact: dict[tuple[float, float], _Propagators] = {}
+        self._lock = threading.Lock()
 
-    def table(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        return self._grid_props.get(dt)
+    def __getstate__(self) -> dict:  # for Dask: locks do not pickle
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
 
-    def propagators(self, k_loss: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-patient E (5, 5, N) and g (5, N) for step dt."""
-        if np.all(k_loss == k_loss[0]):
-            k = float(k_loss[0])
-            prop = self._exact.get(k)
-            if prop is None:  # two threads may both build it: same values, either one kept
-                prop = self._exact.setdefault(k, _Propagators(self.A0, self.k_loss0,
-                                                              np.array([k])))
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _table(self, kr: float | None) -> _Propagators:
+        """Grid propagators: in kl at one kr, or (kr None) on the kl x kr grid."""
+        with self._lock:
+            tab = self._tables.get(kr)
+            if tab is None:
+                if kr is None:
+                    pairs = np.array([(kl, r) for kl in self.grid for r in self.kr_grid])
+                else:
+                    pairs = np.column_stack([self.grid, np.full(self.grid.size, kr)])
+                tab = self._tables[kr] = _Propagators(self.A0, self.k_loss0, pairs)
+            return tab
+
+    def table(self, dt: float, kr: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if kr is None:
+            kr = self.k_reab0
+        return self._table(float(kr)).get(dt)
+
+    def table_2d(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        return self._table(None).get(dt)
+
+    def propagators(self, k_loss: np.ndarray, dt: float,
+                    k_reab: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-patient E (5, 5, N) and g (5, N) for step dt.
+
+        k_loss: store-loss rates at the typical reabsorption (1/day); k_reab: reabsorption
+        rates (1/day), one per patient or one for all (default: the typical patient's).
+        """
+        n = k_loss.size
+        kr = np.broadcast_to(np.asarray(self.k_reab0 if k_reab is None else k_reab,
+                                        dtype=float), (n,))
+        one_kr = bool(np.all(kr == kr[0]))
+        if one_kr and np.all(k_loss == k_loss[0]):
+            key = (float(k_loss[0]), float(kr[0]))
+            with self._lock:
+                prop = self._exact.get(key)
+                if prop is None:
+                    prop = self._exact[key] = _Propagators(self.A0, self.k_loss0,
+                                                           np.array([key]))
             E, g = prop.get(dt)
-            return (np.broadcast_to(E[0][:, :, None], (5, 5, k_loss.size)),
-                    np.broadcast_to(g[0][:, None], (5, k_loss.size)))
-        E_tab, g_tab = self.table(dt)
+            return (np.broadcast_to(E[0][:, :, None], (5, 5, n)),
+                    np.broadcast_to(g[0][:, None], (5, n)))
         x = (np.log(k_loss) - self.log_grid[0]) / (self.log_grid[1] - self.log_grid[0])
-        j0 = np.clip(np.floor(x).astype(int) - 1, 0, len(self.grid) - 4)
-        u = x - j0
-        w = np.empty((4, k_loss.size))
-        nodes = np.arange(4.0)
+        j0, w = _lagrange4(x, len(self.grid))
+        E = np.zeros((5, 5, n))
+        g = np.zeros((5, n))
+        if one_kr:
+            E_tab, g_tab = self.table(dt, float(kr[0]))
+            for q in range(4):
+                E += E_tab[j0 + q].transpose(1, 2, 0) * w[q]
+                g += g_tab[j0 + q].T * w[q]
+            return E, g
+        E_tab, g_tab = self.table_2d(dt)
+        step = self.kr_grid[1] - self.kr_grid[0]
+        i0, v = _lagrange4(kr / step, self.N_KR)
         for q in range(4):
-            others = [m for m in range(4) if m != q]
-            w[q] = np.prod([(u - nodes[m]) / (nodes[q] - nodes[m]) for m in others], axis=0)
-        E = np.zeros((5, 5, k_loss.size))
-        g = np.zeros((5, k_loss.size))
-        for q in range(4):
-            E += E_tab[j0 + q].transpose(1, 2, 0) * w[q]
-            g += g_tab[j0 + q].T * w[q]
+            for r in range(4):
+                idx = (j0 + q) * self.N_KR + (i0 + r)
+                wq = w[q] * v[r]
+                E += E_tab[idx].transpose(1, 2, 0) * wq
+                g += g_tab[idx].T * wq
         return E, g
 
 
@@ -382,15 +641,26 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     if agg is None:
         agg = _Aggregate(len(out_times), len(trough_times))
     agg.n += n
+    # per-patient settings set by covariates (scalars: the preset's, the same for all)
+    cov_parts = [_covariate_block(spec, b) for b in blocks]
+    cov = {k: np.concatenate([d[k] for d in cov_parts]) for k in cov_parts[0]}
+    if_factor = cov.get("if_route_factor", patient.if_route_factor)
+    food_release = cov.get("food_release", patient.food_release)
+    renal_ratio = cov["egfr_ml_min"] / patient.egfr_ml_min if "egfr_ml_min" in cov else 1.0
     # per-patient rates
-    if_cap = draw["if_capacity_ug"] * patient.if_route_factor
+    if_cap = draw["if_capacity_ug"] * if_factor
     passive = draw["passive_fraction"]
+    # store loss at the typical reabsorption (the propagator grid's variable), reabsorption,
+    # and the actual loss to faeces
     k_loss = s.k_loss - p["other_loss_fraction_per_day"] + draw["other_loss_fraction_per_day"]
+    k_reab = (p["bile_secretion_fraction_per_day"] * p["bile_reabsorbed_fraction"] * if_factor
+              if "if_route_factor" in cov else s.k_reab)
+    k_loss_true = k_loss + (s.k_reab - k_reab)
     vmax = draw["uptake_vmax_ug_per_day"]
     f_nasal = draw["nasal_bioavailability"]
     diet = draw["diet_ug_per_day"]
     meals = p["meals_per_day"]
-    m = patient.food_release * diet / meals
+    m = food_release * diet / meals
     with np.errstate(invalid="ignore", divide="ignore"):
         per_meal = np.where(m > 0, if_cap * m / (s.if_km + m), 0.0) + passive * m
     r_diet = np.minimum(per_meal * meals, diet)
@@ -401,19 +671,19 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     a_hc = s.k_sh / s.k_hc
 
     def plasma_for(stores: np.ndarray) -> np.ndarray:
-        r_in = r_diet + s.k_reab * stores
+        r_in = r_diet + k_reab * stores
         return np.stack([r_in / s.k_tr, r_in / s.k_tr, (s.k_st * stores + r_in) / s.k_tc,
                          a_hc * stores, stores])
 
     if "baseline_serum_pmol_per_l" in draw:
         target = draw["baseline_serum_pmol_per_l"]
         s0 = (r_diet / s.k_tc) / Vp * to_pmol
-        slope = ((a_tc + s.k_reab / s.k_tc) + a_hc) / Vp * to_pmol
+        slope = ((a_tc + k_reab / s.k_tc) + a_hc) / Vp * to_pmol
         stores0 = np.maximum((target - s0) / slope, 0.0)
     elif patient.baseline_stores_ug is not None:
         stores0 = np.full(n, patient.baseline_stores_ug)
     else:
-        stores0 = r_diet / k_loss
+        stores0 = r_diet / k_loss_true
     y = plasma_for(stores0)
     nf = len(forms)
     depot = np.zeros((nf, n))
@@ -421,7 +691,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     free = np.zeros((nf, n))
     k_dep = s.k_depot
     k_nas = p["nasal_absorption_rate_per_day"]
-    k_ren = s.k_renal * (1.0)
+    k_ren = s.k_renal[:, None] * renal_ratio if "egfr_ml_min" in cov else s.k_renal
     deficit = np.zeros(n)
     t_last_oral = 0.0
     replete_at = np.full(n, len(out_times), dtype=np.int64)
@@ -501,7 +771,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         # steps are keyed to 1e-9 day (0.1 ms): float drift in t must not defeat the cache
         key = round(dt, 9)
         if key not in prop_cache:
-            E, g = engine.propagators(k_loss, key)
+            E, g = engine.propagators(k_loss, key, k_reab)
             prop_cache[key] = (np.ascontiguousarray(E), np.ascontiguousarray(g))
         return prop_cache[key]
 
@@ -767,9 +1037,13 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     n_blocks = math.ceil(spec.n / BLOCK)
     per_chunk = chunk // BLOCK
     chunks = [list(range(b, min(b + per_chunk, n_blocks))) for b in range(0, n_blocks, per_chunk)]
-    engine = _BlockEngine(sys_, grid)
+    engine = _BlockEngine(sys_, grid, params["bile_secretion_fraction_per_day"]
+                          * params["bile_reabsorbed_fraction"])
     for dt in {1.0, TRANSIENT_STEP_DAYS / 2}:
-        engine.table(dt)  # shared tables: computed once, not per chunk (for Dask, per task)
+        # shared tables: computed once, not per chunk (for Dask, per task)
+        engine.table(dt)
+        if spec.covariates:
+            engine.table_2d(dt)
     args = (spec, events, days, forms, sys_, out_times, trough_times, cut, upper, engine)
 
     report = _progress_fn(progress, spec.n)
@@ -943,6 +1217,7 @@ def write_population(result: PopulationResult, out: Any, *,
                 "egfr_ml_min", "metformin", "diet_ug_per_day", "baseline_serum_pmol_per_l",
                 "baseline_stores_ug")},
             "variability_cv": dict(spec.variability),
+            "covariates": spec.covariates_text(),
             "never_replete_pct": float(result.repletion.attrs.get("never_pct", 0.0)),
             "engine": {"block": BLOCK, "transient_step_days": TRANSIENT_STEP_DAYS,
                        "histogram_bins": _HIST_BINS, "histogram_range": [_HIST_LO, _HIST_HI]},
@@ -958,8 +1233,11 @@ def sample_patients(spec: PopulationSpec) -> Any:
 
     Columns: the varying quantities (``if_capacity_ug``, ``passive_fraction``,
     ``other_loss_fraction_per_day``, ``uptake_vmax_ug_per_day``, ``nasal_bioavailability``,
-    ``diet_ug_per_day`` and, when the patient has one, ``baseline_serum_pmol_per_l``), exactly
-    as :func:`simulate_population` uses them. Meant for small populations and checks.
+    ``diet_ug_per_day`` and, when the patient has one, ``baseline_serum_pmol_per_l``) and,
+    with covariates, the covariates drawn (``age_years``, ``egfr_ml_min``,
+    ``ileal_resection_cm``, ``atrophic_gastritis``) and the settings they set
+    (``food_release``, ``intrinsic_factor``, ``if_route_factor``), exactly as
+    :func:`simulate_population` uses them. Meant for small populations and checks.
     """
     import pandas as pd
 
@@ -974,5 +1252,11 @@ def sample_patients(spec: PopulationSpec) -> Any:
                "diet_ug_per_day": spec.patient.diet_ug_per_day}
     if spec.patient.baseline_serum_pmol_per_l is not None:
         typical["baseline_serum_pmol_per_l"] = spec.patient.baseline_serum_pmol_per_l
-    parts = [_sample_block(spec, b, typical) for b in range(math.ceil(spec.n / BLOCK))]
-    return pd.DataFrame({k: np.concatenate([d[k] for d in parts]) for k in parts[0]})
+    blocks = range(math.ceil(spec.n / BLOCK))
+    parts = [_sample_block(spec, b, typical) for b in blocks]
+    out = pd.DataFrame({k: np.concatenate([d[k] for d in parts]) for k in parts[0]})
+    if spec.covariates:
+        cov = [_covariate_block(spec, b) for b in blocks]
+        for k in cov[0]:
+            out[k] = np.concatenate([d[k] for d in cov])
+    return out

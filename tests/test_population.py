@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -216,3 +217,177 @@ def test_progress_bar_is_silent_when_not_on_a_terminal(capsys):
     simulate_population(ORAL, PopulationSpec(PA, n=50), 5, progress=True)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+# ----- covariates -----------------------------------------------------------------------
+
+HEALTHY = b12pk.Patient.preset("healthy")
+
+
+@pytest.mark.parametrize("name, text, params", [
+    ("age_years", "normal(80, 5)", (80.0, 5.0)),
+    ("egfr_ml_min", " uniform( 15 ,60 ) ", (15.0, 60.0)),
+    ("ileal_resection_cm", "lognormal(20, 0.76)", (20.0, 0.76)),
+    ("age_years", "fixed(70)", (70.0,)),
+])
+def test_covariate_text_is_read(name, text, params):
+    cov = b12pk.Covariate.parse(name, text)
+    assert cov.params == params
+    assert b12pk.Covariate.parse(name, cov.to_text()) == cov
+
+
+@pytest.mark.parametrize("name, text, error, match", [
+    ("height_cm", "normal(170, 10)", b12pk.UnknownNameError, "unknown covariate 'height_cm'"),
+    ("age_years", "gamma(2, 3)", b12pk.InputError, "unknown distribution 'gamma'"),
+    ("age_years", "normal(80)", b12pk.InputError, "takes 2 finite number"),
+    ("age_years", "normal(80, -1)", b12pk.InputError, "sd >= 0"),
+    ("age_years", "normal(nan, 1)", b12pk.InputError, "finite"),
+    ("age_years", "normal(200, 5)", b12pk.InputError, "values must lie in 18-105"),
+    ("egfr_ml_min", "uniform(60, 15)", b12pk.InputError, "low < high"),
+    ("age_years", "normal 80 5", b12pk.InputError, "cannot read"),
+    ("age_years", "normal(eighty, 5)", b12pk.InputError, "not a number"),
+])
+def test_bad_covariates_are_rejected(name, text, error, match):
+    with pytest.raises(error, match=match):
+        b12pk.Covariate.parse(name, text)
+
+
+def test_unknown_covariate_set_is_rejected():
+    with pytest.raises(b12pk.UnknownNameError, match="unknown covariate set 'teenagers'"):
+        PopulationSpec(HEALTHY, 10, covariates="teenagers")
+
+
+def test_covariates_do_not_change_the_parameter_draws():
+    plain = sample_patients(PopulationSpec(PA, n=300, seed=5))
+    withcov = sample_patients(PopulationSpec(PA, n=300, seed=5, covariates="older-adults"))
+    pd.testing.assert_frame_equal(plain, withcov[plain.columns])
+    assert {"age_years", "egfr_ml_min", "atrophic_gastritis"} <= set(withcov.columns)
+
+
+def test_covariates_are_reproducible_and_independent_of_n():
+    a = sample_patients(PopulationSpec(HEALTHY, n=BLOCK + 9, seed=2, covariates="older-adults"))
+    b = sample_patients(PopulationSpec(HEALTHY, n=3 * BLOCK, seed=2, covariates="older-adults"))
+    pd.testing.assert_frame_equal(a, b.iloc[: BLOCK + 9])
+
+
+def test_covariate_draws_follow_their_distribution():
+    df = sample_patients(PopulationSpec(HEALTHY, n=20_000, seed=1,
+                                        covariates={"age_years": "normal(80, 5)",
+                                                    "ileal_resection_cm": "uniform(10, 50)"}))
+    assert df["age_years"].mean() == pytest.approx(80, abs=0.15)
+    assert df["age_years"].std() == pytest.approx(5, rel=0.03)
+    assert df["ileal_resection_cm"].between(10, 50).all()
+    assert df["ileal_resection_cm"].median() == pytest.approx(30, abs=0.5)
+
+
+def test_egfr_falls_with_age_when_only_age_is_drawn():
+    df = sample_patients(PopulationSpec(HEALTHY, n=20_000, seed=1,
+                                        covariates={"age_years": "uniform(40, 90)"}))
+    assert np.corrcoef(df["age_years"], df["egfr_ml_min"])[0, 1] < -0.5
+    old = df.loc[df["age_years"] > 80, "egfr_ml_min"].median()
+    assert old < 0.8 * HEALTHY.egfr_ml_min
+
+
+def test_atrophic_gastritis_share_follows_the_age_prevalence():
+    df = sample_patients(PopulationSpec(HEALTHY, n=40_000, seed=3,
+                                        covariates={"age_years": "fixed(72)"}))
+    share = df["atrophic_gastritis"].mean()
+    sd = math.sqrt(0.087 * 0.913 / 40_000)
+    assert abs(share - 0.087) < 4 * sd
+    assert (df.loc[df["atrophic_gastritis"], "food_release"] == 0.3).all()
+    assert (df.loc[~df["atrophic_gastritis"], "food_release"] == HEALTHY.food_release).all()
+
+
+def test_resection_covariate_equals_the_patient_setting():
+    # a fixed 60 cm resection drawn as a covariate is the ileal-resection patient
+    ileal = b12pk.Patient.preset("ileal-resection")
+    assert ileal.ileal_resection_cm == 60.0
+    base = dataclasses.replace(ileal, ileal_resection_cm=0.0)
+    zero = {k: 0.0 for k in b12pk.population.default_variability()}
+    via_cov = simulate_population(ORAL, PopulationSpec(base, 4, 0, zero, {
+        "ileal_resection_cm": "fixed(60)"}), 60)
+    via_patient = simulate_population(ORAL, PopulationSpec(ileal, 4, 0, zero), 60)
+    np.testing.assert_allclose(via_cov.means[["serum_pmol_per_l", "stores_ug"]],
+                               via_patient.means[["serum_pmol_per_l", "stores_ug"]],
+                               rtol=1e-9)
+
+
+def test_egfr_covariate_equals_the_patient_setting_for_injections():
+    zero = {k: 0.0 for k in b12pk.population.default_variability()}
+    low = dataclasses.replace(PA, egfr_ml_min=30.0)
+    via_cov = simulate_population(IM, PopulationSpec(PA, 3, 0, zero, {
+        "egfr_ml_min": "fixed(30)"}), 60)
+    via_patient = simulate_population(IM, PopulationSpec(low, 3, 0, zero), 60)
+    np.testing.assert_allclose(via_cov.means[["serum_pmol_per_l", "stores_ug"]],
+                               via_patient.means[["serum_pmol_per_l", "stores_ug"]],
+                               rtol=1e-12)
+    # and both follow the single-patient engine (the fast-pool integrator's accuracy at a
+    # low eGFR, where the unbound pool clears slowly, is about 0.5%)
+    ref = b12pk.simulate(IM, low, 60)
+    err = np.abs(via_cov.means["serum_pmol_per_l"].to_numpy()
+                 / ref["serum_pmol_per_l"].to_numpy() - 1).max()
+    assert err < 1e-2
+
+
+def test_longer_resections_leave_more_patients_deficient():
+    def deficient(cov):
+        r = simulate_population(ORAL.parse("1 mcg cyanocobalamin oral once"),
+                                PopulationSpec(HEALTHY, 3000, 1, covariates={
+                                    "ileal_resection_cm": cov}), 730)
+        last = r.bands[r.bands.time_days == 730]
+        return float(last.loc[last.band == "deficient", "probability"].iloc[0])
+    assert deficient("fixed(10)") < deficient("fixed(40)") < deficient("fixed(80)")
+
+
+def test_propagators_interpolated_in_both_rates_match_direct_exponentials():
+    from b12pk._linalg import expm
+    from b12pk.engine import _System
+    from b12pk.population import _SLOW, _BlockEngine
+
+    sys_ = _System(HEALTHY, HEALTHY.parameters(), ("cyanocobalamin",))
+    idx = [getattr(sys_.L, s) for s in _SLOW]
+    A0 = sys_.A[np.ix_(idx, idx)]
+    kr_max = sys_.k_reab / HEALTHY.if_route_factor
+    grid = np.exp(np.linspace(np.log(sys_.k_loss * 0.5), np.log(sys_.k_loss * 2.0), 65))
+    engine = _BlockEngine(sys_, grid, kr_max)
+    rng = np.random.default_rng(0)
+    kl = sys_.k_loss * np.exp(rng.uniform(-0.6, 0.6, 20))
+    kr = rng.uniform(0, kr_max, 20)
+    E, g = engine.propagators(kl, 1.0, kr)
+    s, il = _SLOW.index("stores"), _SLOW.index("ileum")
+    for j in range(20):
+        A = A0.copy()
+        A[s, s] += sys_.k_loss - kl[j]
+        A[il, s] = kr[j]
+        M = np.zeros((6, 6))
+        M[:5, :5] = A
+        M[il, 5] = 1.0
+        X = expm(M[None])[0]
+        np.testing.assert_allclose(E[:, :, j], X[:5, :5], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(g[:, j], X[:5, 5], rtol=1e-9, atol=1e-12)
+
+
+def test_population_command_takes_covariates(tmp_path):
+    import json
+
+    out = tmp_path / "pop"
+    code = b12pk.cli.main(["population", "--regimen", "1000 mcg oral daily", "--n", "1200",
+                           "--days", "20", "--covariates", "older-adults", "--covariate",
+                           "egfr_ml_min=uniform(30, 60)", "--out", str(out)])
+    assert code == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["covariates"] == {"age_years": "normal(80, 5)",
+                                 "egfr_ml_min": "uniform(30, 60)"}
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--covariates", "teenagers"], "unknown covariate set 'teenagers'"),
+    (["--covariate", "age_years"], "expected NAME=DISTRIBUTION"),
+    (["--covariate", "age_years=normal(80)"], "takes 2 finite number"),
+])
+def test_population_command_rejects_bad_covariates_in_one_line(tmp_path, capsys, args, match):
+    code = b12pk.cli.main(["population", "--regimen", "1000 mcg oral daily", "--n", "10",
+                           *args, "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and match in err
+    assert not (tmp_path / "p").exists()
