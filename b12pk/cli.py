@@ -140,6 +140,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="a covariate distribution, e.g. age_years='normal(80, 5)', "
                     "egfr_ml_min='uniform(15, 60)', ileal_resection_cm='lognormal(20, 0.76)' "
                     "(repeatable; overrides the set's)")
+    pp.add_argument("--trajectories", type=int, default=None, metavar="N",
+                    help="also write the daily trajectories of the first N patients as "
+                    "Parquet files in OUT/trajectories/ (needs b12pk[parquet])")
     pp.add_argument("--workers", type=int, default=None,
                     help="threads (default: the CPUs available; does not change results)")
     pp.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba"),
@@ -369,10 +372,25 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
         covariates[name.strip()] = dist
     spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability,
                           covariates or None)
-    result = simulate_population(regimens[0].regimen, spec, args.days,
-                                 chunk_size=args.chunk_size, progress=True,
-                                 workers=args.workers, backend=args.backend)
-    write_population(result, args.out, argv=["b12pk", *argv])
+    traj_tmp = traj = None
+    if args.trajectories is not None:
+        import tempfile
+        from pathlib import Path
+
+        parent = Path(args.out).resolve().parent
+        traj_tmp = Path(tempfile.mkdtemp(prefix=".b12pk-trajectories-", dir=parent))
+        traj = traj_tmp / "trajectories"
+    try:
+        result = simulate_population(regimens[0].regimen, spec, args.days,
+                                     chunk_size=args.chunk_size, progress=True,
+                                     workers=args.workers, backend=args.backend,
+                                     trajectories=traj, trajectory_patients=args.trajectories)
+        write_population(result, args.out, argv=["b12pk", *argv], trajectories=traj)
+    finally:
+        if traj_tmp is not None:
+            import shutil
+
+            shutil.rmtree(traj_tmp, ignore_errors=True)
     last = result.bands[result.bands.time_days == result.bands.time_days.max()]
     deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])
     print(f"b12pk: wrote {args.out}/ ({result.n:,} patients, seed {result.seed}; "

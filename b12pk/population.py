@@ -34,7 +34,7 @@ import numpy as np
 from ._data import data_path
 from ._linalg import expm
 from .engine import _System, _check_days, _parenteral_forms
-from .errors import InputError, ResourceError, UnknownNameError
+from .errors import FileFormatError, InputError, ResourceError, UnknownNameError
 from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from .model import _setting as _patient_setting
 from .regimen import Regimen
@@ -48,6 +48,9 @@ BLOCK = 1024
 
 MAX_PATIENTS = 100_000_000
 """Largest accepted population."""
+
+MAX_TRAJECTORY_VALUES = 200_000_000
+"""Most patient-days of per-patient trajectories one run writes (about 6 GB of Parquet)."""
 
 MAX_CHUNK = 262_144
 """Largest chunk (patients simulated at once); bounds memory to about 100 MB."""
@@ -622,7 +625,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
                days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: _System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
-               agg: "_Aggregate | None" = None) -> _Aggregate:
+               agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None
+               ) -> _Aggregate:
     s = typical_sys
     p = s.p
     patient = spec.patient
@@ -704,8 +708,15 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     never = len(out_times)
     block_of = np.repeat(np.arange(len(blocks)), sizes)
 
+    # per-patient trajectories (the first traj[1] patients of the population), if asked
+    ids = np.concatenate([b * BLOCK + np.arange(z) for b, z in zip(blocks, sizes)])
+    keep = np.nonzero(ids < traj[1])[0] if traj is not None else np.zeros(0, np.int64)
+    traj_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
+
     def record(k: int) -> None:
         ser = serum_of()
+        if keep.size:
+            traj_rows.append((k, ser[keep].copy(), np.asarray(y[4])[keep].copy()))
         if fast is not None:
             stores = np.ascontiguousarray(y[4])
             fast.record_step(ser, stores, ser.view(np.int64), stores.view(np.int64), k, cut,
@@ -842,7 +853,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     i = 0
     while i < len(times):
         te = times[i]
-        if fast is not None and not transient_live and te > t and oral_only(te):
+        if fast is not None and not keep.size and not transient_live and te > t and \
+                oral_only(te):
             # a run of equal steps with oral doses and outputs only: one compiled call
             h = te - t
             j = i + 1
@@ -905,7 +917,31 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
             k_out += 1
         i += 1
     agg.repletion += np.bincount(replete_at, minlength=len(out_times) + 1)
+    if keep.size:
+        _write_trajectories(traj[0], blocks[0], ids[keep], out_times, traj_rows)
     return agg
+
+
+def _write_trajectories(folder: str, first_block: int, ids: np.ndarray, out_times: np.ndarray,
+                        rows: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+    """One Parquet file per chunk (``part-<first block>.parquet``), written atomically:
+    patient, time_days, serum_pmol_per_l, stores_ug (long format, patient-major)."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n_t, n_p = len(rows), ids.size
+    serum = np.stack([r[1] for r in rows], axis=1).ravel()  # (patients, times) row-major
+    stores = np.stack([r[2] for r in rows], axis=1).ravel()
+    times = np.asarray([out_times[r[0]] for r in rows], dtype=float)
+    table = pa.table({"patient": np.repeat(ids.astype(np.int64), n_t),
+                      "time_days": np.tile(times, n_p),
+                      "serum_pmol_per_l": serum, "stores_ug": stores})
+    final = os.path.join(folder, f"part-{first_block:08d}.parquet")
+    tmp = final + ".tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
 
 
 # --------------------------------------------------------------------------------------
@@ -963,7 +999,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                         chunk_size: int = 16384, quantiles: Sequence[float] = QUANTILES,
                         progress: bool | Callable[[int, int], None] = False,
                         client: Any = None, workers: int | None = None,
-                        backend: str = "auto") -> PopulationResult:
+                        backend: str = "auto", trajectories: Any = None,
+                        trajectory_patients: int | None = None) -> PopulationResult:
     """Simulate a virtual population under one regimen (daily output).
 
     Parameters
@@ -992,6 +1029,14 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         ``"numba"`` uses compiled kernels (``pip install b12pk[fast]``), ``"numpy"`` plain
         numpy; ``"auto"`` (default) the kernels when numba is installed. The two agree to
         rounding (histogram counts can differ where a value sits on a bin edge).
+    trajectories : path, optional
+        Folder (created if missing, must be empty) for per-patient daily trajectories as
+        Parquet files, one per chunk, each written atomically (``pip install
+        b12pk[parquet]``); read them with ``pandas.read_parquet(folder)``. Columns: patient,
+        time_days, serum_pmol_per_l, stores_ug.
+    trajectory_patients : int, optional
+        Write the first this many patients (default: all); at most
+        :data:`MAX_TRAJECTORY_VALUES` patient-days in all.
 
     Returns
     -------
@@ -1015,6 +1060,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     if workers is not None and (isinstance(workers, bool) or
                                 not isinstance(workers, (int, np.integer)) or workers < 1):
         raise InputError(f"workers={workers!r} is not accepted; accepted: a whole number >= 1")
+    traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days)
     qs = [float(q) for q in quantiles]
     if not qs or any(not (0.0 <= q <= 100.0) for q in qs):
         raise InputError(f"quantiles must be percentages from 0 to 100, got {quantiles!r}")
@@ -1049,7 +1095,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     report = _progress_fn(progress, spec.n)
     total = _Aggregate(len(out_times), len(trough_times))
     if client is not None:
-        futures = [client.submit(_run_chunk, c, *args, backend, pure=False) for c in chunks]
+        futures = [client.submit(_run_chunk, c, *args, backend, traj, pure=False)
+                   for c in chunks]
         for fut in futures:  # integer counts and per-block sums: merge order does not matter
             total.merge(fut.result())
             report(total.n)
@@ -1058,7 +1105,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         n_workers = _n_workers(workers, len(chunks))
         if n_workers == 1:
             for c in chunks:
-                total.merge(_run_chunk(c, *args, backend))
+                total.merge(_run_chunk(c, *args, backend, traj))
                 report(total.n)
         else:
             # threads: numpy and the compiled kernels release the GIL; at most n_workers
@@ -1069,7 +1116,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                 pending = set()
                 todo = iter(chunks)
                 for c in todo:
-                    pending.add(pool.submit(_run_chunk, c, *args, backend))
+                    pending.add(pool.submit(_run_chunk, c, *args, backend, traj))
                     if len(pending) >= n_workers:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
@@ -1080,6 +1127,40 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                     report(total.n)
     report(None)
     return _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days)
+
+
+def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float
+                       ) -> "tuple[str, int] | None":
+    """Check the trajectory options; create the folder. None when none are asked for."""
+    if folder is None:
+        if n_keep is not None:
+            raise InputError("trajectory_patients needs trajectories=FOLDER")
+        return None
+    import os
+
+    if n_keep is None:
+        n_keep = n
+    if isinstance(n_keep, bool) or not isinstance(n_keep, (int, np.integer)) or n_keep < 1:
+        raise InputError(f"trajectory_patients={n_keep!r} is not accepted; accepted: a whole "
+                         "number >= 1")
+    n_keep = min(int(n_keep), n)
+    values = n_keep * (math.floor(days + 1e-9) + 1)
+    if values > MAX_TRAJECTORY_VALUES:
+        raise ResourceError(f"trajectories of {n_keep:,} patients over {days:g} days are "
+                            f"{values:,} patient-days, above the limit of "
+                            f"{MAX_TRAJECTORY_VALUES:,} (about 30 bytes each on disk): "
+                            "ask for fewer patients with trajectory_patients")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError("trajectories are written as Parquet, which needs pyarrow: "
+                         "pip install 'b12pk[parquet]'") from None
+    folder = os.fspath(folder)
+    if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
+        raise FileFormatError(f"trajectory folder {folder!r} exists and is not an empty "
+                              "folder; give a new or empty one")
+    os.makedirs(folder, exist_ok=True)
+    return folder, n_keep
 
 
 def _fast_kernels(backend: str) -> Any:
@@ -1108,14 +1189,15 @@ def _n_workers(workers: int | None, n_chunks: int) -> int:
 def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: float,
                forms: tuple[str, ...], sys_: _System, out_times: np.ndarray,
                trough_times: Sequence[float], cut: float, upper: float,
-               engine: "_BlockEngine", backend: str = "numpy") -> _Aggregate:
+               engine: "_BlockEngine", backend: str = "numpy",
+               traj: "tuple[str, int] | None" = None) -> _Aggregate:
     """Simulate the patients of some blocks together (vectorised over all of them).
 
     Per-patient draws depend only on (seed, block), and the sums are kept per block, so
     the result does not depend on how blocks are grouped into chunks.
     """
     return _run_block(spec, events, days, blocks, forms, sys_, engine, out_times,
-                      trough_times, cut, upper, _fast_kernels(backend))
+                      trough_times, cut, upper, _fast_kernels(backend), traj=traj)
 
 
 def _progress_fn(progress: Any, n: int) -> Callable[[int | None], None]:
@@ -1180,9 +1262,11 @@ def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,
 
 
 def write_population(result: PopulationResult, out: Any, *,
-                     argv: Sequence[str] | None = None) -> Any:
+                     argv: Sequence[str] | None = None, trajectories: Any = None) -> Any:
     """Write quantiles.csv, bands.csv, troughs.csv, repletion.csv, means.csv, fan charts
-    (PNG, SVG) and run.json into folder ``out`` (atomically)."""
+    (PNG, SVG) and run.json into folder ``out`` (atomically); ``trajectories``, a folder of
+    Parquet trajectories from :func:`simulate_population`, is moved in as
+    ``out/trajectories``."""
     import json
 
     import matplotlib
@@ -1225,6 +1309,10 @@ def write_population(result: PopulationResult, out: Any, *,
         }
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                       encoding="utf-8")
+        if trajectories is not None:
+            import shutil
+
+            shutil.move(str(trajectories), str(tmp / "trajectories"))
     return out
 
 

@@ -391,3 +391,67 @@ def test_population_command_rejects_bad_covariates_in_one_line(tmp_path, capsys,
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and match in err
     assert not (tmp_path / "p").exists()
+
+
+# ----- per-patient trajectories (Parquet) ----------------------------------------------
+
+HAS_PYARROW = __import__("importlib").util.find_spec("pyarrow") is not None
+needs_pyarrow = pytest.mark.skipif(not HAS_PYARROW, reason="pyarrow not installed "
+                                   "(pip install b12pk[parquet])")
+
+
+@needs_pyarrow
+def test_trajectories_match_the_aggregates(tmp_path):
+    spec = PopulationSpec(PA, n=2 * BLOCK + 7, seed=4)
+    res = simulate_population(ORAL, spec, 30, chunk_size=BLOCK, trajectories=tmp_path / "t")
+    traj = pd.read_parquet(tmp_path / "t")
+    assert len(list((tmp_path / "t").glob("part-*.parquet"))) == 3  # one per chunk
+    assert len(traj) == spec.n * 31 and traj["patient"].nunique() == spec.n
+    means = traj.groupby("time_days")[["serum_pmol_per_l", "stores_ug"]].mean()
+    np.testing.assert_allclose(means.to_numpy(),
+                               res.means[["serum_pmol_per_l", "stores_ug"]].to_numpy(),
+                               rtol=1e-12)
+    last = traj[traj.time_days == 30]["serum_pmol_per_l"]
+    deficient = res.bands.query("time_days == 30 and band == 'deficient'")["probability"]
+    assert float(deficient.iloc[0]) == pytest.approx((last < _cut()).mean(), abs=1e-12)
+
+
+def _cut():
+    return next(hi for name, lo, hi in b12pk.model.serum_bands_pmol_per_l()
+                if name == "deficient")
+
+
+@needs_pyarrow
+def test_trajectories_do_not_change_the_results(tmp_path):
+    spec = PopulationSpec(PA, n=BLOCK + 3, seed=9)
+    same(simulate_population(IM, spec, 40, backend="numpy"),
+         simulate_population(IM, spec, 40, backend="numpy", trajectories=tmp_path / "t",
+                             trajectory_patients=10))
+    traj = pd.read_parquet(tmp_path / "t")
+    assert sorted(traj["patient"].unique()) == list(range(10))
+
+
+@needs_pyarrow
+def test_trajectory_folder_must_be_new_or_empty(tmp_path):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "old.txt").write_text("x")
+    with pytest.raises(b12pk.FileFormatError, match="not an empty folder"):
+        simulate_population(ORAL, PopulationSpec(PA, n=10), 5, trajectories=tmp_path / "t")
+
+
+def test_too_many_trajectory_values_are_refused_before_any_work(tmp_path):
+    with pytest.raises(b12pk.ResourceError, match="above the limit"):
+        simulate_population(ORAL, PopulationSpec(PA, n=2_000_000), 365,
+                            trajectories=tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+@needs_pyarrow
+def test_population_command_writes_trajectories(tmp_path):
+    out = tmp_path / "pop"
+    code = b12pk.cli.main(["population", "--regimen", "1000 mcg oral daily", "--n", "1100",
+                           "--days", "10", "--trajectories", "25", "--out", str(out)])
+    assert code == 0
+    traj = pd.read_parquet(out / "trajectories")
+    assert traj["patient"].nunique() == 25 and len(traj) == 25 * 11
+    assert not list(tmp_path.glob(".b12pk-trajectories-*"))  # the staging folder is gone
