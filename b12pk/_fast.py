@@ -136,17 +136,15 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
                     buf[1] = n4
                     hist_serum[k, _bin(bits[0], lo_bits, shift, nbins)] += 1
                     hist_stores[k, _bin(bits[1], lo_bits, shift, nbins)] += 1
-                    if ser < cut:
-                        b0 += 1
-                    elif ser < upper:
-                        b1 += 1
-                    else:
-                        b2 += 1
-                    if replete_at[p] == never and ser >= cut:
+                    low = ser < cut  # branch-free counts: band membership is unpredictable
+                    b0 += low
+                    b2 += ser >= upper
+                    if not low and replete_at[p] == never:
                         replete_at[p] = k
                     sum_serum += ser
                     sum_stores += n4
             if k >= 0:
+                b1 = (p1 - p0) - b0 - b2
                 # a tile lies inside one block (TILE divides the block; chunks start at blocks)
                 blk = block_of[p0]
                 sums[blk, 0, k] += sum_serum

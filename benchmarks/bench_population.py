@@ -19,7 +19,9 @@ Machines are noisy: compare ratios within one run, not across runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,10 +61,11 @@ def naive_per_patient_year(n_patients: int = 5) -> float:
     return (time.perf_counter() - start) / n_patients
 
 
-def engine_time(n: int, years: float) -> float:
+def engine_time(n: int, years: float, **kwargs) -> float:
     spec = PopulationSpec(PATIENT, n, seed=1)
     start = time.perf_counter()
-    simulate_population(REGIMEN, spec, 365.0 * years)
+    res = simulate_population(REGIMEN, spec, 365.0 * years, **kwargs)
+    res.quantiles  # quantiles are part of the job (computed inside simulate_population)
     return time.perf_counter() - start
 
 
@@ -80,27 +83,69 @@ def bandwidth_floor(n: int, years: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="include N = 1e6 and 20 years")
+    ap.add_argument("--full", action="store_true",
+                    help="include N = 1e6 in the scaling table and 20-year horizons")
+    ap.add_argument("--plot", default=None, metavar="PNG",
+                    help="write the scaling table as a log-log plot")
     args = ap.parse_args(argv)
-    print("b12pk population benchmark (2000 ug oral daily, pernicious anaemia)\n")
+    has_numba = importlib.util.find_spec("numba") is not None
+    print("b12pk population benchmark (2000 ug oral daily, pernicious anaemia, default "
+          f"variability); CPUs available: {len(os.sched_getaffinity(0))}; numba: "
+          f"{'yes' if has_numba else 'no'}\n")
+    # warm-up (numba compiles or loads its cache; first tables)
+    engine_time(2048, 0.1)
     naive = naive_per_patient_year()
-    t = engine_time(10_000, 1.0)
-    per = t / 10_000
-    print(f"naive solve_ivp loop: {naive * 1e3:9.1f} ms per patient-year")
-    print(f"b12pk engine (N=1e4): {per * 1e6:9.1f} us per patient-year")
-    print(f"speed-up:             {naive / per:9.0f} x\n")
+    t = engine_time(100_000, 1.0)
+    per = t / 100_000
+    print(f"naive solve_ivp loop:  {naive * 1e3:9.1f} ms per patient-year")
+    print(f"b12pk engine (N=1e5):  {per * 1e6:9.1f} us per patient-year")
+    print(f"speed-up:              {naive / per:9.0f} x\n")
+
+    n = 1_000_000
+    floor = bandwidth_floor(n, 1.0)
+    print(f"1,000,000 patients x 1 year, daily output, quantiles and band probabilities "
+          f"(floor: writing {n * 366 * 2:,} float64 with numpy takes {floor:.2f} s)")
+    print(f"{'backend':>8s} {'workers':>8s} {'wall s':>8s} {'x floor':>8s}")
+    configs = [("numpy", 1), ("numpy", 2)] + ([("numba", 1), ("numba", 2)] if has_numba else [])
+    for backend, workers in configs:
+        te = engine_time(n, 1.0, backend=backend, workers=workers)
+        print(f"{backend:>8s} {workers:>8d} {te:>8.2f} {te / floor:>8.1f}", flush=True)
+    print()
+
     sizes = [1_000, 10_000, 100_000] + ([1_000_000] if args.full else [])
     years = [1, 5] + ([20] if args.full else [])
+    print("scaling (backend auto, all CPUs)")
     print(f"{'N':>10s} {'years':>6s} {'engine s':>10s} {'floor s':>9s} {'x floor':>8s} "
           f"{'us/patient-year':>16s}")
+    rows = []
     for n in sizes:
         for y in years:
-            if n * y > 2_000_000 and not args.full:
-                continue
             te = engine_time(n, y)
             tf = bandwidth_floor(n, y)
-            print(f"{n:>10,d} {y:>6d} {te:>10.2f} {tf:>9.3f} {te / tf:>8.0f} "
-                  f"{te / (n * y) * 1e6:>16.1f}", flush=True)
+            rows.append((n, y, te))
+            print(f"{n:>10,d} {y:>6d} {te:>10.2f} {tf:>9.3f} {te / tf:>8.1f} "
+                  f"{te / (n * y) * 1e6:>16.2f}", flush=True)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+        for y in years:
+            pts = [(n, te) for n, yy, te in rows if yy == y]
+            ax.loglog([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{y} year(s)")
+        ns = np.array(sizes, dtype=float)
+        ref = rows[-1][2] / (sizes[-1] * years[-1])
+        ax.loglog(ns, ref * ns * years[-1], "k:", lw=1, label="linear in N (through the last point)")
+        ax.set_xlabel("patients N")
+        ax.set_ylabel("wall time (s)")
+        ax.set_title("b12pk population engine: cost against N and horizon\n"
+                     "(2000 ug oral daily, daily output; one run, this machine)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.savefig(args.plot, dpi=130)
+        print(f"\nplot: {args.plot}")
     return 0
 
 
