@@ -455,3 +455,18 @@ def test_population_command_writes_trajectories(tmp_path):
     traj = pd.read_parquet(out / "trajectories")
     assert traj["patient"].nunique() == 25 and len(traj) == 25 * 11
     assert not list(tmp_path.glob(".b12pk-trajectories-*"))  # the staging folder is gone
+
+
+def test_memory_does_not_grow_with_the_population():
+    import tracemalloc
+
+    def peak(n_blocks):
+        spec = PopulationSpec(PA, n=n_blocks * BLOCK, seed=1)
+        tracemalloc.start()
+        simulate_population(ORAL, spec, 30, chunk_size=BLOCK, workers=1, backend="numpy")
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(4), peak(16)
+    assert large < 1.2 * small, (small, large)
