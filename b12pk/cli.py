@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .errors import B12pkError, FileFormatError, InputError
+from .errors import B12pkError, FileFormatError, InputError, UnknownNameError
 
 EPILOG_MAIN = """examples:
   b12pk compare                                   # seed regimens, two patients, 1 year
@@ -76,6 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--population", type=int, default=None, metavar="N",
                    help="add the population view: N virtual patients per regimen and patient")
     c.add_argument("--seed", type=int, default=0, help="seed of the population view")
+    c.add_argument("--covariates", default=None, metavar="SET",
+                   help="covariate set for the population view (data/covariates.toml: "
+                   "older-adults, pernicious-anaemia-age, crohn-ileocaecal, ckd-3-4)")
     c.add_argument("--evidence", action="store_true",
                    help="add the evidence analysis of the seed documents' claims (minutes)")
 
@@ -249,6 +252,15 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .report import write_report
 
     _check_out_folder(args.out)
+    if args.covariates is not None:  # checked before any simulation is run
+        if args.population is None:
+            raise InputError("--covariates needs --population N (covariates vary between the "
+                             "virtual patients of the population view)")
+        from .population import covariate_sets
+
+        if args.covariates not in covariate_sets():
+            raise UnknownNameError(f"unknown covariate set {args.covariates!r}; accepted: "
+                                   f"{', '.join(sorted(covariate_sets()))}")
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
     from .validate import validate
@@ -266,7 +278,8 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         populations = {}
         jobs = [(p, r) for p in comp.patients for r in comp.regimens]
         for i, (p, r) in enumerate(jobs):
-            spec = PopulationSpec(p.patient, args.population, args.seed)
+            spec = PopulationSpec(p.patient, args.population, args.seed,
+                                  covariates=args.covariates)
             populations[(p.label, r.label)] = simulate_population(r.regimen, spec, comp.days)
             _progress(i + 1, len(jobs), f"population {p.label} / {r.label}")
     out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate(),

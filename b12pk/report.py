@@ -335,11 +335,14 @@ def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Pat
 
 def _population_items(table: Any, figs: dict[str, Path], populations: Any) -> list[tuple]:
     n = int(table["n"].iloc[0]) if len(table) else 0
+    covs = next((r.spec.covariates_text() for r in populations.values()), {})
+    cov_text = ("; covariates drawn per patient (data/covariates.toml): "
+                + ", ".join(f"{k} {v}" for k, v in covs.items())) if covs else ""
     items: list[tuple] = [
         ("p", f"Each regimen and patient simulated for {n:,} virtual patients with "
               "between-patient variability (data/variability.toml; each CV sourced or marked "
-              "assumed): median and 25-75% / 5-95% bands of serum B12, the share deficient at "
-              "the end, and the trough just before each injection.")]
+              f"assumed{cov_text}): median and 25-75% / 5-95% bands of serum B12, the share "
+              "deficient at the end, and the trough just before each injection.")]
     if "population" in figs:
         items.append(("img", figs["population"], "Serum B12 in the virtual populations "
                       "(median line; 25-75% and 5-95% bands)"))

@@ -243,3 +243,22 @@ def test_compare_with_population_view(tmp_path, capsys):
     assert 0.0 <= table["max_pct_trough_below_cutoff"].iloc[0] <= 100.0
     assert (out / "figures" / "population.png").is_file()
     assert "Virtual population" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_compare_population_view_with_covariates(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", "--regimen", "1000 mcg oral daily", "--patient", "healthy",
+                 "--days", "20", "--population", "1024", "--covariates", "older-adults",
+                 "--out", str(out)])
+    assert code == 0
+    assert "age_years normal(80, 5)" in (out / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--covariates", "older-adults"], "--covariates needs --population N"),
+    (["--population", "100", "--covariates", "teenagers"], "unknown covariate set"),
+])
+def test_compare_rejects_bad_covariates_before_simulating(tmp_path, capsys, args, match):
+    code, _, err = run_cli(["compare", *args, "--out", str(tmp_path / "rep")], capsys)
+    assert code == 2 and err.count("\n") == 1 and match in err
+    assert not (tmp_path / "rep").exists()
