@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_xlabel("patients N")
         ax.set_ylabel("wall time (s)")
         ax.set_title("b12pk population engine: cost against N and horizon\n"
-                     "(2000 ug oral daily, daily output; one run, this machine)")
+                     "(2000 µg oral daily, daily output; one run, this machine)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.savefig(args.plot, dpi=130)

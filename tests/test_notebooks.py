@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -92,10 +91,7 @@ def test_notebook_runs_top_to_bottom(path, kernel_env):
     client = NotebookClient(nb, timeout=TIMEOUT_PER_CELL_S, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS_DIR)}})
     start = time.perf_counter()
-    # the kernel's own stdout/stderr go to /dev/null, not to pytest's captured descriptors:
-    # with them inherited, notebook 02 (ipywidgets) stalled for minutes at kernel shutdown
-    # under pytest's capture, never with -s. Cell outputs and errors still come back.
-    client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client.execute()            # raises CellExecutionError with the failing cell
     elapsed = time.perf_counter() - start
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
