@@ -572,8 +572,10 @@ class _BlockEngine:
         return self._table(None).get(dt)
 
     def propagators(self, k_loss: np.ndarray, dt: float,
-                    k_reab: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-patient E (5, 5, N) and g (5, N) for step dt.
+                    k_reab: np.ndarray | float | None = None,
+                    patient_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Per-patient E (5, 5, N) and g (5, N) for step dt; with ``patient_major``,
+        (N, 5, 5) and (N, 5), C-contiguous (the compiled kernels' layout).
 
         k_loss: store-loss rates at the typical reabsorption (1/day); k_reab: reabsorption
         rates (1/day), one per patient or one for all (default: the typical patient's).
@@ -590,27 +592,34 @@ class _BlockEngine:
                     prop = self._exact[key] = _Propagators(self.A0, self.k_loss0,
                                                            np.array([key]))
             E, g = prop.get(dt)
+            if patient_major:
+                return (np.ascontiguousarray(np.broadcast_to(E[0], (n, 5, 5))),
+                        np.ascontiguousarray(np.broadcast_to(g[0], (n, 5))))
             return (np.broadcast_to(E[0][:, :, None], (5, 5, n)),
                     np.broadcast_to(g[0][:, None], (5, n)))
         x = (np.log(k_loss) - self.log_grid[0]) / (self.log_grid[1] - self.log_grid[0])
         j0, w = _lagrange4(x, len(self.grid))
-        E = np.zeros((5, 5, n))
-        g = np.zeros((5, n))
         if one_kr:
             E_tab, g_tab = self.table(dt, float(kr[0]))
-            for q in range(4):
-                E += E_tab[j0 + q].transpose(1, 2, 0) * w[q]
-                g += g_tab[j0 + q].T * w[q]
+            terms = [(j0 + q, w[q]) for q in range(4)]
+        else:
+            E_tab, g_tab = self.table_2d(dt)
+            step = self.kr_grid[1] - self.kr_grid[0]
+            i0, v = _lagrange4(kr / step, self.N_KR)
+            terms = [((j0 + q) * self.N_KR + (i0 + r), w[q] * v[r])
+                     for q in range(4) for r in range(4)]
+        if patient_major:
+            E = np.zeros((n, 5, 5))
+            g = np.zeros((n, 5))
+            for idx, wq in terms:
+                E += E_tab[idx] * wq[:, None, None]
+                g += g_tab[idx] * wq[:, None]
             return E, g
-        E_tab, g_tab = self.table_2d(dt)
-        step = self.kr_grid[1] - self.kr_grid[0]
-        i0, v = _lagrange4(kr / step, self.N_KR)
-        for q in range(4):
-            for r in range(4):
-                idx = (j0 + q) * self.N_KR + (i0 + r)
-                wq = w[q] * v[r]
-                E += E_tab[idx].transpose(1, 2, 0) * wq
-                g += g_tab[idx].T * wq
+        E = np.zeros((5, 5, n))
+        g = np.zeros((5, n))
+        for idx, wq in terms:
+            E += E_tab[idx].transpose(1, 2, 0) * wq
+            g += g_tab[idx].T * wq
         return E, g
 
 
@@ -794,9 +803,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         """Propagators patient-major, (N, 5, 5) and (N, 5), for the compiled kernels."""
         key = round(dt, 9)
         if key not in pm_cache:
-            E, g = props(key)
-            pm_cache[key] = (np.ascontiguousarray(E.transpose(2, 0, 1)),
-                             np.ascontiguousarray(g.T))
+            pm_cache[key] = engine.propagators(k_loss, key, k_reab, patient_major=True)
         return pm_cache[key]
 
     def in_transient() -> bool:
