@@ -139,7 +139,7 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
                     low = ser < cut  # branch-free counts: band membership is unpredictable
                     b0 += low
                     b2 += ser >= upper
-                    if not low and replete_at[p] == never:
+                    if ser >= cut and replete_at[p] == never:
                         replete_at[p] = k
                     sum_serum += ser
                     sum_stores += n4

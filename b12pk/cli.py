@@ -133,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--days", type=float, default=365.0, help="horizon in days (default 365)")
     pp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     pp.add_argument("--chunk-size", type=int, default=16_384,
-                    help="patients simulated at once (memory; does not change results)")
+                    help="patients simulated at once (memory; changes results by rounding at most)")
     pp.add_argument("--no-variability", action="store_true",
                     help="identical typical patients (checks)")
     pp.add_argument("--covariates", default=None, metavar="SET",

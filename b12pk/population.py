@@ -6,7 +6,10 @@ the median). :func:`simulate_population` runs the population in blocks of
 :data:`BLOCK` patients, vectorised with numpy, and accumulates per-time histograms of serum
 B12 and stores, band counts, time to repletion and the trough before each injection. Memory
 is bounded by the block, not by the population; merged aggregates are integer counts, so
-the same seed gives identical results for any chunking or number of workers.
+the same seed gives identical results for any number of threads or Dask workers, and for any
+chunking of an oral regimen. With injections, where a chunk leaves an injection's fast
+transient once all its patients' unbound pools are empty, another chunk size can change the
+means by rounding (about 1e-12 relative).
 
 Engine
 ------
@@ -945,8 +948,9 @@ def _write_trajectories(folder: str, first_block: int, ids: np.ndarray, out_time
     table = pa.table({"patient": np.repeat(ids.astype(np.int64), n_t),
                       "time_days": np.tile(times, n_p),
                       "serum_pmol_per_l": serum, "stores_ug": stores})
-    final = os.path.join(folder, f"part-{first_block:08d}.parquet")
-    tmp = final + ".tmp"
+    name = f"part-{first_block:08d}.parquet"
+    final = os.path.join(folder, name)
+    tmp = os.path.join(folder, f".{name}.tmp")  # readers skip dot files: no half part is read
     pq.write_table(table, tmp)
     os.replace(tmp, final)
 
@@ -1020,7 +1024,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         Horizon, days.
     chunk_size : int
         Patients simulated at once (rounded down to a multiple of :data:`BLOCK`, at most
-        :data:`MAX_CHUNK`); does not change the results.
+        :data:`MAX_CHUNK`); changes the results by rounding at most (see the module notes).
     quantiles : sequence of float
         Percentiles to report (0-100).
     progress : bool or callable
@@ -1040,7 +1044,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         Folder (created if missing, must be empty) for per-patient daily trajectories as
         Parquet files, one per chunk, each written atomically (``pip install
         b12pk[parquet]``); read them with ``pandas.read_parquet(folder)``. Columns: patient,
-        time_days, serum_pmol_per_l, stores_ug.
+        time_days, serum_pmol_per_l, stores_ug. Chunks holding these patients take the
+        numpy path (the compiled kernels record aggregates only), so with numba the results
+        agree to rounding; a chunk is cut to at most 2**24 patient-days of trajectories.
     trajectory_patients : int, optional
         Write the first this many patients (default: all); at most
         :data:`MAX_TRAJECTORY_VALUES` patient-days in all.
@@ -1087,6 +1093,10 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     extra = sys_.k_loss - params["other_loss_fraction_per_day"]
     grid = np.exp(np.linspace(math.log(extra + low * 0.98), math.log(extra + high * 1.02), 65))
     chunk = max(BLOCK, min(int(chunk_size), MAX_CHUNK) // BLOCK * BLOCK)
+    if traj is not None:
+        # a chunk's trajectories are held until its Parquet part is written: at most
+        # 2**24 patient-days (about 270 MB) per chunk, and never less than one block
+        chunk = max(BLOCK, min(chunk, (2 ** 24 // len(out_times)) // BLOCK * BLOCK))
     n_blocks = math.ceil(spec.n / BLOCK)
     per_chunk = chunk // BLOCK
     chunks = [list(range(b, min(b + per_chunk, n_blocks))) for b in range(0, n_blocks, per_chunk)]

@@ -405,7 +405,8 @@ def test_trajectories_match_the_aggregates(tmp_path):
     spec = PopulationSpec(PA, n=2 * BLOCK + 7, seed=4)
     res = simulate_population(ORAL, spec, 30, chunk_size=BLOCK, trajectories=tmp_path / "t")
     traj = pd.read_parquet(tmp_path / "t")
-    assert len(list((tmp_path / "t").glob("part-*.parquet"))) == 3  # one per chunk
+    files = sorted(f.name for f in (tmp_path / "t").iterdir())
+    assert files == [f"part-{b:08d}.parquet" for b in range(3)]  # one per chunk, no temp left
     assert len(traj) == spec.n * 31 and traj["patient"].nunique() == spec.n
     means = traj.groupby("time_days")[["serum_pmol_per_l", "stores_ug"]].mean()
     np.testing.assert_allclose(means.to_numpy(),
