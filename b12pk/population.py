@@ -74,7 +74,7 @@ _SLOW = ("ileum", "enterocyte", "holotc", "holohc", "stores")
 _ORAL, _PARENTERAL = ("oral", "sublingual"), ("im", "deep-sc", "intranasal", "iv")
 _ORDER = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
           "uptake_vmax_ug_per_day", "nasal_bioavailability", "diet_ug_per_day",
-          "baseline_serum_pmol_per_l")
+          "baseline_serum_pmol_per_l", "baseline_stores_ug")
 
 
 def default_variability() -> dict[str, float]:
@@ -289,7 +289,23 @@ def _ranges() -> dict[str, tuple[float, float]]:
     out = {r.name: (r.low, r.high) for r in t.itertuples()}
     out["diet_ug_per_day"] = (0.0, 1000.0)
     out["baseline_serum_pmol_per_l"] = (1.0, 100_000.0)
+    out["baseline_stores_ug"] = (0.0, 100_000.0)
     return out
+
+
+def _typical(spec: PopulationSpec, p: Any) -> dict[str, float]:
+    """The typical (median) value of every varying quantity this population has."""
+    patient = spec.patient
+    typical = {"if_capacity_ug": p["if_capacity_ug"], "passive_fraction": p["passive_fraction"],
+               "other_loss_fraction_per_day": p["other_loss_fraction_per_day"],
+               "uptake_vmax_ug_per_day": p["uptake_vmax_ug_per_day"],
+               "nasal_bioavailability": p["nasal_bioavailability"],
+               "diet_ug_per_day": patient.diet_ug_per_day}
+    if patient.baseline_serum_pmol_per_l is not None:
+        typical["baseline_serum_pmol_per_l"] = patient.baseline_serum_pmol_per_l
+    if patient.baseline_stores_ug is not None:
+        typical["baseline_stores_ug"] = patient.baseline_stores_ug
+    return typical
 
 
 def _sample_block(spec: PopulationSpec, block: int, typical: Mapping[str, float]
@@ -642,13 +658,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     s = typical_sys
     p = s.p
     patient = spec.patient
-    typical = {"if_capacity_ug": p["if_capacity_ug"], "passive_fraction": p["passive_fraction"],
-               "other_loss_fraction_per_day": p["other_loss_fraction_per_day"],
-               "uptake_vmax_ug_per_day": p["uptake_vmax_ug_per_day"],
-               "nasal_bioavailability": p["nasal_bioavailability"],
-               "diet_ug_per_day": patient.diet_ug_per_day}
-    if patient.baseline_serum_pmol_per_l is not None:
-        typical["baseline_serum_pmol_per_l"] = patient.baseline_serum_pmol_per_l
+    typical = _typical(spec, p)
     parts = [_sample_block(spec, b, typical) for b in blocks]
     draw = {k: np.concatenate([d[k] for d in parts]) for k in parts[0]}
     sizes = [d["if_capacity_ug"].size for d in parts]
@@ -696,8 +706,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
         s0 = (r_diet / s.k_tc) / Vp * to_pmol
         slope = ((a_tc + k_reab / s.k_tc) + a_hc) / Vp * to_pmol
         stores0 = np.maximum((target - s0) / slope, 0.0)
-    elif patient.baseline_stores_ug is not None:
-        stores0 = np.full(n, patient.baseline_stores_ug)
+    elif "baseline_stores_ug" in draw:
+        stores0 = draw["baseline_stores_ug"]
     else:
         stores0 = r_diet / k_loss_true
     y = plasma_for(stores0)
@@ -1338,7 +1348,8 @@ def sample_patients(spec: PopulationSpec) -> Any:
 
     Columns: the varying quantities (``if_capacity_ug``, ``passive_fraction``,
     ``other_loss_fraction_per_day``, ``uptake_vmax_ug_per_day``, ``nasal_bioavailability``,
-    ``diet_ug_per_day`` and, when the patient has one, ``baseline_serum_pmol_per_l``) and,
+    ``diet_ug_per_day`` and, when the patient has one, ``baseline_serum_pmol_per_l`` or
+    ``baseline_stores_ug``) and,
     with covariates, the covariates drawn (``age_years``, ``egfr_ml_min``,
     ``ileal_resection_cm``, ``atrophic_gastritis``) and the settings they set
     (``food_release``, ``intrinsic_factor``, ``if_route_factor``), exactly as
@@ -1349,14 +1360,7 @@ def sample_patients(spec: PopulationSpec) -> Any:
     if spec.n > 1_000_000:
         raise ResourceError(f"sample_patients holds every patient in memory; n={spec.n:,} is "
                             "above its 1,000,000 limit: use simulate_population")
-    p = spec.patient.parameters(default_parameters())
-    typical = {"if_capacity_ug": p["if_capacity_ug"], "passive_fraction": p["passive_fraction"],
-               "other_loss_fraction_per_day": p["other_loss_fraction_per_day"],
-               "uptake_vmax_ug_per_day": p["uptake_vmax_ug_per_day"],
-               "nasal_bioavailability": p["nasal_bioavailability"],
-               "diet_ug_per_day": spec.patient.diet_ug_per_day}
-    if spec.patient.baseline_serum_pmol_per_l is not None:
-        typical["baseline_serum_pmol_per_l"] = spec.patient.baseline_serum_pmol_per_l
+    typical = _typical(spec, spec.patient.parameters(default_parameters()))
     blocks = range(math.ceil(spec.n / BLOCK))
     parts = [_sample_block(spec, b, typical) for b in blocks]
     out = pd.DataFrame({k: np.concatenate([d[k] for d in parts]) for k in parts[0]})

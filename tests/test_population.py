@@ -471,3 +471,14 @@ def test_memory_does_not_grow_with_the_population():
 
     small, large = peak(4), peak(16)
     assert large < 1.2 * small, (small, large)
+
+
+def test_given_baseline_stores_vary_between_patients():
+    who = b12pk.Patient.preset("pernicious-anaemia", stores_ug=800)
+    df = sample_patients(PopulationSpec(who, n=20_000, seed=1))
+    assert df["baseline_stores_ug"].median() == pytest.approx(800, rel=0.02)
+    cv = b12pk.population.default_variability()["baseline_stores_ug"]
+    assert np.log(df["baseline_stores_ug"]).std() == pytest.approx(
+        math.sqrt(math.log1p(cv ** 2)), rel=0.03)
+    pop = simulate_population(ORAL, PopulationSpec.without_variability(who, n=2), 1)
+    assert pop.means["stores_ug"].iloc[0] == pytest.approx(800, rel=1e-12)
