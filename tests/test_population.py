@@ -482,3 +482,23 @@ def test_given_baseline_stores_vary_between_patients():
         math.sqrt(math.log1p(cv ** 2)), rel=0.03)
     pop = simulate_population(ORAL, PopulationSpec.without_variability(who, n=2), 1)
     assert pop.means["stores_ug"].iloc[0] == pytest.approx(800, rel=1e-12)
+
+
+def test_numba_backend_without_numba_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "b12pk._fast", None)  # import now raises ImportError
+    with pytest.raises(b12pk.InputError, match=r"pip install 'b12pk\[fast\]'"):
+        simulate_population(ORAL, PopulationSpec(PA, n=10), 5, backend="numba")
+    # auto falls back to numpy and still runs
+    res = simulate_population(ORAL, PopulationSpec(PA, n=10), 5, backend="auto")
+    assert res.n == 10
+
+
+def test_trajectories_without_pyarrow_say_how_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(b12pk.InputError, match=r"pip install 'b12pk\[parquet\]'"):
+        simulate_population(ORAL, PopulationSpec(PA, n=10), 5, trajectories=tmp_path / "t")
+    assert not (tmp_path / "t").exists()
