@@ -487,7 +487,9 @@ def test_given_baseline_stores_vary_between_patients():
 def test_numba_backend_without_numba_says_how_to_install(monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "b12pk._fast", None)  # import now raises ImportError
+    # as if numba were missing: the kernels' import raises ImportError
+    monkeypatch.setitem(sys.modules, "b12pk._fast", None)
+    monkeypatch.delattr(b12pk, "_fast", raising=False)
     with pytest.raises(b12pk.InputError, match=r"pip install 'b12pk\[fast\]'"):
         simulate_population(ORAL, PopulationSpec(PA, n=10), 5, backend="numba")
     # auto falls back to numpy and still runs
