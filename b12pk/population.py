@@ -446,7 +446,22 @@ class _Aggregate:
 # --------------------------------------------------------------------------------------
 # Vectorised engine for one block
 
-class _Propagators:
+class _Locked:
+    """A cache shared by threads: ``self._lock`` guards it; pickled without the lock (Dask)."""
+
+    _lock: threading.Lock
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class _Propagators(_Locked):
     """exp(A dt) and the unit-inflow response for a set of (store-loss, reabsorption) rates.
 
     Each pair (kl, kr) sets the stores' diagonal entry as for a store-loss rate kl at the
@@ -471,15 +486,6 @@ class _Propagators:
         self.mats = np.stack(self.mats)
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._pow: list[tuple[np.ndarray, np.ndarray]] = [self._direct(self.H0)]
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:  # for Dask: locks do not pickle
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def _direct(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -535,7 +541,7 @@ def _lagrange4(x: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return j0, w
 
 
-class _BlockEngine:
+class _BlockEngine(_Locked):
     """Slow-state propagators, per patient.
 
     Exact when all patients share the store-loss rate kl and the reabsorption rate kr;
@@ -559,15 +565,6 @@ class _BlockEngine:
         self.kr_grid = np.linspace(0.0, max(k_reab_max, 1e-12), self.N_KR)
         self._tables: dict[Any, _Propagators] = {}
         self._exact: dict[tuple[float, float], _Propagators] = {}
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict:  # for Dask: locks do not pickle
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     def _table(self, kr: float | None) -> _Propagators:
