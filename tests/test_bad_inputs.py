@@ -13,7 +13,6 @@ import time
 import types
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import b12pk

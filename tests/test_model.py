@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 import b12pk
-from b12pk import Parameters, Patient
+from b12pk import Patient
 from b12pk._data import data_path
 
 
