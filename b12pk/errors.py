@@ -8,6 +8,8 @@ them as one line.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "B12pkError",
     "InputError",
@@ -20,12 +22,48 @@ __all__ = [
     "FileFormatError",
     "EventTableError",
     "ResourceError",
+    "OutputError",
     "B12pkWarning",
 ]
 
 
+#: Longest message an error carries; longer ones keep their start and end.
+MAX_MESSAGE_CHARS = 600
+
+CONTROL_CHARACTERS = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+"""Characters escaped wherever user input is shown (ANSI escapes, NUL, bidi marks, ...)."""
+
+
+def escape_control(text: str) -> str:
+    """``text`` with :data:`CONTROL_CHARACTERS` written as ``\\xNN`` / ``\\uNNNN``."""
+    def sub(match: re.Match) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return CONTROL_CHARACTERS.sub(sub, text)
+
+
+def sanitize_message(message: str) -> str:
+    """One line, control characters escaped, at most :data:`MAX_MESSAGE_CHARS` characters."""
+    text = escape_control(" ".join(str(message).split()))
+    if len(text) > MAX_MESSAGE_CHARS:
+        head, tail = MAX_MESSAGE_CHARS * 2 // 3, MAX_MESSAGE_CHARS // 3 - 20
+        text = f"{text[:head]} [...{len(text) - head - tail:,} characters cut...] {text[-tail:]}"
+    return text
+
+
 class B12pkError(Exception):
-    """Base class of every error b12pk raises deliberately."""
+    """Base class of every error b12pk raises deliberately.
+
+    Its message is kept to one line with control characters escaped and at most about 600
+    characters (a long echo of the user's input keeps its start and end), so that it can
+    be printed as it is.
+    """
+
+    def __init__(self, *args: object):
+        if args and isinstance(args[0], str):
+            args = (sanitize_message(args[0]),) + args[1:]
+        super().__init__(*args)
 
 
 class InputError(B12pkError, ValueError):
@@ -82,7 +120,13 @@ class EventTableError(FileFormatError):
 
 
 class ResourceError(B12pkError):
-    """A request that would exceed a documented resource budget (memory, size)."""
+    """A request that would exceed a documented resource budget (memory, size, time)."""
+
+
+class OutputError(FileFormatError):
+    """An output path b12pk will not write: a folder it did not write, a symbolic link to
+    a folder, the current folder, a FIFO or socket, an empty path, a missing parent folder.
+    (A subclass of :class:`FileFormatError`, which earlier versions raised for these.)"""
 
 
 class B12pkWarning(UserWarning):

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -38,6 +38,10 @@ from .errors import (
     ResourceError,
     UnknownNameError,
 )
+from .io import as_finite_float, echo, read_bytes, read_toml
+from .limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
+                     MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
+                     MAX_TOML_BYTES, MAX_VARIANTS)
 
 __all__ = [
     "ROUTES",
@@ -48,6 +52,7 @@ __all__ = [
     "DAYS_PER_YEAR",
     "MAX_EVENTS",
     "MAX_PER_CYCLE",
+    "PARENTERAL_ROUTES",
     "normalize_route",
     "normalize_form",
     "validate_dose",
@@ -75,21 +80,16 @@ __all__ = [
 
 ROUTES = ("oral", "sublingual", "im", "deep-sc", "intranasal", "iv")
 FORMS = ("cyanocobalamin", "hydroxocobalamin", "methylcobalamin")
-MAX_DOSE_UG = 100_000.0
+
+#: Routes whose doses reach plasma directly or through a mucosa (each dose is integrated
+#: through its fast transient; see :data:`b12pk.limits.MAX_PARENTERAL_DOSES`).
+PARENTERAL_ROUTES = ("im", "deep-sc", "intranasal", "iv")
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 30.0
 DAYS_PER_YEAR = 365.0
 HOURS_PER_DAY = 24.0
 
-#: Most dose events one call may expand (guards against absurd horizons).
-MAX_EVENTS = 5_000_000
-
-#: Most doses one cycle of a repeating schedule may hold ("N times daily").
-MAX_PER_CYCLE = 1000
-
-#: Largest regimen or patient TOML file the loaders read, in bytes (10 MB).
-MAX_TOML_BYTES = 10_000_000
 
 #: Route aliases, keyed by the lower-case alias with spaces, hyphens and dots removed.
 _ROUTE_ALIASES = {
@@ -187,6 +187,10 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> float | None:
+    return as_finite_float(value)
+
+
 def validate_dose(amount_ug: float) -> float:
     """Check a dose amount and return it as a float.
 
@@ -205,25 +209,27 @@ def validate_dose(amount_ug: float) -> float:
     DoseError
         If the amount is not a finite number in ``(0, MAX_DOSE_UG]`` (100 mg).
     """
-    if not _is_real(amount_ug) or not math.isfinite(amount_ug) \
-            or not 0.0 < amount_ug <= MAX_DOSE_UG:
+    x = _finite(amount_ug)
+    if x is None or not 0.0 < x <= MAX_DOSE_UG:
         raise DoseError(
-            f"dose {amount_ug!r} µg is not accepted: a dose must be a finite number "
+            f"dose {echo(amount_ug)} µg is not accepted: a dose must be a finite number "
             f"greater than 0 and at most {MAX_DOSE_UG:g} µg (100 mg)")
-    return float(amount_ug)
+    return x
 
 
 def _check_positive(value: Any, what: str) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise HorizonError(f"{what} must be a finite number of days greater than 0, got {value!r}")
-    return float(value)
+    x = _finite(value)
+    if x is None or x <= 0:
+        raise HorizonError(f"{what} must be a finite number of days greater than 0, got "
+                           f"{echo(value)}")
+    return x
 
 
 def _check_whole(value: Any, what: str, minimum: int = 1) -> int:
-    if not _is_real(value) or not math.isfinite(value) or value != int(value) \
-            or value < minimum:
-        raise HorizonError(f"{what} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    x = _finite(value)
+    if x is None or x != int(x) or x < minimum:
+        raise HorizonError(f"{what} must be a whole number >= {minimum}, got {echo(value)}")
+    return int(x)
 
 
 # ---------------------------------------------------------------------------
@@ -252,10 +258,11 @@ class DoseEvent:
     form: str
 
     def __post_init__(self) -> None:
-        t = self.time_days
-        if not _is_real(t) or not math.isfinite(t) or t < 0:
-            raise HorizonError(f"dose time must be a finite number of days >= 0, got {t!r}")
-        object.__setattr__(self, "time_days", float(t))
+        t = _finite(self.time_days)
+        if t is None or t < 0:
+            raise HorizonError(f"dose time must be a finite number of days >= 0, got "
+                               f"{echo(self.time_days)}")
+        object.__setattr__(self, "time_days", t)
         object.__setattr__(self, "amount_ug", validate_dose(self.amount_ug))
         if not (isinstance(self.route, str) and self.route in ROUTES):  # fast path: canonical
             object.__setattr__(self, "route", normalize_route(self.route))
@@ -348,8 +355,10 @@ class AtTimes:
         if not times:
             raise HorizonError("a list of dose days must not be empty")
         for t in times:
-            if not _is_real(t) or not math.isfinite(t) or t < 0:
-                raise HorizonError(f"dose times must be finite numbers of days >= 0, got {t!r}")
+            x = _finite(t)
+            if x is None or x < 0:
+                raise HorizonError(f"dose times must be finite numbers of days >= 0, got "
+                                   f"{echo(t)}")
         if any(b < a for a, b in zip(times, times[1:])):
             raise HorizonError(f"dose days must be in increasing order, got {times!r}")
         object.__setattr__(self, "times_days", tuple(float(t) for t in times))
@@ -548,8 +557,13 @@ def _arithmetic_runs(times: Sequence[float]) -> list[tuple[float, float, int]]:
 # ---------------------------------------------------------------------------
 
 def _fmt(x: float) -> str:
-    """Shortest positional decimal that reads back as the same float."""
-    return np.format_float_positional(float(x), unique=True, trim="-")
+    """Shortest positional decimal that reads back as the same float.
+
+    A dot before exactly three digits ("1.125") gets a trailing zero ("1.1250"): the parser
+    refuses the first as ambiguous (a thousands separator in much of Europe).
+    """
+    text = np.format_float_positional(float(x), unique=True, trim="-")
+    return text + "0" if re.fullmatch(r"[1-9]\d{0,2}\.\d{3}", text) else text
 
 
 def _days_in_unit(days: float) -> tuple[str, str]:
@@ -665,7 +679,12 @@ class Regimen:
         object.__setattr__(self, "phases", phases)
         if self.label is not None and not isinstance(self.label, str):
             raise TypeError(f"label must be a string or None, got {self.label!r}")
-        self._plan()  # validates phase order and that every phase gives a dose
+        plan = self._plan()  # validates phase order and that every phase gives a dose
+        # the daily limits, checked now over every finite phase and two cycles of an
+        # indefinite one (a later horizon repeats those cycles)
+        ends = [r.time_days + (max(r.count, 1) - 1) * r.interval_days if r.count >= 0
+                else r.time_days + 2 * max(r.interval_days, 1.0) for r in plan]
+        _check_daily_limits(self._clipped(min(max(ends) + 2.0, 400.0)))
 
     # -- construction -------------------------------------------------------
 
@@ -831,6 +850,13 @@ class Regimen:
                 raise HorizonError(f"phase {i} gives no dose: it ends (day "
                                    f"{getattr(phase.duration, 'day', '?')}) before it starts "
                                    f"(day {_fmt(start + 1)})")
+            first = min(r.time_days for r in phase_runs)
+            if last is not None and first <= last:
+                raise HorizonError(
+                    f"phase {i} starts on day {_fmt(first + 1)}, but phase {i - 1} gives its "
+                    f"last dose on day {_fmt(last + 1)}: phases joined by 'then' follow one "
+                    f"another; give phase {i} a later start day, or write overlapping courses "
+                    f"as separate regimens")
             runs.extend(phase_runs)
             last = None if phase.is_indefinite else max(
                 r.time_days + (r.count - 1) * r.interval_days for r in phase_runs)
@@ -842,8 +868,23 @@ class Regimen:
         Sorted by first dose time; see :class:`DoseRun`.
         """
         h = _check_positive(horizon_days, "the horizon")
+        out = self._clipped(h)
+        total = sum(r.count for r in out)
+        if total > MAX_EVENTS:
+            raise ResourceError(f"{total} dose events up to day {_fmt(h)} exceed the limit of "
+                                f"{MAX_EVENTS:,}; use a shorter horizon or fewer doses a day")
+        _check_daily_limits(out)
+        parenteral = sum(r.count for r in out if r.route in PARENTERAL_ROUTES)
+        if parenteral > MAX_PARENTERAL_DOSES:
+            raise ResourceError(
+                f"{parenteral:,} injected or intranasal doses up to day {_fmt(h)} exceed the "
+                f"limit of {MAX_PARENTERAL_DOSES:,} (each is simulated through its own "
+                f"transient); use a shorter horizon or a longer interval")
+        return sorted(out, key=lambda r: (r.time_days, r.route, r.form, r.amount_ug))
+
+    def _clipped(self, h: float) -> list[DoseRun]:
+        """The plan's runs cut to the doses before ``h`` days (no limits checked)."""
         out = []
-        total = 0
         for run in self._plan():
             t_last = run.time_days + (run.count - 1) * run.interval_days
             if run.count >= 0 and (run.interval_days == 0 or t_last < h):
@@ -854,11 +895,7 @@ class Regimen:
                     n = min(n, run.count)
             if n > 0:
                 out.append(replace(run, count=n, interval_days=run.interval_days if n > 1 else 0.0))
-                total += n
-        if total > MAX_EVENTS:
-            raise ResourceError(f"{total} dose events up to day {_fmt(h)} exceed the limit of "
-                                f"{MAX_EVENTS}; use a shorter horizon")
-        return sorted(out, key=lambda r: (r.time_days, r.route, r.form, r.amount_ug))
+        return out
 
     def dose_events(self, horizon_days: float) -> list[DoseEvent]:
         """All doses with ``0 <= time_days < horizon_days``, sorted by time.
@@ -884,14 +921,30 @@ class Regimen:
         return sorted(events, key=DoseEvent.sort_key)
 
 
+def _check_daily_limits(runs: Sequence[DoseRun]) -> None:
+    """Refuse more than :data:`MAX_DOSES_PER_DAY` doses or :data:`MAX_DAILY_UG` µg on any
+    treatment day."""
+    if not runs:
+        return
+    times = np.concatenate([r.time_days + r.interval_days * np.arange(r.count) for r in runs])
+    amounts = np.concatenate([np.full(r.count, r.amount_ug) for r in runs])
+    day = np.floor(times + 1e-9).astype(np.int64)
+    counts = np.bincount(day)
+    totals = np.bincount(day, weights=amounts)
+    worst = int(np.argmax(counts))
+    if counts[worst] > MAX_DOSES_PER_DAY:
+        raise DoseError(f"{int(counts[worst])} doses on treatment day {worst + 1} exceed the "
+                        f"limit of {MAX_DOSES_PER_DAY} doses a day (hourly dosing)")
+    worst = int(np.argmax(totals))
+    if totals[worst] > MAX_DAILY_UG * (1 + 1e-12):
+        raise DoseError(f"{totals[worst]:,.6g} µg on treatment day {worst + 1} exceed the limit "
+                        f"of {MAX_DAILY_UG:,.0f} µg (100 mg) a day")
+
+
 def parse_regimen(text: str, *, open_ended_days: float | None = None,
                   default_form: str | None = "cyanocobalamin") -> Regimen:
     """Alias of :meth:`Regimen.parse`."""
     return Regimen.parse(text, open_ended_days=open_ended_days, default_form=default_form)
-
-
-#: Most ranges one text may hold in :func:`regimen_variants` (2**10 variants).
-MAX_RANGES = 10
 
 
 def regimen_variants(text: str, *, open_ended_days: float | None = None,
@@ -926,7 +979,9 @@ def regimen_variants(text: str, *, open_ended_days: float | None = None,
         return [first.build(phases)]
     if k > MAX_RANGES:
         pos, raw = first.ranges[MAX_RANGES]
-        raise first.error_at(pos, raw, f"too many ranges ({k}); at most {MAX_RANGES} are expanded")
+        raise first.error_at(pos, raw, f"too many ranges ({k}, giving {2 ** k:,} variants); at most "
+                             f"{MAX_RANGES} are expanded ({2 ** MAX_RANGES} variants)",
+                             cls=ResourceError)
     out: list[Regimen] = []
     for choice in itertools.product((0, 1), repeat=k):
         parser = _Parser(text, choice, open_ended_days, default_form)
@@ -1073,6 +1128,10 @@ class _Parser:
                  default_form: str | None):
         if not isinstance(text, str):
             raise TypeError(f"regimen text must be a string, got {type(text).__name__}")
+        if len(text) > MAX_TEXT_CHARS:
+            raise RegimenSyntaxError(f"cannot read regimen {echo(text)}: the text is "
+                                     f"{len(text):,} characters long; accepted: at most "
+                                     f"{MAX_TEXT_CHARS:,}", text[:MAX_TEXT_CHARS], 0)
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
@@ -1106,8 +1165,7 @@ class _Parser:
     # -- errors -----------------------------------------------------------------
 
     def _quote(self) -> str:
-        text = self.text if len(self.text) <= 300 else self.text[:297] + "..."
-        return f'cannot read regimen "{text}"'
+        return "cannot read regimen " + echo(self.text, 120, quote='"')
 
     def error_at(self, pos: int, raw: str, reason: str = "", expected: Sequence[str] = (),
                  cls: type = RegimenSyntaxError) -> InputError:
@@ -1144,6 +1202,7 @@ class _Parser:
         if tok.kind != "num":
             raise self.error(tok, expected=("a number",))
         digits, first = tok.text, tok
+        self.check_digits(tok)
         if thousands and "." not in digits and len(digits) <= 3:
             while (self.peek().text == "," and self.peek().start == tok.end
                    and self.peek(1).kind == "num" and self.peek(1).start == self.peek().end
@@ -1155,6 +1214,22 @@ class _Parser:
         if not math.isfinite(value):
             raise self.error(first, "the number is too large to read", ("a number",))
         return value
+
+    def check_digits(self, tok: _Tok) -> None:
+        """Refuse digits of mixed scripts ("0\u06605") and a dot before exactly three
+        digits ("1.000"), which is a thousands separator in much of Europe."""
+        zeros = {ord(c) - unicodedata.digit(c) for c in tok.text if c != "."}
+        if len(zeros) > 1:
+            raise self.error(tok, "the number mixes digits of different scripts",
+                             ("a number written in one script, e.g. 1000",))
+        ascii_text = "".join(str(unicodedata.digit(c)) if c != "." else c for c in tok.text)
+        if re.fullmatch(r"[1-9]\d{0,2}\.\d{3}", ascii_text):
+            whole, frac = ascii_text.split(".")
+            raise self.error(
+                tok, f"{ascii_text!r} is ambiguous: a dot before three digits is a decimal "
+                f"point in English but separates thousands in much of Europe",
+                (f"{float(ascii_text):g} (decimal)", f"{whole}{frac} or {whole},{frac} "
+                 "(thousands)"))
 
     def value(self, thousands: bool = False, same_as_last: bool = False) -> float:
         """A number or a range ``a-b`` / ``a to b``; a range gives the chosen end.
@@ -1677,21 +1752,8 @@ _STRUCT_KEYS = {"label": str, "amount_ug": float, "route": str, "form": str,
 
 
 def _read_limited(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of ``path``, refusing (quickly, without reading it) a file over ``limit``.
-
-    Raises :class:`ResourceError` for a file that is too big; ``OSError`` passes through.
-    """
-    with open(path, "rb") as fh:
-        try:
-            size = os.fstat(fh.fileno()).st_size
-        except OSError:  # pragma: no cover - fstat of an open file
-            size = 0
-        data = b"" if size > limit else fh.read(limit + 1)
-    if size > limit or len(data) > limit:
-        size = max(size, len(data))
-        raise ResourceError(f"{path}: the file is {size / 1e6:.1f} MB, too big for {what}; "
-                            f"accepted: files of at most {limit / 1e6:g} MB")
-    return data
+    """The bytes of a regular file of at most ``limit`` bytes (:func:`b12pk.io.read_bytes`)."""
+    return read_bytes(path, limit, what)
 
 
 def load_regimens(path: str | Path) -> list[Regimen]:
@@ -1724,27 +1786,8 @@ def load_regimens(path: str | Path) -> list[Regimen]:
         A file over :data:`MAX_TOML_BYTES` (10 MB), refused without reading it.
     """
     p = Path(path)
-    try:
-        data = _read_limited(p, MAX_TOML_BYTES, "a TOML regimen file")
-    except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such regimen file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{p}: cannot read the regimen file ({exc.strerror})") from None
-    if b"\x00" in data:
-        raise FileFormatError(f"{p}: looks like a binary file, not a TOML regimen file")
-    try:
-        source = data.decode("utf-8-sig")  # a leading byte-order mark is dropped
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{p}: not UTF-8 text (byte {exc.start}); expected a TOML "
-                              f"regimen file") from None
-    if not source.strip():
-        raise FileFormatError(f"{p}: the file is empty; expected a [regimen] table or a "
-                              f"[[regimen]] list")
-    try:
-        doc = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        raise FileFormatError(f"{p}: not valid TOML: {exc}") from None
-    return regimens_from_toml(doc, source=str(p))
+    doc, _ = read_toml(p, MAX_TOML_BYTES, "a TOML regimen file")
+    return regimens_from_toml(doc, source=echo(str(p)))
 
 
 def regimens_from_toml(doc: Mapping[str, Any], source: str = "<toml>") -> list[Regimen]:
@@ -1763,6 +1806,8 @@ def regimens_from_toml(doc: Mapping[str, Any], source: str = "<toml>") -> list[R
     out: list[Regimen] = []
     for i, entry in enumerate(entries, start=1):
         where = f"{source}: regimen {i}"
+        if len(out) > MAX_VARIANTS:
+            break
         if not isinstance(entry, Mapping):
             raise FileFormatError(f"{where}: must be a table, got {type(entry).__name__}")
         try:
@@ -1771,6 +1816,10 @@ def regimens_from_toml(doc: Mapping[str, Any], source: str = "<toml>") -> list[R
             raise
         except (InputError, TypeError) as exc:
             raise FileFormatError(f"{where}: {exc}") from exc
+    if len(out) > MAX_VARIANTS:
+        raise ResourceError(f"{source}: the file gives more than {MAX_VARIANTS} regimens "
+                            f"(ranges expand to one regimen per end); accepted: at most "
+                            f"{MAX_VARIANTS} in one file")
     return out
 
 
@@ -1797,6 +1846,9 @@ def _entry_regimens(entry: Mapping[str, Any], where: str) -> list[Regimen]:
         if not entry.get("variants", False):
             return [Regimen.parse(text, **kwargs).with_label(label)]
         variants = regimen_variants(text, **kwargs)
+        if len(variants) > MAX_VARIANTS:
+            raise ResourceError(f"{where}: the ranges in {echo(text)} expand to "
+                                f"{len(variants):,} regimens; accepted: at most {MAX_VARIANTS}")
         if len(variants) == 1:
             return [variants[0].with_label(label)]
         n = len(variants)

@@ -1,0 +1,21 @@
+"""Bounded, validated input and atomic output: the only way b12pk reads a user's file or
+writes a result.
+
+* :mod:`b12pk.io.text`: how user input is echoed in messages (cut, control characters
+  escaped);
+* :mod:`b12pk.io.values`: numbers from files, text and the command line (finite, not too big);
+* :mod:`b12pk.io.read`: reading a file (regular files only, size-limited, UTF-8, TOML);
+* :mod:`b12pk.io.output`: writing a file or a folder atomically, never replacing what b12pk
+  did not write, cleaning up after signals and after earlier killed runs.
+"""
+
+from .output import (Interrupted, atomic_output_dir, atomic_output_file, atomic_write_text,
+                     handle_signals, output_dir_target, remove_stale_temporaries, staging_dir)
+from .read import read_bytes, read_text, read_toml
+from .text import echo, sanitize_message
+from .values import as_finite_float, is_finite_real
+
+__all__ = ["Interrupted", "atomic_output_dir", "atomic_output_file", "atomic_write_text",
+           "handle_signals", "output_dir_target", "remove_stale_temporaries", "staging_dir",
+           "read_bytes", "read_text", "read_toml", "echo", "sanitize_message",
+           "as_finite_float", "is_finite_real"]

@@ -1,0 +1,123 @@
+"""Every input limit b12pk enforces, in one place.
+
+The limits keep each request inside what the model was built for and what a run can do in
+reasonable time and memory. Each one is *stated* (a design choice written here and in
+``docs/errors.md``), not taken from a source, unless its comment names one. Modules import
+their limits from here; nothing else defines one.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_DOSE_UG", "MAX_DAILY_UG", "MAX_DOSES_PER_DAY", "MAX_EVENTS", "MAX_PARENTERAL_DOSES",
+    "MAX_PER_CYCLE", "MAX_DAYS", "MIN_DAYS", "MAX_RANGES", "MAX_VARIANTS", "MAX_TOML_BYTES",
+    "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_INT", "MAX_PATIENTS",
+    "MAX_CHUNK", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
+]
+
+# -- doses -------------------------------------------------------------------------------
+
+#: Largest single dose, µg (100 mg). Stated: labelled B12 doses are 1-5 mg; the model's
+#: parameters come from doses up to a few mg, so beyond 100 mg it would only extrapolate.
+MAX_DOSE_UG = 100_000.0
+
+#: Largest total of the doses given on one treatment day, µg (100 mg). Stated: the single-dose
+#: limit, so that repeating a dose cannot bypass it ("100 mg IM 1000 times daily").
+MAX_DAILY_UG = 100_000.0
+
+#: Most doses on one treatment day (hourly dosing). Stated.
+MAX_DOSES_PER_DAY = 24
+
+#: Most doses one regimen may give within a horizon (any route). Stated: about 10 doses a
+#: day for 100 years; a single-patient run of this many oral doses takes ~15 s.
+MAX_EVENTS = 400_000
+
+#: Most parenteral (IM, deep SC, IV, intranasal) doses within a horizon. Stated: each one is
+#: integrated through its fast transient (~20 ms), so this bounds a run to about a minute;
+#: weekly injections for 57 years fit.
+MAX_PARENTERAL_DOSES = 3_000
+
+#: Most doses one cycle of a repeating schedule may hold ("N times daily"). Stated.
+MAX_PER_CYCLE = 1000
+
+# -- time ----------------------------------------------------------------------------------
+
+#: Longest accepted horizon, days (100 years). Stated.
+MAX_DAYS = 100 * 365.0
+
+#: Shortest accepted horizon, days (about 1 second). Stated: shorter horizons hold no
+#: output time beyond t = 0.
+MIN_DAYS = 1e-5
+
+# -- text and files --------------------------------------------------------------------------
+
+#: Most ranges one regimen text may hold in ``regimen_variants`` (2**6 = 64 variants).
+#: Stated: each variant is a full simulation per patient.
+MAX_RANGES = 6
+
+#: Most regimens one TOML file may give, range variants included. Stated.
+MAX_VARIANTS = 2 ** MAX_RANGES
+
+#: Largest regimen or patient TOML file, bytes (10 MB).
+MAX_TOML_BYTES = 10_000_000
+
+#: Largest CSV event table, bytes (100 MB).
+MAX_EVENT_TABLE_BYTES = 100_000_000
+
+#: Longest regimen text, characters.
+MAX_TEXT_CHARS = 10_000
+
+#: Most characters of a user's input echoed in an error message.
+MAX_ECHO_CHARS = 80
+
+#: Largest integer accepted from a file or the command line where a number is expected
+#: (2**53: larger integers are not exact as floats).
+MAX_INT = 2 ** 53
+
+# -- populations and exports ---------------------------------------------------------------
+
+#: Largest accepted population.
+MAX_PATIENTS = 100_000_000
+
+#: Largest chunk (patients simulated at once).
+MAX_CHUNK = 262_144
+
+#: Most patient-days of per-patient trajectories one run writes (about 6 GB of Parquet).
+MAX_TRAJECTORY_VALUES = 200_000_000
+
+#: Most dose events in one SBML export (one SBML event per dose; libSBML and libRoadRunner
+#: need memory and time that grow with the square of the count). Stated.
+MAX_SBML_EVENTS = 5_000
+
+#: Share of the memory available to this process that a run may plan to use.
+MEMORY_FRACTION = 0.5
+
+
+def memory_budget_bytes() -> int:
+    """Bytes a run may plan to allocate: :data:`MEMORY_FRACTION` of the least of physical
+    memory, the cgroup limit (containers) and the address-space limit (``ulimit -v``)."""
+    import os
+
+    candidates = []
+    try:
+        candidates.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+            if text.isdigit():
+                candidates.append(int(text))
+        except OSError:
+            pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft not in (resource.RLIM_INFINITY, -1) and soft > 0:
+            candidates.append(soft)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        pass
+    total = min(candidates) if candidates else 8 * 2 ** 30
+    return int(total * MEMORY_FRACTION)
