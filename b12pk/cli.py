@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from .errors import B12pkError, FileFormatError, InputError, UnknownNameError
+from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
+from .io import (Interrupted, atomic_write_text, echo, handle_signals, output_dir_target,
+                 staging_dir)
+from .limits import MAX_CHUNK, MAX_PATIENTS
 
 EPILOG_MAIN = """examples:
   b12pk compare                                   # seed regimens, two patients, 1 year
@@ -50,8 +53,40 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr (exit 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"b12pk: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"b12pk: error: {sanitize_message(message)} (see '{self.prog} "
+                         "--help')\n")
         raise SystemExit(2)
+
+
+def _number(text: str) -> float:
+    """argparse type: a finite number (``nan``, ``inf`` and overflowing ones refused)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a number") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"{echo(text)} is not a finite number")
+    return x
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: a whole number in ``[low, high]``."""
+    def parse(text: str) -> int:
+        stripped = text.strip().replace("_", "x")  # int() would read "1_000"
+        if len(stripped) > 30 or not stripped.lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"{echo(text)} is not a whole number from "
+                                             f"{low:,} to {high:,}")
+        value = int(stripped)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{echo(text)} is not accepted; accepted: a whole "
+                                             f"number from {low:,} to {high:,}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+_SEED = _whole(0, 2 ** 63 - 1)
+_WORKERS = _whole(1, 1024)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -71,11 +106,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="regimen text or TOML file (repeatable)")
     c.add_argument("--patient", action="append", metavar="PRESET|FILE",
                    help=f"patient preset ({', '.join(PRESETS)}) or TOML file (repeatable)")
-    c.add_argument("--days", type=float, default=None, help="horizon in days (default 365)")
+    c.add_argument("--days", type=_number, default=None, help="horizon in days (default 365)")
     c.add_argument("--out", default="b12pk-report", help="output folder (default b12pk-report)")
-    c.add_argument("--population", type=int, default=None, metavar="N",
+    c.add_argument("--population", type=_whole(1, MAX_PATIENTS), default=None, metavar="N",
                    help="add the population view: N virtual patients per regimen and patient")
-    c.add_argument("--seed", type=int, default=0, help="seed of the population view")
+    c.add_argument("--seed", type=_SEED, default=None,
+                   help="seed of the population view (default 0; needs --population)")
     c.add_argument("--covariates", default=None, metavar="SET",
                    help="covariate set for the population view (data/covariates.toml: "
                    "older-adults, pernicious-anaemia-age, crohn-ileocaecal, ckd-3-4)")
@@ -90,18 +126,18 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="regimen text or a TOML file holding exactly one regimen")
     s.add_argument("--patient", default="healthy", metavar="PRESET|FILE",
                    help="patient preset or TOML file with one patient (default healthy)")
-    s.add_argument("--days", type=float, default=365.0, help="horizon in days (default 365)")
+    s.add_argument("--days", type=_number, default=365.0, help="horizon in days (default 365)")
     s.add_argument("--form", default=None,
                    help="form for regimen text that names none (default cyanocobalamin)")
-    s.add_argument("--baseline-serum", type=float, default=None, metavar="PMOL_PER_L",
+    s.add_argument("--baseline-serum", type=_number, default=None, metavar="PMOL_PER_L",
                    help="starting serum B12 (pmol/L)")
-    s.add_argument("--baseline-stores", type=float, default=None, metavar="UG",
+    s.add_argument("--baseline-stores", type=_number, default=None, metavar="UG",
                    help="starting body stores (ug)")
-    s.add_argument("--egfr", type=float, default=None, metavar="ML_MIN",
+    s.add_argument("--egfr", type=_number, default=None, metavar="ML_MIN",
                    help="eGFR (mL/min/1.73 m2)")
-    s.add_argument("--diet", type=float, default=None, metavar="UG_PER_DAY",
+    s.add_argument("--diet", type=_number, default=None, metavar="UG_PER_DAY",
                    help="dietary B12 intake (ug/day)")
-    s.add_argument("--ileal-resection", type=float, default=None, metavar="CM",
+    s.add_argument("--ileal-resection", type=_number, default=None, metavar="CM",
                    help="length of distal ileum resected (cm)")
     s.add_argument("--hourly", action="store_true",
                    help="hourly output for 3 days after each injection")
@@ -129,10 +165,10 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="regimen text or a TOML file holding exactly one regimen")
     pp.add_argument("--patient", default="healthy", metavar="PRESET|FILE",
                     help="patient preset or TOML file with one patient (default healthy)")
-    pp.add_argument("--n", type=int, default=10_000, help="number of patients (default 10000)")
-    pp.add_argument("--days", type=float, default=365.0, help="horizon in days (default 365)")
-    pp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    pp.add_argument("--chunk-size", type=int, default=16_384,
+    pp.add_argument("--n", type=_whole(1, MAX_PATIENTS), default=10_000, help="number of patients (default 10000)")
+    pp.add_argument("--days", type=_number, default=365.0, help="horizon in days (default 365)")
+    pp.add_argument("--seed", type=_SEED, default=0, help="random seed (default 0)")
+    pp.add_argument("--chunk-size", type=_whole(1, MAX_CHUNK), default=16_384,
                     help="patients simulated at once (memory; changes results by rounding at most)")
     pp.add_argument("--no-variability", action="store_true",
                     help="identical typical patients (checks)")
@@ -143,10 +179,10 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="a covariate distribution, e.g. age_years='normal(80, 5)', "
                     "egfr_ml_min='uniform(15, 60)', ileal_resection_cm='lognormal(20, 0.76)' "
                     "(repeatable; overrides the set's)")
-    pp.add_argument("--trajectories", type=int, default=None, metavar="N",
+    pp.add_argument("--trajectories", type=_whole(1, MAX_PATIENTS), default=None, metavar="N",
                     help="also write the daily trajectories of the first N patients as "
                     "Parquet files in OUT/trajectories/ (needs b12pk[parquet])")
-    pp.add_argument("--workers", type=int, default=None,
+    pp.add_argument("--workers", type=_WORKERS, default=None,
                     help="threads (default: the CPUs available; does not change results)")
     pp.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba"),
                     help="engine kernels: numba needs b12pk[fast] (default auto)")
@@ -164,9 +200,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="patient preset or TOML file with one patient (default healthy)")
     xs.add_argument("--regimen", default=None, metavar="TEXT|FILE",
                     help="regimen whose doses become SBML events (optional)")
-    xs.add_argument("--days", type=float, default=365.0,
+    xs.add_argument("--days", type=_number, default=365.0,
                     help="horizon: doses before it are exported (default 365)")
-    xs.add_argument("--baseline-serum", type=float, default=None, metavar="PMOL_PER_L",
+    xs.add_argument("--baseline-serum", type=_number, default=None, metavar="PMOL_PER_L",
                     help="starting serum B12 (pmol/L)")
     xs.add_argument("--out", default="b12pk-model.xml", metavar="FILE", help="SBML file")
     xs.add_argument("--check", action="store_true",
@@ -180,9 +216,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         epilog="examples:\n  b12pk evidence --out b12pk-evidence\n  b12pk "
                         "evidence --ids C001,C307 --out quick", formatter_class=fmt)
     ev.add_argument("--ids", default=None, help="comma-separated claim ids (default: all)")
-    ev.add_argument("--max-days", type=float, default=None,
+    ev.add_argument("--max-days", type=_number, default=None,
                     help="cap every claim's horizon (quick runs)")
-    ev.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    ev.add_argument("--workers", type=_WORKERS, default=1, help="processes (default 1)")
     ev.add_argument("--out", default="b12pk-evidence", help="output folder")
 
     sub.add_parser("presets", help="list the patient presets",
@@ -194,7 +230,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _looks_like_file(value: str) -> bool:
-    return value.lower().endswith(".toml") or (len(value) < 4096 and os.path.isfile(value))
+    """A ``.toml`` name, or an existing path that is not a folder (a FIFO or device is then
+    refused by the reader, never opened as a blocking stream)."""
+    if value.lower().endswith(".toml"):
+        return True
+    try:
+        return len(value) < 4096 and os.path.lexists(value) and not os.path.isdir(value)
+    except (OSError, ValueError):
+        return False
 
 
 def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> list:
@@ -238,13 +281,8 @@ def _progress(done: int, total: int, label: str) -> None:
 
 
 def _check_out_folder(out: str) -> None:
-    """Refuse an output folder that cannot be written before any work is done."""
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise FileFormatError(f"output path {out!r} exists and is not a folder")
-    if not path.resolve().parent.is_dir():
-        raise FileFormatError(f"cannot write {out!r}: folder {str(path.resolve().parent)!r} "
-                              "does not exist")
+    """Refuse an output folder that b12pk may not write, before any work is done."""
+    output_dir_target(out)
 
 
 def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -252,6 +290,9 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .report import write_report
 
     _check_out_folder(args.out)
+    if args.seed is not None and args.population is None:
+        raise InputError("--seed sets the random draws of the population view, so it needs "
+                         "--population N")
     if args.covariates is not None:  # checked before any simulation is run
         if args.population is None:
             raise InputError("--covariates needs --population N (covariates vary between the "
@@ -278,7 +319,7 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         populations = {}
         jobs = [(p, r) for p in comp.patients for r in comp.regimens]
         for i, (p, r) in enumerate(jobs):
-            spec = PopulationSpec(p.patient, args.population, args.seed,
+            spec = PopulationSpec(p.patient, args.population, args.seed or 0,
                                   covariates=args.covariates)
             populations[(p.label, r.label)] = simulate_population(r.regimen, spec, comp.days)
             _progress(i + 1, len(jobs), f"population {p.label} / {r.label}")
@@ -325,29 +366,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         df.to_csv(buf, index=False, float_format="%.10g")
         sys.stdout.write(buf.getvalue())
         return 0
-    _write_text_atomic(Path(args.out), df.to_csv(index=False, float_format="%.10g"))
-    print(f"b12pk: wrote {args.out} ({len(df)} rows)", file=sys.stderr)
+    atomic_write_text(args.out, df.to_csv(index=False, float_format="%.10g"))
+    print(f"b12pk: wrote {echo(args.out)} ({len(df)} rows)", file=sys.stderr)
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    if path.is_dir():
-        raise FileFormatError(f"cannot write {str(path)!r}: it is a folder; accepted: a file "
-                              "path")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise FileFormatError(f"cannot write {str(path)!r}: folder {str(parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a CSV gets normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _one_patient(value: str):
@@ -385,25 +406,13 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
         covariates[name.strip()] = dist
     spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability,
                           covariates or None)
-    traj_tmp = traj = None
-    if args.trajectories is not None:
-        import tempfile
-        from pathlib import Path
-
-        parent = Path(args.out).resolve().parent
-        traj_tmp = Path(tempfile.mkdtemp(prefix=".b12pk-trajectories-", dir=parent))
-        traj = traj_tmp / "trajectories"
-    try:
+    with staging_dir(args.out) as stage:  # trajectories are moved into the output folder
+        traj = None if args.trajectories is None else stage / "trajectories"
         result = simulate_population(regimens[0].regimen, spec, args.days,
                                      chunk_size=args.chunk_size, progress=True,
                                      workers=args.workers, backend=args.backend,
                                      trajectories=traj, trajectory_patients=args.trajectories)
         write_population(result, args.out, argv=["b12pk", *argv], trajectories=traj)
-    finally:
-        if traj_tmp is not None:
-            import shutil
-
-            shutil.rmtree(traj_tmp, ignore_errors=True)
     last = result.bands[result.bands.time_days == result.bands.time_days.max()]
     deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])
     print(f"b12pk: wrote {args.out}/ ({result.n:,} patients, seed {result.seed}; "
@@ -441,16 +450,20 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
     from .evidence import evaluate_claims, write_evidence
-    from .report import atomic_output_dir
 
     _check_out_folder(args.out)
-    ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers {args.workers} is not accepted; accepted: 1 or more")
+    ids = None
+    if args.ids is not None:
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()]
+        if not ids:
+            raise InputError(f"--ids {echo(args.ids)} names no claim; accepted: comma-separated "
+                             "claim ids such as C001,C307")
+    if args.max_days is not None and args.max_days <= 0:
+        raise InputError(f"--max-days {args.max_days:g} is not accepted; accepted: a number of "
+                         "days > 0")
     result = evaluate_claims(ids=ids, max_days=args.max_days, workers=args.workers,
                              progress=lambda done, total, cid: _progress(done, total, cid))
-    with atomic_output_dir(args.out) as tmp:
-        write_evidence(tmp, result)
+    write_evidence(args.out, result)
     counts = result.counts()["verdict"]
     print(f"b12pk: wrote {args.out}/ ({len(result.table)} claims: "
           + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
@@ -460,6 +473,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate, write_validation
 
+    _check_out_folder(args.out)
     v = validate()
     write_validation(v, args.out)
     s = v.summary()
@@ -487,13 +501,18 @@ def _cmd_parameters() -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+    return sanitize_message(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
+    with handle_signals():
+        return _run(parser, argv)
+
+
+def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         try:
             args = parser.parse_args(argv)
@@ -520,6 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except B12pkError as exc:
         sys.stderr.write(f"b12pk: error: {_one_line(exc)}\n")
         return 2
+    except Interrupted as exc:
+        sys.stderr.write(f"b12pk: interrupted by {exc.name}; no partial output was kept\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("b12pk: interrupted; no partial output was kept\n")
         return 130

@@ -1140,21 +1140,25 @@ def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0) -> 
 
 
 def write_evidence(out_dir: str | Path, result: EvidenceResult | None = None) -> dict[str, Path]:
-    """Write ``evidence.csv``, ``contradictions.csv``, ``evidence.md`` and ``evidence.png``.
+    """Write ``evidence.csv``, ``contradictions.csv``, ``evidence.md`` and ``evidence.png``
+    into folder ``out_dir`` (atomically, with ``run.json``; an existing folder is replaced
+    only if b12pk wrote it).
 
     Returns the paths by name. Evaluates the shipped catalogue if ``result`` is None.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_claims() if result is None else result
-    paths = {"evidence": out / "evidence.csv", "contradictions": out / "contradictions.csv",
-             "markdown": out / "evidence.md", "figure": out / "evidence.png"}
-    result.table.to_csv(paths["evidence"], index=False, quoting=csv.QUOTE_MINIMAL)
-    result.contradictions.to_csv(paths["contradictions"], index=False)
-    paths["markdown"].write_text(evidence_markdown(result), encoding="utf-8")
     import matplotlib.pyplot as plt
 
-    fig = plot_evidence(result)
-    fig.savefig(paths["figure"], dpi=110)
-    plt.close(fig)
-    return paths
+    from .io import atomic_output_dir, output_dir_target
+
+    output_dir_target(out_dir)  # refused before the claims are evaluated
+    result = evaluate_claims() if result is None else result
+    names = {"evidence": "evidence.csv", "contradictions": "contradictions.csv",
+             "markdown": "evidence.md", "figure": "evidence.png"}
+    with atomic_output_dir(out_dir, kind="evidence") as tmp:
+        result.table.to_csv(tmp / names["evidence"], index=False, quoting=csv.QUOTE_MINIMAL)
+        result.contradictions.to_csv(tmp / names["contradictions"], index=False)
+        (tmp / names["markdown"]).write_text(evidence_markdown(result), encoding="utf-8")
+        fig = plot_evidence(result)
+        fig.savefig(tmp / names["figure"], dpi=110)
+        plt.close(fig)
+    return {key: Path(out_dir) / name for key, name in names.items()}

@@ -8,64 +8,22 @@ clobbers an earlier report.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import html
 import json
 import math
-import os
 import platform
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from .compare import SUMMARY_COLUMNS, Comparison
-from .errors import FileFormatError
+from .io import atomic_output_dir
 from .model import lab_bands, parameter_table
 
 __all__ = ["write_report", "atomic_output_dir"]
 
 SUMMARY_CHART_METRICS = ("serum_3mo_pmol_per_l", "trough_ss_pmol_per_l",
                          "pct_time_not_replete", "total_dose_ug")
-
-
-@contextlib.contextmanager
-def atomic_output_dir(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``out`` only if the block succeeds.
-
-    On any exception (KeyboardInterrupt included) the temporary folder is removed and
-    ``out`` is left exactly as it was.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileFormatError(f"output path {str(out)!r} exists and is not a folder")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise FileFormatError(f"cannot write {str(out)!r}: folder {str(parent)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder normal permissions
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-        os.rmdir(old)
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fmt(x: Any, digits: int = 0) -> str:

@@ -312,9 +312,9 @@ def write_validation(validation: Validation, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     from .plot import save_figure
-    from .report import atomic_output_dir
+    from .io import atomic_output_dir
 
-    with atomic_output_dir(out) as tmp:
+    with atomic_output_dir(out, kind="validation") as tmp:
         validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
         validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
         (tmp / "summary.json").write_text(json.dumps(validation.summary(), indent=2) + "\n",

@@ -156,7 +156,7 @@ def test_regimen_and_patient_toml_files(tmp_path, capsys):
     (["compare", "--regimen", "1000 mcg evry day"], "evry"),
     (["compare", "--patient", "martian"], "unknown patient preset 'martian'"),
     (["compare", "--days", "0"], "days=0"),
-    (["compare", "--days", "ten"], "invalid float value"),
+    (["compare", "--days", "ten"], "is not a number"),
     (["compare", "--regimen", "-5 mcg oral daily"], "-5"),
     (["compare", "--regimen", "missing.toml"], "missing.toml"),
     (["simulate", "--regimen", "1000 mcg rectal daily"], "rectal"),
