@@ -72,10 +72,16 @@ _critical = 0
 _deferred: list[int] = []
 
 
+_raised: list[int] = []
+
+
 def _on_signal(signum: int, frame: object) -> None:
     if _critical:
         _deferred.append(signum)
         return
+    if _raised:  # already stopping: let the clean-up finish
+        return
+    _raised.append(signum)
     raise Interrupted(signum)
 
 
@@ -85,6 +91,7 @@ def handle_signals() -> Iterator[None]:
     that every ``finally`` and ``except BaseException`` cleans up; restores the old
     handlers after. Outside the main thread it does nothing."""
     wanted = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    _raised.clear()
     try:
         old = {s: signal.signal(s, _on_signal) for s in wanted}
     except ValueError:  # not the main thread
@@ -109,7 +116,9 @@ def _no_interruption() -> Iterator[None]:
         if not _critical and _deferred:
             signum = _deferred[0]
             _deferred.clear()
-            raise Interrupted(signum)
+            if not _raised:
+                _raised.append(signum)
+                raise Interrupted(signum)
 
 
 # -- temporaries ---------------------------------------------------------------------------
