@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from ._data import data_path
 from .errors import FileFormatError, ParameterError, PatientError, UnknownNameError
+from .io import as_finite_float, echo
 
 __all__ = [
     "ParameterSpec",
@@ -125,9 +126,9 @@ class ParameterSpec:
 
 def _check_value(name: str, value: float, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
-        raise ParameterError(f"parameter {name!r} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ParameterError(f"parameter {name!r} is {value}; accepted: a finite number "
+        raise ParameterError(f"parameter {name!r} must be a number, got {echo(value)}")
+    if as_finite_float(value) is None:
+        raise ParameterError(f"parameter {name!r} is {echo(value)}; accepted: a finite number "
                              f"in [{low:g}, {high:g}]")
     if not (low <= value <= high):
         raise ParameterError(f"parameter {name!r} = {value:g} is outside its accepted "
@@ -353,14 +354,15 @@ class Patient:
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise PatientError(f"patient setting {name} must be a number, got {value!r}")
-            if not isinstance(value, (int, float)):  # numpy numbers are stored as float
-                value = float(value)
-                object.__setattr__(self, name, value)
-            if not math.isfinite(value) or not (low <= value <= high):
+                raise PatientError(f"patient setting {name} must be a number, got "
+                                   f"{echo(value)}")
+            x = as_finite_float(value)
+            if x is None or not (low <= x <= high):
                 raise PatientError(
-                    f"patient setting {name} = {value!r} is not accepted; accepted: a finite "
-                    f"number in [{low:g}, {high:g}]")
+                    f"patient setting {name} = {echo(value)} is not accepted; accepted: a "
+                    f"finite number in [{low:g}, {high:g}]")
+            if not isinstance(value, (int, float)):  # numpy numbers are stored as float
+                object.__setattr__(self, name, x)
         if self.baseline_serum_pmol_per_l is not None and self.baseline_stores_ug is not None:
             raise PatientError("give either baseline_serum_pmol_per_l or baseline_stores_ug, "
                                "not both")
