@@ -13,7 +13,6 @@ import io
 import math
 import os
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message

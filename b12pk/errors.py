@@ -31,7 +31,8 @@ __all__ = [
 MAX_MESSAGE_CHARS = 600
 
 CONTROL_CHARACTERS = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
+    r"\u2066-\u2069\ufeff]")
 """Characters escaped wherever user input is shown (ANSI escapes, NUL, bidi marks, ...)."""
 
 

@@ -20,7 +20,6 @@ import difflib
 import itertools
 import json
 import math
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from .errors import (
     ResourceError,
     UnknownNameError,
 )
-from .io import as_finite_float, echo, read_bytes, read_toml
+from .io import as_finite_float, echo, echo_path, read_bytes, read_toml
 from .limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
                      MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
                      MAX_TOML_BYTES, MAX_VARIANTS)
@@ -1787,7 +1786,7 @@ def load_regimens(path: str | Path) -> list[Regimen]:
     """
     p = Path(path)
     doc, _ = read_toml(p, MAX_TOML_BYTES, "a TOML regimen file")
-    return regimens_from_toml(doc, source=echo(str(p)))
+    return regimens_from_toml(doc, source=echo_path(p))
 
 
 def regimens_from_toml(doc: Mapping[str, Any], source: str = "<toml>") -> list[Regimen]:

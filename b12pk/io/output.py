@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError
-from .text import echo
+from .text import echo, echo_path
 
 __all__ = ["Interrupted", "handle_signals", "atomic_output_dir", "atomic_output_file",
            "atomic_write_text", "output_dir_target", "remove_stale_temporaries", "staging_dir",
@@ -234,7 +234,7 @@ def output_dir_target(out: str | os.PathLike) -> Path:
                           "'b12pk-report'")
     if "\x00" in text:
         raise OutputError(f"output folder {echo(text)}: a path cannot hold a NUL character")
-    shown = echo(text)
+    shown = echo_path(text)
     target = Path(os.path.abspath(text))
     if target.parent == target:
         raise OutputError(f"output folder {shown} is the root folder; give a new folder name")
@@ -256,7 +256,7 @@ def output_dir_target(out: str | os.PathLike) -> Path:
                 f"(e.g. {echo(foreign)}); b12pk replaces only its own output folders: give a "
                 "new folder name, or move those files away")
     if not target.parent.is_dir():
-        raise OutputError(f"cannot write {shown}: folder {echo(str(target.parent))} does not "
+        raise OutputError(f"cannot write {shown}: folder {echo_path(target.parent)} does not "
                           "exist")
     return target
 
@@ -287,7 +287,7 @@ def atomic_output_dir(out: str | os.PathLike, kind: str = "report") -> Iterator[
     list of files), which allows a later run to replace it.
     """
     target = output_dir_target(out)
-    shown = echo(os.fspath(out))
+    shown = echo_path(out)
     remove_stale_temporaries(target.parent)
     tmp = _temp_path(target, "tmp")
     try:
@@ -330,7 +330,7 @@ def _file_target(path: str | os.PathLike) -> tuple[Path, bool]:
         raise OutputError("the output file path is empty; give a file name")
     if "\x00" in text:
         raise OutputError(f"output file {echo(text)}: a path cannot hold a NUL character")
-    shown = echo(text)
+    shown = echo_path(text)
     p = Path(os.path.abspath(text))
     if p.is_symlink():
         p = Path(os.path.realpath(p))  # follow the link: its target is replaced
@@ -349,7 +349,7 @@ def _file_target(path: str | os.PathLike) -> tuple[Path, bool]:
             raise OutputError(f"cannot write {shown}: it is not a regular file (a FIFO, socket "
                               "or block device); accepted: a file path or a character device")
     if not p.parent.is_dir():
-        raise OutputError(f"cannot write {shown}: folder {echo(str(p.parent))} does not exist")
+        raise OutputError(f"cannot write {shown}: folder {echo_path(p.parent)} does not exist")
     return p, False
 
 
@@ -364,7 +364,7 @@ def atomic_output_file(path: str | os.PathLike) -> Iterator[Path]:
     if through:
         yield target
         return
-    shown = echo(os.fspath(path))
+    shown = echo_path(path)
     remove_stale_temporaries(target.parent)
     tmp = _temp_path(target, "tmp")
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import FileFormatError, ResourceError
 from ..limits import MAX_INT
-from .text import echo
+from .text import echo, echo_path
 
 __all__ = ["read_bytes", "read_text", "read_toml", "check_toml_numbers"]
 
@@ -40,7 +40,7 @@ def read_bytes(path: str | os.PathLike, limit: int, what: str,
         A file over ``limit`` bytes (refused from its size, without reading it).
     """
     p = Path(path)
-    shown = echo(str(p))
+    shown = echo_path(p)
     try:
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -79,7 +79,7 @@ def read_text(path: str | os.PathLike, limit: int, what: str,
     """A regular file's UTF-8 text (a leading byte-order mark dropped); binary, non-UTF-8
     and empty files are refused with ``error``."""
     data = read_bytes(path, limit, what, error)
-    shown = echo(str(path))
+    shown = echo_path(path)
     if b"\x00" in data:
         raise error(f"{shown}: looks like a binary file, not {what}")
     try:
@@ -110,7 +110,7 @@ def read_toml(path: str | os.PathLike, limit: int, what: str) -> tuple[dict[str,
     (:func:`check_toml_numbers`); every failure is a :class:`FileFormatError` (or a
     :class:`ResourceError` for a file over ``limit`` bytes) naming the file."""
     text = read_text(path, limit, what)
-    shown = echo(str(path))
+    shown = echo_path(path)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
