@@ -60,6 +60,8 @@ class _Parser(argparse.ArgumentParser):
 def _number(text: str) -> float:
     """argparse type: a finite number (``nan``, ``inf`` and overflowing ones refused)."""
     try:
+        if "_" in text:  # float() would read "1_000" as 1000
+            raise ValueError(text)
         x = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{echo(text)} is not a number") from None
