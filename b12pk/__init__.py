@@ -9,6 +9,7 @@ the curves and write reports. Educational: a simulation is not a prescription.
 >>> result = b12pk.simulate(regimen, patient, days=365)   # a pandas DataFrame
 """
 
+from .about import DISCLAIMER, __version__
 from .compare import Comparison, NamedPatient, NamedRegimen, compare, summarize
 from .engine import MAX_DAYS, simulate, steady_state_stores_ug
 from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
@@ -27,10 +28,6 @@ from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_re
                       regimen_variants)
 from .report import write_report
 
-__version__ = "0.1.0"
-
-DISCLAIMER = ("Educational simulation only: b12pk results are model predictions, not medical "
-              "advice or a prescription. Treatment decisions belong to a clinician.")
 
 __all__ = [
     # simulate

@@ -91,7 +91,8 @@ _WORKERS = _whole(1, 1024)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from . import PRESETS, __version__
+    from .about import __version__
+    from .model import PRESETS
 
     fmt = argparse.RawDescriptionHelpFormatter
     ap = _Parser(prog="b12pk", description="Vitamin B12 pharmacokinetics: simulate and "

@@ -777,7 +777,7 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
     """
     import matplotlib.pyplot as plt
 
-    from . import DISCLAIMER
+    from .about import DISCLAIMER
 
     unit = _check_unit(unit)
     _check_time_unit(time_unit)
@@ -879,7 +879,7 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
     """
     import matplotlib.pyplot as plt
 
-    from . import DISCLAIMER
+    from .about import DISCLAIMER
 
     unit = _check_unit(unit)
     _check_time_unit(time_unit)

@@ -122,7 +122,7 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
     import pandas
     import scipy
 
-    from . import __version__
+    from .about import __version__
     from .model import default_parameters
 
     return {
@@ -178,7 +178,7 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     Path
         The output folder.
     """
-    from . import DISCLAIMER
+    from .about import DISCLAIMER
 
     out = Path(out)
     with atomic_output_dir(out) as tmp:

@@ -30,6 +30,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from ..about import __version__
 from ..errors import OutputError
 from .text import echo, echo_path
 
@@ -262,8 +263,6 @@ def output_dir_target(out: str | os.PathLike) -> Path:
 
 
 def _sign(folder: Path, kind: str) -> None:
-    from .. import __version__  # noqa: PLC0415 - the version only, at the end of a run
-
     path = folder / "run.json"
     record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {
         "b12pk_version": __version__}
