@@ -33,9 +33,9 @@ MAX_DOSES_PER_DAY = 24
 MAX_EVENTS = 400_000
 
 #: Most parenteral (IM, deep SC, IV, intranasal) doses within a horizon. Stated: each one is
-#: integrated through its fast transient (~20 ms), so this bounds a run to about a minute;
-#: weekly injections for 57 years fit.
-MAX_PARENTERAL_DOSES = 3_000
+#: integrated through its fast transient (20-30 ms), so this bounds a run to about a minute;
+#: monthly injections for 100 years and weekly ones for 38 years fit.
+MAX_PARENTERAL_DOSES = 2_000
 
 #: Most doses one cycle of a repeating schedule may hold ("N times daily"). Stated.
 MAX_PER_CYCLE = 1000

@@ -850,7 +850,7 @@ def test_amounts_with_three_decimals_round_trip_through_canonical_text():
 
 ROUND2_LIMIT_CASES = [
     ("hourly-injections-10y", lambda: Regimen.parse("1 mg IM every 1 hour").dose_events(3650),
-     ResourceError, ["87,600 injected or intranasal doses", "limit of 3,000"]),
+     ResourceError, ["87,600 injected or intranasal doses", "limit of 2,000"]),
     ("daily-injections-20y", lambda: b12pk.simulate(Regimen.parse("1 mg IM daily"), days=7300),
      ResourceError, ["7,300 injected", "longer interval"]),
     ("intranasal-daily-10y", lambda: Regimen.parse("500 mcg intranasal daily").dose_events(3650),
