@@ -9,25 +9,65 @@ the curves and write reports. Educational: a simulation is not a prescription.
 >>> result = b12pk.simulate(regimen, patient, days=365)   # a pandas DataFrame
 """
 
-from .about import DISCLAIMER, __version__
-from .compare import Comparison, NamedPatient, NamedRegimen, compare, summarize
-from .engine import MAX_DAYS, simulate, steady_state_stores_ug
-from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
-                     HorizonError, InputError, ParameterError, PatientError, RegimenSyntaxError,
-                     ResourceError, UnknownNameError)
-from .evidence import evaluate_claims, evidence_markdown, load_claims, write_evidence
-from .events import read_event_table, to_event_table, write_event_table
-from .model import (PRESETS, Parameters, Patient, default_parameters, lab_bands,
-                    parameter_table, pg_per_ml_to_pmol_per_l, pmol_per_l_to_pg_per_ml)
-from .plot import (plot_band_probabilities, plot_comparison, plot_fan, plot_holotc,
-                   plot_regimen_grid, plot_serum, plot_stores, plot_summary, save_figure)
-from .population import (Covariate, PopulationResult, PopulationSpec, covariate_sets,
-                         simulate_population, write_population)
-from .sbml import SBMLUnavailableError, check_sbml, to_sbml, write_sbml
-from .regimen import (FORMS, ROUTES, DoseEvent, Regimen, load_regimens, parse_regimen,
-                      regimen_variants)
-from .report import write_report
+import importlib
+import sys
+import types
 
+from .about import DISCLAIMER, __version__
+from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
+                     HorizonError, InputError, OutputError, ParameterError, PatientError,
+                     RegimenSyntaxError, ResourceError, UnknownNameError)
+
+#: Where each public name lives; modules are imported on first use, so ``import b12pk`` (and
+#: the command line's start, where Ctrl-C must already be handled) stays light.
+_LAZY = {
+    "compare": ("compare", "Comparison", "NamedPatient", "NamedRegimen", "summarize"),
+    "engine": ("MAX_DAYS", "simulate", "steady_state_stores_ug"),
+    "evidence": ("evaluate_claims", "evidence_markdown", "load_claims", "write_evidence"),
+    "events": ("read_event_table", "to_event_table", "write_event_table"),
+    "model": ("PRESETS", "Parameters", "Patient", "default_parameters", "lab_bands",
+              "parameter_table", "pg_per_ml_to_pmol_per_l", "pmol_per_l_to_pg_per_ml"),
+    "plot": ("plot_band_probabilities", "plot_comparison", "plot_fan", "plot_holotc",
+             "plot_regimen_grid", "plot_serum", "plot_stores", "plot_summary", "save_figure"),
+    "population": ("Covariate", "PopulationResult", "PopulationSpec", "covariate_sets",
+                   "simulate_population", "write_population"),
+    "sbml": ("SBMLUnavailableError", "check_sbml", "to_sbml", "write_sbml"),
+    "regimen": ("FORMS", "ROUTES", "DoseEvent", "Regimen", "load_regimens", "parse_regimen",
+                "regimen_variants"),
+    "report": ("write_report",),
+}
+_HOME = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> object:
+    module = _HOME.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+    try:  # a submodule: b12pk.plot, b12pk.report, ...
+        return importlib.import_module(f".{name}", __name__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``b12pk.compare`` the function when the submodule ``b12pk.compare`` is imported
+    (the import system sets the submodule as an attribute of its package)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "compare" and isinstance(value, types.ModuleType):
+            value = value.compare  # type: ignore[attr-defined]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     # simulate
@@ -53,6 +93,6 @@ __all__ = [
     # errors
     "B12pkError", "InputError", "DoseError", "UnknownNameError", "ParameterError",
     "PatientError", "HorizonError", "RegimenSyntaxError", "FileFormatError", "EventTableError",
-    "ResourceError", "B12pkWarning",
+    "ResourceError", "OutputError", "B12pkWarning",
     "DISCLAIMER", "__version__",
 ]

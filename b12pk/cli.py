@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, output_dir_target,
-                 staging_dir)
+                 pending_signal, staging_dir)
 from .limits import MAX_CHUNK, MAX_PATIENTS
 
 EPILOG_MAIN = """examples:
@@ -333,6 +333,21 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _refuse_input_as_output(out: str | None, *inputs: str | None) -> None:
+    """An output file that is also one of the command's input files is refused."""
+    if out is None:
+        return
+    try:
+        target = os.path.realpath(out)
+        same = [v for v in inputs if v is not None and _looks_like_file(v)
+                and os.path.realpath(v) == target]
+    except (OSError, ValueError):
+        return
+    if same:
+        raise InputError(f"--out {echo(out)} is also an input of this command; give the "
+                         "output another name")
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -340,6 +355,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .engine import simulate
     from .model import Patient
 
+    _refuse_input_as_output(args.out, args.regimen, args.patient)
     regimens = _regimens([args.regimen], default_form=args.form)
     if len(regimens) != 1:
         raise InputError(f"simulate takes exactly one regimen; {args.regimen!r} holds "
@@ -427,6 +443,7 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
 
     from .sbml import check_sbml, write_sbml
 
+    _refuse_input_as_output(args.out, args.regimen, args.patient)
     patient = _one_patient(args.patient)
     if args.baseline_serum is not None:
         patient = dataclasses.replace(patient, baseline_serum_pmol_per_l=args.baseline_serum,
@@ -456,10 +473,13 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     _check_out_folder(args.out)
     ids = None
     if args.ids is not None:
-        ids = [i.strip() for i in args.ids.split(",") if i.strip()]
-        if not ids:
+        ids = [i.strip() for i in args.ids.split(",")]
+        if not any(ids):
             raise InputError(f"--ids {echo(args.ids)} names no claim; accepted: comma-separated "
                              "claim ids such as C001,C307")
+        if not all(ids):
+            raise InputError(f"--ids {echo(args.ids)} has an empty item; accepted: "
+                             "comma-separated claim ids such as C001,C307")
     if args.max_days is not None and args.max_days <= 0:
         raise InputError(f"--max-days {args.max_days:g} is not accepted; accepted: a number of "
                          "days > 0")
@@ -509,13 +529,19 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser()
-    with handle_signals():
-        return _run(parser, argv)
+    with handle_signals():  # first: Ctrl-C during the imports below is handled too
+        code = _run(argv)
+        signum = pending_signal()  # a signal whose exception a library callback swallowed
+        if signum is not None and code < 128:
+            name = Interrupted(signum).name
+            sys.stderr.write(f"b12pk: interrupted by {name}\n")
+            return 128 + signum
+        return code
 
 
-def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def _run(argv: list[str]) -> int:
     try:
+        parser = _build_parser()
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -44,9 +44,24 @@ def escape_control(text: str) -> str:
     return CONTROL_CHARACTERS.sub(sub, text)
 
 
+#: Longest quoted segment kept whole in a message (an echo of the user's input); longer
+#: ones keep their first 80 characters.
+MAX_QUOTED_CHARS = 100
+
+_LONG_QUOTE = re.compile(r"(?<![A-Za-z])(?:'([^']{%d,})'|\"([^\"]{%d,})\")(?![A-Za-z])"
+                         % (MAX_QUOTED_CHARS + 1, MAX_QUOTED_CHARS + 1))
+
+
+def _cut_quote(match: re.Match) -> str:
+    inner = match.group(1) if match.group(1) is not None else match.group(2)
+    q = "'" if match.group(1) is not None else '"'
+    return f"{q}{inner[:80]}{q}... ({len(inner) - 80:,} more characters)"
+
+
 def sanitize_message(message: str) -> str:
-    """One line, control characters escaped, at most :data:`MAX_MESSAGE_CHARS` characters."""
-    text = escape_control(" ".join(str(message).split()))
+    """One line, control characters escaped, quoted echoes over 100 characters cut to 80,
+    at most :data:`MAX_MESSAGE_CHARS` characters."""
+    text = _LONG_QUOTE.sub(_cut_quote, escape_control(" ".join(str(message).split())))
     if len(text) > MAX_MESSAGE_CHARS:
         head, tail = MAX_MESSAGE_CHARS * 2 // 3, MAX_MESSAGE_CHARS // 3 - 20
         text = f"{text[:head]} [...{len(text) - head - tail:,} characters cut...] {text[-tail:]}"

@@ -527,7 +527,7 @@ def _cell_number(value: Any, at: str, column: str) -> float:
         if text in ("", "."):
             return math.nan
         x = None
-        if "_" not in text:  # float() would read "1_000" as 1000; CSV numbers have none
+        if "_" not in text and text.isascii():  # float() reads "1_000" and "1\u066000"
             try:
                 x = float(text)
             except ValueError:

@@ -230,8 +230,15 @@ class Parameters:
 
 
 def _unknown_params_message(names: list[str]) -> str:
-    return (f"unknown parameter name(s): {', '.join(names)}; accepted: "
-            f"{', '.join(sorted(_specs()))}")
+    import difflib
+
+    known = sorted(_specs())
+    shown = ", ".join(echo(n, 40) for n in names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else "")
+    close = difflib.get_close_matches(str(names[0]), known, n=3, cutoff=0.6) if names else []
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return (f"unknown parameter name(s): {shown}{hint}; accepted: the {len(known)} names "
+            "that `b12pk parameters` lists")
 
 
 def default_parameters() -> Parameters:

@@ -122,7 +122,7 @@ API_CASES = [
     ("preset-setting-unknown", lambda: Patient.preset("vegan", egfr=20), UnknownNameError,
      ["'egfr'", "egfr_ml_min"]),
     ("parameter-unknown", lambda: b12pk.default_parameters().replace(absorption=0.5),
-     UnknownNameError, ["absorption", "accepted: bile_reabsorbed_fraction"]),
+     UnknownNameError, ["absorption", "names that `b12pk parameters` lists"]),
     ("override-unknown", lambda: Patient(overrides={"absorption": 0.5}), UnknownNameError,
      ["absorption", "accepted:"]),
     ("method-unknown", lambda: b12pk.simulate(ORAL, days=5, method="euler"), UnknownNameError,

@@ -34,7 +34,7 @@ from ..about import __version__
 from ..errors import OutputError
 from .text import echo, echo_path
 
-__all__ = ["Interrupted", "handle_signals", "atomic_output_dir", "atomic_output_file",
+__all__ = ["Interrupted", "handle_signals", "pending_signal", "check_interrupted", "atomic_output_dir", "atomic_output_file",
            "atomic_write_text", "output_dir_target", "remove_stale_temporaries", "staging_dir",
            "SIGNATURE_KEY"]
 
@@ -105,6 +105,20 @@ def handle_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+def pending_signal() -> int | None:
+    """The signal received under :func:`handle_signals`, if any (also one whose exception
+    a library callback swallowed, e.g. numba's or importlib's)."""
+    return _raised[0] if _raised else (_deferred[0] if _deferred else None)
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` again if a signal was received: called before an output
+    is renamed into place, so a signal swallowed somewhere never lets a run finish."""
+    signum = pending_signal()
+    if signum is not None:
+        raise Interrupted(signum)
+
+
 @contextlib.contextmanager
 def _no_interruption() -> Iterator[None]:
     """Hold SIGINT/SIGTERM (under :func:`handle_signals`) until the block has finished."""
@@ -171,7 +185,10 @@ def staging_dir(beside: str | os.PathLike) -> Iterator[Path]:
     target = Path(os.path.abspath(os.fspath(beside)))
     path = _temp_path(target, "stage")
     try:
-        path.mkdir()
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise _user_path_error(exc, echo_path(beside)) from None
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
@@ -294,10 +311,11 @@ def atomic_output_dir(out: str | os.PathLike, kind: str = "report") -> Iterator[
             tmp.mkdir()
             yield tmp
             _sign(tmp, kind)
+            check_interrupted()
+            with _no_interruption():
+                _replace_dir(tmp, out)
         except OSError as exc:
             raise _user_path_error(exc, shown) from None
-        with _no_interruption():
-            _replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -371,10 +389,11 @@ def atomic_output_file(path: str | os.PathLike) -> Iterator[Path]:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
             os.close(fd)
             yield tmp
+            check_interrupted()
+            with _no_interruption():
+                os.replace(tmp, target)
         except OSError as exc:
             raise _user_path_error(exc, shown) from None
-        with _no_interruption():
-            os.replace(tmp, target)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any
-
-import numpy as np
 
 from ..errors import escape_control, sanitize_message
 from ..limits import MAX_ECHO_CHARS
@@ -20,7 +19,7 @@ def _number_text(value: Any) -> str:
             sign = "-" if value < 0 else ""
             return f"{sign}an integer of {digits or 'over 4,000'} digits"
         return str(value)
-    if isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, numbers.Number) and hasattr(value, "item"):  # numpy: the plain number
         return repr(value.item())
     try:
         return repr(value)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
-
-import numpy as np
 
 __all__ = ["is_finite_real", "as_finite_float"]
 
@@ -16,7 +15,7 @@ def as_finite_float(value: Any) -> float | None:
     Booleans and strings are not numbers; an integer too large for a float (``10**400``)
     is not finite here rather than an ``OverflowError``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
         return None
     try:
         x = float(value)
