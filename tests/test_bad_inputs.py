@@ -951,6 +951,8 @@ ROUND2_CLI_CASES = [
     ("evidence-ids-comma", ["evidence", "--ids", ","], "names no claim"),
     ("evidence-ids-blank", ["evidence", "--ids", " , ,"], "names no claim"),
     ("evidence-ids-empty", ["evidence", "--ids", ""], "names no claim"),
+    ("evidence-ids-trailing-comma", ["evidence", "--ids", "C001,"], "has an empty item"),
+    ("evidence-ids-double-comma", ["evidence", "--ids", "C001,,C002"], "has an empty item"),
     ("evidence-workers-zero", ["evidence", "--workers", "0"], "from 1 to 1,024"),
     ("population-chunk-zero", ["population", "--regimen", OK_TEXT, "--chunk-size", "0"],
      "from 1 to 262,144"),

@@ -566,3 +566,59 @@ def test_cli_errors_are_one_short_clean_line(capsys, argv):
 def test_b12pk_errors_carry_clean_messages():
     err = B12pkError("line one\nline two \x1b[0m")
     assert str(err) == "line one line two \\x1b[0m"
+
+
+# =======================================================================================
+# Fuzzer findings: swallowed signals, outputs that are inputs
+# =======================================================================================
+
+def _swallowed_sigint(*args, **kwargs):
+    """What numba's and importlib's callbacks do: the handler's exception is lost."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+    except BaseException:  # noqa: BLE001 - the point of the test
+        pass
+
+
+def test_a_swallowed_signal_still_stops_the_run_before_the_rename(tmp_path, monkeypatch, capsys):
+    earlier = _signed(tmp_path / "rep", {"a.csv": "earlier"}, SIGNED)
+    before = _tree(tmp_path)
+    monkeypatch.setattr(b12pk.report, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
+    code = main(["compare", *FAST, "--out", str(earlier)])
+    assert code == 130 and "interrupted by SIGINT" in capsys.readouterr().err
+    assert _tree(tmp_path) == before
+
+
+def test_a_signal_swallowed_after_the_output_still_gives_exit_130(tmp_path, monkeypatch, capsys):
+    import b12pk.cli as cli
+
+    real = cli._cmd_simulate
+
+    def run_then_swallow(args):
+        code = real(args)
+        _swallowed_sigint()
+        return code
+
+    monkeypatch.setattr(cli, "_cmd_simulate", run_then_swallow)
+    assert main(["simulate", *FAST, "--out", str(tmp_path / "c.csv")]) == 130
+    assert capsys.readouterr().err.endswith("b12pk: interrupted by SIGINT\n")
+    assert (tmp_path / "c.csv").read_text().startswith("time_days")  # complete, not partial
+
+
+@pytest.mark.parametrize("make_args", [
+    lambda r, p: ["simulate", "--regimen", r, "--out", r],
+    lambda r, p: ["simulate", "--regimen", "1000 mcg oral daily", "--patient", p, "--out", p],
+    lambda r, p: ["export-sbml", "--regimen", r, "--out", r],
+    lambda r, p: ["export-sbml", "--patient", p, "--out", p],
+], ids=["simulate-regimen", "simulate-patient", "sbml-regimen", "sbml-patient"])
+def test_output_that_is_an_input_is_refused(tmp_path, capsys, make_args):
+    r, p = tmp_path / "r.toml", tmp_path / "p.toml"
+    r.write_text('[[regimen]]\ntext = "1000 mcg IM monthly"\n')
+    p.write_text('[patient]\npreset = "healthy"\n')
+    (tmp_path / "link.toml").symlink_to(r)
+    before = _tree(tmp_path)
+    assert main([str(a) for a in make_args(r, p)]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert main(["simulate", "--regimen", str(r), "--out", str(tmp_path / "link.toml")]) == 2
+    assert _tree(tmp_path) == before
