@@ -12,6 +12,7 @@ import argparse
 import io
 import math
 import os
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -251,7 +252,12 @@ def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> 
     out = []
     for v in values:
         if _looks_like_file(v):
-            for r in load_regimens(v):
+            loaded = load_regimens(v)
+            if len(loaded) > 8 or any(re.search(r"\[\d+/\d+\]$", r.label or "")
+                                      for r in loaded):  # say how many the file asks for
+                sys.stderr.write(f"b12pk: {echo(v)} gives {len(loaded)} regimens (range "
+                                 "variants included)\n")
+            for r in loaded:
                 out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
         else:
             kwargs = {"default_form": default_form} if default_form is not None else {}

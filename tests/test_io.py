@@ -622,3 +622,12 @@ def test_output_that_is_an_input_is_refused(tmp_path, capsys, make_args):
     assert "is also an input" in capsys.readouterr().err
     assert main(["simulate", "--regimen", str(r), "--out", str(tmp_path / "link.toml")]) == 2
     assert _tree(tmp_path) == before
+
+
+def test_a_file_of_range_variants_says_how_many_regimens_it_gives(tmp_path, capsys):
+    path = tmp_path / "v.toml"
+    path.write_text('[regimen]\nlabel = "x"\ntext = "1000-2000 mcg oral daily for 1-2 weeks"\n'
+                    'variants = true\n')
+    assert main(["compare", "--regimen", str(path), "--patient", "healthy", "--days", "5",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "gives 4 regimens (range variants included)" in capsys.readouterr().err
