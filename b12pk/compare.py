@@ -11,15 +11,18 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ._data import data_path
-from .engine import _check_days, simulate
+from .engine import (_PARENTERAL, HOURLY_POINTS, _as_regimen, _check_days, _check_memory,
+                     result_memory_bytes, simulate, simulate_memory_bytes)
 from .errors import FileFormatError, InputError, UnknownNameError
+from .io import echo, read_toml
 from .model import Patient, serum_bands_pmol_per_l
-from .regimen import MAX_TOML_BYTES, Regimen, _read_limited
+from .limits import MAX_TOML_BYTES
+from .regimen import DoseEvent, Regimen
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
            "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS"]
@@ -175,17 +178,7 @@ def load_patients(path: str | Path) -> list[NamedPatient]:
         A file over 10 MB, refused without reading it.
     """
     path = Path(path)
-    try:
-        raw = _read_limited(path, MAX_TOML_BYTES, "a TOML patient file")
-    except OSError as exc:
-        raise FileFormatError(f"cannot read patient file {str(path)!r}: {exc.strerror}") from exc
-    if b"\x00" in raw:
-        raise FileFormatError(f"patient file {str(path)!r} looks like a binary file, not valid "
-                              "UTF-8 TOML")
-    try:
-        doc = tomllib.loads(raw.decode("utf-8-sig"))  # a leading byte-order mark is dropped
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise FileFormatError(f"patient file {str(path)!r} is not valid UTF-8 TOML: {exc}") from exc
+    doc, _ = read_toml(path, MAX_TOML_BYTES, "a TOML patient file")  # numbers checked too
     entries = doc.get("patient")
     if isinstance(entries, dict):
         entries = [entries]
@@ -248,29 +241,51 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
     return out
 
 
-def _as_named_regimens(regimens: Sequence[Any] | None) -> list[NamedRegimen]:
+def _as_items(items: Any, kind: str, single: tuple[type, ...]) -> list:
+    """``items`` as a list: one item of a ``single`` type is taken as a list of one."""
+    if isinstance(items, single):
+        return [items]
+    if isinstance(items, (bytes, bytearray, Mapping)) or not isinstance(items, Iterable):
+        raise InputError(f"{kind}s must be a list of {kind}s, got {type(items).__name__} "
+                         f"{echo(items)}")
+    return list(items)
+
+
+def _as_named_regimens(regimens: Any) -> list[NamedRegimen]:
     if regimens is None:
         return default_regimens()
+    items = _as_items(regimens, "regimen", (str, Regimen, NamedRegimen))
+    if items and all(isinstance(r, DoseEvent) for r in items):
+        raise InputError(f"cannot compare a list of {len(items)} DoseEvent: compare takes a "
+                         "list of regimens; give the dose events of one regimen as one item, "
+                         "e.g. compare([[DoseEvent(...), DoseEvent(...)]])")
     out = []
-    for r in regimens:
+    for r in items:
         if isinstance(r, NamedRegimen):
+            if not isinstance(r.regimen, Regimen):
+                raise InputError(f"NamedRegimen {echo(r.label)}: regimen must be a Regimen, got "
+                                 f"{type(r.regimen).__name__}")
             out.append(r)
-        elif isinstance(r, Regimen):
-            out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
-        elif isinstance(r, str):
-            reg = Regimen.parse(r)
-            out.append(NamedRegimen(label=r.strip(), regimen=reg))
+        elif isinstance(r, str):  # the text as the user wrote it is the label
+            out.append(NamedRegimen(label=r.strip(), regimen=_as_regimen(r, "compare")))
+        elif isinstance(r, (Regimen, list, tuple)):
+            reg = _as_regimen(r, "compare")
+            out.append(NamedRegimen(label=reg.label or reg.to_text(), regimen=reg))
         else:
-            raise InputError(f"cannot compare {r!r}: give Regimen objects or regimen text")
+            raise InputError(f"cannot compare {type(r).__name__} {echo(r)}: give Regimen "
+                             "objects, regimen text or lists of DoseEvent")
     return out
 
 
-def _as_named_patients(patients: Sequence[Any] | None) -> list[NamedPatient]:
+def _as_named_patients(patients: Any) -> list[NamedPatient]:
     if patients is None:
         return default_patients()
     out = []
-    for p in patients:
+    for p in _as_items(patients, "patient", (str, Patient, NamedPatient)):
         if isinstance(p, NamedPatient):
+            if not isinstance(p.patient, Patient):
+                raise InputError(f"NamedPatient {echo(p.label)}: patient must be a Patient, got "
+                                 f"{type(p.patient).__name__}")
             out.append(p)
         elif isinstance(p, Patient):
             out.append(NamedPatient(label=_patient_label(p), patient=p))
@@ -278,23 +293,56 @@ def _as_named_patients(patients: Sequence[Any] | None) -> list[NamedPatient]:
             patient = Patient.preset(p)
             out.append(NamedPatient(label=_patient_label(patient), patient=patient))
         else:
-            raise InputError(f"cannot compare {p!r}: give Patient objects or preset names")
+            raise InputError(f"cannot compare {echo(p)}: give Patient objects or preset names")
     return out
+
+
+def _label_key(label: str) -> str:
+    """What two labels must differ in to be told apart: case and runs of spaces do not
+    count (a report, a spreadsheet or a case-insensitive file system would merge them)."""
+    return " ".join(label.split()).casefold()
 
 
 def _dedupe_labels(items: list, kind: str) -> list:
-    seen: dict[str, int] = {}
+    """Unique labels, in order: a label equal to an earlier one (ignoring case and spaces)
+    gets the first free suffix " (2)", " (3)", ...; an empty label is replaced by the
+    regimen text (regimens) or the patient's name (patients)."""
+    seen: set[str] = set()
     out = []
     for item in items:
         label = item.label
-        if label in seen:
-            seen[label] += 1
-            label = f"{label} ({seen[label]})"
+        if not isinstance(label, str):
+            raise InputError(f"{kind} label {echo(label)} is not text; accepted: a string")
+        label = " ".join(label.split())
+        if not label:
+            label = item.regimen.to_text() if kind == "regimen" else _patient_label(item.patient)
+        base, k = label, 1
+        while _label_key(label) in seen:
+            k += 1
+            label = f"{base} ({k})"
+        seen.add(_label_key(label))
+        if label != item.label:
             item = type(item)(**{**item.__dict__, "label": label})
-        else:
-            seen[label] = 1
         out.append(item)
     return out
+
+
+def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days: float,
+                         hourly_after_injections: bool = True) -> int:
+    """Bytes :func:`compare` needs at most, estimated from the dose runs before any
+    simulation: every time course it keeps, plus the peak of one simulation
+    (:func:`b12pk.engine.simulate_memory_bytes`)."""
+    held, peak = 0, 0
+    for r in regimens:
+        runs = r.regimen.dose_runs(days)
+        parenteral = [x for x in runs if x.route in _PARENTERAL]
+        n_out = math.floor(days + 1e-9) + 2
+        if hourly_after_injections:
+            n_out += HOURLY_POINTS * sum(x.count for x in parenteral)
+        n_states = 3 * max(1, len({x.form for x in parenteral})) + 8
+        held += result_memory_bytes(n_out)
+        peak = max(peak, simulate_memory_bytes(n_out, n_states))
+    return held * n_patients + peak
 
 
 def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | None = None,
@@ -304,24 +352,41 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
 
     Parameters
     ----------
-    regimens : sequence of Regimen, NamedRegimen or str, optional
-        Default: :func:`default_regimens`.
+    regimens : sequence of Regimen, NamedRegimen, str or list of DoseEvent, optional
+        Default: :func:`default_regimens`. Each item is read as by :func:`b12pk.simulate`
+        (a list of dose events is one regimen, :meth:`Regimen.from_events`); one Regimen,
+        NamedRegimen or text alone is a list of one.
     patients : sequence of Patient, NamedPatient or preset names, optional
-        Default: :func:`default_patients`.
+        Default: :func:`default_patients`; one alone is a list of one.
     days : float, optional
-        Horizon in days (default 365).
+        Horizon in days (default 365), as for :func:`b12pk.simulate`.
+
+    Labels are made unique, in order: a label equal to an earlier one, ignoring case and
+    runs of spaces, gets the suffix " (2)", " (3)", ...; an empty label becomes the regimen
+    text (the patient's name).
     progress : callable, optional
         Called as ``progress(done, total, label)`` after each simulation.
 
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    ResourceError
+        When the time courses would need more memory than
+        :func:`b12pk.limits.memory_budget_bytes` (estimated before any simulation).
     """
     days = _check_days(default_days() if days is None else days)
     regs = _dedupe_labels(_as_named_regimens(regimens), "regimen")
     pats = _dedupe_labels(_as_named_patients(patients), "patient")
     if not regs or not pats:
         raise InputError("compare needs at least one regimen and one patient")
+    _check_memory(compare_memory_bytes(regs, len(pats), days),
+                  f"comparing {len(regs)} regimen(s) for {len(pats)} patient(s) over {days:g} "
+                  "days (hourly output after injections)",
+                  "use a shorter horizon, fewer regimens or patients, or regimens with fewer "
+                  "injections")
     import pandas as pd
 
     comp = Comparison(regimens=tuple(regs), patients=tuple(pats), days=days)

@@ -22,22 +22,23 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
 from ._linalg import expm
 
+from . import limits
 from .errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
-                     UnknownNameError)
+                     ResourceError, UnknownNameError)
+from .io import as_finite_float, echo
+from .limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
 from .model import Parameters, Patient, default_parameters, form_property
-from .regimen import FORMS, MAX_DOSE_UG, ROUTES  # one vocabulary for the whole package
+from .regimen import (FORMS, ROUTES, DoseEvent, Regimen,  # one vocabulary for the package
+                      check_dose_limits)
 
-__all__ = ["simulate", "MAX_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
-
-MAX_DAYS = 100 * 365.0
-"""Longest accepted horizon, days (100 years)."""
+__all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
 
 
 TRANSIENT_EPS_UG = 1e-9
@@ -295,7 +296,7 @@ def _resolve(patient: Patient | str | None, parameters: Parameters | None
     elif isinstance(patient, str):
         patient = Patient.preset(patient)
     elif not isinstance(patient, Patient):
-        raise InputError(f"patient must be a Patient or a preset name, got {patient!r}")
+        raise InputError(f"patient must be a Patient or a preset name, got {echo(patient)}")
     if parameters is not None and not isinstance(parameters, Parameters):
         raise ParameterError(f"parameters must be a Parameters object (e.g. "
                              f"b12pk.default_parameters().replace(...)), got "
@@ -320,53 +321,114 @@ def _pg_ml_from_pmol(p: Parameters, x: Any) -> Any:
 # --------------------------------------------------------------------------------------
 # Validation of inputs
 
-def _check_days(days: float) -> float:
-    if isinstance(days, bool) or not isinstance(days, (int, float, np.integer, np.floating)):
-        raise HorizonError(f"simulation horizon days={days!r} is not accepted; accepted: a "
-                           f"number of days > 0 and <= {MAX_DAYS:g} (100 years)")
-    days = float(days)
-    if not math.isfinite(days) or days <= 0.0 or days > MAX_DAYS:
-        raise HorizonError(f"simulation horizon days={days!r} is not accepted; accepted: "
-                           f"a finite number of days > 0 and <= {MAX_DAYS:g} (100 years)")
-    return days
+HORIZON_ACCEPTED = (f"a finite number of days >= {MIN_DAYS:g} (about 1 second) and "
+                    f"<= {MAX_DAYS:g} (100 years)")
+"""What every horizon check says is accepted (simulate, compare, populations, SBML)."""
+
+
+def _check_days(days: Any) -> float:
+    """The one check of a horizon (simulate, compare, simulate_population, to_sbml).
+
+    Accepted: a real number (Python or numpy; not bool) in [MIN_DAYS, MAX_DAYS]. Integers
+    too large for a float (10**400) are refused like infinity, not with OverflowError.
+    """
+    x = as_finite_float(days)
+    if x is None or not MIN_DAYS <= x <= MAX_DAYS:
+        raise HorizonError(f"simulation horizon days={echo(days)} is not accepted; accepted: "
+                           f"{HORIZON_ACCEPTED}")
+    return x
 
 
 def _check_event(ev: Any) -> tuple[float, float, str, str]:
     try:
-        t, amt, route, form = float(ev.time_days), ev.amount_ug, ev.route, ev.form
-    except AttributeError as exc:
-        raise InputError(f"dose event {ev!r} lacks time_days, amount_ug, route or form") from exc
-    if isinstance(amt, bool) or not isinstance(amt, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(amt)) or not (0.0 < float(amt) <= MAX_DOSE_UG):
-        raise DoseError(f"dose amount {amt!r} ug is not accepted; accepted: a finite number "
+        t, amt, route, form = ev.time_days, ev.amount_ug, ev.route, ev.form
+    except AttributeError:
+        raise InputError(f"dose event {echo(ev)} lacks time_days, amount_ug, route or form; "
+                         "accepted: DoseEvent objects") from None
+    a = as_finite_float(amt)
+    if a is None or not 0.0 < a <= MAX_DOSE_UG:
+        raise DoseError(f"dose amount {echo(amt)} ug is not accepted; accepted: a finite number "
                         f"> 0 and <= {MAX_DOSE_UG:g} ug (100 mg)")
-    if not math.isfinite(t) or t < 0.0:
-        raise HorizonError(f"dose time {t!r} days is not accepted; accepted: a finite time >= 0")
+    tf = as_finite_float(t)
+    if tf is None or tf < 0.0:
+        raise HorizonError(f"dose time {echo(t)} days is not accepted; accepted: a finite "
+                           "time >= 0")
     if route not in ROUTES:
-        raise UnknownNameError(f"unknown route {route!r}; accepted: {', '.join(ROUTES)}")
+        raise UnknownNameError(f"unknown route {echo(route)}; accepted: {', '.join(ROUTES)}")
     if form not in FORMS:
-        raise UnknownNameError(f"unknown form {form!r}; accepted: {', '.join(FORMS)}")
-    return t, float(amt), route, form
+        raise UnknownNameError(f"unknown form {echo(form)}; accepted: {', '.join(FORMS)}")
+    return tf, a, route, form
 
 
-def _events_from(regimen: Any, days: float) -> list[tuple[float, float, str, str]]:
+_REGIMEN_LIKE = "a Regimen, regimen text or a list of DoseEvent"
+
+
+class _DoseList(list):
+    """Checked ``(time, amount, route, form)`` tuples read from a list of dose events."""
+
+
+def _regimen_like(regimen: Any, what: str = "simulate") -> "Regimen | _DoseList":
+    """The one reading of regimen-like input (simulate, simulate_population, compare, to_sbml).
+
+    A :class:`Regimen` is returned as it is, text is parsed with :meth:`Regimen.parse`, and a
+    list or tuple (or another iterable) of :class:`DoseEvent` becomes a :class:`_DoseList` of
+    checked tuples (objects with the four DoseEvent attributes are read the same way).
+    Anything else is refused with InputError naming its type. Idempotent.
+    """
+    if isinstance(regimen, (Regimen, _DoseList)):
+        return regimen
     if isinstance(regimen, str):
-        from .regimen import Regimen
+        return Regimen.parse(regimen)
+    if isinstance(regimen, Iterable) and not isinstance(regimen, (bytes, bytearray, Mapping)):
+        return _DoseList(_check_event(ev) for ev in regimen)
+    hint = " (wrap a single DoseEvent in a list)" if isinstance(regimen, DoseEvent) else ""
+    raise InputError(f"cannot {what} {type(regimen).__name__} {echo(regimen)}: give "
+                     f"{_REGIMEN_LIKE}{hint}")
 
-        regimen = Regimen.parse(regimen)
-    if hasattr(regimen, "dose_events"):
-        events = regimen.dose_events(days)
-        if not events:
-            raise HorizonError(f"the regimen '{regimen}' gives no dose within the horizon of "
-                               f"days={days:g}; accepted: a horizon that reaches its first "
-                               f"dose (or an empty list of doses to simulate no treatment)")
-    elif isinstance(regimen, Iterable):
-        events = list(regimen)
+
+def _as_regimen(regimen: Any, what: str) -> Regimen:
+    """Regimen-like input as a :class:`Regimen`, where one is needed (populations, compare):
+    a list of dose events becomes :meth:`Regimen.from_events`; an empty list is refused."""
+    reg = _regimen_like(regimen, what)
+    if isinstance(reg, Regimen):
+        return reg
+    if not reg:
+        raise DoseError(f"{what} needs at least one dose, got an empty list of dose events; "
+                        f"accepted: {_REGIMEN_LIKE} with at least one dose (an empty list, "
+                        "meaning no treatment, is accepted by simulate and to_sbml only)")
+    return Regimen.from_events([DoseEvent(*ev) for ev in reg])
+
+
+def _no_dose_error(reg: "Regimen | _DoseList", days: float, empty_ok: bool = True
+                   ) -> HorizonError:
+    """The one error for a regimen that gives no dose before the horizon (``empty_ok``:
+    the caller accepts an empty list as no treatment, and the message says so)."""
+    if isinstance(reg, Regimen):
+        what = f"the regimen {echo(reg.to_text())}"
     else:
-        raise InputError(f"cannot simulate {type(regimen).__name__}: give a Regimen, regimen "
-                         "text or a sequence of DoseEvent")
-    checked = [_check_event(ev) for ev in events]
-    checked = [ev for ev in checked if ev[0] < days]
+        what = (f"the list of {len(reg)} dose event(s) (the first at day "
+                f"{min(ev[0] for ev in reg):g})")
+    alt = " (or an empty list of doses to simulate no treatment)" if empty_ok else ""
+    return HorizonError(f"{what} gives no dose within the horizon of days={days:g}; "
+                        f"accepted: a horizon that reaches its first dose{alt}")
+
+
+def _events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: bool = True
+                 ) -> list[tuple[float, float, str, str]]:
+    """Checked dose tuples with 0 <= t < days, sorted, near-coincident times merged.
+
+    ``regimen`` is anything :func:`_regimen_like` reads. A regimen or a non-empty list of
+    doses with no dose before the horizon is refused (:func:`_no_dose_error`); an empty list
+    is no treatment.
+    """
+    reg = _regimen_like(regimen, what)
+    if isinstance(reg, Regimen):
+        checked = [_check_event(ev) for ev in reg.dose_events(days)]
+    else:
+        checked = [ev for ev in reg if ev[0] < days]
+        check_dose_limits(checked, days)  # the limits a regimen's doses meet
+    if not checked and (isinstance(reg, Regimen) or reg):
+        raise _no_dose_error(reg, days, empty_ok)
     checked.sort(key=lambda ev: ev[0])
     # doses closer than SAME_INSTANT_DAYS (relative to the time) are given at the same instant:
     # the solver cannot integrate over a gap of a few ulps (it fails or returns NaN)
@@ -380,26 +442,71 @@ def _events_from(regimen: Any, days: float) -> list[tuple[float, float, str, str
     return checked
 
 
+HOURLY_POINTS = 72 + 1
+"""Output points added after each parenteral dose by ``hourly_after_injections`` (3 days)."""
+
+#: Bytes :func:`simulate` holds per output time and state (the state matrix and the segment
+#: copies of it), and per output time for the result's columns and their temporaries;
+#: measured with tracemalloc (see tests/test_engine.py::test_memory_estimate_is_honest).
+_BYTES_PER_POINT_STATE = 16
+_BYTES_PER_POINT = 150
+
+
+def simulate_memory_bytes(n_out: int, n_states: int) -> int:
+    """Bytes :func:`simulate` allocates at most for ``n_out`` output times of ``n_states``
+    states (its peak, while the result is built)."""
+    return int(n_out) * (_BYTES_PER_POINT_STATE * int(n_states) + _BYTES_PER_POINT) \
+        + 100_000
+
+
+def result_memory_bytes(n_out: int) -> int:
+    """Bytes the DataFrame :func:`simulate` returns holds (13 float columns) for ``n_out``
+    output times (what :func:`b12pk.compare` keeps of each course)."""
+    return int(n_out) * 13 * 8 + 20_000
+
+
+def _check_memory(need: int, what: str, change: str) -> None:
+    """Refuse (ResourceError) a run whose estimate exceeds :func:`limits.memory_budget_bytes`."""
+    budget = limits.memory_budget_bytes()
+    if need > budget:
+        raise ResourceError(f"{what} would need about {_mb(need)} of memory, more than the "
+                            f"budget of {_mb(budget)} ({limits.MEMORY_FRACTION:.0%} of the "
+                            f"memory available); {change}")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.0f} MB"
+
+
 def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
-                  times: Any, hourly_after_injections: bool) -> np.ndarray:
+                  times: Any, hourly_after_injections: bool, n_states: int = 11) -> np.ndarray:
+    """Sorted unique output times; the memory they need is checked before they are built."""
+    change = "ask for fewer output times or a shorter horizon"
     if times is not None:
         try:
             t = np.asarray(times, dtype=float).ravel()
-        except (TypeError, ValueError):
-            raise HorizonError(f"output times {times!r} are not accepted; accepted: numbers of "
-                               f"days within [0, {days:g}]") from None
+        except (TypeError, ValueError, OverflowError):
+            raise HorizonError(f"output times {echo(times)} are not accepted; accepted: "
+                               f"numbers of days within [0, {days:g}]") from None
         if t.size == 0 or not np.all(np.isfinite(t)) or t.min() < 0.0 or t.max() > days:
             raise HorizonError(f"output times must be finite and within [0, {days:g}] days")
+        _check_memory(simulate_memory_bytes(t.size, n_states),
+                      f"a simulation with {t.size:,} output times", change)
         return np.unique(t)
     n = int(math.floor(days + 1e-9))
+    starts = np.array([t0 for t0, _, route, _ in events if route in _PARENTERAL]) \
+        if hourly_after_injections else np.zeros(0)
+    bound = n + 2 + HOURLY_POINTS * starts.size
+    if hourly_after_injections:
+        change = ("use a shorter horizon, fewer injections or hourly_after_injections=False")
+    _check_memory(simulate_memory_bytes(bound, n_states),
+                  f"a simulation with up to {bound:,} output times", change)
     grid = [np.arange(n + 1, dtype=float)]
     if days - n > 1e-9:
         grid.append(np.array([days]))
-    if hourly_after_injections:
-        for t0, _, route, _ in events:
-            if route in _PARENTERAL:
-                fine = t0 + np.arange(0, 72 + 1) / 24.0
-                grid.append(fine[fine <= days])
+    if starts.size:
+        fine = (starts[:, None] + np.arange(HOURLY_POINTS) / 24.0).ravel()
+        grid.append(fine[fine <= days])
     return np.unique(np.concatenate(grid))
 
 
@@ -508,12 +615,15 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
 
     Parameters
     ----------
-    regimen : Regimen, str or sequence of DoseEvent
-        What is given. Text is parsed with :meth:`b12pk.Regimen.parse`.
+    regimen : Regimen, str or list of DoseEvent
+        What is given. Text is parsed with :meth:`b12pk.Regimen.parse`; a list (or tuple)
+        of :class:`b12pk.DoseEvent` gives exactly those doses, and an empty list means no
+        treatment. A regimen (or a non-empty list) with no dose before ``days`` is refused.
     patient : Patient or str, optional
         A :class:`Patient` or a preset name; default ``"healthy"``.
     days : float
-        Horizon in days, > 0 and <= 36500 (100 years). Doses at or after it are ignored.
+        Horizon in days, >= 1e-5 (about 1 second, :data:`b12pk.limits.MIN_DAYS`) and
+        <= 36500 (100 years). Doses at or after it are ignored.
     parameters : Parameters, optional
         Model parameters (default: ``data/model.toml``); the patient's overrides apply on top.
     times : array-like, optional
@@ -537,18 +647,21 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
 
     Raises
     ------
-    HorizonError, DoseError, UnknownNameError, PatientError, ParameterError
+    HorizonError, DoseError, UnknownNameError, PatientError, ParameterError, InputError
         For bad input; messages say what is accepted.
+    ResourceError
+        When the output would need more memory than :func:`b12pk.limits.memory_budget_bytes`
+        (checked before the work).
     """
     import pandas as pd
 
     days = _check_days(days)
     if method not in ("fast", "solve_ivp"):
-        raise UnknownNameError(f"unknown method {method!r}; accepted: fast, solve_ivp")
+        raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
     patient, params = _resolve(patient, parameters)
     events = _events_from(regimen, days)
     sys_ = _System(patient, params, _parenteral_forms(events))
-    t_out = _output_times(days, events, times, hourly_after_injections)
+    t_out = _output_times(days, events, times, hourly_after_injections, sys_.L.n)
 
     y = sys_.initial_state(patient)
     L = sys_.L

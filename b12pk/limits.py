@@ -12,7 +12,7 @@ __all__ = [
     "MAX_DOSE_UG", "MAX_DAILY_UG", "MAX_DOSES_PER_DAY", "MAX_EVENTS", "MAX_PARENTERAL_DOSES",
     "MAX_PER_CYCLE", "MAX_DAYS", "MIN_DAYS", "MAX_RANGES", "MAX_VARIANTS", "MAX_TOML_BYTES",
     "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_INT", "MAX_PATIENTS",
-    "MAX_CHUNK", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
+    "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
 ]
 
 # -- doses -------------------------------------------------------------------------------
@@ -78,6 +78,9 @@ MAX_INT = 2 ** 53
 
 #: Largest accepted population.
 MAX_PATIENTS = 100_000_000
+
+#: Most percentiles one population run reports (every whole percent, 1-99). Stated.
+MAX_QUANTILES = 99
 
 #: Largest chunk (patients simulated at once).
 MAX_CHUNK = 262_144

@@ -36,8 +36,12 @@ import numpy as np
 
 from ._data import data_path
 from ._linalg import expm
-from .engine import _System, _check_days, _parenteral_forms
+from . import limits
+from .engine import (_as_regimen, _check_days, _check_memory, _events_from, _mb,
+                     _parenteral_forms, _regimen_like, _System)
 from .errors import FileFormatError, InputError, ResourceError, UnknownNameError
+from .io import as_finite_float, echo
+from .limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
 from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from .model import _setting as _patient_setting
 from .regimen import Regimen
@@ -49,16 +53,9 @@ __all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
 BLOCK = 1024
 """Patients per random-number block: patient i's draws depend only on (seed, i // BLOCK)."""
 
-MAX_PATIENTS = 100_000_000
-"""Largest accepted population."""
-
-MAX_TRAJECTORY_VALUES = 200_000_000
-"""Most patient-days of per-patient trajectories one run writes (about 6 GB of Parquet)."""
-
-MAX_CHUNK = 262_144
-"""Largest chunk (patients simulated at once); bounds memory to about 100 MB."""
-
 QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
+"""Default percentiles of :func:`simulate_population`."""
+
 TRANSIENT_STEP_DAYS = 1.0 / 384.0
 _EPS_UG = 1e-9
 # Histogram bins (pmol/L or ug): the float64 exponent and the top _HIST_MANT mantissa bits,
@@ -997,20 +994,106 @@ class PopulationResult:
     days: float
 
 
+_QUANTILE_ROWS = 1024
+"""Histogram rows turned into quantiles at a time (bounds the temporaries of a long run)."""
+
+
 def _quantiles_from_counts(counts: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     """Quantiles (log-interpolated within bins) for each row of a count matrix."""
     edges = np.log(_bin_edges())
-    total = counts.sum(axis=1, keepdims=True, dtype=np.int64)
-    cum = np.cumsum(counts, axis=1, dtype=np.int64)
     out = np.empty((counts.shape[0], len(qs)))
-    for j, q in enumerate(qs):
-        target = q / 100.0 * total[:, 0]
-        k = np.argmax(cum >= target[:, None], axis=1)
-        before = np.where(k > 0, cum[np.arange(len(k)), k - 1], 0)
-        inbin = counts[np.arange(len(k)), k]
-        frac = np.where(inbin > 0, (target - before) / np.maximum(inbin, 1), 0.5)
-        out[:, j] = np.exp(edges[k] + frac * (edges[k + 1] - edges[k]))
+    for r0 in range(0, counts.shape[0], _QUANTILE_ROWS):
+        part = counts[r0:r0 + _QUANTILE_ROWS]
+        total = part.sum(axis=1, keepdims=True, dtype=np.int64)
+        cum = np.cumsum(part, axis=1, dtype=np.int64)
+        rows = np.arange(part.shape[0])
+        for j, q in enumerate(qs):
+            target = q / 100.0 * total[:, 0]
+            k = np.argmax(cum >= target[:, None], axis=1)
+            before = np.where(k > 0, cum[rows, k - 1], 0)
+            inbin = part[rows, k]
+            frac = np.where(inbin > 0, (target - before) / np.maximum(inbin, 1), 0.5)
+            out[r0:r0 + part.shape[0], j] = np.exp(edges[k] + frac * (edges[k + 1] - edges[k]))
     return out
+
+
+def _check_quantiles(quantiles: Any) -> list[float]:
+    """Percentiles as a list of floats: a list, tuple or 1-d array of 1 to
+    :data:`MAX_QUANTILES` distinct finite numbers strictly between 0 and 100."""
+    accepted = (f"accepted: a list of 1 to {MAX_QUANTILES} distinct percentages strictly "
+                "between 0 and 100, e.g. [5, 50, 95]")
+    if isinstance(quantiles, np.ndarray):
+        if quantiles.ndim != 1:
+            raise InputError(f"quantiles must be a 1-d sequence, got an array of shape "
+                             f"{quantiles.shape}; {accepted}")
+        quantiles = quantiles.tolist()
+    if isinstance(quantiles, (str, bytes, Mapping)) or not isinstance(quantiles,
+                                                                     (list, tuple, range)):
+        raise InputError(f"quantiles={echo(quantiles)} is not accepted ({type(quantiles).__name__}"
+                         f"); {accepted}")
+    if not 1 <= len(quantiles) <= MAX_QUANTILES:
+        raise InputError(f"quantiles: {len(quantiles)} given; {accepted}")
+    qs = [as_finite_float(q) for q in quantiles]
+    bad = [q for q, x in zip(quantiles, qs) if x is None or not 0.0 < x < 100.0]
+    if bad:
+        raise InputError(f"quantiles: {echo(bad[0])} is not a percentage strictly between 0 "
+                         f"and 100; {accepted}")
+    if max(qs) <= 1.0:
+        raise InputError(f"quantiles {echo(list(quantiles))} are all <= 1, which reads like "
+                         f"fractions, but quantiles are percentages: give e.g. "
+                         f"{[round(q * 100, 6) for q in qs]} (to report only percentiles at "
+                         "or below 1 %, add one above 1 %)")
+    names = [f"{q:g}" for q in qs]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"quantiles: {dup} is given twice (or two values print the same); "
+                         f"{accepted}")
+    return qs
+
+
+#: Bytes a population chunk holds per patient (states, draws, per-step propagators and their
+#: caches, temporaries): oral-only regimens, and with parenteral doses a base plus a part per
+#: parenteral form. Measured with tracemalloc at chunks of 32,768-65,536 patients, numpy and
+#: numba backends, with and without covariates: 0.8-1.1 kB oral, 2.7-3.4 kB with one
+#: parenteral form, 3.1-4.2 kB with two (tests/test_population.py::test_memory_estimate_*).
+_BYTES_PER_PATIENT_ORAL = 1_200
+_BYTES_PER_PATIENT_PARENTERAL = 2_900
+_BYTES_PER_PATIENT_FORM = 1_100
+#: Bytes the first use of the compiled kernels loads (numba, llvmlite, the cached kernels;
+#: measured as RSS).
+_KERNELS_BYTES = 110_000_000
+#: Bytes per kept patient-day of trajectories while a chunk's Parquet part is built.
+_BYTES_PER_TRAJECTORY_VALUE = 64
+#: Bytes of the result tables per output time and percentile (Python rows, DataFrames).
+_BYTES_PER_RESULT_ROW = 400
+
+
+def _bytes_per_patient(n_parenteral_forms: int) -> int:
+    if not n_parenteral_forms:
+        return _BYTES_PER_PATIENT_ORAL
+    return _BYTES_PER_PATIENT_PARENTERAL + _BYTES_PER_PATIENT_FORM * n_parenteral_forms
+
+
+def _aggregate_bytes(n_times: int, n_troughs: int) -> int:
+    """Bytes of one :class:`_Aggregate` (int32 histograms dominate: 12 kB per time)."""
+    return (2 * n_times + n_troughs) * _HIST_BINS * 4 + n_times * 40 + n_troughs * 8
+
+
+def population_memory_bytes(n_times: int, n_troughs: int, chunk: int, workers: int,
+                            n_quantiles: int = len(QUANTILES), traj_per_chunk: int = 0,
+                            n_parenteral_forms: int = 1) -> int:
+    """Bytes :func:`simulate_population` allocates at most, estimated before any work.
+
+    The merged aggregate and, while chunks run (``workers`` at a time), each chunk's own
+    aggregate (int32 histograms of 3,072 bins for serum and stores: 24 kB per output day),
+    per-block sums, per-patient state and kept trajectories; afterwards the result tables.
+    """
+    per_chunk = (_aggregate_bytes(n_times, n_troughs) + -(-chunk // BLOCK) * 2 * n_times * 8
+                 + chunk * _bytes_per_patient(n_parenteral_forms)
+                 + traj_per_chunk * n_times * _BYTES_PER_TRAJECTORY_VALUE)
+    result = (n_times * (n_quantiles + 3) + n_troughs * n_quantiles) * _BYTES_PER_RESULT_ROW \
+        + _QUANTILE_ROWS * _HIST_BINS * 9
+    return _aggregate_bytes(n_times, n_troughs) + max(workers * per_chunk, result) + 5_000_000
 
 
 def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0, *,
@@ -1023,17 +1106,21 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
 
     Parameters
     ----------
-    regimen : Regimen or str
-        The regimen.
+    regimen : Regimen, str or list of DoseEvent
+        The regimen, read as by :func:`b12pk.simulate` (a list of dose events becomes
+        :meth:`Regimen.from_events`; an empty list is refused). A regimen with no dose
+        before ``days`` is refused with the same HorizonError as :func:`b12pk.simulate`.
     spec : PopulationSpec
         Population (patient, n, seed, variability).
     days : float
-        Horizon, days.
+        Horizon, days, as for :func:`b12pk.simulate` (1e-5 to 36500); output is daily.
     chunk_size : int
         Patients simulated at once (rounded down to a multiple of :data:`BLOCK`, at most
         :data:`MAX_CHUNK`); changes the results by rounding at most (see the module notes).
     quantiles : sequence of float
-        Percentiles to report (0-100).
+        Percentiles to report: a list, tuple or 1-d array of 1 to :data:`MAX_QUANTILES`
+        distinct numbers strictly between 0 and 100 (percentages, not fractions: a list
+        whose values are all <= 1 is refused as a likely mix-up).
     progress : bool or callable
         ``True``: a progress bar on a terminal (silent otherwise); a callable is called as
         ``progress(done_patients, n)``.
@@ -1041,8 +1128,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         Run chunks as Dask tasks on this cluster (``pip install b12pk[dask]``); results are
         identical to the local run.
     workers : int, optional
-        Threads simulating chunks at once on this machine (default: the CPUs available);
-        does not change the results.
+        Threads simulating chunks at once on this machine (default: the CPUs available,
+        fewer if the memory budget needs it); does not change the results.
     backend : {"auto", "numpy", "numba"}
         ``"numba"`` uses compiled kernels (``pip install b12pk[fast]``), ``"numpy"`` plain
         numpy; ``"auto"`` (default) the kernels when numba is installed. The two agree to
@@ -1061,30 +1148,39 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     Returns
     -------
     PopulationResult
+
+    Raises
+    ------
+    ResourceError
+        When the run would need more memory than :func:`b12pk.limits.memory_budget_bytes`
+        (estimated before any work by :func:`population_memory_bytes`: each chunk in
+        flight holds histograms of 24 kB per output day), or a chunk is too large.
     """
     days = _check_days(days)
     if not isinstance(spec, PopulationSpec):
         raise InputError(f"spec must be a PopulationSpec, got {type(spec).__name__}")
-    if isinstance(regimen, str):
-        regimen = Regimen.parse(regimen)
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < BLOCK:
-        raise InputError(f"chunk_size={chunk_size!r} is not accepted; accepted: a whole number "
-                         f">= {BLOCK}")
+    what = "simulate_population"
+    regimen_in = _regimen_like(regimen, what)
+    # the same events and the same refusal (no dose before the horizon) as simulate
+    events = _events_from(regimen_in, days, what, empty_ok=False)
+    regimen = _as_regimen(regimen_in, what)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < BLOCK:
+        raise InputError(f"chunk_size={echo(chunk_size)} is not accepted; accepted: a whole "
+                         f"number from {BLOCK} to {MAX_CHUNK}")
     if chunk_size > MAX_CHUNK:
-        raise ResourceError(f"chunk_size={chunk_size} would need about "
-                            f"{chunk_size * 400 / 1e6:.0f} MB per chunk; the budget allows at "
-                            f"most {MAX_CHUNK} patients per chunk: use a smaller chunk_size")
+        raise ResourceError(f"chunk_size={echo(chunk_size)} is above the limit of {MAX_CHUNK:,} "
+                            f"patients per chunk (about {_mb(MAX_CHUNK * _bytes_per_patient(1))} "
+                            "of state); use a smaller chunk_size")
     if backend not in ("auto", "numpy", "numba"):
-        raise InputError(f"backend={backend!r} is not known; accepted: 'auto', 'numpy', "
+        raise InputError(f"backend={echo(backend)} is not known; accepted: 'auto', 'numpy', "
                          "'numba'")
     if workers is not None and (isinstance(workers, bool) or
                                 not isinstance(workers, (int, np.integer)) or workers < 1):
-        raise InputError(f"workers={workers!r} is not accepted; accepted: a whole number >= 1")
-    traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days)
-    qs = [float(q) for q in quantiles]
-    if not qs or any(not (0.0 <= q <= 100.0) for q in qs):
-        raise InputError(f"quantiles must be percentages from 0 to 100, got {quantiles!r}")
-    events = [(e.time_days, e.amount_ug, e.route, e.form) for e in regimen.dose_events(days)]
+        raise InputError(f"workers={echo(workers)} is not accepted; accepted: a whole number "
+                         ">= 1")
+    traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days, create=False)
+    qs = _check_quantiles(quantiles)
     forms = _parenteral_forms(events)
     params = spec.patient.parameters(default_parameters())
     sys_ = _System(spec.patient, params, forms)
@@ -1107,6 +1203,39 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     n_blocks = math.ceil(spec.n / BLOCK)
     per_chunk = chunk // BLOCK
     chunks = [list(range(b, min(b + per_chunk, n_blocks))) for b in range(0, n_blocks, per_chunk)]
+    # memory, before any work: with workers=None, as many threads as the budget allows
+    in_chunk = min(chunk, spec.n)
+    kept = min(in_chunk, traj[1]) if traj is not None else 0
+    n_par_forms = len({f for _, _, r, f in events if r in _PARENTERAL})
+
+    def need(w: int) -> int:
+        return population_memory_bytes(len(out_times), len(trough_times), in_chunk, w,
+                                       len(qs), kept, n_par_forms) \
+            + (_KERNELS_BYTES if first_kernels else 0)
+
+    n_workers = 1 if client is not None else _n_workers(workers, len(chunks))
+    import sys
+
+    # loading the compiled kernels (numba, llvmlite) costs about 110 MB once per process
+    first_kernels = backend != "numpy" and "b12pk._fast" not in sys.modules \
+        and _fast_kernels_available()
+    if workers is None and client is None:
+        budget = limits.memory_budget_bytes()
+        while n_workers > 1 and need(n_workers) > budget:
+            n_workers -= 1
+    change = ["a shorter horizon (days)"]
+    if in_chunk > BLOCK:
+        change.append(f"a smaller chunk_size (now {in_chunk:,})")
+    if n_workers > 1:
+        change.append(f"fewer workers (now {n_workers})")
+    if kept:
+        change.append("fewer trajectory_patients")
+    _check_memory(need(n_workers),
+                  f"a population of {spec.n:,} over {days:g} days (daily output, "
+                  f"{len(out_times):,} times; chunks of {in_chunk:,} patients, {n_workers} "
+                  f"at a time)", "use " + ", ".join(change))
+    if traj is not None:
+        traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days)
     engine = _BlockEngine(sys_, grid, params["bile_secretion_fraction_per_day"]
                           * params["bile_reabsorbed_fraction"])
     for dt in {1.0, TRANSIENT_STEP_DAYS / 2}:
@@ -1124,9 +1253,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         for fut in futures:  # integer counts and per-block sums: merge order does not matter
             total.merge(fut.result())
             report(total.n)
+        futures = fut = None  # chunk results are not held while the result is built
     else:
         _fast_kernels(backend)  # fails early when numba is asked for and missing
-        n_workers = _n_workers(workers, len(chunks))
         if n_workers == 1:
             for c in chunks:
                 total.merge(_run_chunk(c, *args, backend, traj))
@@ -1137,7 +1266,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
             with ThreadPoolExecutor(n_workers, thread_name_prefix="b12pk") as pool:
-                pending = set()
+                pending, done = set(), set()
                 todo = iter(chunks)
                 for c in todo:
                     pending.add(pool.submit(_run_chunk, c, *args, backend, traj))
@@ -1149,13 +1278,17 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                 for fut in pending:
                     total.merge(fut.result())
                     report(total.n)
+            # finished futures hold their chunk's aggregate (as large as the total): drop
+            # them before the result is built (the memory estimate counts on it)
+            pending = done = fut = None
     report(None)
     return _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days)
 
 
-def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float
+def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float, create: bool = True
                        ) -> "tuple[str, int] | None":
-    """Check the trajectory options; create the folder. None when none are asked for."""
+    """Check the trajectory options; create the folder (unless ``create`` is false). None
+    when none are asked for."""
     if folder is None:
         if n_keep is not None:
             raise InputError("trajectory_patients needs trajectories=FOLDER")
@@ -1183,8 +1316,15 @@ def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float
     if os.path.exists(folder) and (not os.path.isdir(folder) or os.listdir(folder)):
         raise FileFormatError(f"trajectory folder {folder!r} exists and is not an empty "
                               "folder; give a new or empty one")
-    os.makedirs(folder, exist_ok=True)
+    if create:
+        os.makedirs(folder, exist_ok=True)
     return folder, n_keep
+
+
+def _fast_kernels_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 def _fast_kernels(backend: str) -> Any:
@@ -1298,7 +1438,7 @@ def write_population(result: PopulationResult, out: Any, *,
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from . import DISCLAIMER, __version__
+    from .about import DISCLAIMER, __version__
     from .plot import plot_band_probabilities, plot_fan, save_figure
     from .report import atomic_output_dir
 

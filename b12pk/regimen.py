@@ -52,6 +52,7 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_PER_CYCLE",
     "PARENTERAL_ROUTES",
+    "check_dose_limits",
     "normalize_route",
     "normalize_form",
     "validate_dose",
@@ -850,7 +851,7 @@ class Regimen:
                                    f"{getattr(phase.duration, 'day', '?')}) before it starts "
                                    f"(day {_fmt(start + 1)})")
             first = min(r.time_days for r in phase_runs)
-            if last is not None and first <= last:
+            if last is not None and phase.start_day is not None and first <= last:
                 raise HorizonError(
                     f"phase {i} starts on day {_fmt(first + 1)}, but phase {i - 1} gives its "
                     f"last dose on day {_fmt(last + 1)}: phases joined by 'then' follow one "
@@ -868,17 +869,7 @@ class Regimen:
         """
         h = _check_positive(horizon_days, "the horizon")
         out = self._clipped(h)
-        total = sum(r.count for r in out)
-        if total > MAX_EVENTS:
-            raise ResourceError(f"{total} dose events up to day {_fmt(h)} exceed the limit of "
-                                f"{MAX_EVENTS:,}; use a shorter horizon or fewer doses a day")
-        _check_daily_limits(out)
-        parenteral = sum(r.count for r in out if r.route in PARENTERAL_ROUTES)
-        if parenteral > MAX_PARENTERAL_DOSES:
-            raise ResourceError(
-                f"{parenteral:,} injected or intranasal doses up to day {_fmt(h)} exceed the "
-                f"limit of {MAX_PARENTERAL_DOSES:,} (each is simulated through its own "
-                f"transient); use a shorter horizon or a longer interval")
+        _check_limits(out, h)
         return sorted(out, key=lambda r: (r.time_days, r.route, r.form, r.amount_ug))
 
     def _clipped(self, h: float) -> list[DoseRun]:
@@ -918,6 +909,36 @@ class Regimen:
         events = [DoseEvent(t, r.amount_ug, r.route, r.form)
                   for r in self.dose_runs(horizon_days) for t in r.times()]
         return sorted(events, key=DoseEvent.sort_key)
+
+
+def _check_limits(runs: Sequence[DoseRun], horizon: float) -> None:
+    """Every dose limit of :mod:`b12pk.limits` on the doses before ``horizon`` days."""
+    total = sum(r.count for r in runs)
+    if total > MAX_EVENTS:
+        raise ResourceError(f"{total} dose events up to day {_fmt(horizon)} exceed the limit "
+                            f"of {MAX_EVENTS:,}; use a shorter horizon or fewer doses a day")
+    _check_daily_limits(runs)
+    parenteral = sum(r.count for r in runs if r.route in PARENTERAL_ROUTES)
+    if parenteral > MAX_PARENTERAL_DOSES:
+        raise ResourceError(
+            f"{parenteral:,} injected or intranasal doses up to day {_fmt(horizon)} exceed the "
+            f"limit of {MAX_PARENTERAL_DOSES:,} (each is simulated through its own "
+            f"transient); use a shorter horizon or a longer interval")
+
+
+def check_dose_limits(events: Sequence[Any], horizon_days: float) -> None:
+    """Check dose events (``DoseEvent`` or ``(time_days, amount_ug, route, form)`` tuples)
+    against the limits a regimen's doses meet: doses and µg per treatment day, parenteral
+    doses and dose events in all (:mod:`b12pk.limits`).
+
+    Raises
+    ------
+    DoseError, ResourceError
+    """
+    runs = [DoseRun(float(ev[0]), 0.0, 1, float(ev[1]), ev[2], ev[3])
+            if isinstance(ev, tuple) else
+            DoseRun(ev.time_days, 0.0, 1, ev.amount_ug, ev.route, ev.form) for ev in events]
+    _check_limits(runs, horizon_days)
 
 
 def _check_daily_limits(runs: Sequence[DoseRun]) -> None:

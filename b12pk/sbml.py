@@ -24,14 +24,15 @@ See ``docs/sbml.md``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from .errors import B12pkError, FileFormatError, InputError
+from .errors import B12pkError, InputError, ResourceError
+from .io import atomic_write_text, output_file_target
+from .limits import MAX_SBML_EVENTS
 from .model import Parameters, Patient, parameter_table
 
 __all__ = [
@@ -155,9 +156,22 @@ def _build(patient: Patient | str | None, regimen: Any, days: float,
 
     days = engine._check_days(days)
     patient, params = engine._resolve(patient, parameters)
-    events = engine._events_from(regimen, days) if regimen is not None else []
+    events = engine._events_from(regimen, days, "export") if regimen is not None else []
     sys_ = engine._System(patient, params, engine._parenteral_forms(events))
     return patient, params, sys_, events, days
+
+
+def _check_event_count(events: Sequence[tuple[float, float, str, str]], days: float) -> None:
+    """Refuse more than :data:`b12pk.limits.MAX_SBML_EVENTS` SBML events (dose instants),
+    before the document is built: libSBML and libRoadRunner need memory and time that grow
+    with the square of the count (a 36,500-event export aborts in C++ under a memory limit)."""
+    instants = sorted({e[0] for e in events})
+    if len(instants) > MAX_SBML_EVENTS:
+        fits = instants[MAX_SBML_EVENTS]  # a horizon up to this day keeps MAX_SBML_EVENTS
+        raise ResourceError(
+            f"the SBML export would hold {len(instants):,} dose events (one per dose instant "
+            f"before day {days:g}), above the limit of {MAX_SBML_EVENTS:,}; use a shorter "
+            f"horizon (days <= {fits:g} fits) or a regimen with fewer doses")
 
 
 def _derived(sys_: Any, patient: Patient) -> dict[str, tuple[float, str, str]]:
@@ -260,9 +274,10 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
     ----------
     patient : Patient or str, optional
         A :class:`b12pk.Patient` or a preset name; default ``"healthy"``.
-    regimen : Regimen, str or sequence of DoseEvent, optional
-        Doses at ``0 <= t < days`` become SBML events (one per dose instant). ``None``: no
-        treatment (diet only).
+    regimen : Regimen, str or list of DoseEvent, optional
+        Read as by :func:`b12pk.simulate`. Doses at ``0 <= t < days`` become SBML events (one
+        per dose instant), at most :data:`b12pk.limits.MAX_SBML_EVENTS`. ``None`` or an
+        empty list: no treatment (diet only).
     days : float
         Horizon in days, as for :func:`b12pk.simulate`; only selects the doses exported.
     parameters : Parameters, optional
@@ -280,9 +295,13 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
         python-libsbml is not installed (install ``b12pk[sbml]``).
     InputError
         Bad patient, regimen, horizon or parameters (as :func:`b12pk.simulate`).
+    ResourceError
+        More than :data:`b12pk.limits.MAX_SBML_EVENTS` dose instants before ``days``
+        (checked before the document is built).
     """
-    libsbml = _libsbml()
     patient, params, sys_, events, days = _build(patient, regimen, days, parameters)
+    _check_event_count(events, days)
+    libsbml = _libsbml()
     L = sys_.L
     names = _state_names(L)
 
@@ -590,30 +609,16 @@ def _dose_event(model: Any, k: int, t: float, doses: list) -> None:
 def write_sbml(path: str | os.PathLike, patient: Patient | str | None = None,
                regimen: Any = None, days: float = 365.0,
                parameters: Parameters | None = None) -> Path:
-    """Write :func:`to_sbml` to ``path`` atomically (temporary file, then ``os.replace``).
+    """Write :func:`to_sbml` to ``path`` atomically (:func:`b12pk.io.atomic_write_text`: a
+    symbolic link is followed, a character device written through; a folder, FIFO or missing
+    parent folder is refused before the model is built).
 
     Returns the path written.
     """
+    output_file_target(path)  # refused before the work
     text = to_sbml(patient, regimen, days, parameters)
-    path = Path(path)
-    if not path.resolve().parent.is_dir():
-        raise FileFormatError(f"cannot write {str(path)!r}: folder "
-                              f"{str(path.resolve().parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    atomic_write_text(path, text)
+    return Path(path)
 
 
 def check_sbml(text: str, *, units: bool = True) -> list[str]:

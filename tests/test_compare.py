@@ -123,11 +123,11 @@ def test_patient_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [
-    ("", "no \\[patient\\]"),
+    ("", "the file is empty"),
     ("[[patient]]\nlabel = 'x'\n", "needs 'preset'"),
     ("[[patient]]\npreset = 3\n", "must be text"),
     ("[[patient\npreset = 'vegan'", "not valid"),
-    (b"\x00\x01\xff", "not valid"),
+    (b"\x00\x01\xff", "binary file"),
 ])
 def test_malformed_patient_files_are_rejected(tmp_path, content, match):
     f = tmp_path / "p.toml"
@@ -144,14 +144,19 @@ def test_unknown_setting_in_patient_file_is_rejected(tmp_path):
 
 
 def test_missing_patient_file_is_rejected(tmp_path):
-    with pytest.raises(b12pk.FileFormatError, match="cannot read"):
+    with pytest.raises(b12pk.FileFormatError, match="no such file; expected a TOML patient file"):
         load_patients(tmp_path / "nope.toml")
+
+
+def _earlier_output(out):
+    """An earlier b12pk output folder (signed by atomic_output_dir, so it may be replaced)."""
+    with atomic_output_dir(out) as tmp:
+        (tmp / "old.txt").write_text("old")
 
 
 def test_atomic_output_dir_keeps_earlier_output_on_failure(tmp_path):
     out = tmp_path / "rep"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    _earlier_output(out)
     with pytest.raises(RuntimeError):
         with atomic_output_dir(out) as tmp:
             (tmp / "new.txt").write_text("half")
@@ -162,12 +167,22 @@ def test_atomic_output_dir_keeps_earlier_output_on_failure(tmp_path):
 
 def test_atomic_output_dir_replaces_on_success(tmp_path):
     out = tmp_path / "rep"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    _earlier_output(out)
     with atomic_output_dir(out) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert "old.txt" not in {p.name for p in out.iterdir()}
+    assert (out / "new.txt").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_atomic_output_dir_refuses_a_users_folder(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(b12pk.FileFormatError, match="did not write"):
+        with atomic_output_dir(out):
+            pass
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_atomic_output_dir_refuses_a_file_in_the_way(tmp_path):
@@ -176,3 +191,139 @@ def test_atomic_output_dir_refuses_a_file_in_the_way(tmp_path):
     with pytest.raises(b12pk.FileFormatError, match="not a folder"):
         with atomic_output_dir(f):
             pass
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15): horizons, regimen-like input, unique labels, memory
+
+from b12pk import DoseEvent, NamedPatient, NamedRegimen, Patient, Regimen  # noqa: E402
+
+DAILY = Regimen.parse("1000 mcg oral daily")
+MONTHLY = Regimen.parse("1000 mcg IM monthly")
+
+
+@pytest.mark.parametrize("days", [1e-10, 0, -3, math.nan, 36501, 10 ** 400, "30", True])
+def test_compare_horizon_is_checked_as_simulate_checks_it(days):
+    with pytest.raises(b12pk.HorizonError) as comp:
+        compare([DAILY], ["healthy"], days=days)
+    with pytest.raises(b12pk.HorizonError) as sim:
+        b12pk.simulate(DAILY, "healthy", days=days)
+    assert str(comp.value) == str(sim.value)
+
+
+@pytest.mark.parametrize("days", [1e-5, 0.5, np.float32(2.5), np.int64(3)])
+def test_compare_short_and_numpy_horizons_work(days):
+    comp = compare([DAILY, MONTHLY], ["healthy"], days=days)
+    row = comp.summary.iloc[0]
+    assert math.isfinite(row["trough_ss_pmol_per_l"]) and math.isfinite(row["stores_end_ug"])
+
+
+EVENTS = [DoseEvent(0, 1000, "im", "cyano"), DoseEvent(30, 1000, "im", "cyano")]
+
+
+@pytest.mark.parametrize("regimens", [[EVENTS], [tuple(EVENTS)], [Regimen.from_events(EVENTS)],
+                                      ["1000 mcg IM on days 1, 31"], "1000 mcg IM on days 1, 31",
+                                      Regimen.from_events(EVENTS)])
+def test_every_regimen_like_input_is_compared_the_same(regimens):
+    comp = compare(regimens, "healthy", days=60)
+    ref = b12pk.simulate(EVENTS, "healthy", days=60, hourly_after_injections=True)
+    (df,) = comp.results.values()
+    pd.testing.assert_frame_equal(df, ref)
+    assert comp.summary["total_dose_ug"].iloc[0] == 2000
+
+
+@pytest.mark.parametrize("regimens, patients, cls, match", [
+    ([[]], ["healthy"], b12pk.DoseError, "compare needs at least one dose"),
+    (EVENTS, ["healthy"], b12pk.InputError, "give the dose events of one regimen as one item"),
+    (42, ["healthy"], b12pk.InputError, "regimens must be a list of regimens, got int"),
+    ({"a": DAILY}, ["healthy"], b12pk.InputError, "got dict"),
+    ([b"1000 mcg oral daily"], ["healthy"], b12pk.InputError, "cannot compare bytes"),
+    ([NamedRegimen("x", "1000 mcg oral daily")], ["healthy"], b12pk.InputError,
+     "regimen must be a Regimen"),
+    ([NamedRegimen(3, DAILY)], ["healthy"], b12pk.InputError, "label 3 is not text"),
+    ([DAILY], 7, b12pk.InputError, "patients must be a list of patients"),
+    ([DAILY], [NamedPatient("p", "healthy")], b12pk.InputError, "patient must be a Patient"),
+    ([Regimen.once(1000, "im", day=400)], ["healthy"], b12pk.HorizonError,
+     "gives no dose within the horizon of days=30"),
+])
+def test_bad_compare_input_is_refused(regimens, patients, cls, match):
+    with pytest.raises(cls, match=match):
+        compare(regimens, patients, days=30)
+
+
+LABEL_CASES = [
+    ("same-text", ["1000 mcg oral daily", "1000 mcg oral daily"],
+     ["1000 mcg oral daily", "1000 mcg oral daily (2)"]),
+    ("case-and-spaces", ["1000 mcg oral daily", "1000 MCG  oral daily ", " 1000 mcg Oral daily"],
+     ["1000 mcg oral daily", "1000 MCG oral daily (2)", "1000 mcg Oral daily (3)"]),
+    ("suffix-taken", [NamedRegimen("x", DAILY), NamedRegimen("x", MONTHLY),
+                      NamedRegimen("X (2)", DAILY)], ["x", "x (2)", "X (2) (2)"]),
+    ("label-is-other-text", [NamedRegimen(MONTHLY.to_text(), DAILY), MONTHLY],
+     [MONTHLY.to_text(), MONTHLY.to_text() + " (2)"]),
+    ("same-regimen-object", [DAILY, DAILY], [DAILY.to_text(), DAILY.to_text() + " (2)"]),
+    ("empty-label", [NamedRegimen("  ", DAILY)], [DAILY.to_text()]),
+    ("labels-on-regimens", [DAILY.with_label("A"), MONTHLY.with_label("a")], ["A", "a (2)"]),
+]
+
+
+@pytest.mark.parametrize("regimens, labels", [c[1:] for c in LABEL_CASES],
+                         ids=[c[0] for c in LABEL_CASES])
+def test_regimen_labels_are_made_unique(regimens, labels):
+    comp = compare(regimens, ["healthy"], days=3)
+    assert [r.label for r in comp.regimens] == labels
+    assert list(comp.summary["regimen"]) == labels
+    assert len(comp.results) == len(regimens)  # nothing merged or overwritten
+    assert len({k.casefold() for k in comp.summary["regimen"]}) == len(labels)
+
+
+@pytest.mark.parametrize("patients, labels", [
+    (["healthy", "healthy"], ["healthy", "healthy (2)"]),
+    (["healthy", Patient.preset("healthy"), NamedPatient("HEALTHY", Patient.preset("vegan"))],
+     ["healthy", "healthy (2)", "HEALTHY (3)"]),
+    ([NamedPatient("", Patient.preset("vegan"))], ["vegan"]),
+    ("vegan", ["vegan"]),
+])
+def test_patient_labels_are_made_unique(patients, labels):
+    comp = compare([DAILY], patients, days=3)
+    assert [p.label for p in comp.patients] == labels
+    assert list(comp.summary["patient"]) == labels
+
+
+def test_compare_memory_is_refused_before_any_simulation(monkeypatch):
+    from b12pk import limits
+
+    monkeypatch.setattr(limits, "memory_budget_bytes", lambda: 20_000_000)
+    calls = []
+    with pytest.raises(b12pk.ResourceError) as info:
+        compare([MONTHLY, DAILY], ["healthy", "vegan"], days=36500,
+                 progress=lambda *a: calls.append(a))
+    message = str(info.value)
+    for needle in ("comparing 2 regimen(s) for 2 patient(s) over 36500 days", "MB of memory",
+                   "budget of 20 MB", "shorter horizon"):
+        assert needle in message, message
+    assert not calls
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regimens, days", [([MONTHLY, DAILY], 730),
+                                            ([DAILY, "500 mcg oral twice daily"], 7300)])
+def test_compare_memory_estimate_is_honest(regimens, days):
+    import tracemalloc
+
+    from b12pk.compare import _as_named_regimens, compare_memory_bytes
+
+    estimate = compare_memory_bytes(_as_named_regimens(regimens), 2, days)
+    tracemalloc.start()
+    comp = compare(regimens, ["healthy", "vegan"], days=days)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert comp.summary.shape[0] == 4
+    assert peak / 2 < estimate < 2 * peak, (estimate, peak)
+
+
+def test_patient_file_integers_too_large_for_a_float_are_refused(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text("[[patient]]\npreset = 'healthy'\negfr_ml_min = 1" + "0" * 400 + "\n",
+                 encoding="utf-8")
+    with pytest.raises(b12pk.FileFormatError, match="integer of 401 digits"):
+        load_patients(f)

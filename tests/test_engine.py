@@ -281,3 +281,142 @@ def test_baseline_below_what_the_diet_sustains_is_rejected():
 def test_regimen_text_is_parsed():
     df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", days=40)
     assert df["dosed_ug"].iloc[-1] == 2000.0
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15): horizons, regimen-like input, memory, no dose before the horizon
+
+HORIZON_ACCEPTED = ["1e-05", "<= 36500 (100 years)"]
+
+BAD_HORIZONS = [
+    ("tiny-positive", 1e-10), ("below-min", 9.9e-6), ("zero", 0), ("negative", -1.0),
+    ("nan", math.nan), ("inf", math.inf), ("over-100-years", 36500.5),
+    ("huge-int", 10 ** 400), ("huge-negative-int", -(10 ** 400)),
+    ("numpy-tiny", np.float64(1e-7)), ("numpy-float32-nan", np.float32("nan")),
+    ("numpy-int-zero", np.int64(0)), ("text", "30"), ("bool", True), ("none", None),
+    ("array", np.array([5.0])),
+]
+
+
+@pytest.mark.parametrize("days", [c[1] for c in BAD_HORIZONS], ids=[c[0] for c in BAD_HORIZONS])
+def test_bad_horizons_are_one_clear_horizon_error(days):
+    with pytest.raises(b12pk.HorizonError) as info:
+        b12pk.simulate(Regimen.daily(1000), "healthy", days=days)
+    message = str(info.value)
+    assert all(needle in message for needle in HORIZON_ACCEPTED), message
+    assert "days=" in message and len(message) < 300 and "\n" not in message
+
+
+@pytest.mark.parametrize("days, rows", [(1e-5, 2), (np.float32(0.5), 2), (np.int64(3), 4),
+                                        (2.25, 4), (b12pk.MAX_DAYS, None)])
+def test_smallest_and_numpy_horizons_work(days, rows):
+    regimen = Regimen.daily(1000) if days != b12pk.MAX_DAYS else []
+    df = b12pk.simulate(regimen, "healthy", days=days)
+    assert df["time_days"].iloc[-1] == pytest.approx(float(days))
+    assert rows is None or len(df) == rows
+    assert np.isfinite(df["serum_pmol_per_l"]).all()
+
+
+def test_max_days_and_min_days_come_from_limits():
+    from b12pk import limits
+
+    assert b12pk.MAX_DAYS == limits.MAX_DAYS and b12pk.engine.MIN_DAYS == limits.MIN_DAYS
+
+
+EVENTS = [DoseEvent(0, 1000, "im", "cyanocobalamin"), DoseEvent(7, 1000, "im", "cyanocobalamin")]
+
+SAME_AS_REGIMEN = [
+    ("list", lambda: list(EVENTS)),
+    ("tuple", lambda: tuple(EVENTS)),
+    ("generator", lambda: (e for e in EVENTS)),
+    ("regimen-from-events", lambda: Regimen.from_events(EVENTS)),
+    ("text", lambda: "1000 mcg cyanocobalamin IM on days 1, 8"),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in SAME_AS_REGIMEN],
+                         ids=[c[0] for c in SAME_AS_REGIMEN])
+def test_every_regimen_like_input_gives_the_same_course(make):
+    ref = b12pk.simulate(Regimen.from_events(EVENTS), "healthy", days=20)
+    pd.testing.assert_frame_equal(b12pk.simulate(make(), "healthy", days=20), ref)
+
+
+BAD_REGIMENS = [
+    ("int", 42, b12pk.InputError, ["int", "give a Regimen"]),
+    ("none", None, b12pk.InputError, ["NoneType", "give a Regimen"]),
+    ("bytes", b"1000 mcg oral daily", b12pk.InputError, ["bytes", "give a Regimen"]),
+    ("dict", {"amount_ug": 1000}, b12pk.InputError, ["dict", "give a Regimen"]),
+    ("single-event", EVENTS[0], b12pk.InputError, ["wrap a single DoseEvent in a list"]),
+    ("list-of-numbers", [1, 2], b12pk.InputError, ["dose event 1", "DoseEvent"]),
+    ("list-of-text", ["1000 mcg oral daily"], b12pk.InputError, ["lacks time_days"]),
+]
+
+
+@pytest.mark.parametrize("regimen, cls, needles", [c[1:] for c in BAD_REGIMENS],
+                         ids=[c[0] for c in BAD_REGIMENS])
+def test_bad_regimen_like_input_is_refused(regimen, cls, needles):
+    with pytest.raises(cls) as info:
+        b12pk.simulate(regimen, "healthy", days=10)
+    assert all(n in str(info.value) for n in needles), str(info.value)
+
+
+NO_DOSE = [
+    ("regimen", lambda: Regimen.once(1000, "im", day=400), ["from day 400", "days=365"]),
+    ("list", lambda: [DoseEvent(400, 1000, "im", "cyano")], ["first at day 400", "days=365"]),
+    ("text", lambda: "1000 mcg IM monthly from day 366", ["from day 366", "days=365"]),
+]
+
+
+@pytest.mark.parametrize("make, needles", [c[1:] for c in NO_DOSE], ids=[c[0] for c in NO_DOSE])
+def test_no_dose_within_the_horizon_is_refused_by_simulate_and_population(make, needles):
+    with pytest.raises(b12pk.HorizonError) as sim:
+        b12pk.simulate(make(), "healthy", days=365)
+    with pytest.raises(b12pk.HorizonError) as pop:
+        b12pk.simulate_population(make(), b12pk.PopulationSpec("healthy", 10), days=365)
+    for info in (sim, pop):
+        assert all(n in str(info.value) for n in needles), str(info.value)
+        assert "reaches its first dose" in str(info.value)
+    # the same message, less the no-treatment alternative a population does not accept
+    assert str(pop.value) in str(sim.value)
+
+
+def test_an_empty_list_is_no_treatment():
+    df = b12pk.simulate([], "healthy", days=10)
+    assert (df["dosed_ug"] == 0).all()
+
+
+def test_output_memory_is_checked_before_the_work(monkeypatch):
+    from b12pk import limits
+
+    monkeypatch.setattr(limits, "memory_budget_bytes", lambda: 10_000_000)
+    with pytest.raises(b12pk.ResourceError) as info:
+        b12pk.simulate([], "healthy", days=36500, times=np.linspace(0, 36500, 200_000))
+    message = str(info.value)
+    assert "200,000 output times" in message and "MB" in message and "budget of 10 MB" in message
+    assert "fewer output times" in message
+    with pytest.raises(b12pk.ResourceError, match="hourly_after_injections=False"):
+        b12pk.simulate("1000 mcg IM monthly", "healthy", days=36500,
+                       hourly_after_injections=True)
+
+
+@pytest.mark.parametrize("n_times", [20_000, 100_000])
+def test_memory_estimate_is_honest(n_times):
+    """simulate_memory_bytes is within 2x of what tracemalloc sees (numpy reports to it)."""
+    import tracemalloc
+
+    times = np.linspace(0, 3650, n_times)
+    tracemalloc.start()
+    b12pk.simulate([], "healthy", days=3650, times=times)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    estimate = b12pk.engine.simulate_memory_bytes(n_times, 11)
+    assert peak / 2 < estimate < 2 * peak, (estimate, peak)
+
+
+def test_hundred_year_hourly_output_is_bounded():
+    """The parenteral limit bounds hourly output: its estimate is far below a gigabyte."""
+    from b12pk import limits
+
+    worst = b12pk.engine.simulate_memory_bytes(
+        36_501 + b12pk.engine.HOURLY_POINTS * limits.MAX_PARENTERAL_DOSES, 3 * 3 + 8)
+    assert worst < 200e6

@@ -1,8 +1,10 @@
 """The notebooks in notebooks/ run top to bottom, and are committed without outputs.
 
 Each notebook is executed in memory with nbclient (the ``python3`` kernel of the running
-interpreter's ipykernel); the files in the repository are never written back. Executed
-notebooks write their figures to ``figures/`` at the repository root.
+interpreter's ipykernel); the files in the repository are never written back. Run by hand,
+the notebooks write their figures to ``figures/`` at the repository root; under the tests
+they write them to a temporary folder (``B12PK_FIGURES``), so the committed figures stay
+as they are.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def test_notebook_states_purpose_and_disclaimer(path):
 
 
 @pytest.fixture(scope="module")
-def kernel_env():
+def kernel_env(tmp_path_factory):
     """Make the b12pk under test importable in the kernel (it may not be installed)."""
     pytest.importorskip("nbclient", reason="nbclient is not installed "
                         "(pip install 'b12pk[notebooks]')")
@@ -73,13 +75,17 @@ def kernel_env():
         pytest.skip("no 'python3' Jupyter kernel spec found (python -m ipykernel install "
                     "--sys-prefix)")
     package_root = str(Path(b12pk.__file__).resolve().parent.parent)
-    old = os.environ.get("PYTHONPATH")
+    figures = tmp_path_factory.mktemp("figures")  # the committed figures/ stay as they are
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "B12PK_FIGURES")}
+    old = saved["PYTHONPATH"]
     os.environ["PYTHONPATH"] = os.pathsep.join([package_root] + ([old] if old else []))
-    yield
-    if old is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old
+    os.environ["B12PK_FIGURES"] = str(figures)
+    yield figures
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -99,5 +105,5 @@ def test_notebook_runs_top_to_bottom(path, kernel_env):
     assert path.read_bytes() == original, f"{path.name} was modified by the test run"
     assert elapsed < BUDGET_PER_NOTEBOOK_S, f"{path.name} took {elapsed:.0f} s"
     prefix = "nb" + path.name[:2]
-    assert list((ROOT / "figures").glob(f"{prefix}_*.png")), \
+    assert list(kernel_env.glob(f"{prefix}_*.png")), \
         f"{path.name} saved no figures/{prefix}_*.png"

@@ -144,7 +144,7 @@ def test_population_command_rejects_bad_n_in_one_line(tmp_path, capsys):
     code = b12pk.cli.main(["population", "--regimen", "1000 mcg IM monthly", "--n", "0",
                            "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "population size" in err
+    assert code == 2 and err.count("\n") == 1 and "--n" in err and "from 1 to 100,000,000" in err
     assert not (tmp_path / "p").exists()
 
 
@@ -504,3 +504,149 @@ def test_trajectories_without_pyarrow_say_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(b12pk.InputError, match=r"pip install 'b12pk\[parquet\]'"):
         simulate_population(ORAL, PopulationSpec(PA, n=10), 5, trajectories=tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15): horizons, regimen-like input, quantiles, memory
+
+TINY = PopulationSpec(PA, n=10, seed=1)
+
+
+@pytest.mark.parametrize("days", [1e-10, 0, -5, math.nan, 36501, 10 ** 400, "30",
+                                  np.float64(1e-9)])
+def test_population_horizon_is_checked_as_simulate_checks_it(days):
+    with pytest.raises(b12pk.HorizonError) as pop:
+        simulate_population(ORAL, TINY, days)
+    with pytest.raises(b12pk.HorizonError) as sim:
+        b12pk.simulate(ORAL, PA, days)
+    assert str(pop.value) == str(sim.value)
+
+
+@pytest.mark.parametrize("days, n_times", [(1e-5, 1), (0.5, 1), (np.int64(2), 3),
+                                           (np.float32(2.5), 3)])
+def test_short_and_numpy_horizons_work(days, n_times):
+    res = simulate_population(ORAL, TINY, days)
+    assert res.means["time_days"].nunique() == n_times
+    assert np.isfinite(res.means["serum_pmol_per_l"]).all()
+
+
+def test_a_list_of_dose_events_is_a_regimen():
+    events = IM.dose_events(60)
+    ref = simulate_population(IM, TINY, 60)
+    for given in (events, tuple(events)):
+        res = simulate_population(given, TINY, 60)
+        same(res, ref)
+        assert isinstance(res.regimen, b12pk.Regimen)
+
+
+@pytest.mark.parametrize("regimen, cls, match", [
+    ([], b12pk.DoseError, "needs at least one dose"),
+    (42, b12pk.InputError, "give a Regimen, regimen text or a list of DoseEvent"),
+    (b12pk.DoseEvent(0, 1000, "im", "cyano"), b12pk.InputError, "wrap a single DoseEvent"),
+    ([object()], b12pk.InputError, "lacks time_days"),
+])
+def test_bad_regimen_like_input_is_refused(regimen, cls, match):
+    with pytest.raises(cls, match=match):
+        simulate_population(regimen, TINY, 10)
+
+
+BAD_QUANTILES = [
+    ("text", "50", "quantiles='50' is not accepted (str)"),
+    ("bytes", b"50", "(bytes)"),
+    ("number", 50, "(int)"),
+    ("set", {5, 50}, "(set)"),
+    ("dict", {50: 1}, "(dict)"),
+    ("empty", [], "0 given"),
+    ("too-many", list(np.linspace(1, 99, 100)), "100 given"),
+    ("zero", [0, 50], "0 is not a percentage strictly between 0 and 100"),
+    ("hundred", [50, 100], "100 is not a percentage"),
+    ("negative", [-5, 50], "-5 is not a percentage"),
+    ("nan", [math.nan, 50], "nan is not a percentage"),
+    ("inf", [50, math.inf], "inf is not a percentage"),
+    ("huge-int", [50, 10 ** 400], "an integer of 401 digits is not a percentage"),
+    ("text-item", ["5", "50"], "'5' is not a percentage"),
+    ("bool-item", [True, 50], "True is not a percentage"),
+    ("none-item", [None], "None is not a percentage"),
+    ("duplicate", [5, 50, 50.0], "50 is given twice"),
+    ("print-the-same", [50, 50.0000001], "50 is given twice"),
+    ("fractions", [0.05, 0.5, 0.95], "reads like fractions"),
+    ("2-d-array", np.array([[5, 50]]), "1-d sequence"),
+]
+
+
+@pytest.mark.parametrize("quantiles, match", [c[1:] for c in BAD_QUANTILES],
+                         ids=[c[0] for c in BAD_QUANTILES])
+def test_bad_quantiles_are_refused(quantiles, match):
+    with pytest.raises(b12pk.InputError) as info:
+        simulate_population(ORAL, TINY, 5, quantiles=quantiles)
+    assert match in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("quantiles", [[50], (5, 95), np.array([2.5, 50, 97.5]),
+                                       np.array([10, 90], dtype=np.int32), range(10, 91, 40),
+                                       [0.5, 1.5], [np.float64(1e-3), 99.999]])
+def test_good_quantiles_are_reported_in_order(quantiles):
+    res = simulate_population(ORAL, TINY, 5, quantiles=quantiles)
+    assert list(res.quantiles["quantile"].unique()) == [float(q) for q in quantiles]
+
+
+def test_population_memory_is_refused_before_any_work(monkeypatch, tmp_path):
+    from b12pk import limits
+
+    monkeypatch.setattr(limits, "memory_budget_bytes", lambda: 500_000_000)
+    century = (b12pk.Regimen.daily(1000), PopulationSpec("healthy", 100_000, seed=1), 36500)
+    calls = []
+    with pytest.raises(b12pk.ResourceError) as info:
+        simulate_population(*century, workers=4, progress=lambda d, n: calls.append(d))
+    message = str(info.value)
+    for needle in ("100,000 over 36500 days", "GB of memory", "budget of 500 MB",
+                   "shorter horizon", "smaller chunk_size (now 16,384)", "fewer workers (now 4)"):
+        assert needle in message, message
+    assert not calls
+    with pytest.raises(b12pk.ResourceError, match="fewer trajectory_patients"):
+        simulate_population(*century, trajectories=tmp_path / "t", trajectory_patients=10)
+    assert not (tmp_path / "t").exists()
+
+
+def test_default_workers_shrink_to_the_memory_budget(monkeypatch):
+    from b12pk import limits
+    from b12pk.population import _fast_kernels, population_memory_bytes
+
+    _fast_kernels("auto")  # loaded: the estimates below are the whole need
+    spec = PopulationSpec(PA, n=4 * BLOCK, seed=2)
+    need = [population_memory_bytes(731, 0, BLOCK, w, n_parenteral_forms=0) for w in (1, 2)]
+    monkeypatch.setattr(limits, "memory_budget_bytes", lambda: sum(need) // 2)
+    shrunk = simulate_population(ORAL, spec, 730, chunk_size=BLOCK)  # workers=None: 1 fits
+    with pytest.raises(b12pk.ResourceError, match="fewer workers"):
+        simulate_population(ORAL, spec, 730, chunk_size=BLOCK, workers=2)
+    monkeypatch.undo()
+    same(shrunk, simulate_population(ORAL, spec, 730, chunk_size=BLOCK, workers=2))
+
+
+MEMORY_CASES = [  # regimen, n, days, chunk, workers: histograms or patients dominate
+    ("oral-long", ORAL, 2 * BLOCK, 1825, BLOCK, 1),
+    ("oral-two-workers", ORAL, 4 * BLOCK, 1825, 2 * BLOCK, 2),
+    ("im-wide-chunk", IM, 16 * BLOCK, 40, 16 * BLOCK, 1),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("regimen, n, days, chunk, workers", [c[1:] for c in MEMORY_CASES],
+                         ids=[c[0] for c in MEMORY_CASES])
+def test_memory_estimate_is_honest(regimen, n, days, chunk, workers, monkeypatch):
+    """The estimate checked against the budget is within 2x of tracemalloc's peak."""
+    import tracemalloc
+
+    import b12pk.population as population
+
+    seen = []
+    check = population._check_memory
+    monkeypatch.setattr(population, "_check_memory",
+                        lambda need, *a: (seen.append(need), check(need, *a)))
+    population._fast_kernels("auto")  # kernels loaded already: their one-off cost not counted
+    tracemalloc.start()
+    simulate_population(regimen, PopulationSpec(PA, n=n, seed=1), days, chunk_size=chunk,
+                        workers=workers, backend="numpy")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak / 2 < seen[0] < 2 * peak, (seen[0], peak)

@@ -3,6 +3,7 @@ and a cross-check of b12pk against libRoadRunner simulating the exported model."
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 
@@ -231,3 +232,73 @@ def test_one_loaded_model_reparameterised_per_patient():
         out = sbml.simulate_roadrunner(rr, times)
         rel, col, t = _worst(out, b12pk.simulate(IM, patient, days, times=times))
         assert rel <= NONLINEAR_RTOL, (patient, col, t, rel)
+
+
+# ---------------------------------------------------------------------------------------
+# Hardening (issue 15): event count, horizons, regimen-like input
+
+@pytest.mark.parametrize("regimen, days, count", [
+    (b12pk.Regimen.daily(1000), 36500, "36,500"),      # the 100-year export of the report
+    (b12pk.Regimen.daily(1000), 5001, "5,001"),        # one over the limit
+    ("1000 mcg oral three times daily", 2000, "6,000"),
+    ([DoseEvent(t / 24, 1000, "oral", "cyano") for t in range(6000)], 300, "6,000"),
+])
+def test_too_many_dose_events_are_refused_before_the_document(regimen, days, count,
+                                                              monkeypatch):
+    monkeypatch.setattr(sbml, "_libsbml", lambda: pytest.fail("document built"))
+    with pytest.raises(b12pk.ResourceError) as info:
+        sbml.to_sbml("healthy", regimen, days=days)
+    message = str(info.value)
+    for needle in (f"{count} dose events", "limit of 5,000", "shorter horizon"):
+        assert needle in message, message
+
+
+def test_the_event_limit_counts_dose_instants(monkeypatch):
+    monkeypatch.setattr(sbml, "MAX_SBML_EVENTS", 4)
+    same_day = [DoseEvent(d, a, r, "cyano") for d in range(4)
+                for a, r in ((1000, "oral"), (500, "im"))]  # 8 doses at 4 instants
+    assert _doc(sbml.to_sbml("healthy", same_day, days=10)).getNumEvents() == 4
+    with pytest.raises(b12pk.ResourceError,
+                       match=r"10 dose events .* limit of 4; .*days <= 4 fits"):
+        sbml.to_sbml("healthy", b12pk.Regimen.daily(1000), days=10)
+
+
+@pytest.mark.parametrize("days", [1e-10, 0, math.nan, 36501, 10 ** 400, "5"])
+def test_export_horizon_is_checked_as_simulate_checks_it(days):
+    with pytest.raises(b12pk.HorizonError) as exp:
+        sbml.to_sbml(PA, ORAL, days=days)
+    with pytest.raises(b12pk.HorizonError) as sim:
+        b12pk.simulate(ORAL, PA, days=days)
+    assert str(exp.value) == str(sim.value)
+
+
+def test_shortest_horizon_exports():
+    assert _doc(sbml.to_sbml(PA, ORAL, days=1e-5)).getNumEvents() == 1
+
+
+@pytest.mark.parametrize("regimen", [
+    [DoseEvent(0, 1000, "im", "hydroxo"), DoseEvent(30, 1000, "im", "hydroxo")],
+    (DoseEvent(0, 1000, "im", "hydroxo"), DoseEvent(30, 1000, "im", "hydroxo")),
+    b12pk.Regimen.from_events([DoseEvent(0, 1000, "im", "hydroxo"),
+                               DoseEvent(30, 1000, "im", "hydroxo")]),
+    "1000 mcg hydroxocobalamin IM on days 1, 31",
+])
+def test_regimen_like_inputs_export_the_same_document(regimen):
+    ref = sbml.to_sbml(PA, "1000 mcg hydroxocobalamin IM on days 1, 31", days=60)
+    assert sbml.to_sbml(PA, regimen, days=60) == ref
+
+
+@pytest.mark.parametrize("regimen, cls, match", [
+    (42, b12pk.InputError, "cannot export int 42"),
+    (DoseEvent(0, 1000, "im", "cyano"), b12pk.InputError, "wrap a single DoseEvent"),
+    (b12pk.Regimen.once(1000, "im", day=400), b12pk.HorizonError,
+     "gives no dose within the horizon of days=30"),
+    ([DoseEvent(400, 1000, "im", "cyano")], b12pk.HorizonError, "first at day 400"),
+])
+def test_bad_regimen_like_input_is_refused(regimen, cls, match):
+    with pytest.raises(cls, match=match):
+        sbml.to_sbml(PA, regimen, days=30)
+
+
+def test_no_regimen_or_an_empty_list_is_no_treatment():
+    assert sbml.to_sbml(PA, [], days=5) == sbml.to_sbml(PA, None, days=5)

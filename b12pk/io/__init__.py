@@ -10,13 +10,14 @@ writes a result.
 """
 
 from .output import (Interrupted, atomic_output_dir, atomic_output_file, atomic_write_text,
-                     check_interrupted, handle_signals, output_dir_target, pending_signal,
+                     check_interrupted, handle_signals, output_dir_target,
+                     output_file_target, pending_signal,
                      remove_stale_temporaries, staging_dir)
 from .read import read_bytes, read_text, read_toml
 from .text import echo, echo_path, sanitize_message
 from .values import as_finite_float, is_finite_real
 
 __all__ = ["Interrupted", "atomic_output_dir", "atomic_output_file", "atomic_write_text",
-           "check_interrupted", "handle_signals", "pending_signal", "output_dir_target", "remove_stale_temporaries", "staging_dir",
+           "check_interrupted", "handle_signals", "pending_signal", "output_file_target", "output_dir_target", "remove_stale_temporaries", "staging_dir",
            "read_bytes", "read_text", "read_toml", "echo", "echo_path", "sanitize_message",
            "as_finite_float", "is_finite_real"]

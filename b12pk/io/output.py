@@ -34,9 +34,9 @@ from ..about import __version__
 from ..errors import OutputError
 from .text import echo, echo_path
 
-__all__ = ["Interrupted", "handle_signals", "pending_signal", "check_interrupted", "atomic_output_dir", "atomic_output_file",
-           "atomic_write_text", "output_dir_target", "remove_stale_temporaries", "staging_dir",
-           "SIGNATURE_KEY"]
+__all__ = ["Interrupted", "handle_signals", "pending_signal", "check_interrupted",
+           "atomic_output_dir", "atomic_output_file", "atomic_write_text", "output_dir_target",
+           "output_file_target", "remove_stale_temporaries", "staging_dir", "SIGNATURE_KEY"]
 
 #: Key of b12pk's signature in an output folder's ``run.json``.
 SIGNATURE_KEY = "b12pk_output"
@@ -338,7 +338,7 @@ def _replace_dir(tmp: Path, out: str | os.PathLike) -> None:
 
 # -- files ---------------------------------------------------------------------------------
 
-def _file_target(path: str | os.PathLike) -> tuple[Path, bool]:
+def output_file_target(path: str | os.PathLike) -> tuple[Path, bool]:
     """(where to write, write through?) for an output file; :class:`OutputError` if refused."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"an output file must be a path, got {type(path).__name__}")
@@ -377,7 +377,7 @@ def atomic_output_file(path: str | os.PathLike) -> Iterator[Path]:
     A character device is written through (the yielded path is the device itself); a
     symbolic link is followed. The file gets the usual permissions (0666 less the umask).
     """
-    target, through = _file_target(path)
+    target, through = output_file_target(path)
     if through:
         yield target
         return
