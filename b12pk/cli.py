@@ -288,16 +288,11 @@ def _progress(done: int, total: int, label: str) -> None:
         sys.stderr.flush()
 
 
-def _check_out_folder(out: str) -> None:
-    """Refuse an output folder that b12pk may not write, before any work is done."""
-    output_dir_target(out)
-
-
 def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .compare import compare
     from .report import write_report
 
-    _check_out_folder(args.out)
+    output_dir_target(args.out)  # refused before any work
     if args.seed is not None and args.population is None:
         raise InputError("--seed sets the random draws of the population view, so it needs "
                          "--population N")
@@ -308,7 +303,7 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         from .population import covariate_sets
 
         if args.covariates not in covariate_sets():
-            raise UnknownNameError(f"unknown covariate set {args.covariates!r}; accepted: "
+            raise UnknownNameError(f"unknown covariate set {echo(args.covariates)}; accepted: "
                                    f"{', '.join(sorted(covariate_sets()))}")
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
@@ -364,12 +359,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     _refuse_input_as_output(args.out, args.regimen, args.patient)
     regimens = _regimens([args.regimen], default_form=args.form)
     if len(regimens) != 1:
-        raise InputError(f"simulate takes exactly one regimen; {args.regimen!r} holds "
+        raise InputError(f"simulate takes exactly one regimen; {echo(args.regimen)} holds "
                          f"{len(regimens)}")
     if _looks_like_file(args.patient):
         pats = load_patients(args.patient)
         if len(pats) != 1:
-            raise InputError(f"simulate takes exactly one patient; {args.patient!r} holds "
+            raise InputError(f"simulate takes exactly one patient; {echo(args.patient)} holds "
                              f"{len(pats)}")
         patient = pats[0].patient
     else:
@@ -402,7 +397,7 @@ def _one_patient(value: str):
     if _looks_like_file(value):
         pats = load_patients(value)
         if len(pats) != 1:
-            raise InputError(f"this command takes exactly one patient; {value!r} holds "
+            raise InputError(f"this command takes exactly one patient; {echo(value)} holds "
                              f"{len(pats)}")
         return pats[0].patient
     return Patient.preset(value)
@@ -414,16 +409,16 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     regimens = _regimens([args.regimen])
     if len(regimens) != 1:
-        raise InputError(f"population takes exactly one regimen; {args.regimen!r} holds "
+        raise InputError(f"population takes exactly one regimen; {echo(args.regimen)} holds "
                          f"{len(regimens)}")
-    _check_out_folder(args.out)
+    output_dir_target(args.out)  # refused before any work
     variability = ({k: 0.0 for k in default_variability()} if args.no_variability else None)
     covariates = dict(covariate_sets()[args.covariates]) if args.covariates in \
         covariate_sets() else ({} if args.covariates is None else args.covariates)
     for item in args.covariate:
         name, sep, dist = item.partition("=")
         if not sep or not name.strip():
-            raise InputError(f"--covariate {item!r}: expected NAME=DISTRIBUTION, e.g. "
+            raise InputError(f"--covariate {echo(item)}: expected NAME=DISTRIBUTION, e.g. "
                              "age_years='normal(80, 5)'")
         if isinstance(covariates, str):
             break  # an unknown set name: PopulationSpec says so
@@ -458,7 +453,7 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
     if args.regimen is not None:
         regimens = _regimens([args.regimen])
         if len(regimens) != 1:
-            raise InputError(f"export-sbml takes at most one regimen; {args.regimen!r} holds "
+            raise InputError(f"export-sbml takes at most one regimen; {echo(args.regimen)} holds "
                              f"{len(regimens)}")
         regimen = regimens[0].regimen
     if args.check:
@@ -476,7 +471,7 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
 def _cmd_evidence(args: argparse.Namespace) -> int:
     from .evidence import evaluate_claims, write_evidence
 
-    _check_out_folder(args.out)
+    output_dir_target(args.out)  # refused before any work
     ids = None
     if args.ids is not None:
         ids = [i.strip() for i in args.ids.split(",")]
@@ -501,7 +496,7 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate, write_validation
 
-    _check_out_folder(args.out)
+    output_dir_target(args.out)  # refused before any work
     v = validate()
     write_validation(v, args.out)
     s = v.summary()

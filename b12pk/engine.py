@@ -484,10 +484,15 @@ def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
     change = "ask for fewer output times or a shorter horizon"
     if times is not None:
         try:
-            t = np.asarray(times, dtype=float).ravel()
+            if isinstance(times, str):
+                raise TypeError
+            t = np.asarray(times, dtype=float)
+            if t.ndim > 1:
+                raise TypeError
+            t = t.ravel()
         except (TypeError, ValueError, OverflowError):
-            raise HorizonError(f"output times {echo(times)} are not accepted; accepted: "
-                               f"numbers of days within [0, {days:g}]") from None
+            raise HorizonError(f"output times {echo(times)} are not accepted; accepted: a "
+                               f"flat list of numbers of days within [0, {days:g}]") from None
         if t.size == 0 or not np.all(np.isfinite(t)) or t.min() < 0.0 or t.max() > days:
             raise HorizonError(f"output times must be finite and within [0, {days:g}] days")
         _check_memory(simulate_memory_bytes(t.size, n_states),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .limits import MAX_ECHO_CHARS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS
+
 __all__ = [
     "B12pkError",
     "InputError",
@@ -27,9 +29,6 @@ __all__ = [
 ]
 
 
-#: Longest message an error carries; longer ones keep their start and end.
-MAX_MESSAGE_CHARS = 600
-
 CONTROL_CHARACTERS = re.compile(
     r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064"
     r"\u2066-\u2069\ufeff]")
@@ -44,10 +43,6 @@ def escape_control(text: str) -> str:
     return CONTROL_CHARACTERS.sub(sub, text)
 
 
-#: Longest quoted segment kept whole in a message (an echo of the user's input); longer
-#: ones keep their first 80 characters.
-MAX_QUOTED_CHARS = 100
-
 _LONG_QUOTE = re.compile(r"(?<![A-Za-z])(?:'([^']{%d,})'|\"([^\"]{%d,})\")(?![A-Za-z])"
                          % (MAX_QUOTED_CHARS + 1, MAX_QUOTED_CHARS + 1))
 
@@ -55,7 +50,7 @@ _LONG_QUOTE = re.compile(r"(?<![A-Za-z])(?:'([^']{%d,})'|\"([^\"]{%d,})\")(?![A-
 def _cut_quote(match: re.Match) -> str:
     inner = match.group(1) if match.group(1) is not None else match.group(2)
     q = "'" if match.group(1) is not None else '"'
-    return f"{q}{inner[:80]}{q}... ({len(inner) - 80:,} more characters)"
+    return f"{q}{inner[:MAX_ECHO_CHARS]}{q}... ({len(inner) - MAX_ECHO_CHARS:,} more characters)"
 
 
 def sanitize_message(message: str) -> str:

@@ -61,6 +61,7 @@ import numpy as np
 
 from ._data import data_path
 from .errors import FileFormatError, InputError
+from .io import echo
 from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from .regimen import Regimen
 
@@ -912,7 +913,10 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
     if ids is not None:
         unknown = set(ids) - set(claims["id"])
         if unknown:
-            raise InputError(f"unknown claim id(s): {', '.join(sorted(unknown))}")
+            shown = ", ".join(echo(i, 20) for i in sorted(unknown)[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise InputError(f"unknown claim id(s): {shown}{more}; accepted: the ids of "
+                             "data/claims/claims.csv, such as C001")
         claims = claims[claims["id"].isin(list(ids))].reset_index(drop=True)
     base: tuple[tuple[str, float], ...] = ()
     if overrides:

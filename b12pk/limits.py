@@ -11,7 +11,8 @@ from __future__ import annotations
 __all__ = [
     "MAX_DOSE_UG", "MAX_DAILY_UG", "MAX_DOSES_PER_DAY", "MAX_EVENTS", "MAX_PARENTERAL_DOSES",
     "MAX_PER_CYCLE", "MAX_DAYS", "MIN_DAYS", "MAX_RANGES", "MAX_VARIANTS", "MAX_TOML_BYTES",
-    "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_INT", "MAX_PATIENTS",
+    "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_ECHO_PATH_CHARS",
+    "MAX_MESSAGE_CHARS", "MAX_QUOTED_CHARS", "MAX_INT", "MAX_PATIENTS",
     "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
 ]
 
@@ -67,8 +68,17 @@ MAX_EVENT_TABLE_BYTES = 100_000_000
 #: Longest regimen text, characters.
 MAX_TEXT_CHARS = 10_000
 
-#: Most characters of a user's input echoed in an error message.
+#: Most characters of a user's input echoed in an error message (paths: 120, keeping
+#: their end).
 MAX_ECHO_CHARS = 80
+MAX_ECHO_PATH_CHARS = 120
+
+#: Longest message an error carries; longer ones keep their start and end.
+MAX_MESSAGE_CHARS = 600
+
+#: Longest quoted segment kept whole in any message; longer ones keep their first
+#: :data:`MAX_ECHO_CHARS` characters.
+MAX_QUOTED_CHARS = 100
 
 #: Largest integer accepted from a file or the command line where a number is expected
 #: (2**53: larger integers are not exact as floats).

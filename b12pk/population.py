@@ -25,12 +25,13 @@ injections the population engine agrees with :func:`b12pk.simulate` to about 1e-
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -866,6 +867,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     t = 0.0
     i = 0
     while i < len(times):
+        if _STOP.is_set():  # the run was interrupted: the other chunks need not finish
+            raise _Stopped()
         te = times[i]
         if fast is not None and not keep.size and not transient_live and te > t and \
                 oral_only(te):
@@ -1265,7 +1268,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             # chunks are in flight, so memory stays bounded by the chunk size
             from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-            with ThreadPoolExecutor(n_workers, thread_name_prefix="b12pk") as pool:
+            with ThreadPoolExecutor(n_workers, thread_name_prefix="b12pk") as pool, \
+                    _stop_on_interrupt():
                 pending, done = set(), set()
                 todo = iter(chunks)
                 for c in todo:
@@ -1348,6 +1352,26 @@ def _n_workers(workers: int | None, n_chunks: int) -> int:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
     return max(1, min(int(workers), n_chunks))
+
+
+_STOP = threading.Event()
+"""Set when a threaded run is interrupted (Ctrl-C, SIGTERM): running chunks stop early."""
+
+
+class _Stopped(Exception):
+    """A chunk stopped because the run was interrupted."""
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[None]:
+    """On an exception in the main thread, tell the running chunks to stop (so that the
+    pool's exit does not wait for them to finish)."""
+    _STOP.clear()
+    try:
+        yield
+    except BaseException:
+        _STOP.set()
+        raise
 
 
 def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: float,
@@ -1440,7 +1464,7 @@ def write_population(result: PopulationResult, out: Any, *,
 
     from .about import DISCLAIMER, __version__
     from .plot import plot_band_probabilities, plot_fan, save_figure
-    from .report import atomic_output_dir
+    from .io import atomic_output_dir
 
     with atomic_output_dir(out) as tmp:
         result.quantiles.to_csv(tmp / "quantiles.csv", index=False, float_format="%.6g")

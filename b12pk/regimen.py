@@ -37,7 +37,7 @@ from .errors import (
     ResourceError,
     UnknownNameError,
 )
-from .io import as_finite_float, echo, echo_path, read_bytes, read_toml
+from .io import as_finite_float, echo, echo_path, read_toml
 from .limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
                      MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
                      MAX_TOML_BYTES, MAX_VARIANTS)
@@ -187,10 +187,6 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _finite(value: Any) -> float | None:
-    return as_finite_float(value)
-
-
 def validate_dose(amount_ug: float) -> float:
     """Check a dose amount and return it as a float.
 
@@ -209,7 +205,7 @@ def validate_dose(amount_ug: float) -> float:
     DoseError
         If the amount is not a finite number in ``(0, MAX_DOSE_UG]`` (100 mg).
     """
-    x = _finite(amount_ug)
+    x = as_finite_float(amount_ug)
     if x is None or not 0.0 < x <= MAX_DOSE_UG:
         raise DoseError(
             f"dose {echo(amount_ug)} µg is not accepted: a dose must be a finite number "
@@ -218,7 +214,7 @@ def validate_dose(amount_ug: float) -> float:
 
 
 def _check_positive(value: Any, what: str) -> float:
-    x = _finite(value)
+    x = as_finite_float(value)
     if x is None or x <= 0:
         raise HorizonError(f"{what} must be a finite number of days greater than 0, got "
                            f"{echo(value)}")
@@ -226,7 +222,7 @@ def _check_positive(value: Any, what: str) -> float:
 
 
 def _check_whole(value: Any, what: str, minimum: int = 1) -> int:
-    x = _finite(value)
+    x = as_finite_float(value)
     if x is None or x != int(x) or x < minimum:
         raise HorizonError(f"{what} must be a whole number >= {minimum}, got {echo(value)}")
     return int(x)
@@ -258,7 +254,7 @@ class DoseEvent:
     form: str
 
     def __post_init__(self) -> None:
-        t = _finite(self.time_days)
+        t = as_finite_float(self.time_days)
         if t is None or t < 0:
             raise HorizonError(f"dose time must be a finite number of days >= 0, got "
                                f"{echo(self.time_days)}")
@@ -355,7 +351,7 @@ class AtTimes:
         if not times:
             raise HorizonError("a list of dose days must not be empty")
         for t in times:
-            x = _finite(t)
+            x = as_finite_float(t)
             if x is None or x < 0:
                 raise HorizonError(f"dose times must be finite numbers of days >= 0, got "
                                    f"{echo(t)}")
@@ -421,6 +417,10 @@ Schedule = Union[SingleDose, Repeating, AtTimes]
 Duration = Union[ForDays, ForDoses, UntilDay, UntilCondition, None]
 
 _TOL = 1e-9  # days; a dose exactly at a window's end falls outside it
+
+#: Days of a regimen whose daily limits are checked when it is built (every horizon's doses
+#: are checked again when they are expanded).
+_DAILY_CHECK_DAYS = 400.0
 
 
 @dataclass(frozen=True)
@@ -684,7 +684,7 @@ class Regimen:
         # indefinite one (a later horizon repeats those cycles)
         ends = [r.time_days + (max(r.count, 1) - 1) * r.interval_days if r.count >= 0
                 else r.time_days + 2 * max(r.interval_days, 1.0) for r in plan]
-        _check_daily_limits(self._clipped(min(max(ends) + 2.0, 400.0)))
+        _check_daily_limits(self._clipped(min(max(ends) + 2.0, _DAILY_CHECK_DAYS), plan))
 
     # -- construction -------------------------------------------------------
 
@@ -872,10 +872,10 @@ class Regimen:
         _check_limits(out, h)
         return sorted(out, key=lambda r: (r.time_days, r.route, r.form, r.amount_ug))
 
-    def _clipped(self, h: float) -> list[DoseRun]:
+    def _clipped(self, h: float, plan: list[DoseRun] | None = None) -> list[DoseRun]:
         """The plan's runs cut to the doses before ``h`` days (no limits checked)."""
         out = []
-        for run in self._plan():
+        for run in self._plan() if plan is None else plan:
             t_last = run.time_days + (run.count - 1) * run.interval_days
             if run.count >= 0 and (run.interval_days == 0 or t_last < h):
                 n = run.count if run.time_days < h else 0
@@ -935,10 +935,11 @@ def check_dose_limits(events: Sequence[Any], horizon_days: float) -> None:
     ------
     DoseError, ResourceError
     """
+    h = _check_positive(horizon_days, "the horizon")
     runs = [DoseRun(float(ev[0]), 0.0, 1, float(ev[1]), ev[2], ev[3])
             if isinstance(ev, tuple) else
             DoseRun(ev.time_days, 0.0, 1, ev.amount_ug, ev.route, ev.form) for ev in events]
-    _check_limits(runs, horizon_days)
+    _check_limits([r for r in runs if r.time_days < h], h)
 
 
 def _check_daily_limits(runs: Sequence[DoseRun]) -> None:
@@ -948,17 +949,17 @@ def _check_daily_limits(runs: Sequence[DoseRun]) -> None:
         return
     times = np.concatenate([r.time_days + r.interval_days * np.arange(r.count) for r in runs])
     amounts = np.concatenate([np.full(r.count, r.amount_ug) for r in runs])
-    day = np.floor(times + 1e-9).astype(np.int64)
-    counts = np.bincount(day)
-    totals = np.bincount(day, weights=amounts)
+    days, index = np.unique(np.floor(times + 1e-9), return_inverse=True)  # treatment days
+    counts = np.bincount(index)
+    totals = np.bincount(index, weights=amounts)
     worst = int(np.argmax(counts))
     if counts[worst] > MAX_DOSES_PER_DAY:
-        raise DoseError(f"{int(counts[worst])} doses on treatment day {worst + 1} exceed the "
-                        f"limit of {MAX_DOSES_PER_DAY} doses a day (hourly dosing)")
+        raise DoseError(f"{int(counts[worst])} doses on treatment day {days[worst] + 1:.0f} "
+                        f"exceed the limit of {MAX_DOSES_PER_DAY} doses a day (hourly dosing)")
     worst = int(np.argmax(totals))
     if totals[worst] > MAX_DAILY_UG * (1 + 1e-12):
-        raise DoseError(f"{totals[worst]:,.6g} µg on treatment day {worst + 1} exceed the limit "
-                        f"of {MAX_DAILY_UG:,.0f} µg (100 mg) a day")
+        raise DoseError(f"{totals[worst]:,.6g} µg on treatment day {days[worst] + 1:.0f} exceed "
+                        f"the limit of {MAX_DAILY_UG:,.0f} µg (100 mg) a day")
 
 
 def parse_regimen(text: str, *, open_ended_days: float | None = None,
@@ -1185,7 +1186,7 @@ class _Parser:
     # -- errors -----------------------------------------------------------------
 
     def _quote(self) -> str:
-        return "cannot read regimen " + echo(self.text, 120, quote='"')
+        return "cannot read regimen " + echo(self.text, quote='"')
 
     def error_at(self, pos: int, raw: str, reason: str = "", expected: Sequence[str] = (),
                  cls: type = RegimenSyntaxError) -> InputError:
@@ -1248,8 +1249,8 @@ class _Parser:
             raise self.error(
                 tok, f"{ascii_text!r} is ambiguous: a dot before three digits is a decimal "
                 f"point in English but separates thousands in much of Europe",
-                (f"{float(ascii_text):g} (decimal)", f"{whole}{frac} or {whole},{frac} "
-                 "(thousands)"))
+                (f"{_fmt(float(ascii_text))} (decimal)",
+                 f"{whole}{frac} or {whole},{frac} (thousands)"))
 
     def value(self, thousands: bool = False, same_as_last: bool = False) -> float:
         """A number or a range ``a-b`` / ``a to b``; a range gives the chosen end.
@@ -1769,11 +1770,6 @@ class _Parser:
 _TEXT_KEYS = {"text": str, "label": str, "open_ended_days": float, "variants": bool}
 _STRUCT_KEYS = {"label": str, "amount_ug": float, "route": str, "form": str,
                 "interval_days": float, "start_day": int, "n_doses": int}
-
-
-def _read_limited(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes (:func:`b12pk.io.read_bytes`)."""
-    return read_bytes(path, limit, what)
 
 
 def load_regimens(path: str | Path) -> list[Regimen]:

@@ -20,7 +20,7 @@ from .compare import SUMMARY_COLUMNS, Comparison
 from .io import atomic_output_dir
 from .model import lab_bands, parameter_table
 
-__all__ = ["write_report", "atomic_output_dir"]
+__all__ = ["write_report"]
 
 SUMMARY_CHART_METRICS = ("serum_3mo_pmol_per_l", "trough_ss_pmol_per_l",
                          "pct_time_not_replete", "total_dose_ug")

@@ -865,6 +865,10 @@ ROUND2_LIMIT_CASES = [
     ("event-list-30-a-day", lambda: b12pk.simulate(
         [DoseEvent(k / 30, 10, "oral", "cyano") for k in range(30)], days=5), DoseError,
      ["30 doses on treatment day 1"]),
+    ("event-list-far-future-ignored", lambda: b12pk.regimen.check_dose_limits(
+        [DoseEvent(1e12, 1000, "im", "cyano")] + [DoseEvent(k / 30, 10, "oral", "cyano")
+                                                  for k in range(30)], 5), DoseError,
+     ["30 doses on treatment day 1"]),
     ("from-events-100mg-twice", lambda: Regimen.from_events(
         [DoseEvent(0.0, 100_000, "im", "cyano"), DoseEvent(0.5, 100_000, "im", "cyano")]),
      DoseError, ["200,000 µg on treatment day 1"]),

@@ -26,6 +26,7 @@ from b12pk.compare import load_patients
 from b12pk.errors import OutputError
 from b12pk.io import (atomic_output_dir, atomic_write_text, echo, output_dir_target,
                       read_bytes, read_toml, remove_stale_temporaries, sanitize_message)
+from b12pk.io.output import HOST_TAG
 
 SIGNED = {"b12pk_output": {"kind": "report", "version": "0.1.0", "files": ["a.csv"]}}
 FAST = ["--regimen", "1000 mcg oral daily", "--patient", "healthy", "--days", "20"]
@@ -315,25 +316,65 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    dead = _dead_pid()
-    stale = [f".rep.b12pk-tmp-{dead}-0123abcd", f".rep.b12pk-old-{dead}-89abcdef",
-             f".pop.b12pk-stage-{dead}-00000000", f".course.csv.b12pk-tmp-{dead}-deadbeef",
-             ".rep.tmp-ab12_x9z", ".b12pk-trajectories-k2j4h6g8"]
-    kept = [f".rep.b12pk-tmp-{os.getpid()}-0123abcd", ".bashrc", ".rep.tmp-notes-of-mine",
-            "rep.b12pk-tmp-1-0123abcd", ".rep.tmp-ab12_x9z.txt"]
-    for name in stale[:3] + stale[4:]:
+    dead, tag = _dead_pid(), HOST_TAG
+    stale = [f".rep.b12pk-tmp-{tag}-{dead}-0123abcd", f".pop.b12pk-stage-{tag}-{dead}-00000000",
+             f".course.csv.b12pk-tmp-{tag}-{dead}-deadbeef", ".b12pk-trajectories-k2j4h6g8"]
+    kept = [f".rep.b12pk-tmp-{tag}-{os.getpid()}-0123abcd",  # a live process (this one)
+            f".rep.b12pk-tmp-abcdef-{dead}-0123abcd" if tag != "abcdef" else ".x",  # other host
+            f".rep.b12pk-tmp-{tag}-{'9' * 30}-0123abcd",  # not a pid
+            ".bashrc", ".rep.tmp-notes-of-mine", "rep.b12pk-tmp-1-0123abcd",
+            ".thesis.old-20240101", ".notes.tmp-backup01"]  # look like b12pk 0.1's: kept
+    for name in stale[:2] + stale[3:]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "inside.png").write_text("x")
-    (tmp_path / stale[3]).write_text("half a csv")
+    (tmp_path / stale[2]).write_text("half a csv")
     for name in kept:
-        (tmp_path / name).write_text("keep")
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.txt").write_text("keep")
     assert sorted(remove_stale_temporaries(tmp_path)) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+    assert all((tmp_path / name / "mine.txt").read_text() == "keep" for name in kept)
+
+
+def test_earlier_output_set_aside_by_a_killed_run_is_put_back(tmp_path):
+    """kill -9 between the two renames: the earlier report is under the -old- name only."""
+    old = _signed(tmp_path / f".rep.b12pk-old-{HOST_TAG}-{_dead_pid()}-0123abcd",
+                  {"a.csv": "earlier"}, SIGNED)
+    assert remove_stale_temporaries(tmp_path) == []
+    assert not old.exists() and (tmp_path / "rep" / "a.csv").read_text() == "earlier"
+
+
+def test_legacy_folder_with_a_user_file_below_is_refused(tmp_path):
+    target = _signed(tmp_path / "out", {"report.md": "old", "figures/serum.png": "old",
+                                        "figures/my-notes.docx": "mine"},
+                     {"b12pk_version": "0.1.0"})
+    with pytest.raises(OutputError, match="my-notes.docx"):
+        output_dir_target(target)
+
+
+def test_a_link_to_the_current_folder_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "mine.txt").write_text("keep")
+    (tmp_path / "alias").symlink_to(tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "work")
+    for path in (tmp_path / "work", str(tmp_path / "alias") + "/"):
+        with pytest.raises(OutputError):
+            output_dir_target(path)
+
+
+def test_signal_state_does_not_outlive_the_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(b12pk.report, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
+    assert main(["compare", *FAST, "--out", str(tmp_path / "a")]) == 130
+    monkeypatch.undo()
+    atomic_write_text(tmp_path / "later.csv", "x")  # a later write in the same process
+    with atomic_output_dir(tmp_path / "b") as tmp:
+        (tmp / "f.csv").write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "later.csv"]
 
 
 def test_next_run_removes_what_a_killed_run_left(tmp_path, capsys):
     dead = _dead_pid()
-    litter = tmp_path / f".out.b12pk-tmp-{dead}-0123abcd"
+    litter = tmp_path / f".out.b12pk-tmp-{HOST_TAG}-{dead}-0123abcd"
     litter.mkdir()
     (litter / "summary.csv").write_text("half")
     assert main(["simulate", *FAST, "--out", str(tmp_path / "c.csv")]) == 0

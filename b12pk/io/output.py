@@ -20,12 +20,14 @@ Rules (``docs/errors.md``, "Output paths"):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
 import stat
 from pathlib import Path
 from typing import Iterator
@@ -36,14 +38,31 @@ from .text import echo, echo_path
 
 __all__ = ["Interrupted", "handle_signals", "pending_signal", "check_interrupted",
            "atomic_output_dir", "atomic_output_file", "atomic_write_text", "output_dir_target",
-           "output_file_target", "remove_stale_temporaries", "staging_dir", "SIGNATURE_KEY"]
+           "output_file_target", "remove_stale_temporaries", "staging_dir", "SIGNATURE_KEY",
+           "HOST_TAG"]
 
 #: Key of b12pk's signature in an output folder's ``run.json``.
 SIGNATURE_KEY = "b12pk_output"
 
-_TMP_RE = re.compile(r"^\..*\.b12pk-(?:tmp|old|stage)-(?P<pid>\d+)-[0-9a-f]{8}(?:\.tmp)?$")
-#: Temporary folders of b12pk 0.1 (``tempfile.mkdtemp`` names, no process id).
-_LEGACY_RE = re.compile(r"^(?:\..+\.(?:tmp|old)-|\.b12pk-trajectories-)[a-z0-9_]{8}$")
+_TMP_RE = re.compile(r"^\.(?P<name>.*)\.b12pk-(?P<kind>tmp|old|stage)-(?P<host>[0-9a-f]{6})-"
+                     r"(?P<pid>\d{1,10})-[0-9a-f]{8}$")
+#: Staging folders of b12pk 0.1 (``tempfile.mkdtemp`` names): only b12pk used this prefix.
+_LEGACY_RE = re.compile(r"^\.b12pk-trajectories-[a-z0-9_]{8}$")
+
+
+def _host_tag() -> str:
+    """Six hex digits naming this machine and PID namespace: a process id is only checked
+    where it means the same process (not on another host sharing the folder, nor in another
+    container)."""
+    try:
+        ns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        ns = ""
+    return hashlib.sha1(f"{socket.gethostname()}|{ns}".encode()).hexdigest()[:6]
+
+
+#: This process's :func:`_host_tag`.
+HOST_TAG = _host_tag()
 
 #: Top-level names a b12pk 0.1 output folder may hold.
 _LEGACY_NAMES = frozenset({
@@ -80,10 +99,8 @@ def _on_signal(signum: int, frame: object) -> None:
     if _critical:
         _deferred.append(signum)
         return
-    if _raised:  # already stopping: let the clean-up finish
-        return
     _raised.append(signum)
-    raise Interrupted(signum)
+    raise Interrupted(signum)  # again on a second signal: a swallowed first one can't hang
 
 
 @contextlib.contextmanager
@@ -93,6 +110,7 @@ def handle_signals() -> Iterator[None]:
     handlers after. Outside the main thread it does nothing."""
     wanted = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
     _raised.clear()
+    _deferred.clear()
     try:
         old = {s: signal.signal(s, _on_signal) for s in wanted}
     except ValueError:  # not the main thread
@@ -103,6 +121,8 @@ def handle_signals() -> Iterator[None]:
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+        _raised.clear()  # a later write in this process is not stopped by this run's signal
+        _deferred.clear()
 
 
 def pending_signal() -> int | None:
@@ -138,9 +158,14 @@ def _no_interruption() -> Iterator[None]:
 
 # -- temporaries ---------------------------------------------------------------------------
 
+_NAME_KEPT = 64
+"""Characters of the output's name kept in its temporaries' names (under the 255-byte limit)."""
+
+
 def _temp_path(target: Path, tag: str) -> Path:
-    name = target.name[:64]  # the temporary's name stays well under the 255-byte limit
-    return target.parent / f".{name}.b12pk-{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+    name = target.name[:_NAME_KEPT]
+    return target.parent / (f".{name}.b12pk-{tag}-{HOST_TAG}-{os.getpid()}-"
+                            f"{secrets.token_hex(4)}")
 
 
 def _alive(pid: int) -> bool:
@@ -150,25 +175,40 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except (OSError, OverflowError, ValueError):  # another user's process, or no such pid
         return True
     return True
 
 
+def _stale(entry: os.DirEntry) -> bool:
+    m = _TMP_RE.match(entry.name)
+    if m is not None:
+        return m.group("host") == HOST_TAG and not _alive(int(m.group("pid")))
+    return bool(_LEGACY_RE.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
-    """Remove b12pk's temporaries in ``folder`` left by processes that no longer exist
-    (and b12pk 0.1's temporary folders); returns the names removed."""
+    """Remove b12pk's temporaries in ``folder`` left by processes of this machine that no
+    longer exist (``kill -9``), and b12pk 0.1's ``.b12pk-trajectories-*`` folders; returns
+    the names removed. An earlier output set aside for the rename (``-old-``) whose folder
+    is missing is put back, not removed."""
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        m = _TMP_RE.match(entry.name)
-        legacy = m is None and _LEGACY_RE.match(entry.name) and entry.is_dir(follow_symlinks=False)
-        if not (legacy or (m and not _alive(int(m.group("pid"))))):
+        if not _stale(entry):
             continue
+        m = _TMP_RE.match(entry.name)
         try:
+            if m is not None and m.group("kind") == "old":
+                home = os.path.join(folder, m.group("name"))
+                if len(m.group("name")) < _NAME_KEPT and not os.path.lexists(home):
+                    os.replace(entry.path, home)  # killed between the two renames
+                    continue
+                if len(m.group("name")) >= _NAME_KEPT:
+                    continue  # its name was cut: keep it rather than guess
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
             else:
@@ -231,10 +271,21 @@ def _foreign_entry(folder: Path) -> str | None:
     sig = _signature(folder)
     if sig is None:
         return top[0]
-    if not sig:  # b12pk 0.1
-        return next((name for name in top if name not in _LEGACY_NAMES), None)
-    known = set(sig["files"]) | {"run.json"}
+    if not sig:  # b12pk 0.1: names it writes, and only figures and Parquet parts below them
+        return next((rel for rel in _walk(folder) if not _legacy_name(rel)), None)
+    known = {f for f in sig["files"] if isinstance(f, str)} | {"run.json"}
     return next((rel for rel in _walk(folder) if rel not in known), None)
+
+
+def _legacy_name(rel: str) -> bool:
+    top, _, rest = rel.partition("/")
+    if not rest:
+        return top in _LEGACY_NAMES
+    if top == "figures":
+        return "/" not in rest and rest.endswith((".png", ".svg"))
+    if top == "trajectories":
+        return "/" not in rest and rest.startswith("part-") and rest.endswith(".parquet")
+    return False
 
 
 def output_dir_target(out: str | os.PathLike) -> Path:
@@ -256,8 +307,9 @@ def output_dir_target(out: str | os.PathLike) -> Path:
     target = Path(os.path.abspath(text))
     if target.parent == target:
         raise OutputError(f"output folder {shown} is the root folder; give a new folder name")
-    cwd = Path(os.path.abspath(os.getcwd()))
-    if target == cwd or target in cwd.parents:
+    cwd = Path(os.path.realpath(os.getcwd()))
+    real = Path(os.path.realpath(target))
+    if real == cwd or real in cwd.parents:
         raise OutputError(f"output folder {shown} is the current folder or holds it; b12pk "
                           "replaces its output folder as a whole: give a new folder name")
     if target.is_symlink():
@@ -313,19 +365,25 @@ def atomic_output_dir(out: str | os.PathLike, kind: str = "report") -> Iterator[
             _sign(tmp, kind)
             check_interrupted()
             with _no_interruption():
-                _replace_dir(tmp, out)
+                _replace_dir(tmp, target)
         except OSError as exc:
             raise _user_path_error(exc, shown) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _replace_dir(tmp: Path, out: str | os.PathLike) -> None:
-    target = output_dir_target(out)  # again: the folder may have changed during the run
+def _replace_dir(tmp: Path, target: Path) -> None:
+    output_dir_target(target)  # again: the folder may have changed during the run
     old = None
     if os.path.lexists(target):
         old = _temp_path(target, "old")
         os.replace(target, old)
+        foreign = _foreign_entry(old)  # written between the check and the rename?
+        if foreign is not None:
+            os.replace(old, target)
+            raise OutputError(f"output folder {echo_path(target)} changed while b12pk was "
+                              f"replacing it (e.g. {echo(foreign)} appeared); nothing was "
+                              "replaced")
     try:
         os.replace(tmp, target)
     except BaseException:

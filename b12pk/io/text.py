@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ..errors import escape_control, sanitize_message
-from ..limits import MAX_ECHO_CHARS
+from ..limits import MAX_ECHO_CHARS, MAX_ECHO_PATH_CHARS
 
 __all__ = ["echo", "echo_path", "sanitize_message"]
 
@@ -29,8 +29,8 @@ def _number_text(value: Any) -> str:
 
 def echo_path(path: Any) -> str:
     """A path as :func:`echo` shows it, keeping its end (the file name) when cut."""
-    return echo(os.fspath(path) if isinstance(path, os.PathLike) else str(path), 120,
-                keep_end=True)
+    return echo(os.fspath(path) if isinstance(path, os.PathLike) else str(path),
+                MAX_ECHO_PATH_CHARS, keep_end=True)
 
 
 def echo(value: Any, limit: int = MAX_ECHO_CHARS, quote: str = "'",
