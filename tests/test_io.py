@@ -672,3 +672,19 @@ def test_a_file_of_range_variants_says_how_many_regimens_it_gives(tmp_path, caps
     assert main(["compare", "--regimen", str(path), "--patient", "healthy", "--days", "5",
                  "--out", str(tmp_path / "o")]) == 0
     assert "gives 4 regimens (range variants included)" in capsys.readouterr().err
+
+
+def test_legacy_temporaries_of_the_output_being_written_are_removed(tmp_path):
+    """b12pk 0.1 named them .<name>.tmp-XXXXXXXX: removed for that output only, and only
+    when they hold nothing but what b12pk writes; a set-aside .old- folder is put back."""
+    for name, files in {".rep.tmp-ab12cd34": ["summary.csv", "figures/serum.png"],
+                        ".rep.tmp-notes123": ["thesis.docx"],  # not b12pk's content
+                        ".other.tmp-ab12cd34": ["summary.csv"],  # not this output
+                        ".rep.old-zz12cd34": ["report.md"]}.items():
+        for f in files:
+            (tmp_path / name / f).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / f).write_text("x")
+    assert remove_stale_temporaries(tmp_path, "rep") == [".rep.tmp-ab12cd34"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-ab12cd34",
+                                                          ".rep.tmp-notes123", "rep"]
+    assert (tmp_path / "rep" / "report.md").exists()

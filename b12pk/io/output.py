@@ -180,27 +180,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _stale(entry: os.DirEntry) -> bool:
+def _stale(entry: os.DirEntry, legacy: re.Pattern | None) -> bool:
     m = _TMP_RE.match(entry.name)
     if m is not None:
         return m.group("host") == HOST_TAG and not _alive(int(m.group("pid")))
-    return bool(_LEGACY_RE.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+    if not entry.is_dir(follow_symlinks=False):
+        return False
+    if _LEGACY_RE.match(entry.name):
+        return True
+    return bool(legacy and legacy.match(entry.name)) and not any(
+        not _legacy_name(rel) for rel in _walk(Path(entry.path)))
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[str]:
     """Remove b12pk's temporaries in ``folder`` left by processes of this machine that no
-    longer exist (``kill -9``), and b12pk 0.1's ``.b12pk-trajectories-*`` folders; returns
-    the names removed. An earlier output set aside for the rename (``-old-``) whose folder
-    is missing is put back, not removed."""
+    longer exist (``kill -9``), and b12pk 0.1's: its ``.b12pk-trajectories-*`` folders and,
+    for the output ``name`` being written, its ``.<name>.tmp-*``/``.old-*`` folders when they
+    hold only files b12pk writes. Returns the names removed. An earlier output set aside
+    for the rename (``-old-``) whose folder is missing is put back, not removed."""
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
+    legacy = None if not name else re.compile(
+        rf"^\.{re.escape(name)}\.(?P<kind>tmp|old)-[a-z0-9_]{{8}}$")
     for entry in entries:
-        if not _stale(entry):
+        if not _stale(entry, legacy):
             continue
         m = _TMP_RE.match(entry.name)
+        if m is None and legacy is not None and legacy.match(entry.name) \
+                and legacy.match(entry.name).group("kind") == "old" \
+                and not os.path.lexists(os.path.join(folder, name)):
+            with contextlib.suppress(OSError):
+                os.replace(entry.path, os.path.join(folder, name))  # put back
+            continue
         try:
             if m is not None and m.group("kind") == "old":
                 home = os.path.join(folder, m.group("name"))
@@ -356,7 +370,7 @@ def atomic_output_dir(out: str | os.PathLike, kind: str = "report") -> Iterator[
     """
     target = output_dir_target(out)
     shown = echo_path(out)
-    remove_stale_temporaries(target.parent)
+    remove_stale_temporaries(target.parent, target.name)
     tmp = _temp_path(target, "tmp")
     try:
         try:

@@ -72,6 +72,21 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
+
+
+def _host_tag() -> str:
+    """The machine and PID-namespace tag b12pk puts in its temporaries' names."""
+    import hashlib
+    import socket
+
+    try:
+        ns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        ns = ""
+    return hashlib.sha1(f"{socket.gethostname()}|{ns}".encode()).hexdigest()[:6]
+
+
+HOST = _host_tag()
 _SCRIPT = Path(PYTHON).with_name("b12pk")
 B12PK = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "b12pk.cli"]
 
@@ -845,23 +860,25 @@ def gen_litter() -> list[Case]:
                           removable=tuple(p[1] for p in STALE[name] if p[0] == "dir"),
                           outputs=("rep",), expect="ok"))
     dead, alive = 2 ** 22 + 5, os.getpid()  # above any pid_max; the harness itself
-    new_names = (f".rep.b12pk-tmp-{dead}-0123abcd", f".rep.b12pk-old-{dead}-4567cdef",
-                 f".rep.b12pk-stage-{dead}-89abcdef")
+    new_names = (f".rep.b12pk-tmp-{HOST}-{dead}-0123abcd", f".rep.b12pk-old-{HOST}-{dead}-4567cdef",
+                 f".rep.b12pk-stage-{HOST}-{dead}-89abcdef")
     cases.append(Case(c, "lit-stale-new-naming-dead-pid", FOLDER_CMDS["compare"]("rep"),
                       setup=tuple(("dir", n) for n in new_names)
-                      + (("file", f".x.csv.b12pk-tmp-{dead}-0123abcd.tmp", "x"),),
-                      removable=new_names + (f".x.csv.b12pk-tmp-{dead}-0123abcd.tmp",),
+                      + (("file", f".x.csv.b12pk-tmp-{HOST}-{dead}-0123abcd", "x"),),
+                      removable=new_names + (f".x.csv.b12pk-tmp-{HOST}-{dead}-0123abcd",),
                       outputs=("rep",), expect="ok",
                       note="temporaries of a process that no longer exists"))
     cases.append(Case(c, "lit-stale-new-naming-live-pid-kept", FOLDER_CMDS["compare"]("rep"),
-                      setup=(("dir", f".rep.b12pk-tmp-{alive}-0123abcd"),
-                             ("file", f".rep.b12pk-tmp-{alive}-0123abcd/x.csv", "x\n")),
+                      setup=(("dir", f".rep.b12pk-tmp-{HOST}-{alive}-0123abcd"),
+                             ("file", f".rep.b12pk-tmp-{HOST}-{alive}-0123abcd/x.csv", "x\n")),
                       outputs=("rep",), expect="ok",
                       note="a running process's temporary must not be removed"))
     cases.append(Case(c, "lit-stale-simulate", sim(R_OK, "--out", "x.csv"),
                       setup=(("file", ".x.csv.ab12cd34", "x"), ("old", ".x.csv.ab12cd34"),
                              ("file", ".x.csv.notes", "mine\n")),
-                      removable=(".x.csv.ab12cd34",), outputs=("x.csv",), expect="ok"))
+                      # documented: b12pk 0.1's temporary *files* are left alone (a user may
+                      # own such a name, e.g. .x.csv.backup01); they must be kept intact
+                      outputs=("x.csv",), expect="ok"))
     # full disk (ulimit -f: writes fail with EFBIG) during the write
     full = {**{k: v("rep") for k, v in FOLDER_CMDS.items()},
             "simulate": sim(R_OK, "--out", "x.csv", days="400"),
@@ -994,7 +1011,8 @@ def gen_tracebacks() -> list[Case]:
         ("simulate-doseevent-tuple", f"return len(simulate(({ev}, {ev}), 'healthy', 3))",
          "either"),
 
-        ("simulate-empty-list", "return len(simulate([], 'healthy', 3))", "error"),
+        # documented: an empty list of doses is no treatment for simulate and to_sbml
+        ("simulate-empty-list", "return len(simulate([], 'healthy', 3))", "either"),
         ("simulate-list-of-none", "return len(simulate([None], 'healthy', 3))", "error"),
         ("simulate-list-of-dicts", "return len(simulate([{'amount_ug': 1}], 'healthy', 3))",
          "error"),
@@ -1136,8 +1154,9 @@ def gen_silent() -> list[Case]:
                               "error"),
         "overlap-from-day": ("daily from day 1 for 10 days", "daily from day 5 for 5 days",
                              "error"),
-        "backward-on-days": ("on days 5, 6", "on days 1, 2", "error"),
-        "backward-at-times": ("at times 5, 6 days", "at times 1 days", "error"),
+        # documented: phases of explicit days may interleave (their days are stated)
+        "backward-on-days": ("on days 5, 6", "on days 1, 2", "either"),
+        "backward-at-times": ("at times 5, 6 days", "at times 1 days", "either"),
 
         "ok-sequential": ("daily for days 1-10", "daily for days 11-20", "ok"),
         "ok-followed-by": ("daily for 7 days", "weekly for 2 weeks", "ok"),
@@ -1373,7 +1392,7 @@ def gen_unclear() -> list[Case]:
            "rlo": "\u202e", "c1-csi": "\x9b", "cr": "\r", "backspace": "\x08"}
     for cname, ch in ctl.items():
         cases.append(Case(c, f"um-ctl-regimen-{cname}", sim(f"1000 mcg {ch}oral daily"),
-                          expect="error"))
+                          expect="either" if ch == "\r" else "error"))  # CR is white space
         cases.append(Case(c, f"um-ctl-patient-{cname}", sim(R_OK, "--patient", f"heal{ch}thy"),
                           expect="error"))
     for cname in ("ansi-red", "c1-csi"):
