@@ -680,11 +680,14 @@ def test_legacy_temporaries_of_the_output_being_written_are_removed(tmp_path):
     for name, files in {".rep.tmp-ab12cd34": ["summary.csv", "figures/serum.png"],
                         ".rep.tmp-notes123": ["thesis.docx"],  # not b12pk's content
                         ".other.tmp-ab12cd34": ["summary.csv"],  # not this output
-                        ".rep.old-zz12cd34": ["report.md"]}.items():
+                        ".rep.old-zz12cd34": ["report.md", "run.json"],
+                        ".rep.old-unsigned": ["report.md"]}.items():
         for f in files:
             (tmp_path / name / f).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / name / f).write_text("x")
-    assert remove_stale_temporaries(tmp_path, "rep") == [".rep.tmp-ab12cd34"]
+            (tmp_path / name / f).write_text('{"b12pk_version": "0.1.0"}' if f == "run.json"
+                                             else "x")
+    assert sorted(remove_stale_temporaries(tmp_path, "rep")) == [".rep.old-unsigned",
+                                                                 ".rep.tmp-ab12cd34"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-ab12cd34",
                                                           ".rep.tmp-notes123", "rep"]
     assert (tmp_path / "rep" / "report.md").exists()

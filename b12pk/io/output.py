@@ -211,7 +211,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
         m = _TMP_RE.match(entry.name)
         if m is None and legacy is not None and legacy.match(entry.name) \
                 and legacy.match(entry.name).group("kind") == "old" \
-                and not os.path.lexists(os.path.join(folder, name)):
+                and not os.path.lexists(os.path.join(folder, name)) \
+                and _signature(Path(entry.path)) is not None:  # an earlier 0.1 report
             with contextlib.suppress(OSError):
                 os.replace(entry.path, os.path.join(folder, name))  # put back
             continue
