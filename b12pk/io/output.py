@@ -29,6 +29,7 @@ import shutil
 import signal
 import socket
 import stat
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -95,9 +96,20 @@ _deferred: list[int] = []
 _raised: list[int] = []
 
 
+#: Code whose callbacks print and swallow an exception raised in them (importlib's module
+#: locks, numba's and llvmlite's ctypes callbacks): a signal that lands there is sent again.
+_SWALLOWING = ("<frozen importlib", f"{os.sep}numba{os.sep}", f"{os.sep}llvmlite{os.sep}")
+
+
 def _on_signal(signum: int, frame: object) -> None:
     if _critical:
         _deferred.append(signum)
+        return
+    where = getattr(getattr(frame, "f_code", None), "co_filename", "")
+    if any(part in where for part in _SWALLOWING):
+        timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()  # raised a moment later, outside the callback
         return
     _raised.append(signum)
     raise Interrupted(signum)  # again on a second signal: a swallowed first one can't hang
