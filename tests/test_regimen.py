@@ -801,7 +801,10 @@ def test_variants_are_every_combination_of_range_ends(a, b, m, n):
 @settings(max_examples=100, deadline=None)
 @given(regimens(), st.floats(1, 800))
 def test_events_are_in_horizon_and_sorted(regimen, horizon):
-    events = regimen.dose_events(horizon)
+    try:
+        events = regimen.dose_events(horizon)
+    except (ResourceError, DoseError):  # over a documented limit (e.g. 2,000 injections)
+        assume(False)
     times = [e.time_days for e in events]
     assert times == sorted(times)
     assert all(0 <= t < horizon for t in times)
