@@ -162,6 +162,10 @@ def test_mass_balance_and_no_negative_amounts(regimen, patient, horizon):
         sum(e.amount_ug for e in regimen.dose_events(horizon)), rel=1e-12)
 
 
+SOLVER_REL = 1e-7
+"""Relative global error of a simulated course (tolerance of comparisons between runs)."""
+
+
 @FAST
 @given(regimens(max_phases=2), patients(), days, st.floats(min_value=1.0, max_value=10.0))
 def test_more_dose_never_gives_less_serum(regimen, patient, horizon, factor):
@@ -173,9 +177,11 @@ def test_more_dose_never_gives_less_serum(regimen, patient, horizon, factor):
                           hourly_after_injections=True)
     assert (low["time_days"].to_numpy() == high["time_days"].to_numpy()).all()
     s_low, s_high = low["serum_pmol_per_l"].to_numpy(), high["serum_pmol_per_l"].to_numpy()
-    assert (s_high >= s_low * (1 - 1e-9)).all(), np.min(s_high - s_low)
+    # the integrator's global error (rtol 1e-10 per step) reaches a few 1e-9 relative over
+    # an injection transient: a factor 1 + 1e-16 must not read as "more dose, less serum"
+    assert (s_high >= s_low * (1 - SOLVER_REL)).all(), np.min(s_high - s_low)
     stores_low, stores_high = low["stores_ug"].to_numpy(), high["stores_ug"].to_numpy()
-    assert (stores_high >= stores_low * (1 - 1e-9) - 1e-9).all()
+    assert (stores_high >= stores_low * (1 - SOLVER_REL) - 1e-9).all()
 
 
 @pytest.mark.parametrize("stores", [14_020.0, 20_000.0])
