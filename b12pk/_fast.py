@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["record_step", "run_span", "TILE"]
+__all__ = ["record_step", "run_span", "TILE", "integrate_transient"]
 
 TILE = 256
 """Patients advanced together through a span (divides population.BLOCK; fits in L2)."""
@@ -152,3 +152,41 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
                 bands[k, 0] += b0
                 bands[k, 1] += b1
                 bands[k, 2] += b2
+
+
+# --------------------------------------------------------------------------------------
+# The single-patient transient integrator: b12pk._transient and the rate laws of b12pk.laws
+# compiled as they are written (one source for the numpy and the compiled engine).
+
+def _compile_module_functions(modules: tuple, names: dict) -> dict:
+    """Compile the named plain-Python functions of ``modules`` with numba, each seeing the
+    others' compiled versions (and the modules' constants) as globals."""
+    import types
+
+    scope: dict = {}
+    for module in modules:
+        scope.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    compiled = {}
+    for module, fnames in names.items():
+        for name in fnames:
+            fn = getattr(module, name)
+            clone = types.FunctionType(fn.__code__, scope, name, fn.__defaults__)
+            clone.__module__ = fn.__module__  # numba's cache is keyed on this and the file
+            compiled[name] = numba.njit(clone, nogil=True, cache=True)
+    scope.update(compiled)
+    return compiled
+
+
+def _transient_kernels() -> dict:
+    from . import _transient, laws
+
+    return _compile_module_functions(
+        (laws, _transient),
+        {laws: ("first_order", "binding_room", "capacity_binding", "saturable",
+                "nonlinear_rhs"),
+         _transient: ("rhs", "integrate")})
+
+
+_TRANSIENT = _transient_kernels()
+integrate_transient = _TRANSIENT["integrate"]
+"""Compiled :func:`b12pk._transient.integrate`."""

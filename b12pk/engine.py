@@ -34,6 +34,8 @@ from .errors import (B12pkWarning, DoseError, HorizonError, InputError, Paramete
                      ResourceError, UnknownNameError)
 from .io import as_finite_float, echo
 from .limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
+from . import laws
+from .declaration import declaration
 from .model import Parameters, Patient, default_parameters, form_property
 from .regimen import (FORMS, ROUTES, DoseEvent, Regimen,  # one vocabulary for the package
                       check_dose_limits)
@@ -56,13 +58,18 @@ were fitted with these; looser ones shift the weakly identified uptake_km_ug).""
 _ORAL = ("oral", "sublingual")
 _PARENTERAL = ("im", "deep-sc", "intranasal", "iv")
 
-_FIXED = ("ileum", "enterocyte", "holotc", "holohc", "stores", "urine", "faeces", "unabsorbed")
 _UG_L_TO_PG_ML = 1000.0  # 1 ug/L = 1000 ng/L = 1000 pg/mL
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """Index of every state for a given set of parenteral forms."""
+    """Index of every state for a given set of parenteral forms.
+
+    Per-form compartments of the declaration come first (each once per form, grouped by
+    compartment), then the others in declaration order: with the default declaration,
+    depot, nasal and free pools per form, then ileum, enterocyte, holotc, holohc, stores,
+    urine, faeces and unabsorbed.
+    """
 
     forms: tuple[str, ...]
 
@@ -70,165 +77,198 @@ class _Layout:
     def nf(self) -> int:
         return len(self.forms)
 
+    def index(self, compartment: str, form: str | None = None) -> int:
+        """State index of a compartment (of a form, for a per-form compartment)."""
+        per_form, fixed = _compartment_order()
+        if compartment in per_form:
+            return per_form.index(compartment) * self.nf + self.forms.index(form)
+        return len(per_form) * self.nf + fixed.index(compartment)
+
+    def indices(self, compartment: str) -> list[int]:
+        """State indices of a compartment (every form's, for a per-form compartment)."""
+        per_form, _ = _compartment_order()
+        if compartment in per_form:
+            return [self.index(compartment, f) for f in self.forms]
+        return [self.index(compartment)]
+
     def depot(self, i: int) -> int:
-        return i
+        return self.index("depot", self.forms[i])
 
     def nasal(self, i: int) -> int:
-        return self.nf + i
+        return self.index("nasal", self.forms[i])
 
     def free(self, i: int) -> int:
-        return 2 * self.nf + i
+        return self.index("free", self.forms[i])
+
+    @property
+    def n_parenteral(self) -> int:
+        """Number of per-form (parenteral) states; they come first."""
+        return len(_compartment_order()[0]) * self.nf
 
     @property
     def parenteral(self) -> slice:
-        return slice(0, 3 * self.nf)
+        return slice(0, self.n_parenteral)
 
     @property
     def free_slice(self) -> slice:
-        return slice(2 * self.nf, 3 * self.nf)
+        i = self.index("free", self.forms[0])
+        return slice(i, i + self.nf)
 
     def __getattr__(self, name: str) -> int:
-        if name in _FIXED:
-            return 3 * self.nf + _FIXED.index(name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _compartment_order()[1]:
+            return self.index(name)
         raise AttributeError(name)
 
     @property
     def n(self) -> int:
-        return 3 * self.nf + len(_FIXED)
+        per_form, fixed = _compartment_order()
+        return len(per_form) * self.nf + len(fixed)
+
+    @property
+    def body_indices(self) -> np.ndarray:
+        return np.array([i for c in declaration().compartments if c.body
+                         for i in self.indices(c.name)])
 
     @property
     def body(self) -> slice:
-        return slice(0, 3 * self.nf + 5)
+        """The body's states as a slice (the declaration lists them before the sinks)."""
+        idx = self.body_indices
+        return slice(int(idx.min()), int(idx.max()) + 1)
+
+
+def _compartment_order() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    comps = declaration().compartments
+    return (tuple(c.name for c in comps if c.per_form),
+            tuple(c.name for c in comps if not c.per_form))
+
+
+def _rate_values(patient: Patient, p: Parameters, form: str | None) -> dict[str, float]:
+    """Every declared rate (and the names it uses) for a patient, parameters and a form
+    (``form=None``: only rates that do not depend on the form)."""
+    d = declaration()
+    env: dict[str, float] = dict(p.as_dict())
+    env.update(egfr_ml_min=patient.egfr_ml_min, if_route_factor=patient.if_route_factor,
+               diet_ug_per_day=patient.diet_ug_per_day, food_release=patient.food_release)
+    if form is not None:
+        env.update({prop: form_property(form, prop, p) for prop in d.form_properties})
+    for name, expr in d.rates:
+        if form is None and name in d.per_form_rates:
+            continue
+        env[name] = float(expr(env))
+    return env
 
 
 class _System:
-    """Rate constants, matrices and right-hand side for one patient and parameter set."""
+    """Rate constants, flows and right-hand side for one patient and parameter set, built
+    from the model declaration (:mod:`b12pk.declaration`) and the rate laws
+    (:mod:`b12pk.laws`)."""
 
     def __init__(self, patient: Patient, p: Parameters, forms: tuple[str, ...]):
+        d = declaration()
+        self.decl = d
         self.L = L = _Layout(forms)
         self.p = p
-        ln2 = math.log(2.0)
-        # absorption
-        self.if_cap = p["if_capacity_ug"] * patient.if_route_factor
-        self.if_km = p["if_km_ug"]
-        self.if_krec = ln2 / (p["if_recovery_half_life_h"] / 24.0)
-        self.passive = p["passive_fraction"]
-        self.f_nasal = p["nasal_bioavailability"]
-        # free pool
-        gfr_l_per_day = patient.egfr_ml_min * 1.44  # mL/min -> L/day
-        k_renal = p["renal_filtered_fraction"] * gfr_l_per_day / p["free_volume_l"]
-        self.k_renal = np.array([k_renal * form_property(f, "renal_clearance_factor", p)
-                                 for f in forms])
-        self.k_depot = np.array([ln2 / (form_property(f, "depot_half_life", p) / 24.0)
-                                 for f in forms])
-        self.k_bind = p["hc_binding_rate_per_day"]
-        self.hc_cap = p["hc_binding_capacity_ug"]
-        self.vmax = p["uptake_vmax_ug_per_day"]
-        self.km = p["uptake_km_ug"]
-        # plasma and stores
-        k_tc = ln2 / (p["holotc_half_life_h"] / 24.0)
-        k_hc = ln2 / p["holohc_half_life_days"]
-        plasma_ref_ug = (_pg_ml_from_pmol(p, p["reference_serum_pmol_per_l"]) / _UG_L_TO_PG_ML
-                         * p["plasma_volume_l"])
-        share = p["holotc_share"]
-        k_st = k_tc * share * plasma_ref_ug / p["reference_stores_ug"]
-        k_sh = k_hc * (1.0 - share) * plasma_ref_ug / p["reference_stores_ug"]
-        k_bile = p["bile_secretion_fraction_per_day"]
-        f_reab = p["bile_reabsorbed_fraction"] * patient.if_route_factor
-        k_tr = p["oral_transit_rate_per_day"]
-        self.k_tc, self.k_hc, self.k_st, self.k_sh = k_tc, k_hc, k_st, k_sh
-        self.k_reab = k_bile * f_reab
-        self.k_loss = k_bile * (1.0 - f_reab) + p["other_loss_fraction_per_day"]
-        self.k_tr = k_tr
-        # diet: meals of m ug, IF route (food-release limited) + passive, as a constant rate
-        meals = p["meals_per_day"]
-        m = patient.diet_ug_per_day / meals
-        released = patient.food_release * m
-        per_meal = (self.if_cap * released / (self.if_km + released) if released > 0 else 0.0) \
-            + self.passive * released
-        self.diet = patient.diet_ug_per_day
-        self.diet_absorbed = min(per_meal * meals, self.diet)
-
+        common = _rate_values(patient, p, None)
+        per_form = [_rate_values(patient, p, f) for f in forms]
+        self.rates = common
+        self.form_rates = per_form
         n = L.n
-        A = np.zeros((n, n))
-
-        def flow(src: int, dst: int, k: float) -> None:
-            A[src, src] -= k
-            A[dst, src] += k
-
-        for i in range(L.nf):
-            flow(L.depot(i), L.free(i), float(self.k_depot[i]))
-            flow(L.nasal(i), L.free(i), p["nasal_absorption_rate_per_day"])
-            flow(L.free(i), L.urine, float(self.k_renal[i]))
-        flow(L.ileum, L.enterocyte, k_tr)
-        flow(L.enterocyte, L.holotc, k_tr)
-        flow(L.holotc, L.stores, k_tc)
-        flow(L.holohc, L.stores, k_hc)
-        flow(L.stores, L.holotc, k_st)
-        flow(L.stores, L.holohc, k_sh)
-        flow(L.stores, L.ileum, self.k_reab)
-        flow(L.stores, L.faeces, self.k_loss)
-        self.A = A
+        lin: list[tuple[int, int, float]] = []   # first-order flows (src, dst, k)
+        A_lin = np.zeros((n, n))                 # every flow at its small-amount limit
+        bind: list[tuple] = []
+        sat: list[tuple] = []
+        for f in d.flows:
+            src_per_form = d.compartment(f.src).per_form
+            envs = per_form if src_per_form else [common]
+            srcs = L.indices(f.src)
+            # a flow between per-form compartments keeps the form (depot -> free)
+            dsts = L.indices(f.dst) if d.compartment(f.dst).per_form else \
+                [L.index(f.dst)] * len(srcs)
+            dst = dsts[0]
+            values = [{k: env[v] for k, v in f.params.items()} for env in envs]
+            for src, to, vals in zip(srcs, dsts, values):
+                k_lin = laws.linear_limit(f.law, vals)
+                A_lin[src, src] -= k_lin
+                A_lin[to, src] += k_lin
+            if f.law == "first_order":
+                lin.extend((src, to, vals["k"]) for src, to, vals in zip(srcs, dsts, values))
+            elif f.law == "capacity_binding":
+                bind.append((srcs, dst, L.index(f.bound), values[0]["k"],
+                             values[0]["capacity"]))
+            else:
+                sat.append((srcs, dst, values[0]["vmax"], values[0]["km"]))
+        self.lsrc = np.array([x[0] for x in lin], dtype=np.int64)
+        self.ldst = np.array([x[1] for x in lin], dtype=np.int64)
+        self.lk = np.array([x[2] for x in lin], dtype=float)
+        self.A = np.zeros((n, n))
+        np.add.at(self.A, (self.lsrc, self.lsrc), -self.lk)
+        np.add.at(self.A, (self.ldst, self.lsrc), self.lk)
+        nf = max(L.nf, 1)
+        self.bsrc = np.array([x[0] for x in bind], dtype=np.int64).reshape(len(bind), nf)
+        self.bdst = np.array([x[1] for x in bind], dtype=np.int64)
+        self.bbinder = np.array([x[2] for x in bind], dtype=np.int64)
+        self.bk = np.array([x[3] for x in bind], dtype=float)
+        self.bcap = np.array([x[4] for x in bind], dtype=float)
+        self.ssrc = np.array([x[0] for x in sat], dtype=np.int64).reshape(len(sat), nf)
+        self.sdst = np.array([x[1] for x in sat], dtype=np.int64)
+        self.svmax = np.array([x[2] for x in sat], dtype=float)
+        self.skm = np.array([x[3] for x in sat], dtype=float)
+        self.nonlinear = (self.bsrc, self.bdst, self.bbinder, self.bk, self.bcap,
+                          self.ssrc, self.sdst, self.svmax, self.skm)
+        # the oral absorption step and the diet
+        a = d.absorption
+        self.absorb_into, self.absorb_rest = L.index(a.into), L.index(a.rest)
+        self.if_cap = common[a.capacity]
+        self.if_km = common[a.km]
+        self.if_krec = common[a.recovery]
+        self.passive = common[a.passive]
+        meals = common[a.meals]
+        self.diet = patient.diet_ug_per_day
+        released = patient.food_release * self.diet / meals
+        per_meal = (laws.if_absorbed(self.if_cap, self.if_km, released) if released > 0
+                    else 0.0) + self.passive * released
+        self.diet_absorbed = min(per_meal * meals, self.diet)
         b = np.zeros(n)
-        b[L.ileum] = self.diet_absorbed
-        b[L.unabsorbed] = self.diet - self.diet_absorbed
+        b[self.absorb_into] = self.diet_absorbed
+        b[self.absorb_rest] = self.diet - self.diet_absorbed
         self.b = b
-        # linear-mode matrix: saturable terms at their small-amount limit (free pools ~ 0)
-        A_lin = A.copy()
-        for i in range(L.nf):
-            flow_lin = [(L.holohc, self.k_bind), (L.stores, self.vmax / self.km)]
-            for dst, k in flow_lin:
-                A_lin[L.free(i), L.free(i)] -= k
-                A_lin[dst, L.free(i)] += k
+        # dose routes: (state index per form or None for the absorption step, fraction,
+        # where the rest goes)
+        self.routes = {}
+        for name, r in d.routes.items():
+            frac = float(r.fraction(common)) if r.fraction is not None else 1.0
+            self.routes[name] = (r.enters, frac, r.rest)
+        # names kept for the population engine and the SBML export
+        self.k_depot = np.array([env["k_depot"] for env in per_form])
+        self.k_renal = np.array([env["k_renal"] for env in per_form])
+        for name in ("k_tc", "k_hc", "k_st", "k_sh", "k_reab", "k_loss"):
+            setattr(self, name, common[name])
+        self.k_tr = common["k_transit"]
+        self.f_nasal = self.routes["intranasal"][1] if "intranasal" in self.routes else 0.0
+        self.k_bind = float(self.bk[0]) if self.bk.size else 0.0
+        self.hc_cap = float(self.bcap[0]) if self.bcap.size else 1.0
+        self.vmax = float(self.svmax[0]) if self.svmax.size else 0.0
+        self.km = float(self.skm[0]) if self.skm.size else 1.0
         aug = np.zeros((n + 1, n + 1))
         aug[:n, :n] = A_lin
         aug[:n, n] = b
         self._aug = aug
         self._expm_cache: dict[float, np.ndarray] = {}
-        self._index_cache()
 
     # ----- nonlinear right-hand side -----------------------------------------------------
-    def _index_cache(self) -> None:
-        L = self.L
-        self._fs = L.free_slice
-        self._h = L.holohc
-        self._s = L.stores
-        self._free_idx = [L.free(i) for i in range(L.nf)]
-
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """Right-hand side dy/dt (ug/day); smooth in the free pools (no clipping at 0)."""
         dy = self.A @ y
         dy += self.b
-        F = y[self._fs]
-        ftot = float(F.sum())
-        # binding stops when haptocorrin is saturated (holoHC can exceed the capacity when
-        # stores are very high; free B12 is then not bound, and nothing is displaced)
-        g = max(self.hc_cap - y[self._h], 0.0) / self.hc_cap
-        bind = self.k_bind * g * F
-        uptake = (self.vmax / (self.km + ftot)) * F
-        dy[self._fs] -= bind + uptake
-        dy[self._h] += float(bind.sum())
-        dy[self._s] += float(uptake.sum())
+        laws.nonlinear_rhs(y, dy, *self.nonlinear)
         return dy
 
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
         """Jacobian of :meth:`rhs`."""
         J = self.A.copy()
-        F = y[self._fs]
-        ftot = float(F.sum())
-        h = self._h
-        g = max(self.hc_cap - y[h], 0.0) / self.hc_cap
-        dg_dh = -1.0 / self.hc_cap if y[h] < self.hc_cap else 0.0
-        den = self.km + ftot
-        for i, fi in enumerate(self._free_idx):
-            J[fi, fi] -= self.k_bind * g
-            J[h, fi] += self.k_bind * g
-            J[fi, h] -= self.k_bind * F[i] * dg_dh
-            J[h, h] += self.k_bind * F[i] * dg_dh
-            for j, fj in enumerate(self._free_idx):
-                d = self.vmax * ((den if i == j else 0.0) - F[i]) / den ** 2
-                J[fi, fj] -= d
-                J[self._s, fj] += d
+        laws.nonlinear_jac(y, J, *self.nonlinear)
         return J
 
     # ----- exact linear step -------------------------------------------------------------
@@ -244,31 +284,43 @@ class _System:
         return E[:-1, :-1] @ y + E[:-1, -1]
 
     def in_transient(self, y: np.ndarray) -> bool:
-        return float(y[: 3 * self.L.nf].sum()) > TRANSIENT_EPS_UG
+        return float(y[: self.L.n_parenteral].sum()) > TRANSIENT_EPS_UG
 
     # ----- steady state and initial state -----------------------------------------------
     def plasma_given_stores(self, stores: float) -> np.ndarray:
-        """Quasi-steady state of every body pool for given stores (no parenteral B12)."""
+        """Quasi-steady state of every body pool for given stores (no parenteral B12): the
+        linear system's steady state with the stores held fixed."""
         L = self.L
         y = np.zeros(L.n)
-        r_in = self.diet_absorbed + self.k_reab * stores
-        y[L.ileum] = r_in / self.k_tr
-        y[L.enterocyte] = r_in / self.k_tr
-        y[L.holotc] = (self.k_st * stores + r_in) / self.k_tc
-        y[L.holohc] = self.k_sh * stores / self.k_hc
         y[L.stores] = stores
+        rest = [i for i in L.body_indices if i >= L.n_parenteral and i != L.stores]
+        rhs = -(self.A[np.ix_(rest, [L.stores])][:, 0] * stores + self.b[rest])
+        y[rest] = np.linalg.solve(self.A[np.ix_(rest, rest)], rhs)
         return y
+
+    def amounts(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Amount (ug) of each compartment for states ``y`` (n_states, ...); a per-form
+        compartment's summed over the forms."""
+        return {c.name: sum(y[i] for i in self.L.indices(c.name))
+                for c in self.decl.compartments}
+
+    def output(self, name: str, y: np.ndarray, **extra: Any) -> np.ndarray:
+        """A declared output (``data/model.toml [outputs]``) for states ``y`` (n_states, ...);
+        ``extra`` gives ``dosed_ug`` and ``diet_ug`` where the output uses them."""
+        expr = dict(self.decl.outputs)[name]
+        env = {**self.rates, **self.amounts(y), **extra}
+        return expr(env)
 
     def serum_pmol(self, y: np.ndarray) -> np.ndarray:
         """Serum total B12, pmol/L, for states ``y`` (n_states, ...)."""
-        L = self.L
-        p = self.p
-        bound = (y[L.holotc] + y[L.holohc]) / p["plasma_volume_l"]
-        free = y[L.free_slice].sum(axis=0) / p["free_volume_l"]
-        return _pmol_from_pg_ml(p, (bound + free) * _UG_L_TO_PG_ML)
+        return self.output("serum_pmol_per_l", y)
 
     def steady_stores(self) -> float:
-        return self.diet_absorbed / self.k_loss
+        """Stores at the steady state of the untreated body (no parenteral B12)."""
+        L = self.L
+        body = [i for i in L.body_indices if i >= L.n_parenteral]
+        y = np.linalg.solve(self.A[np.ix_(body, body)], -self.b[body])
+        return float(y[body.index(L.stores)])
 
     def initial_state(self, patient: Patient) -> np.ndarray:
         if patient.baseline_stores_ug is not None:
@@ -527,30 +579,63 @@ class _DoseBook:
 
 
 def _apply_doses(sys_: _System, y: np.ndarray, t: float, doses: list, book: _DoseBook) -> None:
+    """Give the doses at time ``t``: each route's part enters its compartment (the declared
+    route table), the rest goes where the route says; oral parts pass the absorption step."""
     L = sys_.L
     for _, amount, route, form in doses:
         book.dosed += amount
-        if route == "intranasal":
-            i = L.forms.index(form)
-            y[L.nasal(i)] += sys_.f_nasal * amount
-            oral_amount = (1.0 - sys_.f_nasal) * amount  # swallowed
-        elif route in ("im", "deep-sc"):
-            y[L.depot(L.forms.index(form))] += amount
-            continue
-        elif route == "iv":
-            y[L.free(L.forms.index(form))] += amount
-            continue
-        else:
-            oral_amount = amount
-        # oral route: IF capacity recovers exponentially since the last use
-        book.if_deficit *= math.exp(-sys_.if_krec * (t - book.t_last))
-        book.t_last = t
-        capacity = max(sys_.if_cap - book.if_deficit, 0.0)
-        a_if = capacity * oral_amount / (sys_.if_km + oral_amount)
-        a_passive = sys_.passive * oral_amount
-        book.if_deficit += a_if
-        y[L.ileum] += a_if + a_passive
-        y[L.unabsorbed] += oral_amount - a_if - a_passive
+        enters, fraction, rest = sys_.routes[route]
+        parts = [(enters, fraction * amount)]
+        if rest is not None:
+            parts.append((rest, (1.0 - fraction) * amount))
+        for where, part in parts:
+            if where == "absorption":
+                _absorb(sys_, y, t, part, book)
+            else:
+                per_form = sys_.decl.compartment(where).per_form
+                y[L.index(where, form) if per_form else L.index(where)] += part
+
+
+def _absorb(sys_: _System, y: np.ndarray, t: float, amount: float, book: _DoseBook) -> None:
+    """The oral absorption step: IF route with a capacity that recovers exponentially since
+    its last use, plus the passive fraction; the rest is not absorbed."""
+    book.if_deficit *= math.exp(-sys_.if_krec * (t - book.t_last))
+    book.t_last = t
+    capacity = max(sys_.if_cap - book.if_deficit, 0.0)
+    a_if = laws.if_absorbed(capacity, sys_.if_km, amount)
+    a_passive = sys_.passive * amount
+    book.if_deficit += a_if
+    y[sys_.absorb_into] += a_if + a_passive
+    y[sys_.absorb_rest] += amount - a_if - a_passive
+
+
+TRANSIENT_RTOL = 1e-10
+TRANSIENT_ATOL = 1e-12
+"""Tolerances of the compiled transient integrator (relative; absolute, ug)."""
+TRANSIENT_MAX_STEPS = 200_000
+"""Steps after which the compiled integrator hands a transient to LSODA (a very stiff
+parameter set: explicit steps are then limited by stability, not accuracy)."""
+
+
+def _compiled_transient() -> Any:
+    """The compiled transient integrator, or None without numba (or with
+    ``B12PK_NO_NUMBA=1`` in the environment, to test the numpy path)."""
+    global _KERNEL
+    if _KERNEL is _UNSET:
+        import os
+
+        _KERNEL = None
+        if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
+            try:
+                from ._fast import integrate_transient
+                _KERNEL = integrate_transient
+            except ImportError:
+                pass
+    return _KERNEL
+
+
+_UNSET = object()
+_KERNEL: Any = _UNSET
 
 
 def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.ndarray,
@@ -574,8 +659,21 @@ def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.nd
             out[k] = sol.sol(t_out[k])
             k += 1
         return sol.y[:, -1].copy(), out
-    # fast: LSODA (odeint) through injection transients, in chunks that double in length,
-    # until the parenteral pools are empty; exact matrix exponential after that
+    # fast: the compiled Dormand-Prince integrator (b12pk[fast]) through injection
+    # transients, or LSODA (odeint) in chunks that double in length, until the parenteral
+    # pools are empty; exact matrix exponential after that
+    kernel = _compiled_transient()
+    if kernel is not None and t < t1 and sys_.in_transient(y):
+        y = np.ascontiguousarray(y, dtype=float)
+        sub = np.ascontiguousarray(t_out[k:], dtype=float)
+        res = np.empty((len(sub), y.size))
+        t_new, filled, status = kernel(
+            y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, TRANSIENT_RTOL,
+            TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk,
+            *sys_.nonlinear)
+        out[k:k + filled] = res[:filled]
+        k += filled
+        t = float(t_new)
     chunk = 1.0
     while t < t1 and sys_.in_transient(y):
         t_end = min(t1, t + chunk)
@@ -696,27 +794,13 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     # round-off below 1e-12 ug (matrix exponential) is set to zero; larger negatives stay visible
     states[(states < 0.0) & (states > -1e-12)] = 0.0
 
-    serum = sys_.serum_pmol(states.T)
     diet_cum = sys_.diet * t_out
-    body = states[:, L.body].sum(axis=1)
-    unabs = states[:, L.unabsorbed]
-    df = pd.DataFrame({
-        "time_days": t_out,
-        "serum_pmol_per_l": serum,
-        "serum_pg_per_ml": _pg_ml_from_pmol(params, serum),
-        "holotc_pmol_per_l": _pmol_from_pg_ml(
-            params, states[:, L.holotc] / params["plasma_volume_l"] * _UG_L_TO_PG_ML),
-        "stores_ug": states[:, L.stores],
-        "plasma_ug": states[:, L.holotc] + states[:, L.holohc]
-        + states[:, L.free_slice].sum(axis=1),
-        "body_ug": body,
-        "dosed_ug": dosed,
-        "diet_ug": diet_cum,
-        "absorbed_ug": dosed + diet_cum - unabs,
-        "unabsorbed_ug": unabs,
-        "urine_ug": states[:, L.urine],
-        "faeces_ug": states[:, L.faeces],
-    })
+    env = {**sys_.rates, **sys_.amounts(states.T), "dosed_ug": dosed, "diet_ug": diet_cum}
+    columns = {"time_days": t_out}
+    for name, expr in sys_.decl.outputs:
+        value = expr(env)
+        columns[name] = np.broadcast_to(value, t_out.shape).astype(float, copy=True)
+    df = pd.DataFrame(columns)
     df.attrs["initial_body_ug"] = initial_body
     df.attrs["patient"] = patient
     df.attrs["parameters"] = params

@@ -131,7 +131,8 @@ def _state_names(L: Any) -> list[str]:
     """Species id of every engine state index."""
     names = [f"depot_{f}" for f in L.forms] + [f"nasal_{f}" for f in L.forms] \
         + [f"free_{f}" for f in L.forms]
-    from .engine import _FIXED
+    from .engine import _compartment_order
+    _FIXED = _compartment_order()[1]
 
     names += [_FIXED_SPECIES[n][0] for n in _FIXED]
     return names
@@ -142,7 +143,8 @@ def _kind_of(L: Any, idx: int) -> tuple[str, str | None]:
     nf = L.nf
     if idx < 3 * nf:
         return ("depot", "nasal", "free")[idx // nf], L.forms[idx % nf]
-    from .engine import _FIXED
+    from .engine import _compartment_order
+    _FIXED = _compartment_order()[1]
 
     return _FIXED[idx - 3 * nf], None
 
