@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["record_step", "run_span", "TILE", "integrate_transient"]
+__all__ = ["record_step", "run_span", "TILE", "integrate_explicit", "integrate_stiff"]
 
 TILE = 256
 """Patients advanced together through a span (divides population.BLOCK; fits in L2)."""
@@ -183,10 +183,13 @@ def _transient_kernels() -> dict:
     return _compile_module_functions(
         (laws, _transient),
         {laws: ("first_order", "binding_room", "capacity_binding", "saturable",
-                "nonlinear_rhs"),
-         _transient: ("rhs", "integrate")})
+                "nonlinear_rhs", "nonlinear_jac"),
+         _transient: ("rhs", "jac", "_lu", "_lu_solve", "integrate_explicit",
+                       "integrate_stiff")})
 
 
 _TRANSIENT = _transient_kernels()
-integrate_transient = _TRANSIENT["integrate"]
-"""Compiled :func:`b12pk._transient.integrate`."""
+integrate_explicit = _TRANSIENT["integrate_explicit"]
+"""Compiled :func:`b12pk._transient.integrate_explicit`."""
+integrate_stiff = _TRANSIENT["integrate_stiff"]
+"""Compiled :func:`b12pk._transient.integrate_stiff`."""

@@ -1,14 +1,31 @@
-"""Injection transients: an adaptive Dormand-Prince 5(4) integrator for the model's
-right-hand side, written in the subset of Python numba compiles.
+"""Injection transients: two integrators for the model's right-hand side, written in the
+subset of Python that numba compiles.
 
-:mod:`b12pk._fast` compiles :func:`integrate` together with the rate laws of
-:mod:`b12pk.laws` (``pip install b12pk[fast]``); the engine then integrates every injection
-transient with it. Without numba the engine uses LSODA (scipy) on the same right-hand side.
+* :func:`integrate_explicit`: Dormand-Prince 5(4), the engine's first choice. The haptocorrin
+  binding law has a kink at saturation (binding stops), and an injection that saturates
+  haptocorrin makes the solution slide along it for days; an explicit method with error
+  control follows that reliably.
+* :func:`integrate_stiff`: extrapolation of the linearly implicit Euler method (Deuflhard
+  1985; Hairer & Wanner, *Solving ODEs II*, section IV.9, the basis of SEULEX). A step of
+  length ``H`` takes ``j = 1 .. COLUMNS`` substeps of ``(I - h J) (y_{i+1} - y_i) = h
+  f(y_i)``, ``h = H / j``, with the Jacobian ``J`` at the step's start, and extrapolates the
+  results (Aitken-Neville in ``h``); the local error is the difference of the last two
+  columns. Stiff-stable, so steps are limited by accuracy, not stability: the engine uses it
+  when the explicit method needs too many steps (a very large dose, little renal clearance).
+  Near the binding kink its error estimate is not to be trusted (the frozen Jacobian crosses
+  the kink), which is why it is the second choice.
 
-The right-hand side is ``dy = b + sum of first-order flows + nonlinear flows``: first-order
-flows as arrays ``lsrc, ldst, lk`` (state indices and rates, 1/day), nonlinear flows encoded
-as in :mod:`b12pk.laws`. Every flux moves an amount from one state to another, so the method
-(a linear combination of right-hand sides) conserves the total amount to round-off.
+Every flux moves an amount from one state to another, so ``sum(f) = 0`` and the columns of
+``J`` sum to 0: each Runge-Kutta stage, each linearly implicit substep
+(``1' (I - h J)^-1 = 1'``) and the extrapolation (weights summing to 1) conserve the total
+amount to round-off.
+
+:mod:`b12pk._fast` compiles both with the rate laws of :mod:`b12pk.laws` (``pip install
+b12pk[fast]``). Without numba the engine uses LSODA (scipy) on the same right-hand side.
+
+The right-hand side is ``dy = b + first-order flows + nonlinear flows``: first-order flows as
+arrays ``lsrc, ldst, lk`` (state indices and rates, 1/day), nonlinear flows encoded as in
+:mod:`b12pk.laws`.
 """
 
 from __future__ import annotations
@@ -17,12 +34,15 @@ import math
 
 import numpy as np
 
-from .laws import first_order, nonlinear_rhs
+from .laws import first_order, nonlinear_jac, nonlinear_rhs
 
-__all__ = ["rhs", "integrate", "OK", "TOO_MANY_STEPS"]
+__all__ = ["rhs", "jac", "integrate_explicit", "integrate_stiff", "OK", "TOO_MANY_STEPS",
+           "COLUMNS"]
 
 OK = 0
 TOO_MANY_STEPS = 1
+COLUMNS = 8
+"""Substep counts 1 .. COLUMNS per step of the stiff method (its order is COLUMNS)."""
 
 # Dormand-Prince 5(4) tableau (Dormand & Prince 1980; the coefficients of scipy's RK45)
 _C2, _C3, _C4, _C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
@@ -38,6 +58,7 @@ _E1, _E3, _E4, _E5, _E6, _E7 = (-71.0 / 57600.0, 71.0 / 16695.0, -71.0 / 1920.0,
                                 17253.0 / 339200.0, -22.0 / 525.0, 1.0 / 40.0)
 
 
+
 def rhs(y, dy, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
     """dy/dt (ug/day) at ``y`` into ``dy``."""
     for i in range(y.shape[0]):
@@ -49,9 +70,176 @@ def rhs(y, dy, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svm
     nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
 
 
-def integrate(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
+def jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+    """Jacobian of :func:`rhs` at ``y`` into ``J`` (n, n)."""
+    n = y.shape[0]
+    for i in range(n):
+        for j in range(n):
+            J[i, j] = 0.0
+    for f in range(lsrc.shape[0]):
+        J[lsrc[f], lsrc[f]] -= lk[f]
+        J[ldst[f], lsrc[f]] += lk[f]
+    nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+
+
+def _lu(W, piv):
+    """LU factorisation with partial pivoting of ``W`` in place; False if singular."""
+    n = W.shape[0]
+    for k in range(n):
+        p = k
+        big = abs(W[k, k])
+        for i in range(k + 1, n):
+            if abs(W[i, k]) > big:
+                big = abs(W[i, k])
+                p = i
+        if big == 0.0:
+            return False
+        piv[k] = p
+        if p != k:
+            for j in range(n):
+                tmp = W[k, j]
+                W[k, j] = W[p, j]
+                W[p, j] = tmp
+        inv = 1.0 / W[k, k]
+        for i in range(k + 1, n):
+            W[i, k] *= inv
+            m = W[i, k]
+            if m != 0.0:
+                for j in range(k + 1, n):
+                    W[i, j] -= m * W[k, j]
+    return True
+
+
+def _lu_solve(W, piv, x):
+    """Solve ``W x = x`` in place with the factors of :func:`_lu`."""
+    n = W.shape[0]
+    for k in range(n):
+        p = piv[k]
+        if p != k:
+            tmp = x[k]
+            x[k] = x[p]
+            x[p] = tmp
+    for i in range(n):
+        s = x[i]
+        for j in range(i):
+            s -= W[i, j] * x[j]
+        x[i] = s
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for j in range(i + 1, n):
+            s -= W[i, j] * x[j]
+        x[i] = s / W[i, i]
+
+
+def integrate_stiff(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
               b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
     """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days).
+
+    Stops at ``t1``, or after the first step that leaves the first ``n_par`` states (the
+    parenteral pools) holding ``eps`` ug or less in all. The state at each output time in
+    ``t_out`` (sorted, > t0) reached on the way is written to ``out`` (steps end exactly on
+    output times). Returns ``(t, k, status)``: the time reached, the number of outputs
+    written and :data:`OK`, or :data:`TOO_MANY_STEPS` after ``max_steps`` steps (``y`` and
+    ``t`` then hold the last accepted step: the caller goes on with another method).
+    """
+    n = y.shape[0]
+    K = COLUMNS
+    J = np.empty((n, n))
+    W = np.empty((n, n))
+    piv = np.zeros(n, dtype=np.int64)
+    f0 = np.empty(n)
+    fi = np.empty(n)
+    yi = np.empty(n)
+    T = np.empty((K, n))
+    t = t0
+    k = 0
+    n_out = t_out.shape[0]
+    H = 1e-3
+    steps = 0
+    while t < t1:
+        if steps >= max_steps:
+            return t, k, TOO_MANY_STEPS
+        target = t1
+        if k < n_out and t_out[k] <= t1:
+            target = t_out[k]
+        last = False
+        H_try = H
+        if t + H >= target:
+            H = target - t
+            last = True
+        rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+        jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+        ok = True
+        for j in range(1, K + 1):
+            h = H / j
+            for r in range(n):
+                for c in range(n):
+                    W[r, c] = -h * J[r, c]
+                W[r, r] += 1.0
+            if not _lu(W, piv):
+                ok = False
+                break
+            for i in range(n):
+                fi[i] = h * f0[i]
+            _lu_solve(W, piv, fi)
+            for i in range(n):
+                yi[i] = y[i] + fi[i]
+            for _ in range(1, j):
+                rhs(yi, fi, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
+                    svmax, skm)
+                for i in range(n):
+                    fi[i] *= h
+                _lu_solve(W, piv, fi)
+                for i in range(n):
+                    yi[i] += fi[i]
+            # Aitken-Neville in place: before this loop T[m] holds the previous row's
+            # column m + 1; it is replaced by this row's as the row is extrapolated
+            for i in range(n):
+                fi[i] = yi[i]
+            for m in range(1, j):
+                # column m + 1 of row j from column m of rows j and j - 1
+                ratio = j / (j - m) - 1.0
+                for i in range(n):
+                    prev = T[m - 1, i]
+                    T[m - 1, i] = fi[i]
+                    fi[i] = fi[i] + (fi[i] - prev) / ratio
+            for i in range(n):
+                T[j - 1, i] = fi[i]
+        err = 0.0
+        if ok:
+            for i in range(n):
+                e = T[K - 1, i] - T[K - 2, i]
+                sc = atol + rtol * max(abs(y[i]), abs(T[K - 1, i]))
+                err += (e / sc) ** 2
+            err = math.sqrt(err / n)
+        steps += 1
+        if ok and err <= 1.0:
+            t = target if last else t + H
+            for i in range(n):
+                y[i] = T[K - 1, i]
+            if last and k < n_out and t == t_out[k]:
+                for i in range(n):
+                    out[k, i] = y[i]
+                k += 1
+            factor = 4.0 if err == 0.0 else min(4.0, 0.9 * err ** (-1.0 / K))
+            # a step cut short to end on an output time does not shrink the next one
+            H = max(H_try, H * factor) if last else H * factor
+            pools = 0.0
+            for i in range(n_par):
+                pools += y[i]
+            if pools <= eps:
+                return t, k, OK
+        else:
+            # not finite or too large: a shorter step
+            factor = 0.2 if not (err < 1e300) else max(0.2, 0.9 * err ** (-1.0 / K))
+            H *= factor
+    return t, k, OK
+
+
+def integrate_explicit(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
+              b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+    """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days) with the explicit
+    Dormand-Prince 5(4) method; arguments and result as :func:`integrate`.
 
     Stops at ``t1``, or after the first step that leaves the first ``n_par`` states (the
     parenteral pools) holding ``eps`` ug or less in all. The state at each output time in

@@ -1,17 +1,21 @@
 """Simulation engine: dose events + patient + parameters -> tidy time course.
 
-The model (``data/model.toml``) is linear except in the pools that hold injected or nasal
-B12 (depot, nasal mucosa, unbound cobalamin), where binding to haptocorrin and tissue uptake
-saturate. The engine therefore integrates piecewise between dose events:
+The model's structure is declared in ``data/model.toml`` (:mod:`b12pk.declaration`) and its
+rate laws are in :mod:`b12pk.laws`; :class:`_System` builds the right-hand side, its Jacobian
+and the linear part from them. The model is linear except in the pools that hold injected or
+nasal B12 (depot, nasal mucosa, unbound cobalamin), where binding to haptocorrin and tissue
+uptake saturate. The engine therefore integrates piecewise between dose events:
 
 * while an injection transient is under way (any of those pools above ``TRANSIENT_EPS_UG``),
-  the full nonlinear system is integrated with :func:`scipy.integrate.solve_ivp` (Radau, an
-  analytic Jacobian, tight tolerances) until the transient has died out;
+  the full nonlinear system is integrated by the compiled stiff extrapolation integrator of
+  :mod:`b12pk._transient` (``b12pk[fast]``), or by LSODA without numba, until the transient
+  has died out;
 * otherwise the system is linear with constant inputs (diet), and the state is advanced
   exactly with a matrix exponential of the augmented system (cached by step length).
 
-``method="solve_ivp"`` integrates everything with ``solve_ivp`` instead (the reference used in
-tests). Both conserve mass exactly: every flow moves an amount from one state to another.
+``method="solve_ivp"`` integrates everything with ``solve_ivp`` (Radau) instead: the
+reference used in tests. All conserve mass: every flow moves an amount from one state to
+another.
 
 States (ug): one depot, nasal and free pool per parenteral form present, then ileum,
 enterocyte, holoTC, holoHC, stores, and the cumulative urine, faeces and unabsorbed amounts.
@@ -44,6 +48,7 @@ __all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state
 
 
 TRANSIENT_EPS_UG = 1e-9
+"""Below this total amount (ug) in depot, nasal and free pools the model is treated as linear."""
 SAME_INSTANT_DAYS = 1e-12
 """Doses closer than this (days, relative to their time when it exceeds 1) coincide."""
 RTOL = 1e-10
@@ -51,9 +56,8 @@ ATOL = 1e-12
 """Tolerances of the reference integrator (method="solve_ivp")."""
 FAST_RTOL = 1e-10
 FAST_ATOL = 1e-12
-"""Tolerances of LSODA through injection transients in the fast path (the fitted parameters
+"""Tolerances of LSODA through injection transients without numba (the fitted parameters
 were fitted with these; looser ones shift the weakly identified uptake_km_ug)."""
-"""Below this total amount (ug) in depot, nasal and free pools the model is treated as linear."""
 
 _ORAL = ("oral", "sublingual")
 _PARENTERAL = ("im", "deep-sc", "intranasal", "iv")
@@ -611,14 +615,17 @@ def _absorb(sys_: _System, y: np.ndarray, t: float, amount: float, book: _DoseBo
 
 TRANSIENT_RTOL = 1e-10
 TRANSIENT_ATOL = 1e-12
-"""Tolerances of the compiled transient integrator (relative; absolute, ug)."""
-TRANSIENT_MAX_STEPS = 200_000
-"""Steps after which the compiled integrator hands a transient to LSODA (a very stiff
-parameter set: explicit steps are then limited by stability, not accuracy)."""
+"""Tolerances of the compiled explicit transient integrator (relative; absolute, ug)."""
+STIFF_RTOL = 1e-9
+STIFF_ATOL = 1e-10
+"""Tolerances of the compiled stiff integrator (relative; absolute, ug)."""
+TRANSIENT_MAX_STEPS = 100_000
+"""Steps after which the explicit integrator hands a transient to the stiff one, and the
+stiff one to LSODA (safeguards: a transient takes tens to a few thousand steps)."""
 
 
 def _compiled_transient() -> Any:
-    """The compiled transient integrator, or None without numba (or with
+    """The compiled transient integrators (explicit, stiff), or None without numba (or with
     ``B12PK_NO_NUMBA=1`` in the environment, to test the numpy path)."""
     global _KERNEL
     if _KERNEL is _UNSET:
@@ -627,8 +634,8 @@ def _compiled_transient() -> Any:
         _KERNEL = None
         if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
             try:
-                from ._fast import integrate_transient
-                _KERNEL = integrate_transient
+                from ._fast import integrate_explicit, integrate_stiff
+                _KERNEL = (integrate_explicit, integrate_stiff)
             except ImportError:
                 pass
     return _KERNEL
@@ -636,6 +643,28 @@ def _compiled_transient() -> Any:
 
 _UNSET = object()
 _KERNEL: Any = _UNSET
+
+
+def _compiled_segment(sys_: _System, y: np.ndarray, t: float, t1: float, t_out: np.ndarray,
+                      out: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Integrate a transient with the compiled integrators (explicit, then stiff when the
+    explicit one needs too many steps); return the state, the time reached and the number
+    of outputs of ``t_out`` written to ``out``. Stops when the transient is over."""
+    y = np.ascontiguousarray(y, dtype=float)
+    k = 0
+    for kernel, rtol, atol in zip(_compiled_transient(), (TRANSIENT_RTOL, STIFF_RTOL),
+                                  (TRANSIENT_ATOL, STIFF_ATOL)):
+        sub = np.ascontiguousarray(t_out[k:], dtype=float)
+        res = np.empty((len(sub), y.size))
+        t_new, filled, status = kernel(
+            y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, rtol, atol,
+            TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk, *sys_.nonlinear)
+        out[k:k + filled] = res[:filled]
+        k += filled
+        t = float(t_new)
+        if status == 0:
+            break
+    return y, t, k
 
 
 def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.ndarray,
@@ -659,21 +688,12 @@ def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.nd
             out[k] = sol.sol(t_out[k])
             k += 1
         return sol.y[:, -1].copy(), out
-    # fast: the compiled Dormand-Prince integrator (b12pk[fast]) through injection
-    # transients, or LSODA (odeint) in chunks that double in length, until the parenteral
-    # pools are empty; exact matrix exponential after that
-    kernel = _compiled_transient()
-    if kernel is not None and t < t1 and sys_.in_transient(y):
-        y = np.ascontiguousarray(y, dtype=float)
-        sub = np.ascontiguousarray(t_out[k:], dtype=float)
-        res = np.empty((len(sub), y.size))
-        t_new, filled, status = kernel(
-            y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, TRANSIENT_RTOL,
-            TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk,
-            *sys_.nonlinear)
-        out[k:k + filled] = res[:filled]
+    # fast: the compiled integrators (b12pk[fast]) through injection transients, or LSODA
+    # (odeint) in chunks that double in length (also where both compiled ones gave up),
+    # until the parenteral pools are empty; exact matrix exponential after that
+    if _compiled_transient() is not None and t < t1 and sys_.in_transient(y):
+        y, t, filled = _compiled_segment(sys_, y, t, t1, t_out[k:], out[k:])
         k += filled
-        t = float(t_new)
     chunk = 1.0
     while t < t1 and sys_.in_transient(y):
         t_end = min(t1, t + chunk)

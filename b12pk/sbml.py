@@ -1,35 +1,50 @@
 """Model exchange: the b12pk model of one patient (and a regimen) as an SBML document.
 
 :func:`to_sbml` writes the model that :func:`b12pk.simulate` integrates, for one patient,
-parameter set and regimen, as an SBML Level 3 Version 1 Core document:
+parameter set and regimen, as an SBML Level 3 Version 2 Core document. Everything in it is
+generated from the model declaration (``data/model.toml``, read by
+:mod:`b12pk.declaration`) and the rate laws (:data:`b12pk.laws.SBML`); the numbers come from
+the engine's own ``_System`` for the patient:
 
-* one species per state of :class:`b12pk.engine._System` (amounts in ug, declared
-  ``hasOnlySubstanceUnits``), in compartments named after ``data/model.toml``;
-* every parameter of ``data/model.toml`` with its value and unit, and a note and an
-  annotation giving its unit, status and source; the derived rate constants and patient
-  quantities with the values b12pk computes (the numbers come from one ``_System``);
-* one reaction per linear flow (mass action, first order), the saturable haptocorrin binding
-  and tissue uptake of unbound cobalamin, and the zero-order dietary input;
-* the doses of the regimen as events, one per dose instant, that do at that instant exactly
-  the arithmetic of ``b12pk.engine._apply_doses`` (intrinsic-factor capacity, passive and
-  unabsorbed parts, several doses at one instant in order);
-* serum B12 (pmol/L and pg/mL), holoTC, and the cumulative amounts as assignment rules.
+* one species per compartment of the declaration (one per parenteral form for a per-form
+  compartment), amounts in ug, initial amounts = the engine's initial state;
+* every parameter of ``data/model.toml`` with its value, unit, status and source (note and
+  annotation); the patient quantities, form properties and derived rates (``[rates]``) with
+  the values b12pk computes, each with its formula in a note;
+* one reaction per declared flow (per form where its source is per form), its kinetic law
+  filled in from the law's SBML template; the diet as zero-order inputs of the absorption
+  step's two compartments;
+* the doses as **repeating events**: the dose instants of the regimen are grouped into
+  arithmetic series with the same doses at every instant; each series is one event that
+  fires at ``time >= first + given * interval``, gives the doses of one instant exactly as
+  ``b12pk.engine._apply_doses`` does (the declared route table, the oral absorption step
+  with the intrinsic-factor capacity deficit decaying since its last use) and counts
+  ``given`` up, until the series' last dose. Instants that fit no series are events of
+  their own;
+* the declared outputs (``[outputs]``) as assignment rules, named like the columns of
+  :func:`b12pk.simulate`.
 
 python-libsbml is imported lazily (the ``b12pk[sbml]`` extra); libRoadRunner only by
-:func:`simulate_roadrunner`, used to cross-check b12pk against an independent SBML simulator.
+:func:`simulate_roadrunner` and :func:`load_roadrunner`, used to cross-check b12pk against an
+independent SBML simulator.
 
 See ``docs/sbml.md``.
 """
 
 from __future__ import annotations
 
+import ast
+import bisect
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
+from . import laws
 from .errors import B12pkError, InputError, ResourceError
 from .io import atomic_write_text, output_file_target
 from .limits import MAX_SBML_EVENTS
@@ -41,6 +56,8 @@ __all__ = [
     "write_sbml",
     "check_sbml",
     "patient_values",
+    "dose_series",
+    "DoseSeries",
     "simulate_roadrunner",
     "load_roadrunner",
     "ANNOTATION_NS",
@@ -50,7 +67,11 @@ ANNOTATION_NS = "https://b12pk.invalid/sbml/1"
 """XML namespace of the b12pk annotations (parameter unit, status and source)."""
 
 _XHTML = "http://www.w3.org/1999/xhtml"
-_LEVEL, _VERSION = 3, 1
+_LEVEL, _VERSION = 3, 2  # L3V2: max/min, used by the capacity-binding law and the IF step
+
+SERIES_LOOKAHEAD = 32
+"""Intervals tried from each ungrouped dose instant when dose instants are grouped into
+series (the next instants with the same doses; 32 covers any weekly pattern)."""
 
 
 class SBMLUnavailableError(B12pkError, ImportError):
@@ -78,82 +99,298 @@ def _roadrunner() -> Any:
 
 
 # --------------------------------------------------------------------------------------
-# Units: id -> list of (kind, exponent, scale, multiplier); model.toml unit -> id
+# Units. Dimensions are exponents of (mass, time, volume, substance); the model's canonical
+# units are ug, day, L (and pmol for substance), so a derived value of given dimensions is in
+# the canonical unit of those dimensions.
 
-_UNITS: dict[str, list[tuple[str, float, int, float]]] = {
-    "ug": [("gram", 1, -6, 1.0)],
-    "day": [("second", 1, 0, 86400.0)],
-    "hour": [("second", 1, 0, 3600.0)],
-    "per_day": [("second", -1, 0, 86400.0)],
-    "ug_per_day": [("gram", 1, -6, 1.0), ("second", -1, 0, 86400.0)],
-    "L": [("litre", 1, 0, 1.0)],
-    "mL_per_min": [("litre", 1, -3, 1.0), ("second", -1, 0, 60.0)],
-    "L_per_day": [("litre", 1, 0, 1.0), ("second", -1, 0, 86400.0)],
-    "pmol_per_L": [("mole", 1, -12, 1.0), ("litre", -1, 0, 1.0)],
-    "pg_per_mL": [("gram", 1, -12, 1.0), ("litre", -1, -3, 1.0)],
-    "g_per_mol": [("gram", 1, 0, 1.0), ("mole", -1, 0, 1.0)],
+_M, _T, _V, _N = (1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1)
+_ONE = (0, 0, 0, 0)
+
+
+def _dim(*parts: tuple[tuple[int, ...], int]) -> tuple[int, ...]:
+    out = [0, 0, 0, 0]
+    for base, exp in parts:
+        for i, b in enumerate(base):
+            out[i] += b * exp
+    return tuple(out)
+
+
+# id -> (list of (kind, exponent, scale, multiplier), dimensions)
+_UNITS: dict[str, tuple[list[tuple[str, float, int, float]], tuple[int, ...]]] = {
+    "ug": ([("gram", 1, -6, 1.0)], _M),
+    "day": ([("second", 1, 0, 86400.0)], _T),
+    "hour": ([("second", 1, 0, 3600.0)], _T),
+    "per_day": ([("second", -1, 0, 86400.0)], _dim((_T, -1))),
+    "ug_per_day": ([("gram", 1, -6, 1.0), ("second", -1, 0, 86400.0)], _dim((_M, 1), (_T, -1))),
+    "L": ([("litre", 1, 0, 1.0)], _V),
+    "mL_per_min": ([("litre", 1, -3, 1.0), ("second", -1, 0, 60.0)], _dim((_V, 1), (_T, -1))),
+    "L_per_day": ([("litre", 1, 0, 1.0), ("second", -1, 0, 86400.0)], _dim((_V, 1), (_T, -1))),
+    "pmol_per_L": ([("mole", 1, -12, 1.0), ("litre", -1, 0, 1.0)], _dim((_N, 1), (_V, -1))),
+    "pg_per_mL": ([("gram", 1, -12, 1.0), ("litre", -1, -3, 1.0)], _dim((_M, 1), (_V, -1))),
+    "ug_per_L": ([("gram", 1, -6, 1.0), ("litre", -1, 0, 1.0)], _dim((_M, 1), (_V, -1))),
+    "g_per_mol": ([("gram", 1, 0, 1.0), ("mole", -1, 0, 1.0)], _dim((_M, 1), (_N, -1))),
 }
+_BASE_UNITS = (("gram", -6, 1.0, "ug"), ("second", 0, 86400.0, "day"), ("litre", 0, 1.0, "L"),
+               ("mole", -12, 1.0, "pmol"))
+#: the canonical unit id of each dimension (ug, day, L, pmol and their products)
+_CANONICAL = {_dims: _uid for _uid, (_parts, _dims) in _UNITS.items() if _uid in (
+    "ug", "day", "per_day", "ug_per_day", "L", "L_per_day", "pmol_per_L", "ug_per_L",
+    "g_per_mol")}
+_CANONICAL[_ONE] = "dimensionless"
+
 _TOML_UNIT = {"ug": "ug", "1": "dimensionless", "1/day": "per_day", "h": "hour", "L": "L",
               "mL/min": "mL_per_min", "ug/day": "ug_per_day", "day": "day",
               "pmol/L": "pmol_per_L", "g/mol": "g_per_mol"}
 
-# engine layout names of the fixed states -> (species id, compartment id, description)
-_FIXED_SPECIES = {
-    "ileum": ("ileum", "gut", "absorbed dose in ileal transit (IF-bound or passive)"),
-    "enterocyte": ("enterocyte", "gut", "enterocyte transit before release on transcobalamin"),
-    "holotc": ("holotc", "plasma", "plasma B12 on transcobalamin (active B12)"),
-    "holohc": ("holohc", "plasma", "plasma B12 on haptocorrin"),
-    "stores": ("stores", "tissue", "tissue stores, mainly liver"),
-    "urine": ("urine", "excreted", "cumulative urinary excretion (outside the body)"),
-    "faeces": ("faeces", "excreted", "cumulative biliary/faecal loss (outside the body)"),
-    "unabsorbed": ("unabsorbed", "excreted",
-                   "cumulative unabsorbed oral/dietary B12 (never entered the body)"),
-}
+#: Units of the patient quantities an expression may use (b12pk.declaration.PATIENT_QUANTITIES).
+_PATIENT_UNITS = {"egfr_ml_min": "mL_per_min", "if_route_factor": "dimensionless",
+                  "diet_ug_per_day": "ug_per_day", "food_release": "dimensionless"}
+_PATIENT_NOTES = {"egfr_ml_min": "patient setting: eGFR",
+                  "if_route_factor": "patient: intrinsic factor x ileal function x metformin "
+                                     "factor (1 = normal IF-route absorption)",
+                  "diet_ug_per_day": "patient setting: dietary intake",
+                  "food_release": "patient: fraction of food-bound B12 released for absorption"}
 
-# (engine state of source, engine state of destination) -> rate constant id; depot/nasal/free
-# are per form ("{f}" replaced by the form)
-_FLOW_NAMES = {
-    ("depot", "free"): "k_depot_{f}",
-    ("nasal", "free"): "k_nasal",
-    ("free", "urine"): "k_renal_{f}",
-    ("ileum", "enterocyte"): "k_transit",
-    ("enterocyte", "holotc"): "k_transit",
-    ("holotc", "stores"): "k_tc",
-    ("holohc", "stores"): "k_hc",
-    ("stores", "holotc"): "k_st",
-    ("stores", "holohc"): "k_sh",
-    ("stores", "ileum"): "k_reab",
-    ("stores", "faeces"): "k_loss",
-}
+#: Units of the declared outputs, by the suffix of their names (the columns of simulate).
+_OUTPUT_SUFFIX_UNITS = (("_pmol_per_l", "pmol_per_L"), ("_pg_per_ml", "pg_per_mL"),
+                        ("_ug", "ug"))
 
 
-def _state_names(L: Any) -> list[str]:
-    """Species id of every engine state index."""
-    names = [f"depot_{f}" for f in L.forms] + [f"nasal_{f}" for f in L.forms] \
-        + [f"free_{f}" for f in L.forms]
-    from .engine import _compartment_order
-    _FIXED = _compartment_order()[1]
-
-    names += [_FIXED_SPECIES[n][0] for n in _FIXED]
-    return names
+def _dims_of_unit(uid: str) -> tuple[int, ...]:
+    return _ONE if uid == "dimensionless" else _UNITS[uid][1]
 
 
-def _kind_of(L: Any, idx: int) -> tuple[str, str | None]:
-    """('depot'|'nasal'|'free', form) or (fixed name, None) of an engine state index."""
-    nf = L.nf
-    if idx < 3 * nf:
-        return ("depot", "nasal", "free")[idx // nf], L.forms[idx % nf]
-    from .engine import _compartment_order
-    _FIXED = _compartment_order()[1]
+class _Units:
+    """Unit ids of the document: the fixed table and any generated for new dimensions."""
 
-    return _FIXED[idx - 3 * nf], None
+    def __init__(self) -> None:
+        self.extra: dict[str, tuple[int, ...]] = {}
+
+    def for_dims(self, dims: tuple[int, ...] | None) -> str:
+        if dims is None:
+            return "dimensionless"
+        if dims in _CANONICAL:
+            return _CANONICAL[dims]
+        uid = "_".join(f"{b[3]}{e}".replace("-", "m") for b, e in zip(_BASE_UNITS, dims) if e)
+        self.extra[uid] = dims
+        return uid
+
+    def definitions(self) -> dict[str, list[tuple[str, float, int, float]]]:
+        out = {uid: parts for uid, (parts, _) in _UNITS.items()}
+        for uid, dims in self.extra.items():
+            out[uid] = [(kind, e, scale, mult) for (kind, scale, mult, _), e
+                        in zip(_BASE_UNITS, dims) if e]
+        return out
 
 
 # --------------------------------------------------------------------------------------
-# The numbers: one _System per patient
+# Expressions: dimensions and SBML L3 infix with units on the literal numbers (so libSBML's
+# unit checks pass: a literal added to an amount is an amount, one in a product is
+# dimensionless)
+
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^"}
+
+
+class _Expr:
+    """Dimensions and L3 infix of a Python-syntax expression over SBML ids."""
+
+    def __init__(self, dims_of: Callable[[str], tuple[int, ...]], units: _Units,
+                 constants: frozenset = frozenset()):
+        self.dims_of = dims_of
+        self.units = units
+        self.constants = constants  # named numbers (the declaration's ln2)
+
+    def dims(self, node: ast.AST) -> tuple[int, ...] | None:
+        """Dimensions of ``node``; None for a bare number (it takes its context's)."""
+        if isinstance(node, ast.Expression):
+            return self.dims(node.body)
+        if isinstance(node, ast.Constant):
+            return None
+        if isinstance(node, ast.Name):
+            return None if node.id in self.constants else self.dims_of(node.id)
+        if isinstance(node, ast.UnaryOp):
+            return self.dims(node.operand)
+        if isinstance(node, ast.BinOp):
+            a, b = self.dims(node.left), self.dims(node.right)
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                return self._same(a, b, node)
+            a, b = a or _ONE, b or _ONE
+            if isinstance(node.op, ast.Mult):
+                return tuple(x + y for x, y in zip(a, b))
+            if isinstance(node.op, ast.Div):
+                return tuple(x - y for x, y in zip(a, b))
+            if isinstance(node.right, ast.Constant) and float(node.right.value).is_integer():
+                return tuple(int(x * node.right.value) for x in a)
+            if a == _ONE:
+                return _ONE
+        if isinstance(node, ast.Call):
+            args = [self.dims(x) for x in node.args]
+            if node.func.id in ("min", "max"):
+                out = None
+                for d in args:
+                    out = self._same(out, d, node)
+                return out
+            if all(d in (None, _ONE) for d in args):  # exp, ln
+                return _ONE
+        raise RuntimeError(f"SBML export: cannot find the units of {ast.unparse(node)!r}")
+
+    @staticmethod
+    def _same(a: tuple | None, b: tuple | None, node: ast.AST) -> tuple | None:
+        if a is not None and b is not None and a != b:
+            raise RuntimeError(f"SBML export: {ast.unparse(node)!r} adds quantities of "
+                               "different units")
+        return a if a is not None else b
+
+    def infix(self, node: ast.AST, want: tuple[int, ...] | None = None) -> str:
+        """L3 infix; ``want``: the dimensions a bare number here takes."""
+        if isinstance(node, ast.Expression):
+            return self.infix(node.body, want)
+        if isinstance(node, ast.Constant):
+            return f"{float(node.value)!r} {self.units.for_dims(want)}"
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.UnaryOp):
+            inner = self.infix(node.operand, want)
+            return f"(-{inner})" if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                d = self.dims(node) or want
+                left, right = self.infix(node.left, d), self.infix(node.right, d)
+            else:
+                left, right = self.infix(node.left), self.infix(node.right)
+            return f"({left} {_OPS[type(node.op)]} {right})"
+        if isinstance(node, ast.Call):
+            d = (self.dims(node) or want) if node.func.id in ("min", "max") else None
+            return f"{node.func.id}({', '.join(self.infix(a, d) for a in node.args)})"
+        raise RuntimeError(f"SBML export: cannot write {ast.unparse(node)!r}")  # pragma: no cover
+
+    def render(self, text: str) -> tuple[str, tuple[int, ...]]:
+        """(L3 infix, dimensions) of ``text``."""
+        tree = ast.parse(text, mode="eval")
+        return self.infix(tree), self.dims(tree) or _ONE
+
+
+# --------------------------------------------------------------------------------------
+# Dose series: the regimen's dose instants grouped into arithmetic series
+
+@dataclass(frozen=True)
+class DoseSeries:
+    """Dose instants ``first + k * interval`` (k < count) that give the same doses.
+
+    ``doses`` lists the ``(amount_ug, route, form)`` given at each instant, in the order
+    b12pk gives them (which matters for the intrinsic-factor capacity). One SBML event each.
+    """
+
+    first: float
+    interval: float
+    count: int
+    doses: tuple[tuple[float, str, str], ...]
+
+    def times(self) -> np.ndarray:
+        return self.first + np.arange(self.count) * self.interval
+
+    @property
+    def last(self) -> float:
+        return self.first + (self.count - 1) * self.interval
+
+
+def _group_series(instants: Sequence[tuple[float, tuple]]) -> list[DoseSeries]:
+    """Group dose instants ``(time, doses)`` into series (see :class:`DoseSeries`).
+
+    Instants with the same doses are taken in time order; from each instant not yet in a
+    series, the next :data:`SERIES_LOOKAHEAD` such instants each propose an interval, and the
+    longest run of instants at ``first + k * interval`` (each equal to the engine's instant
+    to :data:`b12pk.engine.SAME_INSTANT_DAYS`, relative) becomes a series. Its interval is
+    the first gap or the mean gap, whichever reproduces more instants exactly (all of them
+    for whole-day schedules).
+    """
+    from .engine import SAME_INSTANT_DAYS
+
+    by_doses: dict[tuple, list[float]] = {}
+    for t, doses in instants:
+        by_doses.setdefault(doses, []).append(t)
+    out: list[DoseSeries] = []
+    for doses, times in by_doses.items():
+        ts = np.array(sorted(times))
+        tlist = ts.tolist()
+        taken = np.zeros(ts.size, dtype=bool)
+
+        def nearest(target: np.ndarray) -> np.ndarray:
+            """Index of the instant nearest each target time."""
+            j = np.clip(np.searchsorted(ts, target), 1, max(ts.size - 1, 1))
+            return np.where(np.abs(ts[j - 1] - target) <= np.abs(ts[j] - target), j - 1, j)
+
+        def run_length(i: int, step: float) -> int:
+            """Instants ts[i] + k * step, k = 0, 1, ..., found before the first missing one
+            (ts[i] + step is an instant not yet in a series)."""
+            target = ts[i] + 2.0 * step  # the common case of irregular times, quickly
+            j = bisect.bisect_left(tlist, target)
+            if not any(0 <= c < len(tlist) and not taken[c] and abs(tlist[c] - target)
+                       <= SAME_INSTANT_DAYS * max(1.0, abs(target)) for c in (j - 1, j)):
+                return 2
+            n, chunk = 2, 4
+            while True:
+                target = ts[i] + np.arange(n, n + chunk) * step
+                near = nearest(target)
+                tol = SAME_INSTANT_DAYS * np.maximum(1.0, np.abs(target))
+                hit = (np.abs(ts[near] - target) <= tol) & ~taken[near]
+                if not hit.all():
+                    return n + int(np.argmin(hit))
+                n, chunk = n + chunk, chunk * 2
+
+        for i in range(ts.size):
+            if taken[i]:
+                continue
+            best_n, best_step, tried = 1, 0.0, 0
+            for j in range(i + 1, ts.size):
+                if tried >= SERIES_LOOKAHEAD:
+                    break
+                if taken[j]:
+                    continue
+                tried += 1
+                step = float(ts[j] - ts[i])
+                n = run_length(i, step)
+                if n > best_n:
+                    best_n, best_step = n, step
+            idx = nearest(ts[i] + np.arange(best_n) * best_step) if best_n > 1 \
+                else np.array([i])
+            taken[idx] = True
+            step = 0.0
+            if best_n > 1:  # the interval that gives the most instants exactly
+                k = np.arange(best_n)
+                step = max((best_step, float(ts[idx[-1]] - ts[i]) / (best_n - 1)),
+                           key=lambda x: int(np.sum(ts[i] + k * x == ts[idx])))
+            out.append(DoseSeries(float(ts[i]), step, best_n, doses))
+    out.sort(key=lambda s: s.first)
+    return out
+
+
+def _instants(events: Sequence[tuple[float, float, str, str]]) -> list[tuple[float, tuple]]:
+    """The engine's dose instants: ``(time, ((amount, route, form), ...))`` in its order."""
+    groups: dict[float, list] = {}
+    for t, amount, route, form in events:
+        groups.setdefault(t, []).append((amount, route, form))
+    return [(t, tuple(doses)) for t, doses in groups.items()]
+
+
+def dose_series(regimen: Any, days: float = 365.0) -> list[DoseSeries]:
+    """The dose series :func:`to_sbml` exports for ``regimen`` (one SBML event each).
+
+    ``regimen`` is read as by :func:`b12pk.simulate` (doses at ``0 <= t < days``); None or an
+    empty list gives none.
+    """
+    from . import engine
+
+    days = engine._check_days(days)
+    events = engine._events_from(regimen, days, "export") if regimen is not None else []
+    return _group_series(_instants(events))
+
+
+# --------------------------------------------------------------------------------------
+# The numbers: one engine _System per patient
 
 def _build(patient: Patient | str | None, regimen: Any, days: float,
-           parameters: Parameters | None) -> tuple[Patient, Parameters, Any, list, Any]:
+           parameters: Parameters | None) -> tuple[Patient, Parameters, Any, list, float]:
     from . import engine
 
     days = engine._check_days(days)
@@ -163,57 +400,90 @@ def _build(patient: Patient | str | None, regimen: Any, days: float,
     return patient, params, sys_, events, days
 
 
-def _check_event_count(events: Sequence[tuple[float, float, str, str]], days: float) -> None:
-    """Refuse more than :data:`b12pk.limits.MAX_SBML_EVENTS` SBML events (dose instants),
+def _check_event_count(series: Sequence[DoseSeries], days: float) -> None:
+    """Refuse more than :data:`b12pk.limits.MAX_SBML_EVENTS` SBML events (dose series),
     before the document is built: libSBML and libRoadRunner need memory and time that grow
-    with the square of the count (a 36,500-event export aborts in C++ under a memory limit)."""
-    instants = sorted({e[0] for e in events})
-    if len(instants) > MAX_SBML_EVENTS:
-        fits = instants[MAX_SBML_EVENTS]  # a horizon up to this day keeps MAX_SBML_EVENTS
+    with the square of the count. A regular schedule is one event whatever its length; only
+    irregular dose times add up."""
+    if len(series) > MAX_SBML_EVENTS:
+        fits = sorted(s.first for s in series)[MAX_SBML_EVENTS]
         raise ResourceError(
-            f"the SBML export would hold {len(instants):,} dose events (one per dose instant "
-            f"before day {days:g}), above the limit of {MAX_SBML_EVENTS:,}; use a shorter "
-            f"horizon (days <= {fits:g} fits) or a regimen with fewer doses")
+            f"the SBML export would hold {len(series):,} dose events (one per series of "
+            f"regularly spaced dose instants before day {days:g}), above the limit of "
+            f"{MAX_SBML_EVENTS:,}; use a shorter horizon (days <= {fits:g} fits) or a regimen "
+            "with more regular doses")
 
 
-def _derived(sys_: Any, patient: Patient) -> dict[str, tuple[float, str, str]]:
-    """Derived constants: id -> (value, unit id, formula note). Values straight from _System."""
-    p = sys_.p
-    L = sys_.L
-    out: dict[str, tuple[float, str, str]] = {
-        "if_route_factor": (patient.if_route_factor, "dimensionless",
-                            "patient: intrinsic_factor x ileal function x metformin factor"),
-        "egfr_ml_min": (patient.egfr_ml_min, "mL_per_min", "patient setting"),
-        "diet_ug_per_day": (sys_.diet, "ug_per_day", "patient setting: dietary intake"),
-        "diet_absorbed_ug_per_day": (
-            sys_.diet_absorbed, "ug_per_day",
-            "min(meals_per_day x (if_cap x m/(if_km_ug + m) + passive_fraction x m), diet) with "
-            "m = food_release x diet / meals_per_day (diet in meals, IF-limited)"),
-        "if_cap": (sys_.if_cap, "ug", "if_capacity_ug x if_route_factor"),
-        "if_krec": (sys_.if_krec, "per_day", "ln 2 / (if_recovery_half_life_h / 24)"),
-        "k_transit": (p["oral_transit_rate_per_day"], "per_day", "oral_transit_rate_per_day"),
-        "k_nasal": (p["nasal_absorption_rate_per_day"], "per_day",
-                    "nasal_absorption_rate_per_day"),
-        "k_tc": (sys_.k_tc, "per_day", "ln 2 / (holotc_half_life_h / 24)"),
-        "k_hc": (sys_.k_hc, "per_day", "ln 2 / holohc_half_life_days"),
-        "k_st": (sys_.k_st, "per_day",
-                 "k_tc x holotc_share x plasma_ref / reference_stores_ug, plasma_ref = "
-                 "reference serum (ug/L) x plasma_volume_l"),
-        "k_sh": (sys_.k_sh, "per_day",
-                 "k_hc x (1 - holotc_share) x plasma_ref / reference_stores_ug"),
-        "k_reab": (sys_.k_reab, "per_day",
-                   "bile_secretion_fraction_per_day x bile_reabsorbed_fraction x "
-                   "if_route_factor"),
-        "k_loss": (sys_.k_loss, "per_day",
-                   "bile_secretion_fraction_per_day x (1 - bile_reabsorbed_fraction x "
-                   "if_route_factor) + other_loss_fraction_per_day"),
-    }
-    for i, f in enumerate(L.forms):
-        out[f"k_depot_{f}"] = (float(sys_.k_depot[i]), "per_day",
-                               f"ln 2 / (depot half-life of {f} in h / 24)")
-        out[f"k_renal_{f}"] = (float(sys_.k_renal[i]), "per_day",
-                               f"renal_filtered_fraction x eGFR x 1.44 / free_volume_l x "
-                               f"renal clearance factor of {f}")
+def _sid(compartment: str, form: str | None) -> str:
+    """SBML id of a compartment's species (of a form, for a per-form compartment)."""
+    return compartment if form is None else f"{compartment}_{form}"
+
+
+def _species(sys_: Any) -> list[tuple[str, int, Any, str | None]]:
+    """(species id, engine state index, declared compartment, form) of every species."""
+    out = []
+    for c in sys_.decl.compartments:
+        for form in (sys_.L.forms if c.per_form else (None,)):
+            out.append((_sid(c.name, form), sys_.L.index(c.name, form), c, form))
+    return sorted(out, key=lambda x: x[1])
+
+
+def _form_property_values(sys_: Any, p: Parameters) -> dict[str, tuple[float, str, str]]:
+    """Per-form properties by SBML id: (value, unit id, note)."""
+    decl = sys_.decl
+    table = parameter_table().set_index("name")
+    out = {}
+    for prop in decl.form_properties:
+        named = [decl.forms[f][prop] for f in decl.forms if isinstance(decl.forms[f].get(prop),
+                                                                          str)]
+        unit = _TOML_UNIT[table.loc[named[0], "unit"]] if named else "dimensionless"
+        for form in sys_.L.forms:
+            raw = decl.forms[form][prop]
+            value = p[raw] if isinstance(raw, str) else float(raw)
+            out[f"{prop}_{form}"] = (float(value), unit,
+                                     f"form property {prop} of {form}: "
+                                     + (f"= {raw}" if isinstance(raw, str) else "a number")
+                                     + " (data/model.toml [forms])")
+    return out
+
+
+def _derived(sys_: Any, params: Parameters, units: _Units | None = None
+             ) -> dict[str, tuple[float, str, str]]:
+    """Every patient quantity, form property and derived rate (``[rates]``) by SBML id:
+    (value, unit id, formula note). Values straight from the engine's ``_System``."""
+    decl = sys_.decl
+    units = units or _Units()
+    table = parameter_table().set_index("name")
+    dims: dict[str, tuple[int, ...]] = {
+        name: _dims_of_unit(_TOML_UNIT[row["unit"]]) for name, row in table.iterrows()}
+    out: dict[str, tuple[float, str, str]] = {}
+    for q, uid in _PATIENT_UNITS.items():
+        out[q] = (float(sys_.rates[q]), uid, _PATIENT_NOTES[q])
+        dims[q] = _dims_of_unit(uid)
+    props = _form_property_values(sys_, params)
+    out.update(props)
+    for prop in decl.form_properties:
+        dims[prop] = _dims_of_unit(props[f"{prop}_{sys_.L.forms[0]}"][1])
+    for name, e in decl.rates:
+        tree = ast.parse(e.text, mode="eval")
+        constants = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name)) - e.names
+        d = _Expr(lambda n: dims[n], units, constants).dims(tree) or _ONE
+        dims[name] = d
+        uid = units.for_dims(d)
+        note = f"{name} = {e.text} (data/model.toml [rates]; SBML infix: {e.infix()})"
+        if name in decl.per_form_rates:
+            for i, form in enumerate(sys_.L.forms):
+                out[f"{name}_{form}"] = (float(sys_.form_rates[i][name]), uid,
+                                         f"{note}, for {form}")
+        else:
+            out[name] = (float(sys_.rates[name]), uid, note)
+    a = decl.absorption
+    out["diet_absorbed_ug_per_day"] = (
+        float(sys_.diet_absorbed), "ug_per_day",
+        f"dietary B12 absorbed: min({a.meals} x (IF route + {a.passive} x m), "
+        f"diet_ug_per_day) with m = food_release x diet_ug_per_day / {a.meals} per meal, the "
+        f"IF route = {laws.SBML['if_absorbed']} with capacity {a.capacity}, km {a.km} "
+        "(data/model.toml [absorption])")
     return out
 
 
@@ -221,17 +491,17 @@ def patient_values(patient: Patient | str | None = None, regimen: Any = None,
                    days: float = 365.0, parameters: Parameters | None = None) -> dict[str, float]:
     """Values of every patient-dependent quantity of the exported model, by SBML id.
 
-    The parameters of ``data/model.toml``, the derived rate constants and the initial amounts
-    (species ids) that :func:`to_sbml` would write for this patient. With them one loaded
-    SBML model (of the same regimen, so the same forms and events) can be re-parameterised
-    for another patient, e.g. ``rr.setValue(f"init({id})", value)`` then ``rr.resetAll()``
-    in libRoadRunner.
+    The parameters of ``data/model.toml``, the patient quantities, form properties and
+    derived rates, and the initial amounts (species ids) that :func:`to_sbml` would write for
+    this patient. With them one loaded SBML model (of the same regimen, so the same forms and
+    events) can be re-parameterised for another patient, e.g.
+    ``rr.setValue(f"init({id})", value)`` then ``rr.resetAll()`` in libRoadRunner.
     """
     patient, params, sys_, _, _ = _build(patient, regimen, days, parameters)
     vals = {name: float(v) for name, v in params.as_dict().items()}
-    vals.update({k: float(v[0]) for k, v in _derived(sys_, patient).items()})
+    vals.update({k: float(v[0]) for k, v in _derived(sys_, params).items()})
     y0 = sys_.initial_state(patient)
-    vals.update({sid: float(v) for sid, v in zip(_state_names(sys_.L), y0)})
+    vals.update({sid: float(y0[idx]) for sid, idx, _, _ in _species(sys_)})
     return vals
 
 
@@ -247,10 +517,10 @@ def _ok(rc: int, what: str) -> None:
 
 def _math(formula: str) -> Any:
     libsbml = _libsbml()
-    ast = libsbml.parseL3Formula(formula)
-    if ast is None:  # pragma: no cover - construction bug
+    tree = libsbml.parseL3Formula(formula)
+    if tree is None:  # pragma: no cover - construction bug
         raise RuntimeError(f"libSBML cannot parse {formula!r}: {libsbml.getLastParseL3Error()}")
-    return ast
+    return tree
 
 
 def _notes(obj: Any, lines: Sequence[str]) -> None:
@@ -268,17 +538,63 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
+class _Doc:
+    """A libSBML model under construction, with the ids and units it holds."""
+
+    def __init__(self, model: Any, units: _Units):
+        self.model = model
+        self.units = units
+        self.unit_of: dict[str, str] = {}
+
+    def parameter(self, pid: str, value: float, unit: str, constant: bool,
+                  notes: Sequence[str] = ()) -> Any:
+        p = self.model.createParameter()
+        _ok(p.setId(pid), f"id {pid}")
+        p.setValue(float(value))
+        p.setUnits(unit)
+        p.setConstant(constant)
+        if notes:
+            _notes(p, notes)
+        self.unit_of[pid] = unit
+        return p
+
+    def dims(self, sid: str) -> tuple[int, ...]:
+        return _dims_of_unit(self.unit_of[sid])
+
+    def expr(self) -> _Expr:
+        return _Expr(self.dims, self.units)
+
+    def reaction(self, rid: str, src: str | None, dst: str | None, law: str,
+                 note: Sequence[str], modifiers: Sequence[str] = ()) -> None:
+        r = self.model.createReaction()
+        _ok(r.setId(rid), f"id {rid}")
+        r.setReversible(False)
+        for sid, make in ((src, r.createReactant), (dst, r.createProduct)):
+            if sid is not None:
+                sr = make()
+                sr.setSpecies(sid)
+                sr.setStoichiometry(1.0)
+                sr.setConstant(True)
+        for m in dict.fromkeys(modifiers):
+            if m not in (src, dst):
+                r.createModifier().setSpecies(m)
+        kl = r.createKineticLaw()
+        _ok(kl.setMath(_math(law)), f"kinetic law of {rid}")
+        _notes(r, note)
+
+
 def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: float = 365.0,
             parameters: Parameters | None = None) -> str:
-    """The b12pk model of one patient (and a regimen) as SBML Level 3 Version 1 text.
+    """The b12pk model of one patient (and a regimen) as SBML Level 3 Version 2 text.
 
     Parameters
     ----------
     patient : Patient or str, optional
         A :class:`b12pk.Patient` or a preset name; default ``"healthy"``.
     regimen : Regimen, str or list of DoseEvent, optional
-        Read as by :func:`b12pk.simulate`. Doses at ``0 <= t < days`` become SBML events (one
-        per dose instant), at most :data:`b12pk.limits.MAX_SBML_EVENTS`. ``None`` or an
+        Read as by :func:`b12pk.simulate`. Doses at ``0 <= t < days`` become SBML events,
+        one per series of regularly spaced dose instants with the same doses
+        (:func:`dose_series`), at most :data:`b12pk.limits.MAX_SBML_EVENTS`. ``None`` or an
         empty list: no treatment (diet only).
     days : float
         Horizon in days, as for :func:`b12pk.simulate`; only selects the doses exported.
@@ -288,8 +604,9 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
     Returns
     -------
     str
-        The SBML document (UTF-8 XML text). Amounts in ug, time in days; serum B12 in
-        pmol/L as the assignment-rule parameter ``serum_pmol_per_l``.
+        The SBML document (UTF-8 XML text). Amounts in ug, time in days; the outputs of
+        :func:`b12pk.simulate` (``serum_pmol_per_l``, ``stores_ug``, ...) as assignment-rule
+        parameters of the same names.
 
     Raises
     ------
@@ -298,32 +615,142 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
     InputError
         Bad patient, regimen, horizon or parameters (as :func:`b12pk.simulate`).
     ResourceError
-        More than :data:`b12pk.limits.MAX_SBML_EVENTS` dose instants before ``days``
-        (checked before the document is built).
+        More than :data:`b12pk.limits.MAX_SBML_EVENTS` dose series before ``days`` (checked
+        before the document is built).
     """
     patient, params, sys_, events, days = _build(patient, regimen, days, parameters)
-    _check_event_count(events, days)
+    series = _group_series(_instants(events))
+    _check_event_count(series, days)
     libsbml = _libsbml()
-    L = sys_.L
-    names = _state_names(L)
+    decl, L = sys_.decl, sys_.L
+    units = _Units()
 
     doc = libsbml.SBMLDocument(_LEVEL, _VERSION)
     model = doc.createModel()
+    d = _Doc(model, units)
     model.setId("b12pk_" + "".join(ch if ch.isalnum() else "_" for ch in patient.name))
     model.setName(f"b12pk physiological vitamin B12 model, patient {patient.name}")
     _notes(model, [
-        "Generated by b12pk (educational model, not for prescribing).",
+        "Generated by b12pk from its model declaration (data/model.toml) and rate laws "
+        "(b12pk.laws); educational model, not for prescribing.",
         f"Patient: {patient.name} ({patient.describe()}).",
-        f"Regimen: {len(events)} doses in {days:g} days, exported as events at "
-        f"{len({e[0] for e in events})} dose instants.",
-        "Amounts in ug, time in days. Serum B12 = (holoTC + holoHC) / plasma_volume_l + "
-        "sum(free) / free_volume_l, converted to pmol/L with molar_mass_g_per_mol.",
-        "Derived rate constants hold the values b12pk computed for this patient; changing a "
-        "data/model.toml parameter in this file does not update them (re-export instead).",
+        f"Regimen: {len(events)} doses in {days:g} days at {len(_instants(events))} dose "
+        f"instants, exported as {len(series)} repeating dose events.",
+        "Amounts in ug, time in days. The outputs of b12pk.simulate are assignment-rule "
+        "parameters named like its columns (data/model.toml [outputs]).",
+        "Patient quantities, form properties and derived rates hold the values b12pk "
+        "computed for this patient; changing a data/model.toml parameter in this file does "
+        "not update them (re-export instead, or set every value from "
+        "b12pk.sbml.patient_values).",
     ])
+    model.setTimeUnits("day")
+    model.setSubstanceUnits("ug")
+    model.setExtentUnits("ug")
+    model.setVolumeUnits("L")
 
-    # ----- units
-    for uid, parts in _UNITS.items():
+    # ----- compartments: where a pool is (species are amounts; nominal sizes)
+    for cid, desc in (("body", "B12 in the body (declared compartments with body = true)"),
+                      ("outside", "cumulative amounts outside the body (body = false)")):
+        c = model.createCompartment()
+        c.setId(cid)
+        c.setSpatialDimensions(3)
+        c.setSize(1.0)
+        c.setUnits("L")
+        c.setConstant(True)
+        _notes(c, [desc + "; nominal size 1 L: every species is an amount"])
+
+    # ----- species: one per declared compartment (per parenteral form where per_form)
+    y0 = sys_.initial_state(patient)
+    species = _species(sys_)
+    for sid, idx, comp, form in species:
+        s = model.createSpecies()
+        _ok(s.setId(sid), f"id {sid}")
+        s.setCompartment("body" if comp.body else "outside")
+        s.setInitialAmount(float(y0[idx]))
+        s.setSubstanceUnits("ug")
+        s.setHasOnlySubstanceUnits(True)
+        s.setBoundaryCondition(False)
+        s.setConstant(False)
+        d.unit_of[sid] = "ug"
+        _notes(s, [f"{comp.description}" + (f"; {form}" if form else "")
+                   + f"; amount in ug; data/model.toml compartment '{comp.name}'"])
+
+    # ----- parameters of data/model.toml (value, unit, status, source)
+    table = parameter_table().set_index("name")
+    for name, value in params.as_dict().items():
+        row = table.loc[name]
+        default = float(row["value"])
+        note = [f"{row['description']}",
+                f"unit: {row['unit']}; status: {row['status']}; "
+                f"range: [{row['low']:g}, {row['high']:g}]",
+                f"source: {row['source']}"]
+        if value != default:
+            note.append(f"value changed from the default {default:g} for this patient/run")
+        p = d.parameter(name, value, _TOML_UNIT[row["unit"]], True, note)
+        _annotate(p, unit=row["unit"], status=row["status"], source=row["source"],
+                  low=_fmt(row["low"]), high=_fmt(row["high"]))
+
+    # ----- patient quantities, form properties, derived rates: values with their formulas
+    derived = _derived(sys_, params, units)
+    for pid, (value, unit, formula) in derived.items():
+        p = d.parameter(pid, value, unit, True,
+                        [f"derived by b12pk for this patient: {formula}",
+                         f"unit: {unit}; status: derived"])
+        _annotate(p, unit=unit, status="derived", source=f"b12pk.engine._System: {formula}")
+
+    # ----- bookkeeping of the doses and the IF capacity
+    d.parameter("dosed_ug", 0.0, "ug", False, ["cumulative amount dosed (all routes)"])
+    d.parameter("if_deficit_last", 0.0, "ug", False,
+                ["IF capacity in use just after the last oral (or swallowed) dose"])
+    d.parameter("t_last_oral", 0.0, "day", False,
+                ["time of the last oral (or swallowed) dose"])
+    d.parameter("if_deficit", 0.0, "ug", False,
+                [f"IF capacity in use now: if_deficit_last x exp(-{decl.absorption.recovery} "
+                 "x (time - t_last_oral))"])
+    d.parameter("diet_ug", 0.0, "ug", False, ["cumulative dietary intake"])
+    _rule(model, "if_deficit", f"if_deficit_last * exp(-{decl.absorption.recovery} "
+                               "* (time - t_last_oral))")
+    _rule(model, "diet_ug", "diet_ug_per_day * time")
+
+    # ----- outputs: the declared outputs as assignment rules
+    per_form_sum = {c.name: "(" + " + ".join(_sid(c.name, f) for f in L.forms) + ")"
+                    for c in decl.compartments if c.per_form}
+    expr = d.expr()
+    for col, e in decl.outputs:
+        if e.text.strip() == col and col in d.unit_of:
+            continue  # a bookkeeping quantity itself (dosed_ug, diet_ug)
+        tree = ast.parse(e.text, mode="eval")
+        tree = _SumForms(per_form_sum).visit(tree)
+        formula, dims = expr.infix(tree), expr.dims(tree) or _ONE
+        unit = next((u for suffix, u in _OUTPUT_SUFFIX_UNITS if col.endswith(suffix)),
+                    None) or units.for_dims(dims)
+        if _dims_of_unit(unit) != dims:  # pragma: no cover - declaration changed
+            raise RuntimeError(f"SBML export: output {col} = {e.text} is not in {unit}")
+        d.parameter(col, 0.0, unit, False, [f"output {col} = {e.text} (data/model.toml "
+                                            "[outputs])"])
+        _rule(model, col, formula)
+
+    # ----- reactions: one per declared flow (per form where its source is per form)
+    _flows(d, sys_, params, derived)
+    a = decl.absorption
+    d.reaction("diet_absorbed", None, _sid(a.into, None), "diet_absorbed_ug_per_day",
+               ["zero-order dietary input absorbed (IF route and passive, per meal)"])
+    d.reaction("diet_unabsorbed", None, _sid(a.rest, None),
+               "diet_ug_per_day - diet_absorbed_ug_per_day",
+               ["zero-order dietary intake not absorbed"])
+    b_check = np.zeros(L.n)
+    b_check[L.index(a.into)] += derived["diet_absorbed_ug_per_day"][0]
+    b_check[L.index(a.rest)] += derived["diet_ug_per_day"][0] \
+        - derived["diet_absorbed_ug_per_day"][0]
+    if not np.allclose(b_check, sys_.b, rtol=1e-15, atol=0.0):  # pragma: no cover
+        raise RuntimeError("SBML export: the exported diet input differs from the engine's b")
+
+    # ----- doses: one repeating event per dose series
+    for k, s in enumerate(series, start=1):
+        _dose_event(d, sys_, k, s)
+
+    # ----- units: the fixed table and any the derived rates needed
+    for uid, parts in units.definitions().items():
         ud = model.createUnitDefinition()
         ud.setId(uid)
         for kind, exp, scale, mult in parts:
@@ -332,278 +759,178 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
             u.setExponent(exp)
             u.setScale(scale)
             u.setMultiplier(mult)
-    model.setTimeUnits("day")
-    model.setSubstanceUnits("ug")
-    model.setExtentUnits("ug")
-    model.setVolumeUnits("L")
-
-    # ----- compartments (species are amounts: the sizes only document where they are)
-    comps = {
-        "injection_site": (1.0, "IM / deep SC injection site (nominal size)"),
-        "nasal_mucosa": (1.0, "nasal mucosa (nominal size)"),
-        "extracellular_fluid": (params["free_volume_l"],
-                                "distribution volume of unbound cobalamin (free_volume_l)"),
-        "gut": (1.0, "ileum and enterocytes (nominal size)"),
-        "plasma": (params["plasma_volume_l"], "plasma (plasma_volume_l)"),
-        "tissue": (1.0, "tissue stores, mainly liver (nominal size)"),
-        "excreted": (1.0, "cumulative amounts outside the body (nominal size)"),
-    }
-    for cid, (size, desc) in comps.items():
-        c = model.createCompartment()
-        c.setId(cid)
-        c.setSpatialDimensions(3)
-        c.setSize(size)
-        c.setUnits("L")
-        c.setConstant(True)
-        _notes(c, [desc])
-
-    # ----- species
-    y0 = sys_.initial_state(patient)
-    comp_of = {"depot": "injection_site", "nasal": "nasal_mucosa", "free": "extracellular_fluid"}
-    for idx, sid in enumerate(names):
-        kind, form = _kind_of(L, idx)
-        if form is not None:
-            comp = comp_of[kind]
-            desc = {"depot": "injection depot", "nasal": "bioavailable intranasal dose",
-                    "free": "unbound (free) cobalamin"}[kind] + f" of {form}"
-        else:
-            _, comp, desc = _FIXED_SPECIES[kind]
-        s = model.createSpecies()
-        s.setId(sid)
-        s.setCompartment(comp)
-        s.setInitialAmount(float(y0[idx]))
-        s.setSubstanceUnits("ug")
-        s.setHasOnlySubstanceUnits(True)
-        s.setBoundaryCondition(False)
-        s.setConstant(False)
-        _notes(s, [f"{desc}; amount in ug; b12pk state '{kind}'"
-                   + (f" ({form})" if form else "")])
-
-    # ----- parameters of data/model.toml (value, unit, status, source)
-    table = parameter_table().set_index("name")
-    for name, value in params.as_dict().items():
-        row = table.loc[name]
-        p = model.createParameter()
-        p.setId(name)
-        p.setValue(float(value))
-        p.setUnits(_TOML_UNIT[row["unit"]])
-        p.setConstant(True)
-        default = float(row["value"])
-        note = [f"{row['description']}",
-                f"unit: {row['unit']}; status: {row['status']}; "
-                f"range: [{row['low']:g}, {row['high']:g}]",
-                f"source: {row['source']}"]
-        if value != default:
-            note.append(f"value changed from the default {default:g} for this patient/run")
-        _notes(p, note)
-        _annotate(p, unit=row["unit"], status=row["status"], source=row["source"],
-                  low=_fmt(row["low"]), high=_fmt(row["high"]))
-
-    derived = _derived(sys_, patient)
-    for name, (value, unit, formula) in derived.items():
-        p = model.createParameter()
-        p.setId(name)
-        p.setValue(float(value))
-        p.setUnits(unit)
-        p.setConstant(True)
-        _notes(p, [f"derived by b12pk for this patient: {formula}",
-                   f"unit: {unit}; status: derived"])
-        _annotate(p, unit=unit, status="derived", source=f"b12pk.engine._System: {formula}")
-
-    def var(pid: str, unit: str, value: float, note: str) -> None:
-        p = model.createParameter()
-        p.setId(pid)
-        p.setValue(value)
-        p.setUnits(unit)
-        p.setConstant(False)
-        _notes(p, [note])
-
-    # IF capacity bookkeeping (the deficit decays exponentially since the last oral use)
-    var("if_deficit_last", "ug", 0.0,
-        "IF capacity used, as it stood just after the last oral (or swallowed nasal) dose")
-    var("t_last_oral", "day", 0.0, "time of the last oral (or swallowed nasal) dose")
-    var("if_deficit", "ug", 0.0,
-        "IF capacity in use now: if_deficit_last x exp(-if_krec (time - t_last_oral))")
-    var("dosed_ug", "ug", 0.0, "cumulative amount dosed (all routes)")
-    outputs = {
-        "serum_pmol_per_l": ("pmol_per_L", "total serum B12"),
-        "serum_pg_per_ml": ("pg_per_mL", "total serum B12"),
-        "holotc_pmol_per_l": ("pmol_per_L", "holotranscobalamin (active B12)"),
-        "plasma_ug": ("ug", "plasma B12 (holoTC + holoHC + free)"),
-        "body_ug": ("ug", "B12 in the body"),
-        "diet_ug": ("ug", "cumulative dietary intake"),
-        "absorbed_ug": ("ug", "cumulative dose + diet that entered the body"),
-    }
-    for pid, (unit, note) in outputs.items():
-        var(pid, unit, 0.0, note)
-
-    # ----- rules
-    free_ids = [f"free_{f}" for f in L.forms]
-    free_sum = " + ".join(free_ids)
-    # ug/L divided by g/mol is 1e-6 mol/L: x 1e6 gives pmol/L; ug/L x 1e3 gives pg/mL
-    bound_conc = "(holotc + holohc) / plasma_volume_l"
-    rules = {
-        "if_deficit": "if_deficit_last * exp(-if_krec * (time - t_last_oral))",
-        "serum_pmol_per_l": f"({bound_conc} + ({free_sum}) / free_volume_l) "
-                            "/ molar_mass_g_per_mol * 1e6 dimensionless",
-        "serum_pg_per_ml": f"({bound_conc} + ({free_sum}) / free_volume_l) * 1e3 dimensionless",
-        "holotc_pmol_per_l": "holotc / plasma_volume_l / molar_mass_g_per_mol * 1e6 dimensionless",
-        "plasma_ug": f"holotc + holohc + {free_sum}",
-        "body_ug": " + ".join(names[: L.body.stop]),
-        "diet_ug": "diet_ug_per_day * time",
-        "absorbed_ug": "dosed_ug + diet_ug - unabsorbed",
-    }
-    for pid, formula in rules.items():
-        r = model.createAssignmentRule()
-        r.setVariable(pid)
-        _ok(r.setMath(_math(formula)), f"rule {pid}")
-
-    # ----- reactions: linear flows from the matrix A (checked entry by entry)
-    def reaction(rid: str, src: str | None, dst: str | None, law: str, reversible: bool,
-                 note: str, modifiers: Sequence[str] = ()) -> None:
-        r = model.createReaction()
-        r.setId(rid)
-        r.setReversible(reversible)
-        r.setFast(False)
-        if src is not None:
-            sr = r.createReactant()
-            sr.setSpecies(src)
-            sr.setStoichiometry(1.0)
-            sr.setConstant(True)
-        if dst is not None:
-            sr = r.createProduct()
-            sr.setSpecies(dst)
-            sr.setStoichiometry(1.0)
-            sr.setConstant(True)
-        for m in modifiers:
-            if m != src and m != dst:
-                mr = r.createModifier()
-                mr.setSpecies(m)
-        kl = r.createKineticLaw()
-        _ok(kl.setMath(_math(law)), f"kinetic law of {rid}")
-        _notes(r, [note])
-
-    # every flow of the model is exported, also one whose rate constant is 0 for this patient
-    # (e.g. enterohepatic reabsorption in pernicious anaemia): the structure of the document
-    # is the same for every patient, only values differ (see patient_values)
-    A = sys_.A
-    A_check = np.zeros_like(A)
-    n = L.n
-    for src in range(n):
-        ks, fs = _kind_of(L, src)
-        for dst in range(n):
-            kd, fd = _kind_of(L, dst)
-            key = (ks, kd)
-            if dst == src or key not in _FLOW_NAMES \
-                    or (fs is not None and fd is not None and fs != fd):
-                if dst != src and A[dst, src] != 0.0:  # pragma: no cover - engine changed
-                    raise RuntimeError(f"SBML export: flow {names[src]} -> {names[dst]} of "
-                                       "the engine has no SBML counterpart; update b12pk/sbml.py")
-                continue
-            kid = _FLOW_NAMES[key].format(f=fs or fd)
-            kval = derived[kid][0]
-            A_check[src, src] -= kval
-            A_check[dst, src] += kval
-            reaction(f"flow_{names[src]}_to_{names[dst]}", names[src], names[dst],
-                     f"{kid} * {names[src]}", False,
-                     f"first-order flow {names[src]} -> {names[dst]}, rate constant {kid}")
-    off = ~np.eye(n, dtype=bool)
-    if not (np.array_equal(A_check[off], A[off])
-            and np.allclose(np.diag(A_check), np.diag(A), rtol=1e-14, atol=0.0)):
-        raise RuntimeError(  # pragma: no cover - guards against silent drift
-            "SBML export: the exported flows differ from the engine's matrix A")
-    b_check = np.zeros(n)
-    b_check[L.ileum] = sys_.diet_absorbed
-    b_check[L.unabsorbed] = sys_.diet - sys_.diet_absorbed
-    if not np.array_equal(b_check, sys_.b):  # pragma: no cover
-        raise RuntimeError("SBML export: the exported diet input differs from the engine's b")
-    reaction("diet_absorbed", None, "ileum", "diet_absorbed_ug_per_day", False,
-             "zero-order dietary input absorbed (IF route and passive, per meal)")
-    reaction("diet_unabsorbed", None, "unabsorbed",
-             "diet_ug_per_day - diet_absorbed_ug_per_day", False,
-             "zero-order dietary intake not absorbed")
-    # saturable binding to haptocorrin and tissue uptake of unbound cobalamin
-    for fid in free_ids:
-        reaction(f"hc_binding_{fid}", fid, "holohc",
-                 "hc_binding_rate_per_day * " + fid
-                 + " * (hc_binding_capacity_ug - holohc) / hc_binding_capacity_ug", True,
-                 "binding of free cobalamin to unsaturated haptocorrin (negative when the "
-                 "haptocorrin pool exceeds its capacity: displacement)")
-        reaction(f"uptake_{fid}", fid, "stores",
-                 f"uptake_vmax_ug_per_day * {fid} / (uptake_km_ug + {free_sum})", False,
-                 "saturable tissue uptake (Michaelis-Menten in the total free amount)",
-                 modifiers=free_ids)
-
-    # IF-route absorption of an oral amount given the capacity in use (engine._apply_doses)
-    fd = model.createFunctionDefinition()
-    fd.setId("if_absorbed")
-    _ok(fd.setMath(_math("lambda(deficit, dose, cap, km, piecewise(cap - deficit, "
-                         "cap - deficit > 0, 0) * dose / (km + dose))")), "if_absorbed")
-    _notes(fd, ["amount absorbed by the intrinsic-factor route from an oral amount 'dose' "
-                "when 'deficit' of the capacity 'cap' is in use: max(cap - deficit, 0) x "
-                "dose / (km + dose)"])
-
-    # ----- doses: one event per dose instant, doing _apply_doses' arithmetic in order
-    groups: dict[float, list] = {}
-    for ev in events:
-        groups.setdefault(ev[0], []).append(ev)
-    for k, t in enumerate(sorted(groups)):
-        _dose_event(model, k, t, groups[t])
-
     return libsbml.writeSBMLToString(doc)
 
 
-def _dose_event(model: Any, k: int, t: float, doses: list) -> None:
-    """One event applying every dose at instant ``t`` as ``engine._apply_doses`` does."""
+class _SumForms(ast.NodeTransformer):
+    """A per-form compartment's name stands for its species summed over the forms."""
+
+    def __init__(self, sums: Mapping[str, str]):
+        self.sums = sums
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self.sums:
+            return ast.parse(self.sums[node.id], mode="eval").body
+        return node
+
+
+def _rule(model: Any, pid: str, formula: str) -> None:
+    r = model.createAssignmentRule()
+    r.setVariable(pid)
+    _ok(r.setMath(_math(formula)), f"rule {pid}")
+
+
+def _flows(d: _Doc, sys_: Any, params: Parameters, derived: Mapping[str, tuple]) -> None:
+    """One reaction per declared flow, its kinetic law from :data:`b12pk.laws.SBML`; checks
+    that the exported first-order flows are the engine's matrix ``A``."""
+    decl, L = sys_.decl, sys_.L
+    expr = d.expr()
+    A_check = np.zeros_like(sys_.A)
+
+    def pid(name: str, form: str | None) -> str:
+        return f"{name}_{form}" if name in decl.per_form_rates else name
+
+    def value(name: str, form: str | None) -> float:
+        key = pid(name, form)
+        return derived[key][0] if key in derived else float(params[key])
+
+    for f in decl.flows:
+        src_c, dst_c = decl.compartment(f.src), decl.compartment(f.dst)
+        forms = L.forms if src_c.per_form else (None,)
+        total = "(" + " + ".join(_sid(f.src, g) for g in forms) + ")"
+        for form in forms:
+            src = _sid(f.src, form)
+            dst = _sid(f.dst, form if dst_c.per_form else None)
+            fill = {k: pid(v, form) for k, v in f.params.items()}
+            fill.update(amount=src, total=total)
+            modifiers = [_sid(f.src, g) for g in forms] if f.law == "saturable" else []
+            if f.bound is not None:
+                fill["bound"] = _sid(f.bound, None)
+                modifiers.append(fill["bound"])
+            law, dims = expr.render(laws.SBML[f.law].format(**fill))
+            if dims != _dims_of_unit("ug_per_day"):  # pragma: no cover - declaration changed
+                raise RuntimeError(f"SBML export: the {f.law} flow {src} -> {dst} is not in "
+                                   "ug/day")
+            vals = {k: value(v, form) for k, v in f.params.items()}
+            if f.law == "first_order":
+                i, j = L.index(f.src, form), L.index(f.dst, form if dst_c.per_form else None)
+                A_check[i, i] -= vals["k"]
+                A_check[j, i] += vals["k"]
+            note = [f"{f.law} flow {f.src} -> {f.dst}" + (f" ({form})" if form else "")
+                    + f": {laws.SBML[f.law]} with "
+                    + ", ".join(f"{k} = {v}" for k, v in f.params.items())
+                    + (f", bound = {f.bound}" if f.bound else "")
+                    + " (data/model.toml [[flows]], b12pk.laws)"]
+            if f.description:
+                note.append(f.description)
+            d.reaction(f"flow_{src}_to_{dst}", src, dst, law, note, modifiers)
+    off = ~np.eye(L.n, dtype=bool)
+    if not (np.array_equal(A_check[off], sys_.A[off])
+            and np.allclose(np.diag(A_check), np.diag(sys_.A), rtol=1e-14, atol=0.0)):
+        raise RuntimeError(  # pragma: no cover - guards against silent drift
+            "SBML export: the exported first-order flows differ from the engine's matrix A")
+
+
+def _if_share_template() -> str:
+    """The IF law (``laws.SBML["if_absorbed"]``) with its capacity left as ``{capacity}``;
+    checked to be proportional to the capacity, which the dose events use (see
+    :func:`_dose_event`)."""
+    for cap, km, amount in ((1.5, 1.7, 2.0), (0.3, 0.5, 1000.0)):
+        if not math.isclose(laws.if_absorbed(cap, km, amount),
+                            cap * laws.if_absorbed(1.0, km, amount), rel_tol=1e-14):
+            raise RuntimeError(  # pragma: no cover - the law changed
+                "SBML export: the IF law is no longer proportional to its capacity; update "
+                "b12pk/sbml.py _dose_event")
+    return laws.SBML["if_absorbed"]
+
+
+def _dose_event(d: _Doc, sys_: Any, k: int, s: DoseSeries) -> None:
+    """One repeating event: the doses of one instant of series ``s``, given as
+    ``engine._apply_doses`` gives them, at ``first + given * interval`` for ``given`` < count.
+    """
+    decl = sys_.decl
+    a = decl.absorption
+    expr = d.expr()
+    eid = f"dose_{k}"
+    first, interval, count, given = (f"{eid}_{x}" for x in ("first", "interval", "count",
+                                                            "given"))
+    label = "; ".join(f"{amount:g} ug {form} {route}" for amount, route, form in s.doses)
+    d.parameter(first, s.first, "day", True, [f"time of the first dose of {eid}"])
+    d.parameter(interval, s.interval, "day", True, [f"interval between the doses of {eid}"])
+    d.parameter(count, s.count, "dimensionless", True, [f"number of dose instants of {eid}"])
+    d.parameter(given, 0.0, "dimensionless", False,
+                [f"number of dose instants of {eid} given so far"])
+    now = f"({first} + {given} * {interval})"  # the dose time (exact, not the event's time)
+
+    # The oral absorption step of engine._absorb for the absorbed parts a_1..a_n of one
+    # instant, in order: the deficit decays since the last oral dose to d0 at the dose time;
+    # part k meets the capacity left, R_(k-1) = max(cap - d_(k-1), 0), and the IF route takes
+    # law(R_(k-1), a_k). The law is proportional to its capacity, so R_k = R_(k-1) x
+    # (1 - law(1, a_k)) and R_(k-1) = max(cap - d0, 0) x prod_(i<k) (1 - law(1, a_i)): the
+    # same numbers without writing d_(k-1) out recursively (text growing as 2^k) or nesting
+    # function calls (which libSBML's unit checks cannot follow).
+    law = _if_share_template()
+    d0 = f"(if_deficit_last * exp(-{a.recovery} * ({now} - t_last_oral)))"
+    room = f"max({a.capacity} - {d0}, 0 ug)"
+    taken: list[str] = []
     incr: dict[str, list[str]] = {}
-    deficit = "if_deficit"  # value at the trigger time (useValuesFromTriggerTime)
-    oral_seen = False
     total = 0.0
-    labels = []
-    for _, amount, route, form in doses:
+    for amount, route, form in s.doses:
         total += amount
-        labels.append(f"{amount:g} ug {form} {route}")
-        d = f"{_fmt(amount)} ug"
-        if route in ("im", "deep-sc"):
-            incr.setdefault(f"depot_{form}", []).append(d)
-            continue
-        if route == "iv":
-            incr.setdefault(f"free_{form}", []).append(d)
-            continue
-        if route == "intranasal":
-            incr.setdefault(f"nasal_{form}", []).append(f"nasal_bioavailability * {d}")
-            oral = f"((1 dimensionless - nasal_bioavailability) * {d})"
-        else:
-            oral = d
-        oral_seen = True
-        a_if = f"if_absorbed({deficit}, {oral}, if_cap, if_km_ug)"
-        passive = f"passive_fraction * {oral}"
-        incr.setdefault("ileum", []).append(f"{a_if} + {passive}")
-        incr.setdefault("unabsorbed", []).append(f"{oral} - ({a_if}) - {passive}")
-        deficit = f"{deficit} + {a_if}"
+        r = decl.routes[route]
+        dose = f"{_fmt(amount)} ug"
+        parts = [(r.enters, dose)]
+        if r.fraction is not None:
+            frac, fdims = expr.render(r.fraction.text)
+            if fdims != _ONE:  # pragma: no cover - declaration changed
+                raise RuntimeError(f"SBML export: route {route}'s fraction is not a fraction")
+            parts = [(r.enters, f"{frac} * {dose}"),
+                     (r.rest, f"(1 dimensionless - {frac}) * {dose}")]
+        for where, part in parts:
+            if where == "absorption":
+                a_if = "(" + law.format(capacity=f"({room})", amount=f"({part})",
+                                        km=a.km) + ")"
+                taken.append(a_if)
+                share = law.format(capacity="1 dimensionless", amount=f"({part})", km=a.km)
+                room = f"{room} * (1 dimensionless - {share})"
+                passive = f"{a.passive} * {part}"
+                incr.setdefault(_sid(a.into, None), []).append(f"{a_if} + {passive}")
+                incr.setdefault(_sid(a.rest, None), []).append(
+                    f"{part} - {a_if} - {passive}")
+            else:
+                target = _sid(where, form if decl.compartment(where).per_form else None)
+                incr.setdefault(target, []).append(part)
     incr.setdefault("dosed_ug", []).append(f"{_fmt(total)} ug")
 
-    e = model.createEvent()
-    e.setId(f"dose_{k}")
-    e.setName(f"doses at day {t:g}")
-    e.setUseValuesFromTriggerTime(True)
+    e = d.model.createEvent()
+    e.setId(eid)
+    if s.count > 1:
+        e.setName(f"{label}: {s.count} times every {s.interval:g} days from day {s.first:g}")
+    else:
+        e.setName(f"{label} at day {s.first:g}")
+    # values at the moment each event is executed: two events at one instant (never made
+    # here, but possible in an edited file) then see each other's doses
+    e.setUseValuesFromTriggerTime(False)
     tr = e.createTrigger()
     tr.setInitialValue(False)  # so that a dose at t = 0 fires
     tr.setPersistent(True)
-    _ok(tr.setMath(_math(f"time >= {_fmt(t)} day")), f"trigger of dose_{k}")
-    for target, terms in incr.items():
+    _ok(tr.setMath(_math(f"(time >= {now}) && ({given} < {count})")), f"trigger of {eid}")
+    assignments = {target: f"{target} + " + " + ".join(f"({x})" for x in terms)
+                   for target, terms in incr.items()}
+    if taken:
+        assignments["if_deficit_last"] = " + ".join([d0] + taken)
+        assignments["t_last_oral"] = now
+    assignments[given] = f"{given} + 1 dimensionless"
+    for target, formula in assignments.items():
         ea = e.createEventAssignment()
         ea.setVariable(target)
-        _ok(ea.setMath(_math(f"{target} + " + " + ".join(f"({x})" for x in terms))),
-            f"assignment to {target}")
-    if oral_seen:
-        ea = e.createEventAssignment()
-        ea.setVariable("if_deficit_last")
-        _ok(ea.setMath(_math(deficit)), "assignment to if_deficit_last")
-        ea = e.createEventAssignment()
-        ea.setVariable("t_last_oral")
-        _ok(ea.setMath(_math("time")), "assignment to t_last_oral")
-    _notes(e, [f"day {t:g}: " + "; ".join(labels)])
+        _ok(ea.setMath(_math(formula)), f"assignment to {target}")
+    _notes(e, [f"doses at each instant, in b12pk's order: {label}",
+               f"instants: day {s.first:g}" + (f" + k x {s.interval:g} days, k = 0..{s.count - 1}"
+                                              if s.count > 1 else ""),
+               "routes from data/model.toml [routes]; oral parts pass the absorption step "
+               "(IF capacity deficit decaying since its last use, passive fraction, rest "
+               "unabsorbed), in order"])
 
 
 # --------------------------------------------------------------------------------------
@@ -666,10 +993,10 @@ def load_roadrunner(sbml_text: str, *, rtol: float = 1e-10, atol: float = 1e-10)
     return rr
 
 
-_RR_SPECIES_COLS = {"stores_ug": "stores", "unabsorbed_ug": "unabsorbed", "urine_ug": "urine",
-                    "faeces_ug": "faeces"}
-_RR_PARAM_COLS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l", "plasma_ug",
-                  "body_ug", "dosed_ug", "diet_ug", "absorbed_ug")
+def _output_columns() -> list[str]:
+    from .declaration import declaration
+
+    return [col for col, _ in declaration().outputs]
 
 
 def simulate_roadrunner(sbml_text: str | Any, times: Any, *, rtol: float = 1e-10,
@@ -681,11 +1008,11 @@ def simulate_roadrunner(sbml_text: str | Any, times: Any, *, rtol: float = 1e-10
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`b12pk.simulate`: ``time_days``, ``serum_pmol_per_l``,
-        ``serum_pg_per_ml``, ``holotc_pmol_per_l``, ``stores_ug``, ``plasma_ug``,
-        ``body_ug``, ``dosed_ug``, ``diet_ug``, ``absorbed_ug``, ``unabsorbed_ug``,
-        ``urine_ug``, ``faeces_ug``. At a dose time the row is the state just after the
-        dose, as in b12pk.
+        The columns of :func:`b12pk.simulate` (``time_days`` and the declared outputs:
+        ``serum_pmol_per_l``, ``serum_pg_per_ml``, ``holotc_pmol_per_l``, ``stores_ug``,
+        ``plasma_ug``, ``body_ug``, ``dosed_ug``, ``diet_ug``, ``absorbed_ug``,
+        ``unabsorbed_ug``, ``urine_ug``, ``faeces_ug``). At a dose time the row is the state
+        just after the dose, as in b12pk.
     """
     import pandas as pd
 
@@ -698,20 +1025,12 @@ def simulate_roadrunner(sbml_text: str | Any, times: Any, *, rtol: float = 1e-10
         rr = sbml_text
         rr.resetAll()
     grid = t if t[0] == 0.0 else np.concatenate(([0.0], t))
-    cols = ["time"] + list(_RR_SPECIES_COLS.values()) + list(_RR_PARAM_COLS)
+    cols = _output_columns()
+    sel = ["time"] + cols
     if grid.size == 1:
-        res = np.array([[rr.getValue(c) if c != "time" else 0.0 for c in cols]])
+        res = np.array([[0.0] + [rr.getValue(c) for c in cols]])
     else:
-        res = np.asarray(rr.simulate(times=grid, selections=cols))
+        res = np.asarray(rr.simulate(times=grid, selections=sel))
     if grid.size != t.size:
         res = res[1:]
-    data = {"time_days": res[:, 0]}
-    for j, c in enumerate(cols[1:], start=1):
-        data[c] = res[:, j]
-    for col, sid in _RR_SPECIES_COLS.items():
-        data[col] = data.pop(sid)
-    order = ["time_days", "serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l",
-             "stores_ug", "plasma_ug", "body_ug", "dosed_ug", "diet_ug", "absorbed_ug",
-             "unabsorbed_ug", "urine_ug", "faeces_ug"]
-    return pd.DataFrame({c: data[c] for c in order})
-
+    return pd.DataFrame({c: res[:, j] for j, c in enumerate(["time_days"] + cols)})

@@ -4,8 +4,10 @@ libRoadRunner is used its fastest documented way for a population: the model is 
 (JIT-compiled) once per regimen, then for each patient the initial values of the
 patient-dependent parameters and amounts are set (``rr.model.setValue("init(id)", v)``,
 values from :func:`b12pk.sbml.patient_values`), the model is reset with ``resetAll`` and
-simulated at daily output times. b12pk has no vectorised population engine yet (issue 8),
-so its time is that of one ``b12pk.simulate`` call per patient.
+simulated at daily output times. b12pk's time in the first table is that of one
+``b12pk.simulate`` call per patient; the second table compares the population engine.
+The export holds one repeating SBML event per dose series (issue 16), so the load time no
+longer grows with the number of doses; see also ``benchmarks/bench_single.py``.
 
 Run::
 
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['rr_sim_ms']:8.2f} {r['rr_total_ms']:9.2f} {r['b12pk_ms']:9.2f} "
               f"{r['b12pk_ms'] / r['rr_total_ms']:8.2f} {r['worst_serum']:11.1e} "
               f"{r['worst_stores']:12.1e}", flush=True)
-    print("load s = export (b12pk.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per "
-          "regimen; ratio = b12pk ms / rr+values ms (> 1: libRoadRunner faster).")
+    print("events = repeating SBML dose events (one per dose series); load s = export "
+          "(b12pk.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per regimen; ratio = "
+          "b12pk ms / rr+values ms (> 1: libRoadRunner faster).")
     print()
     print("Population: libRoadRunner loop (20 patients) vs b12pk population engine "
           "(10,000 patients), pernicious anaemia with default variability, per patient-year")
