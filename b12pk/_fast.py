@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["record_step", "run_span", "TILE", "integrate_explicit", "integrate_stiff"]
+__all__ = ["record_step", "run_span", "TILE", "integrate_transient"]
 
 TILE = 256
 """Patients advanced together through a span (divides population.BLOCK; fits in L2)."""
@@ -184,12 +184,10 @@ def _transient_kernels() -> dict:
         (laws, _transient),
         {laws: ("first_order", "binding_room", "capacity_binding", "saturable",
                 "nonlinear_rhs", "nonlinear_jac"),
-         _transient: ("rhs", "jac", "_lu", "_lu_solve", "integrate_explicit",
-                       "integrate_stiff")})
+         _transient: ("rhs", "jac", "_lu", "_lu_solve", "_stiff_step", "_explicit_step",
+                      "near_kink", "integrate")})
 
 
 _TRANSIENT = _transient_kernels()
-integrate_explicit = _TRANSIENT["integrate_explicit"]
-"""Compiled :func:`b12pk._transient.integrate_explicit`."""
-integrate_stiff = _TRANSIENT["integrate_stiff"]
-"""Compiled :func:`b12pk._transient.integrate_stiff`."""
+integrate_transient = _TRANSIENT["integrate"]
+"""Compiled :func:`b12pk._transient.integrate`."""

@@ -1,27 +1,28 @@
-"""Injection transients: two integrators for the model's right-hand side, written in the
-subset of Python that numba compiles.
+"""Injection transients: a hybrid stiff/explicit integrator for the model's right-hand side,
+written in the subset of Python that numba compiles.
 
-* :func:`integrate_explicit`: Dormand-Prince 5(4), the engine's first choice. The haptocorrin
-  binding law has a kink at saturation (binding stops), and an injection that saturates
-  haptocorrin makes the solution slide along it for days; an explicit method with error
-  control follows that reliably.
-* :func:`integrate_stiff`: extrapolation of the linearly implicit Euler method (Deuflhard
-  1985; Hairer & Wanner, *Solving ODEs II*, section IV.9, the basis of SEULEX). A step of
-  length ``H`` takes ``j = 1 .. COLUMNS`` substeps of ``(I - h J) (y_{i+1} - y_i) = h
-  f(y_i)``, ``h = H / j``, with the Jacobian ``J`` at the step's start, and extrapolates the
-  results (Aitken-Neville in ``h``); the local error is the difference of the last two
-  columns. Stiff-stable, so steps are limited by accuracy, not stability: the engine uses it
-  when the explicit method needs too many steps (a very large dose, little renal clearance).
-  Near the binding kink its error estimate is not to be trusted (the frozen Jacobian crosses
-  the kink), which is why it is the second choice.
+Most steps are stiff steps: extrapolation of the linearly implicit Euler method (Deuflhard
+1985; Hairer & Wanner, *Solving ODEs II*, section IV.9, the basis of SEULEX). A step of
+length ``H`` takes ``j = 1 .. COLUMNS`` substeps of ``(I - h J) (y_{i+1} - y_i) = h f(y_i)``,
+``h = H / j``, with the Jacobian ``J`` at the step's start, and extrapolates the results
+(Aitken-Neville in ``h``); the local error is the difference of the last two columns. The
+free pools clear within minutes while a depot releases over hours to days: stiff-stable
+steps are limited by accuracy, not stability.
+
+The haptocorrin binding law has a kink at saturation (binding stops), and an injection that
+saturates haptocorrin makes the solution slide along it for hours to days. There a frozen
+Jacobian does not hold, and the extrapolation's error estimate cannot be trusted: steps that
+start or end within ``KINK_MARGIN`` of a binder's capacity are explicit Dormand-Prince 5(4)
+steps instead, whose error control follows the kink reliably.
 
 Every flux moves an amount from one state to another, so ``sum(f) = 0`` and the columns of
 ``J`` sum to 0: each Runge-Kutta stage, each linearly implicit substep
 (``1' (I - h J)^-1 = 1'``) and the extrapolation (weights summing to 1) conserve the total
 amount to round-off.
 
-:mod:`b12pk._fast` compiles both with the rate laws of :mod:`b12pk.laws` (``pip install
-b12pk[fast]``). Without numba the engine uses LSODA (scipy) on the same right-hand side.
+:mod:`b12pk._fast` compiles :func:`integrate` with the rate laws of :mod:`b12pk.laws`
+(``pip install b12pk[fast]``). Without numba the engine uses LSODA (scipy) on the same
+right-hand side.
 
 The right-hand side is ``dy = b + first-order flows + nonlinear flows``: first-order flows as
 arrays ``lsrc, ldst, lk`` (state indices and rates, 1/day), nonlinear flows encoded as in
@@ -36,13 +37,15 @@ import numpy as np
 
 from .laws import first_order, nonlinear_jac, nonlinear_rhs
 
-__all__ = ["rhs", "jac", "integrate_explicit", "integrate_stiff", "OK", "TOO_MANY_STEPS",
-           "COLUMNS"]
+__all__ = ["rhs", "jac", "integrate", "near_kink", "OK", "TOO_MANY_STEPS", "COLUMNS",
+           "KINK_MARGIN"]
 
 OK = 0
 TOO_MANY_STEPS = 1
 COLUMNS = 8
 """Substep counts 1 .. COLUMNS per step of the stiff method (its order is COLUMNS)."""
+KINK_MARGIN = 1e-3
+"""Share of a binder's capacity below saturation where steps are explicit."""
 
 # Dormand-Prince 5(4) tableau (Dormand & Prince 1980; the coefficients of scipy's RK45)
 _C2, _C3, _C4, _C5 = 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0
@@ -131,16 +134,113 @@ def _lu_solve(W, piv, x):
         x[i] = s / W[i, i]
 
 
-def integrate_stiff(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
+def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol,
+                b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+    """One linearly implicit Euler extrapolation step of length ``H`` from ``y``: the result
+    in ``T[COLUMNS - 1]``; returns the scaled error estimate (inf if a matrix is singular)."""
+    n = y.shape[0]
+    K = COLUMNS
+    rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for j in range(1, K + 1):
+        h = H / j
+        for r in range(n):
+            for c in range(n):
+                W[r, c] = -h * J[r, c]
+            W[r, r] += 1.0
+        if not _lu(W, piv):
+            return math.inf
+        for i in range(n):
+            fi[i] = h * f0[i]
+        _lu_solve(W, piv, fi)
+        for i in range(n):
+            yi[i] = y[i] + fi[i]
+        for _ in range(1, j):
+            rhs(yi, fi, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax,
+                skm)
+            for i in range(n):
+                fi[i] *= h
+            _lu_solve(W, piv, fi)
+            for i in range(n):
+                yi[i] += fi[i]
+        # Aitken-Neville in place: before this loop T[m] holds the previous row's column
+        # m + 1; it is replaced by this row's as the row is extrapolated
+        for i in range(n):
+            fi[i] = yi[i]
+        for m in range(1, j):
+            ratio = j / (j - m) - 1.0
+            for i in range(n):
+                prev = T[m - 1, i]
+                T[m - 1, i] = fi[i]
+                fi[i] = fi[i] + (fi[i] - prev) / ratio
+        for i in range(n):
+            T[j - 1, i] = fi[i]
+    err = 0.0
+    for i in range(n):
+        e = T[K - 1, i] - T[K - 2, i]
+        sc = atol + rtol * max(abs(y[i]), abs(T[K - 1, i]))
+        err += (e / sc) ** 2
+    err = math.sqrt(err / n)
+    return err if err < math.inf else math.inf  # NaN -> inf
+
+
+def _explicit_step(y, h, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
+                   b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+    """One Dormand-Prince 5(4) step of length ``h`` from ``y``: the result in ``yn``;
+    returns the scaled error estimate."""
+    n = y.shape[0]
+    rhs(y, k1, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        ys[i] = y[i] + h * _A21 * k1[i]
+    rhs(ys, k2, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        ys[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
+    rhs(ys, k3, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        ys[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
+    rhs(ys, k4, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        ys[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
+    rhs(ys, k5, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        ys[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i]
+                            + _A65 * k5[i])
+    rhs(ys, k6, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    for i in range(n):
+        yn[i] = y[i] + h * (_B1 * k1[i] + _B3 * k3[i] + _B4 * k4[i] + _B5 * k5[i]
+                            + _B6 * k6[i])
+    rhs(yn, k7, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    err = 0.0
+    for i in range(n):
+        e = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i]
+                 + _E7 * k7[i])
+        sc = atol + rtol * max(abs(y[i]), abs(yn[i]))
+        err += (e / sc) ** 2
+    err = math.sqrt(err / n)
+    return err if err < math.inf else math.inf
+
+
+def near_kink(y, bbinder, bcap):
+    """Whether a binder holds more than ``1 - KINK_MARGIN`` of its capacity."""
+    for f in range(bbinder.shape[0]):
+        if y[bbinder[f]] > bcap[f] * (1.0 - KINK_MARGIN):
+            return True
+    return False
+
+
+def integrate(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
               b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
     """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days).
 
-    Stops at ``t1``, or after the first step that leaves the first ``n_par`` states (the
-    parenteral pools) holding ``eps`` ug or less in all. The state at each output time in
-    ``t_out`` (sorted, > t0) reached on the way is written to ``out`` (steps end exactly on
-    output times). Returns ``(t, k, status)``: the time reached, the number of outputs
-    written and :data:`OK`, or :data:`TOO_MANY_STEPS` after ``max_steps`` steps (``y`` and
-    ``t`` then hold the last accepted step: the caller goes on with another method).
+    Each step is a stiff step (:func:`_stiff_step`) unless a binder is within
+    ``KINK_MARGIN`` of saturation at its start or end, when it is an explicit step
+    (:func:`_explicit_step`, with its own step size). Stops at ``t1``, or after the first
+    step that leaves the first ``n_par`` states (the parenteral pools) holding ``eps`` ug or
+    less in all. The state at each output time in ``t_out`` (sorted, > t0) reached on the way
+    is written to ``out`` (steps end exactly on output times). Returns ``(t, k, status)``:
+    the time reached, the number of outputs written and :data:`OK`, or
+    :data:`TOO_MANY_STEPS` after ``max_steps`` steps (``y`` and ``t`` then hold the last
+    accepted step: the caller goes on with another method).
     """
     n = y.shape[0]
     K = COLUMNS
@@ -151,104 +251,6 @@ def integrate_stiff(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
     fi = np.empty(n)
     yi = np.empty(n)
     T = np.empty((K, n))
-    t = t0
-    k = 0
-    n_out = t_out.shape[0]
-    H = 1e-3
-    steps = 0
-    while t < t1:
-        if steps >= max_steps:
-            return t, k, TOO_MANY_STEPS
-        target = t1
-        if k < n_out and t_out[k] <= t1:
-            target = t_out[k]
-        last = False
-        H_try = H
-        if t + H >= target:
-            H = target - t
-            last = True
-        rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        ok = True
-        for j in range(1, K + 1):
-            h = H / j
-            for r in range(n):
-                for c in range(n):
-                    W[r, c] = -h * J[r, c]
-                W[r, r] += 1.0
-            if not _lu(W, piv):
-                ok = False
-                break
-            for i in range(n):
-                fi[i] = h * f0[i]
-            _lu_solve(W, piv, fi)
-            for i in range(n):
-                yi[i] = y[i] + fi[i]
-            for _ in range(1, j):
-                rhs(yi, fi, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
-                    svmax, skm)
-                for i in range(n):
-                    fi[i] *= h
-                _lu_solve(W, piv, fi)
-                for i in range(n):
-                    yi[i] += fi[i]
-            # Aitken-Neville in place: before this loop T[m] holds the previous row's
-            # column m + 1; it is replaced by this row's as the row is extrapolated
-            for i in range(n):
-                fi[i] = yi[i]
-            for m in range(1, j):
-                # column m + 1 of row j from column m of rows j and j - 1
-                ratio = j / (j - m) - 1.0
-                for i in range(n):
-                    prev = T[m - 1, i]
-                    T[m - 1, i] = fi[i]
-                    fi[i] = fi[i] + (fi[i] - prev) / ratio
-            for i in range(n):
-                T[j - 1, i] = fi[i]
-        err = 0.0
-        if ok:
-            for i in range(n):
-                e = T[K - 1, i] - T[K - 2, i]
-                sc = atol + rtol * max(abs(y[i]), abs(T[K - 1, i]))
-                err += (e / sc) ** 2
-            err = math.sqrt(err / n)
-        steps += 1
-        if ok and err <= 1.0:
-            t = target if last else t + H
-            for i in range(n):
-                y[i] = T[K - 1, i]
-            if last and k < n_out and t == t_out[k]:
-                for i in range(n):
-                    out[k, i] = y[i]
-                k += 1
-            factor = 4.0 if err == 0.0 else min(4.0, 0.9 * err ** (-1.0 / K))
-            # a step cut short to end on an output time does not shrink the next one
-            H = max(H_try, H * factor) if last else H * factor
-            pools = 0.0
-            for i in range(n_par):
-                pools += y[i]
-            if pools <= eps:
-                return t, k, OK
-        else:
-            # not finite or too large: a shorter step
-            factor = 0.2 if not (err < 1e300) else max(0.2, 0.9 * err ** (-1.0 / K))
-            H *= factor
-    return t, k, OK
-
-
-def integrate_explicit(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
-              b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
-    """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days) with the explicit
-    Dormand-Prince 5(4) method; arguments and result as :func:`integrate`.
-
-    Stops at ``t1``, or after the first step that leaves the first ``n_par`` states (the
-    parenteral pools) holding ``eps`` ug or less in all. The state at each output time in
-    ``t_out`` (sorted, > t0) reached on the way is written to ``out`` (steps end exactly on
-    output times). Returns ``(t, k, status)``: the time reached, the number of outputs
-    written and :data:`OK`, or :data:`TOO_MANY_STEPS` after ``max_steps`` steps (``y`` and
-    ``t`` then hold the last accepted step: the caller goes on with another method).
-    """
-    n = y.shape[0]
     k1 = np.empty(n)
     k2 = np.empty(n)
     k3 = np.empty(n)
@@ -261,65 +263,66 @@ def integrate_explicit(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
     t = t0
     k = 0
     n_out = t_out.shape[0]
-    h = 1e-5
-    rhs(y, k1, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    H = 1e-4   # stiff step (days)
+    h = 1e-5   # explicit step (days)
     steps = 0
+    force_explicit = False
     while t < t1:
         if steps >= max_steps:
             return t, k, TOO_MANY_STEPS
+        steps += 1
         target = t1
         if k < n_out and t_out[k] <= t1:
             target = t_out[k]
-        last = False
-        h_try = h
-        if t + h >= target:
-            h = target - t
-            last = True
-        for i in range(n):
-            ys[i] = y[i] + h * _A21 * k1[i]
-        rhs(ys, k2, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        for i in range(n):
-            ys[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
-        rhs(ys, k3, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        for i in range(n):
-            ys[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-        rhs(ys, k4, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        for i in range(n):
-            ys[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
-        rhs(ys, k5, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        for i in range(n):
-            ys[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i]
-                                + _A65 * k5[i])
-        rhs(ys, k6, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        for i in range(n):
-            yn[i] = y[i] + h * (_B1 * k1[i] + _B3 * k3[i] + _B4 * k4[i] + _B5 * k5[i]
-                                + _B6 * k6[i])
-        rhs(yn, k7, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-        err = 0.0
-        for i in range(n):
-            e = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i]
-                     + _E7 * k7[i])
-            sc = atol + rtol * max(abs(y[i]), abs(yn[i]))
-            err += (e / sc) ** 2
-        err = math.sqrt(err / n)
-        steps += 1
-        if err <= 1.0:
-            t = target if last else t + h
-            for i in range(n):
-                y[i] = yn[i]
-                k1[i] = k7[i]
+        stiff = not force_explicit and not near_kink(y, bbinder, bcap)
+        accepted = False
+        if stiff:
+            H_try = H
+            last = t + H >= target
+            step = target - t if last else H
+            err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, b, lsrc, ldst,
+                              lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+            if err <= 1.0 and near_kink(T[K - 1], bbinder, bcap):
+                # the step reached the kink: its frozen Jacobian does not hold there; take
+                # this stretch with explicit steps
+                h = min(h, step)
+                force_explicit = True
+                continue
+            if err <= 1.0:
+                accepted = True
+                for i in range(n):
+                    y[i] = T[K - 1, i]
+                factor = 4.0 if err == 0.0 else min(4.0, 0.9 * err ** (-1.0 / K))
+                # a step cut short to end on an output time does not shrink the next one
+                H = max(H_try, step * factor) if last else step * factor
+            else:
+                H = step * (0.2 if err == math.inf else max(0.2, 0.9 * err ** (-1.0 / K)))
+        else:
+            h_try = h
+            last = t + h >= target
+            step = target - t if last else h
+            err = _explicit_step(y, step, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
+                                 b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
+                                 svmax, skm)
+            if err <= 1.0:
+                accepted = True
+                force_explicit = False
+                for i in range(n):
+                    y[i] = yn[i]
+                factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
+                h = max(h_try, step * factor) if last else step * factor
+                H = max(H, h)
+            else:
+                h = step * (0.2 if err == math.inf else max(0.2, 0.9 * err ** -0.2))
+        if accepted:
+            t = target if last else t + step
             if last and k < n_out and t == t_out[k]:
                 for i in range(n):
                     out[k, i] = y[i]
                 k += 1
-            factor = 10.0 if err == 0.0 else min(10.0, 0.9 * err ** -0.2)
-            # a step cut short to end on an output time does not shrink the next one
-            h = max(h_try, h * factor) if last else h * factor
             pools = 0.0
             for i in range(n_par):
                 pools += y[i]
             if pools <= eps:
                 return t, k, OK
-        else:
-            h *= max(0.2, 0.9 * err ** -0.2)
     return t, k, OK

@@ -613,19 +613,17 @@ def _absorb(sys_: _System, y: np.ndarray, t: float, amount: float, book: _DoseBo
     y[sys_.absorb_rest] += amount - a_if - a_passive
 
 
-TRANSIENT_RTOL = 1e-10
-TRANSIENT_ATOL = 1e-12
-"""Tolerances of the compiled explicit transient integrator (relative; absolute, ug)."""
-STIFF_RTOL = 1e-9
-STIFF_ATOL = 1e-10
-"""Tolerances of the compiled stiff integrator (relative; absolute, ug)."""
+TRANSIENT_RTOL = 1e-9
+TRANSIENT_ATOL = 1e-10
+"""Tolerances of the compiled transient integrator (relative; absolute, ug): a few 1e-8
+relative from the Radau reference at rtol 1e-10 on every route and preset (tests)."""
 TRANSIENT_MAX_STEPS = 100_000
-"""Steps after which the explicit integrator hands a transient to the stiff one, and the
-stiff one to LSODA (safeguards: a transient takes tens to a few thousand steps)."""
+"""Steps after which the compiled integrator hands a transient to LSODA (a safeguard: a
+transient takes tens to a few thousand steps)."""
 
 
 def _compiled_transient() -> Any:
-    """The compiled transient integrators (explicit, stiff), or None without numba (or with
+    """The compiled transient integrator, or None without numba (or with
     ``B12PK_NO_NUMBA=1`` in the environment, to test the numpy path)."""
     global _KERNEL
     if _KERNEL is _UNSET:
@@ -634,8 +632,8 @@ def _compiled_transient() -> Any:
         _KERNEL = None
         if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
             try:
-                from ._fast import integrate_explicit, integrate_stiff
-                _KERNEL = (integrate_explicit, integrate_stiff)
+                from ._fast import integrate_transient
+                _KERNEL = integrate_transient
             except ImportError:
                 pass
     return _KERNEL
@@ -647,24 +645,18 @@ _KERNEL: Any = _UNSET
 
 def _compiled_segment(sys_: _System, y: np.ndarray, t: float, t1: float, t_out: np.ndarray,
                       out: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """Integrate a transient with the compiled integrators (explicit, then stiff when the
-    explicit one needs too many steps); return the state, the time reached and the number
-    of outputs of ``t_out`` written to ``out``. Stops when the transient is over."""
+    """Integrate a transient with the compiled integrator; return the state, the time
+    reached (where the transient ended, ``t1``, or where the integrator gave up) and the
+    number of outputs of ``t_out`` written to ``out``."""
     y = np.ascontiguousarray(y, dtype=float)
-    k = 0
-    for kernel, rtol, atol in zip(_compiled_transient(), (TRANSIENT_RTOL, STIFF_RTOL),
-                                  (TRANSIENT_ATOL, STIFF_ATOL)):
-        sub = np.ascontiguousarray(t_out[k:], dtype=float)
-        res = np.empty((len(sub), y.size))
-        t_new, filled, status = kernel(
-            y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, rtol, atol,
-            TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk, *sys_.nonlinear)
-        out[k:k + filled] = res[:filled]
-        k += filled
-        t = float(t_new)
-        if status == 0:
-            break
-    return y, t, k
+    sub = np.ascontiguousarray(t_out, dtype=float)
+    res = np.empty((len(sub), y.size))
+    t_new, filled, _status = _compiled_transient()(
+        y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, TRANSIENT_RTOL,
+        TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk,
+        *sys_.nonlinear)
+    out[:filled] = res[:filled]
+    return y, float(t_new), int(filled)
 
 
 def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.ndarray,
@@ -688,8 +680,8 @@ def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.nd
             out[k] = sol.sol(t_out[k])
             k += 1
         return sol.y[:, -1].copy(), out
-    # fast: the compiled integrators (b12pk[fast]) through injection transients, or LSODA
-    # (odeint) in chunks that double in length (also where both compiled ones gave up),
+    # fast: the compiled integrator (b12pk[fast]) through injection transients, or LSODA
+    # (odeint) in chunks that double in length (also where the compiled one gave up),
     # until the parenteral pools are empty; exact matrix exponential after that
     if _compiled_transient() is not None and t < t1 and sys_.in_transient(y):
         y, t, filled = _compiled_segment(sys_, y, t, t1, t_out[k:], out[k:])

@@ -972,9 +972,19 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, svg = Path(f"{stem}.png"), Path(f"{stem}.svg")
-    fig.savefig(png, dpi=150, bbox_inches="tight", facecolor="white")
-    with matplotlib.rc_context({"svg.hashsalt": "b12pk", "svg.fonttype": "path"}):
-        fig.savefig(svg, bbox_inches="tight", facecolor="white", metadata={"Date": None})
+    # lay the figure out and measure its tight box once; both formats then reuse them
+    # (bbox_inches="tight" and a layout engine would each cost a full draw per format)
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    engine = fig.get_layout_engine()
+    fig.set_layout_engine("none")
+    try:
+        fig.savefig(png, dpi=150, bbox_inches=box, facecolor="white")
+        with matplotlib.rc_context({"svg.hashsalt": "b12pk", "svg.fonttype": "path"}):
+            fig.savefig(svg, bbox_inches=box, facecolor="white", metadata={"Date": None})
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
     return [png, svg]
 
 
