@@ -10,8 +10,6 @@ the curves and write reports. Educational: a simulation is not a prescription.
 """
 
 import importlib
-import sys
-import types
 
 from .about import DISCLAIMER, __version__
 from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
@@ -21,20 +19,24 @@ from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileF
 #: Where each public name lives; modules are imported on first use, so ``import b12pk`` (and
 #: the command line's start, where Ctrl-C must already be handled) stays light.
 _LAZY = {
-    "compare": ("compare", "Comparison", "NamedPatient", "NamedRegimen", "summarize"),
-    "engine": ("MAX_DAYS", "simulate", "steady_state_stores_ug"),
-    "evidence": ("evaluate_claims", "evidence_markdown", "load_claims", "write_evidence"),
-    "events": ("read_event_table", "to_event_table", "write_event_table"),
-    "model": ("PRESETS", "Parameters", "Patient", "default_parameters", "lab_bands",
-              "parameter_table", "pg_per_ml_to_pmol_per_l", "pmol_per_l_to_pg_per_ml"),
-    "plot": ("plot_band_probabilities", "plot_comparison", "plot_fan", "plot_holotc",
-             "plot_regimen_grid", "plot_serum", "plot_stores", "plot_summary", "save_figure"),
-    "population": ("Covariate", "PopulationResult", "PopulationSpec", "covariate_sets",
-                   "simulate_population", "write_population"),
-    "sbml": ("SBMLUnavailableError", "check_sbml", "to_sbml", "write_sbml"),
-    "regimen": ("FORMS", "ROUTES", "DoseEvent", "Regimen", "load_regimens", "parse_regimen",
-                "regimen_variants"),
-    "report": ("write_report",),
+    "analysis.compare": ("compare", "Comparison", "NamedPatient", "NamedRegimen", "summarize"),
+    "engine.core": ("MAX_DAYS", "simulate", "steady_state_stores_ug"),
+    "analysis.evidence": ("evaluate_claims", "load_claims"),
+    "report.evidence": ("evidence_markdown", "write_evidence"),
+    "regimen.events": ("read_event_table", "to_event_table", "write_event_table"),
+    "model.parameters": ("PRESETS", "Parameters", "Patient", "default_parameters",
+                         "lab_bands", "parameter_table", "pg_per_ml_to_pmol_per_l",
+                         "pmol_per_l_to_pg_per_ml"),
+    "plot.figures": ("plot_band_probabilities", "plot_comparison", "plot_fan", "plot_holotc",
+                     "plot_regimen_grid", "plot_serum", "plot_stores", "plot_summary",
+                     "save_figure"),
+    "population.core": ("Covariate", "PopulationResult", "PopulationSpec", "covariate_sets",
+                        "simulate_population"),
+    "report.population": ("write_population",),
+    "exchange.sbml": ("SBMLUnavailableError", "check_sbml", "to_sbml", "write_sbml"),
+    "regimen.language": ("FORMS", "ROUTES", "DoseEvent", "Regimen", "load_regimens",
+                         "parse_regimen", "regimen_variants"),
+    "report.comparison": ("write_report",),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -45,7 +47,7 @@ def __getattr__(name: str) -> object:
         value = getattr(importlib.import_module(f".{module}", __name__), name)
         globals()[name] = value
         return value
-    try:  # a submodule: b12pk.plot, b12pk.report, ...
+    try:  # a subpackage: b12pk.plot, b12pk.report, b12pk.analysis, ...
         return importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":
@@ -56,18 +58,6 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOME))
 
-
-class _Package(types.ModuleType):
-    """Keeps ``b12pk.compare`` the function when the submodule ``b12pk.compare`` is imported
-    (the import system sets the submodule as an attribute of its package)."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "compare" and isinstance(value, types.ModuleType):
-            value = value.compare  # type: ignore[attr-defined]
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     # simulate

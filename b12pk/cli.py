@@ -93,7 +93,7 @@ _WORKERS = _whole(1, 1024)
 
 def _build_parser() -> argparse.ArgumentParser:
     from .about import __version__
-    from .model import PRESETS
+    from .model.parameters import PRESETS
 
     fmt = argparse.RawDescriptionHelpFormatter
     ap = _Parser(prog="b12pk", description="Vitamin B12 pharmacokinetics: simulate and "
@@ -244,8 +244,8 @@ def _looks_like_file(value: str) -> bool:
 
 
 def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> list:
-    from .compare import NamedRegimen
-    from .regimen import Regimen, load_regimens
+    from .analysis.compare import NamedRegimen
+    from .regimen.language import Regimen, load_regimens
 
     if not values:
         return []
@@ -266,8 +266,8 @@ def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> 
 
 
 def _patients(values: Sequence[str] | None) -> list:
-    from .compare import NamedPatient, _patient_label, load_patients
-    from .model import Patient
+    from .analysis.compare import NamedPatient, patient_label, load_patients
+    from .model.parameters import Patient
 
     if not values:
         return []
@@ -277,7 +277,7 @@ def _patients(values: Sequence[str] | None) -> list:
             out.extend(load_patients(v))
         else:
             p = Patient.preset(v)
-            out.append(NamedPatient(label=_patient_label(p), patient=p))
+            out.append(NamedPatient(label=patient_label(p), patient=p))
     return out
 
 
@@ -289,8 +289,8 @@ def _progress(done: int, total: int, label: str) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .compare import compare
-    from .report import write_report
+    from .analysis.compare import compare
+    from .report.comparison import write_report
 
     output_dir_target(args.out)  # refused before any work
     if args.seed is not None and args.population is None:
@@ -300,24 +300,24 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.population is None:
             raise InputError("--covariates needs --population N (covariates vary between the "
                              "virtual patients of the population view)")
-        from .population import covariate_sets
+        from .population.core import covariate_sets
 
         if args.covariates not in covariate_sets():
             raise UnknownNameError(f"unknown covariate set {echo(args.covariates)}; accepted: "
                                    f"{', '.join(sorted(covariate_sets()))}")
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
-    from .validate import validate
+    from .analysis.validate import validate
 
     comp = compare(regimens, patients, args.days, progress=_progress)
     evidence = None
     if args.evidence:
-        from .evidence import evaluate_claims
+        from .analysis.evidence import evaluate_claims
 
         evidence = evaluate_claims(progress=lambda d, t, cid: _progress(d, t, f"claim {cid}"))
     populations = None
     if args.population is not None:
-        from .population import PopulationSpec, simulate_population
+        from .population.core import PopulationSpec, simulate_population
 
         populations = {}
         jobs = [(p, r) for p in comp.patients for r in comp.regimens]
@@ -352,9 +352,9 @@ def _refuse_input_as_output(out: str | None, *inputs: str | None) -> None:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .compare import load_patients
-    from .engine import simulate
-    from .model import Patient
+    from .analysis.compare import load_patients
+    from .engine.core import simulate
+    from .model.parameters import Patient
 
     _refuse_input_as_output(args.out, args.regimen, args.patient)
     regimens = _regimens([args.regimen], default_form=args.form)
@@ -391,8 +391,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _one_patient(value: str):
-    from .compare import load_patients
-    from .model import Patient
+    from .analysis.compare import load_patients
+    from .model.parameters import Patient
 
     if _looks_like_file(value):
         pats = load_patients(value)
@@ -404,8 +404,9 @@ def _one_patient(value: str):
 
 
 def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .population import (PopulationSpec, covariate_sets, default_variability,
-                             simulate_population, write_population)
+    from .population.core import (PopulationSpec, covariate_sets, default_variability,
+                             simulate_population)
+    from .report.population import write_population
 
     regimens = _regimens([args.regimen])
     if len(regimens) != 1:
@@ -442,7 +443,7 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_export_sbml(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .sbml import check_sbml, write_sbml
+    from .exchange.sbml import check_sbml, write_sbml
 
     _refuse_input_as_output(args.out, args.regimen, args.patient)
     patient = _one_patient(args.patient)
@@ -457,7 +458,7 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
                              f"{len(regimens)}")
         regimen = regimens[0].regimen
     if args.check:
-        from .sbml import to_sbml
+        from .exchange.sbml import to_sbml
 
         messages = check_sbml(to_sbml(patient, regimen, days=args.days))
         if messages:
@@ -469,7 +470,8 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
 
 
 def _cmd_evidence(args: argparse.Namespace) -> int:
-    from .evidence import evaluate_claims, write_evidence
+    from .analysis.evidence import evaluate_claims
+    from .report.evidence import write_evidence
 
     output_dir_target(args.out)  # refused before any work
     ids = None
@@ -494,7 +496,8 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate, write_validation
+    from .analysis.validate import validate
+    from .report.validation import write_validation
 
     output_dir_target(args.out)  # refused before any work
     v = validate()
@@ -507,7 +510,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets() -> int:
-    from .model import Patient, preset_descriptions
+    from .model.parameters import Patient, preset_descriptions
 
     for name, desc in preset_descriptions().items():
         p = Patient.preset(name)
@@ -517,7 +520,7 @@ def _cmd_presets() -> int:
 
 
 def _cmd_parameters() -> int:
-    from .model import parameter_table
+    from .model.parameters import parameter_table
 
     sys.stdout.write(parameter_table().to_csv(index=False))
     return 0

@@ -32,7 +32,7 @@ from scipy.integrate import solve_ivp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import b12pk  # noqa: E402
-from b12pk.engine import _System  # noqa: E402
+from b12pk.engine.core import System  # noqa: E402
 from b12pk.population import PopulationSpec, sample_patients, simulate_population  # noqa: E402
 
 REGIMEN = b12pk.Regimen.parse("2000 mcg cyanocobalamin oral daily")
@@ -42,7 +42,7 @@ PATIENT = b12pk.Patient.preset("pernicious-anaemia", serum_pmol_per_l=110)
 def naive_per_patient_year(n_patients: int = 5) -> float:
     """Seconds per patient-year: per-patient solve_ivp (LSODA), restarted at each dose."""
     draws = sample_patients(PopulationSpec(PATIENT, n_patients, seed=1))
-    sys_ = _System(PATIENT, PATIENT.parameters(), ("cyanocobalamin",))
+    sys_ = System(PATIENT, PATIENT.parameters(), ("cyanocobalamin",))
     L = sys_.L
     idx = [L.ileum, L.enterocyte, L.holotc, L.holohc, L.stores]
     A0 = sys_.A[np.ix_(idx, idx)]

@@ -3,7 +3,7 @@
 libRoadRunner is used its fastest documented way for a population: the model is loaded
 (JIT-compiled) once per regimen, then for each patient the initial values of the
 patient-dependent parameters and amounts are set (``rr.model.setValue("init(id)", v)``,
-values from :func:`b12pk.sbml.patient_values`), the model is reset with ``resetAll`` and
+values from :func:`b12pk.exchange.sbml.patient_values`), the model is reset with ``resetAll`` and
 simulated at daily output times. b12pk's time in the first table is that of one
 ``b12pk.simulate`` call per patient; the second table compares the population engine.
 The export holds one repeating SBML event per dose series (issue 16), so the load time no
@@ -32,7 +32,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import b12pk  # noqa: E402
-from b12pk import Patient, sbml  # noqa: E402
+from b12pk import Patient
+from b12pk.exchange import sbml  # noqa: E402
 
 REGIMENS = {
     "oral 2000 ug daily": "2000 mcg oral daily",
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['b12pk_ms'] / r['rr_total_ms']:8.2f} {r['worst_serum']:11.1e} "
               f"{r['worst_stores']:12.1e}", flush=True)
     print("events = repeating SBML dose events (one per dose series); load s = export "
-          "(b12pk.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per regimen; ratio = "
+          "(b12pk.exchange.sbml.to_sbml) + load/JIT-compile (libRoadRunner), once per regimen; ratio = "
           "b12pk ms / rr+values ms (> 1: libRoadRunner faster).")
     print()
     print("Population: libRoadRunner loop (20 patients) vs b12pk population engine "

@@ -6,13 +6,13 @@ For the four cases of issue 16 (patient ``pernicious-anaemia``, 365 days, daily 
 
 * ``b12pk``: :func:`b12pk.simulate`, best of ``--repeat`` calls after a warm-up call (the
   whole call: input checks, integration, the result DataFrame);
-* ``libRoadRunner`` on b12pk's own SBML export (:func:`b12pk.sbml.to_sbml`, one repeating
+* ``libRoadRunner`` on b12pk's own SBML export (:func:`b12pk.exchange.sbml.to_sbml`, one repeating
   event per dose series): the load (``RoadRunner(text)``: parse and JIT-compile, tolerances
   set) timed once after a warm-up load of another document, and the simulation
   (``resetAll`` + ``simulate`` on the same daily grid, every output column selected), best of
   ``--repeat`` after a warm-up; CVODE at rtol 1e-10, atol 1e-10 ug (b12pk's accuracy);
 * a per-patient ``scipy.integrate.solve_ivp`` loop: Radau on the engine's own right-hand side
-  and Jacobian (``engine._System.rhs``/``jac``), restarted at each dose instant, the doses
+  and Jacobian (``engine.System.rhs``/``jac``), restarted at each dose instant, the doses
   given by the engine's own dose step, rtol 1e-10 and atol 1e-12 (the reference tolerances
   of ``simulate(method="solve_ivp")``); best of ``--ivp-repeat`` (default 1: seconds a
   call).
@@ -43,7 +43,8 @@ from scipy.integrate import solve_ivp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import b12pk  # noqa: E402
-from b12pk import engine, sbml  # noqa: E402
+from b12pk.engine import core as engine
+from b12pk.exchange import sbml  # noqa: E402
 from b12pk.io import atomic_write_text  # noqa: E402
 
 PATIENT = "pernicious-anaemia"
@@ -78,9 +79,9 @@ def solve_ivp_loop(regimen: str, patient: b12pk.Patient, days: float,
                    times: np.ndarray) -> dict[str, np.ndarray]:
     """Radau on the engine's right-hand side, restarted at each dose instant; the compared
     outputs at ``times`` (the state just after the doses at a dose time, as in b12pk)."""
-    patient, params = engine._resolve(patient, None)
-    events = engine._events_from(regimen, days)
-    sys_ = engine._System(patient, params, engine._parenteral_forms(events))
+    patient, params = engine.resolve_patient(patient, None)
+    events = engine.events_from(regimen, days)
+    sys_ = engine.System(patient, params, engine.parenteral_forms(events))
     y = sys_.initial_state(patient)
     book = engine._DoseBook()
     groups: dict[float, list] = {}
@@ -136,7 +137,7 @@ def bench_case(regimen: str, repeat: int, ivp_repeat: int, times: np.ndarray,
     # solve_ivp loop (seconds per call: timed once, no warm-up needed for pure Python/scipy)
     t_ivp, ivp = best_of(lambda: solve_ivp_loop(regimen, patient, DAYS, times), ivp_repeat)
     ref_out = {c: ref[c].to_numpy() for c in COMPARED}
-    return {"doses": len(engine._events_from(regimen, DAYS)),
+    return {"doses": len(engine.events_from(regimen, DAYS)),
             "events": len(sbml.dose_series(regimen, DAYS)),
             "b12pk": t_b12pk, "export": t_export, "load": t_load, "rr": t_rr, "ivp": t_ivp,
             "rr_vs_b12pk": worst_rel(rr_out, ref_out), "ivp_vs_b12pk": worst_rel(ivp, ref_out),
@@ -149,7 +150,7 @@ def ten_years_load() -> dict:
     t_export, text = best_of(lambda: sbml.to_sbml(PATIENT, regimen, days=days), 1)
     sbml.load_roadrunner(sbml.to_sbml(PATIENT, regimen, days=30))  # warm-up
     t_load, _ = best_of(lambda: sbml.load_roadrunner(text), 1)
-    return {"doses": len(engine._events_from(regimen, days)),
+    return {"doses": len(engine.events_from(regimen, days)),
             "events": len(sbml.dose_series(regimen, days)), "export": t_export,
             "load": t_load, "kb": len(text.encode()) / 1e3}
 
@@ -182,7 +183,7 @@ def run(repeat: int, ivp_repeat: int) -> None:
               flush=True)
     print()
     print("b12pk ms: b12pk.simulate (whole call, DataFrame included); export ms: "
-          "b12pk.sbml.to_sbml; rr load ms: "
+          "b12pk.exchange.sbml.to_sbml; rr load ms: "
           "libRoadRunner parse + JIT of the export, once; rr sim ms: resetAll + simulate on "
           "the same grid; ivp ms: per-patient solve_ivp Radau loop (rtol 1e-10, atol 1e-12) "
           "restarted at each dose. b12pk/rr = b12pk ms / rr sim ms (< 1: b12pk faster); "

@@ -20,9 +20,9 @@ from b12pk import (B12pkError, DoseError, DoseEvent, EventTableError, FileFormat
                    HorizonError, InputError, ParameterError, Patient, PatientError, Regimen,
                    RegimenSyntaxError, ResourceError, UnknownNameError)
 from b12pk.cli import main
-from b12pk.compare import compare, load_patients
-from b12pk.events import read_event_table, to_event_table
-from b12pk.regimen import Repeating, load_regimens, regimen_variants
+from b12pk.analysis.compare import compare, load_patients
+from b12pk.regimen.events import read_event_table, to_event_table
+from b12pk.regimen.language import Repeating, load_regimens, regimen_variants
 
 MiB = 1024 * 1024
 ORAL = Regimen.daily(1000)
@@ -726,7 +726,7 @@ def _assert_intact(folder: Path) -> None:
 def test_interrupted_compare_keeps_earlier_report(tmp_path, monkeypatch, capsys):
     out = tmp_path / "report"
     _earlier_report(out)
-    monkeypatch.setattr(b12pk.plot, "save_figure", _interrupt)
+    monkeypatch.setattr(b12pk.plot.figures, "save_figure", _interrupt)
     code = main(["compare", *SMALL_COMPARE, "--out", str(out)])
     assert code == 130
     assert "interrupted" in capsys.readouterr().err
@@ -738,14 +738,14 @@ def test_interrupted_compare_while_writing_html_keeps_earlier_report(tmp_path, m
     """Interrupted after summary.csv, run.json and report.md were written to the temp folder."""
     out = tmp_path / "report"
     _earlier_report(out)
-    monkeypatch.setattr(b12pk.report, "_render_html", _interrupt)
+    monkeypatch.setattr(b12pk.report.comparison, "_render_html", _interrupt)
     assert main(["compare", *SMALL_COMPARE, "--out", str(out)]) == 130
     _assert_intact(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
 def test_interrupted_first_compare_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(b12pk.plot, "save_figure", _interrupt)
+    monkeypatch.setattr(b12pk.plot.figures, "save_figure", _interrupt)
     assert main(["compare", *SMALL_COMPARE, "--out", str(tmp_path / "report")]) == 130
     assert list(tmp_path.iterdir()) == []
 
@@ -753,7 +753,7 @@ def test_interrupted_first_compare_leaves_nothing(tmp_path, monkeypatch):
 def test_interrupted_validate_keeps_earlier_output(tmp_path, monkeypatch, capsys):
     out = tmp_path / "validation"
     _earlier_report(out)
-    monkeypatch.setattr(b12pk.plot, "save_figure", _interrupt)
+    monkeypatch.setattr("b12pk.report.validation.save_figure", _interrupt)
     code = main(["validate", "--out", str(out)])
     assert code == 130
     assert "interrupted" in capsys.readouterr().err
@@ -764,7 +764,7 @@ def test_interrupted_validate_keeps_earlier_output(tmp_path, monkeypatch, capsys
 def test_interrupted_simulate_keeps_earlier_csv(tmp_path, monkeypatch):
     out = tmp_path / "course.csv"
     out.write_text("earlier,course\n", encoding="utf-8")
-    monkeypatch.setattr(b12pk.engine, "_integrate", _interrupt)
+    monkeypatch.setattr(b12pk.engine.core, "_integrate", _interrupt)
     code = main(["simulate", "--regimen", OK_TEXT, "--days", "5", "--out", str(out)])
     assert code == 130
     assert out.read_text(encoding="utf-8") == "earlier,course\n"

@@ -13,7 +13,7 @@ import pytest
 
 import b12pk
 from b12pk.cli import main
-from b12pk.compare import default_regimens
+from b12pk.analysis.compare import default_regimens
 
 SMALL = ["--regimen", "2000 mcg cyanocobalamin oral daily",
          "--regimen", "1000 mcg hydroxocobalamin IM three times weekly for 2 weeks, then monthly",
@@ -76,7 +76,7 @@ def test_run_json_regenerates_the_summary(default_report, tmp_path):
     patients = [b12pk.Patient.preset(p["preset"],
                                      **{k: v for k, v in p["settings"].items()})
                 for p in record["patients"]]
-    from b12pk.compare import compare
+    from b12pk.analysis.compare import compare
 
     again = compare(regimens[:1], patients[:1], record["days"])
     original = pd.read_csv(default_report / "summary.csv")

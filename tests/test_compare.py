@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import b12pk
-from b12pk.compare import (SUMMARY_COLUMNS, compare, default_patients, default_regimens,
+from b12pk.analysis.compare import (SUMMARY_COLUMNS, compare, default_patients, default_regimens,
                            load_patients, summarize)
-from b12pk.report import atomic_output_dir
+from b12pk.io import atomic_output_dir
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 
@@ -310,7 +310,7 @@ def test_compare_memory_is_refused_before_any_simulation(monkeypatch):
 def test_compare_memory_estimate_is_honest(regimens, days):
     import tracemalloc
 
-    from b12pk.compare import _as_named_regimens, compare_memory_bytes
+    from b12pk.analysis.compare import _as_named_regimens, compare_memory_bytes
 
     estimate = compare_memory_bytes(_as_named_regimens(regimens), 2, days)
     tracemalloc.start()

@@ -450,5 +450,5 @@ def test_hundred_year_hourly_output_is_bounded():
     from b12pk import limits
 
     worst = b12pk.engine.simulate_memory_bytes(
-        36_501 + b12pk.engine.HOURLY_POINTS * limits.MAX_PARENTERAL_DOSES, 3 * 3 + 8)
+        36_501 + b12pk.engine.core.HOURLY_POINTS * limits.MAX_PARENTERAL_DOSES, 3 * 3 + 8)
     assert worst < 200e6

@@ -10,14 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from b12pk.errors import EventTableError, FileFormatError
-from b12pk.events import (
+from b12pk.regimen.events import (
     CMT_BY_ROUTE,
     COLUMNS,
     read_event_table,
     to_event_table,
     write_event_table,
 )
-from b12pk.regimen import FORMS, ROUTES, Regimen
+from b12pk.regimen.language import FORMS, ROUTES, Regimen
 
 LOADING = Regimen.parse("hydroxocobalamin 1000 µg IM three times weekly for 2 weeks, then every "
                         "2 months for life")
@@ -303,7 +303,7 @@ import numpy as np  # noqa: E402
 
 from b12pk.errors import B12pkError, OutputError, ResourceError  # noqa: E402
 from b12pk.limits import MAX_ECHO_CHARS, MAX_INT  # noqa: E402
-from b12pk.regimen import MAX_EVENTS  # noqa: E402
+from b12pk.regimen.language import MAX_EVENTS  # noqa: E402
 
 H = "ID,TIME,AMT,CMT,EVID\n"
 PLAIN = H + "1,0,1000,3,1\n1,7,1000,3,1\n2,0,500,1,1\n"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import b12pk
-from b12pk import evidence as ev
+from b12pk.analysis import evidence as ev
 from b12pk.errors import FileFormatError, InputError
 
 SEEDS = Path(b12pk.__file__).resolve().parents[2] / "shared" / "seeds"
@@ -199,9 +199,9 @@ def test_contradictions_pick_the_better_side():
 
 
 def test_markdown_figure_and_files(result, tmp_path):
-    md = ev.evidence_markdown(result)
+    md = b12pk.evidence_markdown(result)
     assert "C307" in md and "Rubric" in md and "quantitative-pk" in md
-    paths = ev.write_evidence(tmp_path, result)
+    paths = b12pk.write_evidence(tmp_path, result)
     for p in paths.values():
         assert p.is_file() and p.stat().st_size > 0
     back = pd.read_csv(paths["evidence"])

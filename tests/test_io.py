@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import b12pk
 from b12pk import B12pkError, FileFormatError, ResourceError
 from b12pk.cli import main
-from b12pk.compare import load_patients
+from b12pk.analysis.compare import load_patients
 from b12pk.errors import OutputError
 from b12pk.io import (atomic_output_dir, atomic_write_text, echo, output_dir_target,
                       read_bytes, read_toml, remove_stale_temporaries, sanitize_message)
@@ -363,7 +363,7 @@ def test_a_link_to_the_current_folder_is_refused(tmp_path, monkeypatch):
 
 
 def test_signal_state_does_not_outlive_the_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(b12pk.report, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
+    monkeypatch.setattr(b12pk.report.comparison, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
     assert main(["compare", *FAST, "--out", str(tmp_path / "a")]) == 130
     monkeypatch.undo()
     atomic_write_text(tmp_path / "later.csv", "x")  # a later write in the same process
@@ -625,7 +625,7 @@ def _swallowed_sigint(*args, **kwargs):
 def test_a_swallowed_signal_still_stops_the_run_before_the_rename(tmp_path, monkeypatch, capsys):
     earlier = _signed(tmp_path / "rep", {"a.csv": "earlier"}, SIGNED)
     before = _tree(tmp_path)
-    monkeypatch.setattr(b12pk.report, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
+    monkeypatch.setattr(b12pk.report.comparison, "_render_md", lambda *a, **k: _swallowed_sigint() or "")
     code = main(["compare", *FAST, "--out", str(earlier)])
     assert code == 130 and "interrupted by SIGINT" in capsys.readouterr().err
     assert _tree(tmp_path) == before

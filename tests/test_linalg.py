@@ -7,13 +7,13 @@ import pytest
 from scipy.linalg import expm as scipy_expm
 
 import b12pk
-from b12pk._linalg import expm
-from b12pk.engine import _System
+from b12pk.engine.linalg import expm
+from b12pk.engine.core import System
 
 
 @pytest.mark.parametrize("dt", [1 / 768, 0.5, 1.0, 30.0, 365.0, 3650.0])
 def test_matches_scipy_on_the_model_matrix(dt):
-    s = _System(b12pk.Patient.preset("pernicious-anaemia"), b12pk.default_parameters(),
+    s = System(b12pk.Patient.preset("pernicious-anaemia"), b12pk.default_parameters(),
                 ("cyanocobalamin", "hydroxocobalamin"))
     m = s._aug * dt
     ref = scipy_expm(m)

@@ -340,11 +340,11 @@ def test_longer_resections_leave_more_patients_deficient():
 
 
 def test_propagators_interpolated_in_both_rates_match_direct_exponentials():
-    from b12pk._linalg import expm
-    from b12pk.engine import _System
-    from b12pk.population import _SLOW, _BlockEngine
+    from b12pk.engine.linalg import expm
+    from b12pk.engine.core import System
+    from b12pk.population.core import _SLOW, _BlockEngine
 
-    sys_ = _System(HEALTHY, HEALTHY.parameters(), ("cyanocobalamin",))
+    sys_ = System(HEALTHY, HEALTHY.parameters(), ("cyanocobalamin",))
     idx = [getattr(sys_.L, s) for s in _SLOW]
     A0 = sys_.A[np.ix_(idx, idx)]
     kr_max = sys_.k_reab / HEALTHY.if_route_factor
@@ -488,8 +488,8 @@ def test_numba_backend_without_numba_says_how_to_install(monkeypatch):
     import sys
 
     # as if numba were missing: the kernels' import raises ImportError
-    monkeypatch.setitem(sys.modules, "b12pk._fast", None)
-    monkeypatch.delattr(b12pk, "_fast", raising=False)
+    monkeypatch.setitem(sys.modules, "b12pk.engine.kernels", None)
+    monkeypatch.delattr(b12pk.engine, "kernels", raising=False)
     with pytest.raises(b12pk.InputError, match=r"pip install 'b12pk\[fast\]'"):
         simulate_population(ORAL, PopulationSpec(PA, n=10), 5, backend="numba")
     # auto falls back to numpy and still runs
@@ -610,7 +610,7 @@ def test_population_memory_is_refused_before_any_work(monkeypatch, tmp_path):
 
 def test_default_workers_shrink_to_the_memory_budget(monkeypatch):
     from b12pk import limits
-    from b12pk.population import _fast_kernels, population_memory_bytes
+    from b12pk.population.core import _fast_kernels, population_memory_bytes
 
     _fast_kernels("auto")  # loaded: the estimates below are the whole need
     spec = PopulationSpec(PA, n=4 * BLOCK, seed=2)
@@ -637,11 +637,11 @@ def test_memory_estimate_is_honest(regimen, n, days, chunk, workers, monkeypatch
     """The estimate checked against the budget is within 2x of tracemalloc's peak."""
     import tracemalloc
 
-    import b12pk.population as population
+    import b12pk.population.core as population
 
     seen = []
-    check = population._check_memory
-    monkeypatch.setattr(population, "_check_memory",
+    check = population.check_memory
+    monkeypatch.setattr(population, "check_memory",
                         lambda need, *a: (seen.append(need), check(need, *a)))
     population._fast_kernels("auto")  # kernels loaded already: their one-off cost not counted
     tracemalloc.start()

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import b12pk
 from b12pk import DoseEvent, InputError, Patient, Regimen
-from b12pk.events import read_event_table, to_event_table, write_event_table
-from b12pk.regimen import (CONDITIONS, AtTimes, ForDays, ForDoses, Phase, Repeating, SingleDose,
+from b12pk.regimen.events import read_event_table, to_event_table, write_event_table
+from b12pk.regimen.language import (CONDITIONS, AtTimes, ForDays, ForDoses, Phase, Repeating, SingleDose,
                            UntilCondition, UntilDay)
 
 ORAL_ROUTES = ("oral", "sublingual")

@@ -18,7 +18,7 @@ from b12pk.errors import (
     ResourceError,
     UnknownNameError,
 )
-from b12pk.regimen import (
+from b12pk.regimen.language import (
     FORMS,
     MAX_DOSE_UG,
     ROUTES,

@@ -17,8 +17,9 @@ import pytest
 
 import b12pk
 from b12pk import DoseEvent, Patient
-from b12pk import laws, sbml
-from b12pk.declaration import declaration
+from b12pk.model import laws
+from b12pk.exchange import sbml
+from b12pk.model.declaration import declaration
 
 libsbml = pytest.importorskip("libsbml", reason="SBML export needs the b12pk[sbml] extra")
 
@@ -261,9 +262,9 @@ def test_no_rate_law_or_route_is_written_in_sbml_py():
 # Repeating dose events
 
 def _instants(regimen, days):
-    from b12pk import engine
+    from b12pk.engine import core as engine
 
-    return sorted({ev[0] for ev in engine._events_from(regimen, days)})
+    return sorted({ev[0] for ev in engine.events_from(regimen, days)})
 
 
 @pytest.mark.parametrize("regimen,days,n_events", [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from b12pk.errors import RegimenSyntaxError
-from b12pk.regimen import Regimen, regimen_variants
+from b12pk.regimen.language import Regimen, regimen_variants
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "data" / "regimens" / "seed_regimens.csv"

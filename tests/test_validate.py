@@ -12,8 +12,8 @@ import pytest
 import b12pk
 import b12pk.cli
 from b12pk._data import data_path
-from b12pk.calibrate import current_values, fit_pass, training_set
-from b12pk.validate import TRIAL_COLUMNS, load_trials, validate, validation_summary
+from b12pk.analysis.calibrate import current_values, fit_pass, training_set
+from b12pk.analysis.validate import TRIAL_COLUMNS, load_trials, validate, validation_summary
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_trial_dataset_without_citation_is_rejected(tmp_path):
 
 
 def test_every_documented_miss_is_a_real_miss(validation):
-    from b12pk.validate import suspected_mechanisms
+    from b12pk.analysis.validate import suspected_mechanisms
 
     t = validation.table
     for m in suspected_mechanisms():

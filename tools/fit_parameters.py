@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from b12pk.calibrate import current_values, fit, write_fit  # noqa: E402
+from b12pk.analysis.calibrate import current_values, fit, write_fit  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1288,7 +1288,7 @@ def gen_hangs() -> list[Case]:
                           setup=(("chardev", f"x.{ext}", 1, 5),), expect="error",
                           timeout=SHORT_TIMEOUT))
     cases.append(Case(c, "hang-fifo-api-load-patients",
-                      py="from b12pk.compare import load_patients\nreturn load_patients('p.toml')",
+                      py="from b12pk.analysis.compare import load_patients\nreturn load_patients('p.toml')",
                       setup=(("fifo", "p.toml"),), expect="error", timeout=SHORT_TIMEOUT))
     long_runs = [
         ("simulate-hourly-IM-100y", sim("1000 mcg IM every 1 hours", days="36500"), ()),

@@ -28,7 +28,7 @@ from hypothesis.errors import HypothesisException
 
 import b12pk
 from b12pk import B12pkError, Regimen, load_regimens, read_event_table, regimen_variants
-from b12pk.compare import load_patients
+from b12pk.analysis.compare import load_patients
 
 # -- input strategies ----------------------------------------------------------------------
 

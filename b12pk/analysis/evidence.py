@@ -59,17 +59,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._data import data_path
-from .errors import FileFormatError, InputError
-from .io import echo
-from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
-from .regimen import Regimen
+from .._data import data_path
+from ..errors import FileFormatError, InputError
+from ..io import echo
+from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
+from ..regimen.language import Regimen
 
 __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
-    "verdict_from_lines", "share_line", "contradictions", "evidence_markdown",
-    "plot_evidence", "write_evidence", "clear_cache",
+    "verdict_from_lines", "share_line", "contradictions", "panel_courses", "PANELS",
+    "RUBRIC_MARKDOWN", "clear_cache",
 ]
 
 CATEGORIES = ("quantitative-pk", "trial-outcome", "clinical-judgement")
@@ -375,7 +375,7 @@ def _param_range(name: str) -> tuple[float, float, float]:
 @lru_cache(maxsize=2048)
 def _simulate(reg_text: str, pop: str, baseline: float | None,
               overrides: tuple[tuple[str, float], ...], days: float) -> Any:
-    from .engine import simulate
+    from ..engine.core import simulate
 
     params = default_parameters().replace(**dict(overrides)) if overrides else None
     return simulate(_regimen(reg_text), _patient(pop, baseline), days, parameters=params)
@@ -1013,45 +1013,6 @@ cannot check (symptoms, MMA, shares of patients) are at best partly consistent;
 *clinical-judgement* claims are not checkable by this model."""
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def evidence_markdown(result: EvidenceResult) -> str:
-    """A Markdown section (counts, rubric, verdict table, contradictions) for the report."""
-    t = result.table
-    lines = ["## Evidence: the seed documents' claims checked against the model and trials", "",
-             "> Educational simulation only: verdicts describe one typical model patient and "
-             "abstract-level trial data, not clinical truth.", ""]
-    cats = t["category"].value_counts()
-    lines.append("Claims per category: " + ", ".join(f"{c} {int(cats.get(c, 0))}"
-                                                     for c in CATEGORIES) + f" (total {len(t)}).")
-    vc = t["verdict"].value_counts()
-    lines.append("Verdicts: " + ", ".join(f"{v} {int(vc.get(v, 0))}" for v in VERDICTS) + ".")
-    lines += ["", RUBRIC_MARKDOWN, "", "### Verdicts", "",
-              "| id | claim | verdict | scenarios | key numbers (default parameters) |",
-              "|---|---|---|---|---|"]
-    for r in t.itertuples():
-        if r.verdict == NOT_CHECKABLE and r.category == "clinical-judgement":
-            continue
-        lines.append(f"| {r.id} | {_md_escape(r.claim)} | **{r.verdict}** | "
-                     f"{r.scenarios_holding} | {_md_escape(r.key_numbers)[:300]} |")
-    cj = t[t["category"] == "clinical-judgement"]
-    if len(cj):
-        lines += ["", "Not checkable by a PK model (clinical judgement): "
-                  + "; ".join(f"{r.id} ({_md_escape(r.claim)})" for r in cj.itertuples()) + "."]
-    c = result.contradictions
-    if len(c):
-        lines += ["", "### Where the seeds contradict each other", "",
-                  "| topic | side A (claims) | side B (claims) | model and data support |",
-                  "|---|---|---|---|"]
-        for r in c.itertuples():
-            lines.append(f"| {r.topic} | {_md_escape(r.side_a)}: {_md_escape(r.claims_a)} | "
-                         f"{_md_escape(r.side_b)}: {_md_escape(r.claims_b)} | "
-                         f"**{_md_escape(r.supports)}** |")
-    return "\n".join(lines) + "\n"
-
-
 PANELS = (
     ("Oral vs IM in pernicious anaemia", "pernicious-anaemia@110",
      (("Oral cyano 1000 µg daily", "1000 mcg cyanocobalamin oral daily"),
@@ -1078,91 +1039,16 @@ PANELS = (
 )
 
 
-def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0) -> Any:
-    """Three panels (oral vs IM; maintenance interval; injection dose): simulated serum curves
-    for the competing regimens over the seed bands, with the claims and verdicts below."""
-    import matplotlib
+def panel_courses(days: float = 365.0) -> Any:
+    """Serum courses of the competing regimens of :data:`PANELS` (one typical patient each):
+    a tidy DataFrame with ``panel``, ``label``, ``time_days`` and ``serum_pmol_per_l``."""
+    import pandas as pd
 
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        try:
-            matplotlib.use("Agg", force=False)
-        except Exception:  # pragma: no cover
-            pass
-    import matplotlib.pyplot as plt
-
-    verdicts = {}
-    claims = {}
-    if result is not None:
-        verdicts = dict(zip(result.table["id"], result.table["verdict"]))
-        claims = dict(zip(result.table["id"], result.table["quote"]))
-    else:
-        try:
-            c = load_claims()
-            claims = dict(zip(c["id"], c["quote"]))
-        except FileFormatError:
-            pass
-    fig, axes = plt.subplots(1, 3, figsize=(17, 7.0), sharey=True)
-    colors = ("#1b6ca8", "#e07b00", "#2a9d4a")
-    ymin, ymax = 60.0, 4000.0
-    for ax, (title, pop, regs, ids) in zip(axes, PANELS):
-        ax.set_yscale("log")
-        ax.axhspan(ymin, DEF, color="#f4c7c3", alpha=0.55, lw=0)
-        ax.axhspan(DEF, REPLETE, color="#fce8b2", alpha=0.55, lw=0)
-        ax.axhspan(REPLETE, ymax, color="#d9ead3", alpha=0.45, lw=0)
-        for y, name in ((math.sqrt(ymin * DEF), "deficient"),
-                        (math.sqrt(DEF * REPLETE), "indeterminate"),
-                        (REPLETE * 1.18, "deficiency unlikely")):
-            ax.text(days * 0.99, y, name, ha="right", va="center", fontsize=8, color="#555")
-        for (label, text), col in zip(regs, colors):
+    parts = []
+    for title, pop, regs, _ids in PANELS:
+        for label, text in regs:
             df = _simulate(text, pop, None, (), days)
-            ax.plot(df["time_days"], df["serum_pmol_per_l"].clip(ymin, ymax), color=col,
-                    lw=1.8, label=label)
-        ax.set_title(title, fontsize=12, fontweight="bold")
-        ax.set_xlim(0, days)
-        ax.set_ylim(ymin, ymax)
-        ax.set_yticks([100, 132.8, 258, 500, 1000, 2000])
-        ax.set_yticklabels(["100", "133", "258", "500", "1000", "2000"])
-        ax.set_xlabel("days from first dose")
-        ax.grid(alpha=0.25)
-        ax.legend(loc="lower left", fontsize=8.5, framealpha=0.9)
-        cap = []
-        for cid in ids:
-            q = claims.get(cid, "")
-            if not q:
-                continue
-            q = q.replace(" | ", " … ")
-            q = q if len(q) <= 150 else q[:147] + "…"
-            v = verdicts.get(cid)
-            cap.append(textwrap.fill(f"{cid}{' [' + v + ']' if v else ''}: “{q}”", 62))
-        ax.text(0.0, -0.13, "\n".join(cap), transform=ax.transAxes, va="top", ha="left",
-                fontsize=8.2, color="#222")
-    axes[0].set_ylabel("serum B12 (pmol/L, log scale)")
-    fig.suptitle("Seed claims vs simulated serum B12 (one typical patient, baseline 110 pmol/L; "
-                 "educational, not advice)", fontsize=12.5)
-    fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.36, wspace=0.06)
-    return fig
-
-
-def write_evidence(out_dir: str | Path, result: EvidenceResult | None = None) -> dict[str, Path]:
-    """Write ``evidence.csv``, ``contradictions.csv``, ``evidence.md`` and ``evidence.png``
-    into folder ``out_dir`` (atomically, with ``run.json``; an existing folder is replaced
-    only if b12pk wrote it).
-
-    Returns the paths by name. Evaluates the shipped catalogue if ``result`` is None.
-    """
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_output_dir, output_dir_target
-
-    output_dir_target(out_dir)  # refused before the claims are evaluated
-    result = evaluate_claims() if result is None else result
-    names = {"evidence": "evidence.csv", "contradictions": "contradictions.csv",
-             "markdown": "evidence.md", "figure": "evidence.png"}
-    with atomic_output_dir(out_dir, kind="evidence") as tmp:
-        result.table.to_csv(tmp / names["evidence"], index=False, quoting=csv.QUOTE_MINIMAL)
-        result.contradictions.to_csv(tmp / names["contradictions"], index=False)
-        (tmp / names["markdown"]).write_text(evidence_markdown(result), encoding="utf-8")
-        fig = plot_evidence(result)
-        fig.savefig(tmp / names["figure"], dpi=110)
-        plt.close(fig)
-    return {key: Path(out_dir) / name for key, name in names.items()}
+            parts.append(pd.DataFrame({"panel": title, "label": label,
+                                       "time_days": df["time_days"].to_numpy(),
+                                       "serum_pmol_per_l": df["serum_pmol_per_l"].to_numpy()}))
+    return pd.concat(parts, ignore_index=True)

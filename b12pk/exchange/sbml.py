@@ -3,8 +3,8 @@
 :func:`to_sbml` writes the model that :func:`b12pk.simulate` integrates, for one patient,
 parameter set and regimen, as an SBML Level 3 Version 2 Core document. Everything in it is
 generated from the model declaration (``data/model.toml``, read by
-:mod:`b12pk.declaration`) and the rate laws (:data:`b12pk.laws.SBML`); the numbers come from
-the engine's own ``_System`` for the patient:
+:mod:`b12pk.model.declaration`) and the rate laws (:data:`b12pk.model.laws.SBML`); the numbers come from
+the engine's own ``System`` for the patient:
 
 * one species per compartment of the declaration (one per parenteral form for a per-form
   compartment), amounts in ug, initial amounts = the engine's initial state;
@@ -17,7 +17,7 @@ the engine's own ``_System`` for the patient:
 * the doses as **repeating events**: the dose instants of the regimen are grouped into
   arithmetic series with the same doses at every instant; each series is one event that
   fires at ``time >= first + given * interval``, gives the doses of one instant exactly as
-  ``b12pk.engine._apply_doses`` does (the declared route table, the oral absorption step
+  ``b12pk.engine.core._apply_doses`` does (the declared route table, the oral absorption step
   with the intrinsic-factor capacity deficit decaying since its last use) and counts
   ``given`` up, until the series' last dose. Instants that fit no series are events of
   their own;
@@ -44,11 +44,11 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from . import laws
-from .errors import B12pkError, InputError, ResourceError
-from .io import atomic_write_text, output_file_target
-from .limits import MAX_SBML_EVENTS
-from .model import Parameters, Patient, parameter_table
+from ..model import laws
+from ..errors import B12pkError, InputError, ResourceError
+from ..io import atomic_write_text, output_file_target
+from ..limits import MAX_SBML_EVENTS
+from ..model.parameters import Parameters, Patient, parameter_table
 
 __all__ = [
     "SBMLUnavailableError",
@@ -142,7 +142,7 @@ _TOML_UNIT = {"ug": "ug", "1": "dimensionless", "1/day": "per_day", "h": "hour",
               "mL/min": "mL_per_min", "ug/day": "ug_per_day", "day": "day",
               "pmol/L": "pmol_per_L", "g/mol": "g_per_mol"}
 
-#: Units of the patient quantities an expression may use (b12pk.declaration.PATIENT_QUANTITIES).
+#: Units of the patient quantities an expression may use (b12pk.model.declaration.PATIENT_QUANTITIES).
 _PATIENT_UNITS = {"egfr_ml_min": "mL_per_min", "if_route_factor": "dimensionless",
                   "diet_ug_per_day": "ug_per_day", "food_release": "dimensionless"}
 _PATIENT_NOTES = {"egfr_ml_min": "patient setting: eGFR",
@@ -300,11 +300,11 @@ def _group_series(instants: Sequence[tuple[float, tuple]]) -> list[DoseSeries]:
     Instants with the same doses are taken in time order; from each instant not yet in a
     series, the next :data:`SERIES_LOOKAHEAD` such instants each propose an interval, and the
     longest run of instants at ``first + k * interval`` (each equal to the engine's instant
-    to :data:`b12pk.engine.SAME_INSTANT_DAYS`, relative) becomes a series. Its interval is
+    to :data:`b12pk.engine.core.SAME_INSTANT_DAYS`, relative) becomes a series. Its interval is
     the first gap or the mean gap, whichever reproduces more instants exactly (all of them
     for whole-day schedules).
     """
-    from .engine import SAME_INSTANT_DAYS
+    from ..engine.core import SAME_INSTANT_DAYS
 
     by_doses: dict[tuple, list[float]] = {}
     for t, doses in instants:
@@ -379,24 +379,24 @@ def dose_series(regimen: Any, days: float = 365.0) -> list[DoseSeries]:
     ``regimen`` is read as by :func:`b12pk.simulate` (doses at ``0 <= t < days``); None or an
     empty list gives none.
     """
-    from . import engine
+    from ..engine import core as engine
 
-    days = engine._check_days(days)
-    events = engine._events_from(regimen, days, "export") if regimen is not None else []
+    days = engine.check_days(days)
+    events = engine.events_from(regimen, days, "export") if regimen is not None else []
     return _group_series(_instants(events))
 
 
 # --------------------------------------------------------------------------------------
-# The numbers: one engine _System per patient
+# The numbers: one engine System per patient
 
 def _build(patient: Patient | str | None, regimen: Any, days: float,
            parameters: Parameters | None) -> tuple[Patient, Parameters, Any, list, float]:
-    from . import engine
+    from ..engine import core as engine
 
-    days = engine._check_days(days)
-    patient, params = engine._resolve(patient, parameters)
-    events = engine._events_from(regimen, days, "export") if regimen is not None else []
-    sys_ = engine._System(patient, params, engine._parenteral_forms(events))
+    days = engine.check_days(days)
+    patient, params = engine.resolve_patient(patient, parameters)
+    events = engine.events_from(regimen, days, "export") if regimen is not None else []
+    sys_ = engine.System(patient, params, engine.parenteral_forms(events))
     return patient, params, sys_, events, days
 
 
@@ -450,7 +450,7 @@ def _form_property_values(sys_: Any, p: Parameters) -> dict[str, tuple[float, st
 def _derived(sys_: Any, params: Parameters, units: _Units | None = None
              ) -> dict[str, tuple[float, str, str]]:
     """Every patient quantity, form property and derived rate (``[rates]``) by SBML id:
-    (value, unit id, formula note). Values straight from the engine's ``_System``."""
+    (value, unit id, formula note). Values straight from the engine's ``System``."""
     decl = sys_.decl
     units = units or _Units()
     table = parameter_table().set_index("name")
@@ -632,7 +632,7 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
     model.setName(f"b12pk physiological vitamin B12 model, patient {patient.name}")
     _notes(model, [
         "Generated by b12pk from its model declaration (data/model.toml) and rate laws "
-        "(b12pk.laws); educational model, not for prescribing.",
+        "(b12pk.model.laws); educational model, not for prescribing.",
         f"Patient: {patient.name} ({patient.describe()}).",
         f"Regimen: {len(events)} doses in {days:g} days at {len(_instants(events))} dose "
         f"instants, exported as {len(series)} repeating dose events.",
@@ -641,7 +641,7 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
         "Patient quantities, form properties and derived rates hold the values b12pk "
         "computed for this patient; changing a data/model.toml parameter in this file does "
         "not update them (re-export instead, or set every value from "
-        "b12pk.sbml.patient_values).",
+        "b12pk.exchange.sbml.patient_values).",
     ])
     model.setTimeUnits("day")
     model.setSubstanceUnits("ug")
@@ -696,7 +696,7 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
         p = d.parameter(pid, value, unit, True,
                         [f"derived by b12pk for this patient: {formula}",
                          f"unit: {unit}; status: derived"])
-        _annotate(p, unit=unit, status="derived", source=f"b12pk.engine._System: {formula}")
+        _annotate(p, unit=unit, status="derived", source=f"b12pk.engine.core.System: {formula}")
 
     # ----- bookkeeping of the doses and the IF capacity
     d.parameter("dosed_ug", 0.0, "ug", False, ["cumulative amount dosed (all routes)"])
@@ -781,7 +781,7 @@ def _rule(model: Any, pid: str, formula: str) -> None:
 
 
 def _flows(d: _Doc, sys_: Any, params: Parameters, derived: Mapping[str, tuple]) -> None:
-    """One reaction per declared flow, its kinetic law from :data:`b12pk.laws.SBML`; checks
+    """One reaction per declared flow, its kinetic law from :data:`b12pk.model.laws.SBML`; checks
     that the exported first-order flows are the engine's matrix ``A``."""
     decl, L = sys_.decl, sys_.L
     expr = d.expr()
@@ -820,7 +820,7 @@ def _flows(d: _Doc, sys_: Any, params: Parameters, derived: Mapping[str, tuple])
                     + f": {laws.SBML[f.law]} with "
                     + ", ".join(f"{k} = {v}" for k, v in f.params.items())
                     + (f", bound = {f.bound}" if f.bound else "")
-                    + " (data/model.toml [[flows]], b12pk.laws)"]
+                    + " (data/model.toml [[flows]], b12pk.model.laws)"]
             if f.description:
                 note.append(f.description)
             d.reaction(f"flow_{src}_to_{dst}", src, dst, law, note, modifiers)
@@ -994,7 +994,7 @@ def load_roadrunner(sbml_text: str, *, rtol: float = 1e-10, atol: float = 1e-10)
 
 
 def _output_columns() -> list[str]:
-    from .declaration import declaration
+    from ..model.declaration import declaration
 
     return [col for col, _ in declaration().outputs]
 

@@ -155,7 +155,7 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
 
 
 # --------------------------------------------------------------------------------------
-# The single-patient transient integrator: b12pk._transient and the rate laws of b12pk.laws
+# The single-patient transient integrator: b12pk.engine._transient and the rate laws of b12pk.model.laws
 # compiled as they are written (one source for the numpy and the compiled engine).
 
 def _compile_module_functions(modules: tuple, names: dict) -> dict:
@@ -178,7 +178,8 @@ def _compile_module_functions(modules: tuple, names: dict) -> dict:
 
 
 def _transient_kernels() -> dict:
-    from . import _transient, laws
+    from . import _transient
+    from ..model import laws
 
     return _compile_module_functions(
         (laws, _transient),
@@ -190,4 +191,4 @@ def _transient_kernels() -> dict:
 
 _TRANSIENT = _transient_kernels()
 integrate_transient = _TRANSIENT["integrate"]
-"""Compiled :func:`b12pk._transient.integrate`."""
+"""Compiled :func:`b12pk.engine._transient.integrate`."""

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from .errors import (
+from ..errors import (
     DoseError,
     FileFormatError,
     HorizonError,
@@ -37,8 +37,9 @@ from .errors import (
     ResourceError,
     UnknownNameError,
 )
-from .io import as_finite_float, echo, echo_path, read_toml
-from .limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
+from ..io import as_finite_float, echo, echo_path, read_toml
+from ..model.declaration import declaration
+from ..limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
                      MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
                      MAX_TOML_BYTES, MAX_VARIANTS)
 
@@ -78,12 +79,15 @@ __all__ = [
 # Vocabulary
 # ---------------------------------------------------------------------------
 
-ROUTES = ("oral", "sublingual", "im", "deep-sc", "intranasal", "iv")
-FORMS = ("cyanocobalamin", "hydroxocobalamin", "methylcobalamin")
+#: Dose routes: those of the model declaration's route table (``data/model.toml
+#: [routes]``), the only place a route is defined; this module adds only their words.
+ROUTES = tuple(declaration().routes)
+#: Forms of cobalamin: those of ``data/model.toml [forms]``.
+FORMS = tuple(declaration().forms)
 
 #: Routes whose doses reach plasma directly or through a mucosa (each dose is integrated
 #: through its fast transient; see :data:`b12pk.limits.MAX_PARENTERAL_DOSES`).
-PARENTERAL_ROUTES = ("im", "deep-sc", "intranasal", "iv")
+PARENTERAL_ROUTES = declaration().parenteral_routes
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 30.0
@@ -115,11 +119,8 @@ _FORM_ALIASES = {
     "methyl": "methylcobalamin", "mecbl": "methylcobalamin",
 }
 
-#: How each canonical route is written in canonical text.
-_ROUTE_WORDS = {
-    "oral": "oral", "sublingual": "sublingual", "im": "IM", "deep-sc": "deep SC",
-    "intranasal": "intranasal", "iv": "IV",
-}
+#: How each canonical route is written in canonical text (``words`` of the route table).
+_ROUTE_WORDS = {name: route.words for name, route in declaration().routes.items()}
 
 _ROUTE_HELP = ("oral (orally, PO, by mouth), sublingual (SL), im (IM, intramuscular), "
                "deep-sc (deep SC, SC, subcutaneous), intranasal (nasal), iv (IV, intravenous)")

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InputError, UnknownNameError
-from .model import lab_bands, pmol_per_l_to_pg_per_ml, serum_bands_pmol_per_l
+from ..errors import InputError, UnknownNameError
+from ..model.parameters import lab_bands, pmol_per_l_to_pg_per_ml, serum_bands_pmol_per_l
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -629,7 +629,7 @@ def plot_summary(summary: "pd.DataFrame", metric: str, ax: "Axes | None" = None,
     ----------
     summary : DataFrame
         Columns ``regimen`` and ``patient`` (labels) and numeric metric columns, e.g. the
-        ``summary`` of :func:`b12pk.compare.compare` (``serum_12mo_pmol_per_l`` in pmol/L,
+        ``summary`` of :func:`b12pk.compare` (``serum_12mo_pmol_per_l`` in pmol/L,
         ``pct_time_deficient`` in %, ``total_ug``/``stores_end_ug`` in µg ...).
     metric : str
         The numeric column to show; its axis label is derived from the name, with the
@@ -777,7 +777,7 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
     """
     import matplotlib.pyplot as plt
 
-    from .about import DISCLAIMER
+    from ..about import DISCLAIMER
 
     unit = _check_unit(unit)
     _check_time_unit(time_unit)
@@ -879,7 +879,7 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
     """
     import matplotlib.pyplot as plt
 
-    from .about import DISCLAIMER
+    from ..about import DISCLAIMER
 
     unit = _check_unit(unit)
     _check_time_unit(time_unit)

@@ -6,7 +6,7 @@ and the outputs (the way an mrgsolve model file keeps ``$PARAM``, ``$CMT`` and `
 together). :func:`declaration` reads and checks it once; the engine
 (:mod:`b12pk.engine`), the population engine, the compiled kernels and the SBML export are
 built from the :class:`Declaration` it returns. The rate laws themselves are in
-:mod:`b12pk.laws`, each written once.
+:mod:`b12pk.model.laws`, each written once.
 
 Expressions are parsed into :class:`Expr`: arithmetic on names and numbers with ``+ - * /
 **``, the functions ``ln``, ``exp``, ``min``, ``max`` and the constant ``ln2``; nothing else
@@ -22,8 +22,8 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ._data import data_path
-from .errors import FileFormatError
+from .._data import data_path
+from ..errors import FileFormatError
 
 
 __all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Declaration", "declaration",

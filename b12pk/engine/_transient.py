@@ -20,13 +20,13 @@ Every flux moves an amount from one state to another, so ``sum(f) = 0`` and the 
 (``1' (I - h J)^-1 = 1'``) and the extrapolation (weights summing to 1) conserve the total
 amount to round-off.
 
-:mod:`b12pk._fast` compiles :func:`integrate` with the rate laws of :mod:`b12pk.laws`
+:mod:`b12pk.engine.kernels` compiles :func:`integrate` with the rate laws of :mod:`b12pk.model.laws`
 (``pip install b12pk[fast]``). Without numba the engine uses LSODA (scipy) on the same
 right-hand side.
 
 The right-hand side is ``dy = b + first-order flows + nonlinear flows``: first-order flows as
 arrays ``lsrc, ldst, lk`` (state indices and rates, 1/day), nonlinear flows encoded as in
-:mod:`b12pk.laws`.
+:mod:`b12pk.model.laws`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from .laws import first_order, nonlinear_jac, nonlinear_rhs
+from ..model.laws import first_order, nonlinear_jac, nonlinear_rhs
 
 __all__ = ["rhs", "jac", "integrate", "near_kink", "OK", "TOO_MANY_STEPS", "COLUMNS",
            "KINK_MARGIN"]

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq, least_squares
 
-from . import engine, model
-from ._data import data_path
-from .engine import simulate
-from .model import Parameters, Patient, default_parameters
-from .regimen import DoseEvent
+from ..engine import core as engine
+from ..model import parameters as model
+from .._data import data_path
+from ..engine.core import simulate
+from ..model.parameters import Parameters, Patient, default_parameters
+from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE"]
 
@@ -71,7 +72,7 @@ def _oral_1ug_absorbed() -> float:
 
 
 def _steady_serum(patient: Patient, params: Parameters) -> float:
-    sys_ = engine._System(patient, patient.parameters(params), ("cyanocobalamin",))
+    sys_ = engine.System(patient, patient.parameters(params), ("cyanocobalamin",))
     return float(sys_.serum_pmol(sys_.plasma_given_stores(sys_.steady_stores())))
 
 
@@ -214,7 +215,7 @@ def current_values() -> dict[str, float]:
     p = default_parameters()
     out = {k: p[k] for k in WHERE if k in p.values}
     out["vegan_diet_ug_per_day"] = Patient.preset("vegan").diet_ug_per_day
-    out["metformin_if_factor"] = model._setting("metformin_if_factor")
+    out["metformin_if_factor"] = model.setting("metformin_if_factor")
     return out
 
 

@@ -24,9 +24,9 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ._data import data_path
-from .errors import FileFormatError, ParameterError, PatientError, UnknownNameError
-from .io import as_finite_float, echo
+from .._data import data_path
+from ..errors import FileFormatError, ParameterError, PatientError, UnknownNameError
+from ..io import as_finite_float, echo
 
 __all__ = [
     "ParameterSpec",
@@ -281,7 +281,7 @@ def _patients_file() -> dict[str, Any]:
     return _read_toml("patients.toml")
 
 
-def _setting(name: str) -> float:
+def setting(name: str) -> float:
     return float(_patients_file()["settings"][name]["value"])
 
 
@@ -414,7 +414,7 @@ class Patient:
             if fname in entry:
                 kwargs[fname] = entry[fname]
         if entry.get("baseline") == "deficient":
-            kwargs["baseline_serum_pmol_per_l"] = _setting("deficient_baseline_serum_pmol_per_l")
+            kwargs["baseline_serum_pmol_per_l"] = setting("deficient_baseline_serum_pmol_per_l")
         short = {"serum_pmol_per_l": "baseline_serum_pmol_per_l",
                  "stores_ug": "baseline_stores_ug"}
         valid = {f.name for f in dataclasses.fields(cls)} - {"name"}
@@ -438,8 +438,8 @@ class Patient:
         1 up to ``ileal_resection_onset_cm``, falling linearly to 0 at
         ``ileal_resection_complete_cm`` (``data/patients.toml``).
         """
-        onset = _setting("ileal_resection_onset_cm")
-        complete = _setting("ileal_resection_complete_cm")
+        onset = setting("ileal_resection_onset_cm")
+        complete = setting("ileal_resection_complete_cm")
         frac = (complete - self.ileal_resection_cm) / (complete - onset)
         return min(1.0, max(0.0, frac))
 
@@ -448,7 +448,7 @@ class Patient:
         """Fraction of the normal IF-route capacity: secretion x ileum x metformin, 0-1."""
         factor = self.intrinsic_factor * self.ileal_function
         if self.metformin:
-            factor *= _setting("metformin_if_factor")
+            factor *= setting("metformin_if_factor")
         return factor
 
     @property

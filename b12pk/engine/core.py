@@ -1,14 +1,14 @@
 """Simulation engine: dose events + patient + parameters -> tidy time course.
 
-The model's structure is declared in ``data/model.toml`` (:mod:`b12pk.declaration`) and its
-rate laws are in :mod:`b12pk.laws`; :class:`_System` builds the right-hand side, its Jacobian
+The model's structure is declared in ``data/model.toml`` (:mod:`b12pk.model.declaration`) and its
+rate laws are in :mod:`b12pk.model.laws`; :class:`System` builds the right-hand side, its Jacobian
 and the linear part from them. The model is linear except in the pools that hold injected or
 nasal B12 (depot, nasal mucosa, unbound cobalamin), where binding to haptocorrin and tissue
 uptake saturate. The engine therefore integrates piecewise between dose events:
 
 * while an injection transient is under way (any of those pools above ``TRANSIENT_EPS_UG``),
   the full nonlinear system is integrated by the compiled stiff extrapolation integrator of
-  :mod:`b12pk._transient` (``b12pk[fast]``), or by LSODA without numba, until the transient
+  :mod:`b12pk.engine._transient` (``b12pk[fast]``), or by LSODA without numba, until the transient
   has died out;
 * otherwise the system is linear with constant inputs (diet), and the state is advanced
   exactly with a matrix exponential of the augmented system (cached by step length).
@@ -31,17 +31,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy.integrate import odeint, solve_ivp
 
-from ._linalg import expm
+from .linalg import expm
 
-from . import limits
-from .errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
+from .. import limits
+from ..errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
                      ResourceError, UnknownNameError)
-from .io import as_finite_float, echo
-from .limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
-from . import laws
-from .declaration import declaration
-from .model import Parameters, Patient, default_parameters, form_property
-from .regimen import (FORMS, ROUTES, DoseEvent, Regimen,  # one vocabulary for the package
+from ..io import as_finite_float, echo
+from ..limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
+from ..model import laws
+from ..model.declaration import declaration
+from ..model.parameters import Parameters, Patient, default_parameters, form_property
+from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Regimen,
                       check_dose_limits)
 
 __all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
@@ -59,8 +59,8 @@ FAST_ATOL = 1e-12
 """Tolerances of LSODA through injection transients without numba (the fitted parameters
 were fitted with these; looser ones shift the weakly identified uptake_km_ug)."""
 
-_ORAL = ("oral", "sublingual")
-_PARENTERAL = ("im", "deep-sc", "intranasal", "iv")
+PARENTERAL = PARENTERAL_ROUTES
+"""Routes whose doses enter a per-form compartment (from the declaration's route table)."""
 
 _UG_L_TO_PG_ML = 1000.0  # 1 ug/L = 1000 ng/L = 1000 pg/mL
 
@@ -164,10 +164,10 @@ def _rate_values(patient: Patient, p: Parameters, form: str | None) -> dict[str,
     return env
 
 
-class _System:
+class System:
     """Rate constants, flows and right-hand side for one patient and parameter set, built
-    from the model declaration (:mod:`b12pk.declaration`) and the rate laws
-    (:mod:`b12pk.laws`)."""
+    from the model declaration (:mod:`b12pk.model.declaration`) and the rate laws
+    (:mod:`b12pk.model.laws`)."""
 
     def __init__(self, patient: Patient, p: Parameters, forms: tuple[str, ...]):
         d = declaration()
@@ -344,7 +344,7 @@ class _System:
         return self.plasma_given_stores(stores)
 
 
-def _resolve(patient: Patient | str | None, parameters: Parameters | None
+def resolve_patient(patient: Patient | str | None, parameters: Parameters | None
              ) -> tuple[Patient, Parameters]:
     """Validated patient (default healthy; preset names accepted) and its parameters."""
     if patient is None:
@@ -361,9 +361,9 @@ def _resolve(patient: Patient | str | None, parameters: Parameters | None
                                        else default_parameters())
 
 
-def _parenteral_forms(events: Sequence[tuple[float, float, str, str]]) -> tuple[str, ...]:
+def parenteral_forms(events: Sequence[tuple[float, float, str, str]]) -> tuple[str, ...]:
     """Forms given by a parenteral route (one depot/nasal/free pool each)."""
-    return tuple(sorted({f for _, _, r, f in events if r in _PARENTERAL})) or ("cyanocobalamin",)
+    return tuple(sorted({f for _, _, r, f in events if r in PARENTERAL})) or ("cyanocobalamin",)
 
 
 def _pmol_from_pg_ml(p: Parameters, x: Any) -> Any:
@@ -382,7 +382,7 @@ HORIZON_ACCEPTED = (f"a finite number of days >= {MIN_DAYS:g} (about 1 second) a
 """What every horizon check says is accepted (simulate, compare, populations, SBML)."""
 
 
-def _check_days(days: Any) -> float:
+def check_days(days: Any) -> float:
     """The one check of a horizon (simulate, compare, simulate_population, to_sbml).
 
     Accepted: a real number (Python or numpy; not bool) in [MIN_DAYS, MAX_DAYS]. Integers
@@ -423,7 +423,7 @@ class _DoseList(list):
     """Checked ``(time, amount, route, form)`` tuples read from a list of dose events."""
 
 
-def _regimen_like(regimen: Any, what: str = "simulate") -> "Regimen | _DoseList":
+def regimen_like(regimen: Any, what: str = "simulate") -> "Regimen | _DoseList":
     """The one reading of regimen-like input (simulate, simulate_population, compare, to_sbml).
 
     A :class:`Regimen` is returned as it is, text is parsed with :meth:`Regimen.parse`, and a
@@ -442,10 +442,10 @@ def _regimen_like(regimen: Any, what: str = "simulate") -> "Regimen | _DoseList"
                      f"{_REGIMEN_LIKE}{hint}")
 
 
-def _as_regimen(regimen: Any, what: str) -> Regimen:
+def as_regimen(regimen: Any, what: str) -> Regimen:
     """Regimen-like input as a :class:`Regimen`, where one is needed (populations, compare):
     a list of dose events becomes :meth:`Regimen.from_events`; an empty list is refused."""
-    reg = _regimen_like(regimen, what)
+    reg = regimen_like(regimen, what)
     if isinstance(reg, Regimen):
         return reg
     if not reg:
@@ -469,15 +469,15 @@ def _no_dose_error(reg: "Regimen | _DoseList", days: float, empty_ok: bool = Tru
                         f"accepted: a horizon that reaches its first dose{alt}")
 
 
-def _events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: bool = True
+def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: bool = True
                  ) -> list[tuple[float, float, str, str]]:
     """Checked dose tuples with 0 <= t < days, sorted, near-coincident times merged.
 
-    ``regimen`` is anything :func:`_regimen_like` reads. A regimen or a non-empty list of
+    ``regimen`` is anything :func:`regimen_like` reads. A regimen or a non-empty list of
     doses with no dose before the horizon is refused (:func:`_no_dose_error`); an empty list
     is no treatment.
     """
-    reg = _regimen_like(regimen, what)
+    reg = regimen_like(regimen, what)
     if isinstance(reg, Regimen):
         checked = [_check_event(ev) for ev in reg.dose_events(days)]
     else:
@@ -521,16 +521,16 @@ def result_memory_bytes(n_out: int) -> int:
     return int(n_out) * 13 * 8 + 20_000
 
 
-def _check_memory(need: int, what: str, change: str) -> None:
+def check_memory(need: int, what: str, change: str) -> None:
     """Refuse (ResourceError) a run whose estimate exceeds :func:`limits.memory_budget_bytes`."""
     budget = limits.memory_budget_bytes()
     if need > budget:
-        raise ResourceError(f"{what} would need about {_mb(need)} of memory, more than the "
-                            f"budget of {_mb(budget)} ({limits.MEMORY_FRACTION:.0%} of the "
+        raise ResourceError(f"{what} would need about {format_bytes(need)} of memory, more than the "
+                            f"budget of {format_bytes(budget)} ({limits.MEMORY_FRACTION:.0%} of the "
                             f"memory available); {change}")
 
 
-def _mb(n: float) -> str:
+def format_bytes(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.0f} MB"
 
 
@@ -551,16 +551,16 @@ def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
                                f"flat list of numbers of days within [0, {days:g}]") from None
         if t.size == 0 or not np.all(np.isfinite(t)) or t.min() < 0.0 or t.max() > days:
             raise HorizonError(f"output times must be finite and within [0, {days:g}] days")
-        _check_memory(simulate_memory_bytes(t.size, n_states),
+        check_memory(simulate_memory_bytes(t.size, n_states),
                       f"a simulation with {t.size:,} output times", change)
         return np.unique(t)
     n = int(math.floor(days + 1e-9))
-    starts = np.array([t0 for t0, _, route, _ in events if route in _PARENTERAL]) \
+    starts = np.array([t0 for t0, _, route, _ in events if route in PARENTERAL]) \
         if hourly_after_injections else np.zeros(0)
     bound = n + 2 + HOURLY_POINTS * starts.size
     if hourly_after_injections:
         change = ("use a shorter horizon, fewer injections or hourly_after_injections=False")
-    _check_memory(simulate_memory_bytes(bound, n_states),
+    check_memory(simulate_memory_bytes(bound, n_states),
                   f"a simulation with up to {bound:,} output times", change)
     grid = [np.arange(n + 1, dtype=float)]
     if days - n > 1e-9:
@@ -582,7 +582,7 @@ class _DoseBook:
     dosed: float = 0.0
 
 
-def _apply_doses(sys_: _System, y: np.ndarray, t: float, doses: list, book: _DoseBook) -> None:
+def _apply_doses(sys_: System, y: np.ndarray, t: float, doses: list, book: _DoseBook) -> None:
     """Give the doses at time ``t``: each route's part enters its compartment (the declared
     route table), the rest goes where the route says; oral parts pass the absorption step."""
     L = sys_.L
@@ -600,7 +600,7 @@ def _apply_doses(sys_: _System, y: np.ndarray, t: float, doses: list, book: _Dos
                 y[L.index(where, form) if per_form else L.index(where)] += part
 
 
-def _absorb(sys_: _System, y: np.ndarray, t: float, amount: float, book: _DoseBook) -> None:
+def _absorb(sys_: System, y: np.ndarray, t: float, amount: float, book: _DoseBook) -> None:
     """The oral absorption step: IF route with a capacity that recovers exponentially since
     its last use, plus the passive fraction; the rest is not absorbed."""
     book.if_deficit *= math.exp(-sys_.if_krec * (t - book.t_last))
@@ -632,7 +632,7 @@ def _compiled_transient() -> Any:
         _KERNEL = None
         if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
             try:
-                from ._fast import integrate_transient
+                from .kernels import integrate_transient
                 _KERNEL = integrate_transient
             except ImportError:
                 pass
@@ -643,7 +643,7 @@ _UNSET = object()
 _KERNEL: Any = _UNSET
 
 
-def _compiled_segment(sys_: _System, y: np.ndarray, t: float, t1: float, t_out: np.ndarray,
+def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: np.ndarray,
                       out: np.ndarray) -> tuple[np.ndarray, float, int]:
     """Integrate a transient with the compiled integrator; return the state, the time
     reached (where the transient ended, ``t1``, or where the integrator gave up) and the
@@ -659,7 +659,7 @@ def _compiled_segment(sys_: _System, y: np.ndarray, t: float, t1: float, t_out: 
     return y, float(t_new), int(filled)
 
 
-def _integrate(sys_: _System, y0: np.ndarray, t0: float, t1: float, t_out: np.ndarray,
+def _integrate(sys_: System, y0: np.ndarray, t0: float, t1: float, t_out: np.ndarray,
                method: str) -> tuple[np.ndarray, np.ndarray]:
     """Advance from t0 to t1; return the state at t1 and states at ``t_out`` (in [t0, t1])."""
     out = np.empty((len(t_out), y0.size))
@@ -770,12 +770,12 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     """
     import pandas as pd
 
-    days = _check_days(days)
+    days = check_days(days)
     if method not in ("fast", "solve_ivp"):
         raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
-    patient, params = _resolve(patient, parameters)
-    events = _events_from(regimen, days)
-    sys_ = _System(patient, params, _parenteral_forms(events))
+    patient, params = resolve_patient(patient, parameters)
+    events = events_from(regimen, days)
+    sys_ = System(patient, params, parenteral_forms(events))
     t_out = _output_times(days, events, times, hourly_after_injections, sys_.L.n)
 
     y = sys_.initial_state(patient)
@@ -824,4 +824,4 @@ def steady_state_stores_ug(patient: Patient | str, parameters: Parameters | None
     if isinstance(patient, str):
         patient = Patient.preset(patient)
     params = patient.parameters(parameters if parameters is not None else default_parameters())
-    return _System(patient, params, ("cyanocobalamin",)).steady_stores()
+    return System(patient, params, ("cyanocobalamin",)).steady_stores()

@@ -1,6 +1,6 @@
 """The model's rate laws, each written once.
 
-``data/model.toml`` names a law for every flow (:mod:`b12pk.declaration`); this module holds
+``data/model.toml`` names a law for every flow (:mod:`b12pk.model.declaration`); this module holds
 the formula of each law, its derivatives, its small-amount (linear) limit and its SBML
 rendering. The functions are plain arithmetic on floats (and numpy arrays where noted), in
 the subset of Python that numba compiles, so the same source serves the numpy engine, the

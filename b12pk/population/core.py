@@ -35,20 +35,20 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ._data import data_path
-from ._linalg import expm
-from . import limits
-from .engine import (_as_regimen, _check_days, _check_memory, _events_from, _mb,
-                     _parenteral_forms, _regimen_like, _System)
-from .errors import FileFormatError, InputError, ResourceError, UnknownNameError
-from .io import as_finite_float, echo
-from .limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
-from .model import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
-from .model import _setting as _patient_setting
-from .regimen import Regimen
+from .._data import data_path
+from ..engine.linalg import expm
+from .. import limits
+from ..engine.core import (as_regimen, check_days, check_memory, events_from, format_bytes,
+                     parenteral_forms, regimen_like, System)
+from ..errors import FileFormatError, InputError, ResourceError, UnknownNameError
+from ..io import as_finite_float, echo
+from ..limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
+from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
+from ..model.parameters import setting as _patient_setting
+from ..regimen.language import Regimen
 
 __all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
-           "simulate_population", "write_population", "sample_patients", "BLOCK",
+           "simulate_population", "sample_patients", "engine_settings", "BLOCK",
            "MAX_PATIENTS", "QUANTILES", "default_variability"]
 
 BLOCK = 1024
@@ -69,7 +69,7 @@ _HIST_SHIFT = 52 - _HIST_MANT
 _HIST_LO_BITS = int(np.float64(2.0 ** _HIST_EXP[0]).view(np.int64)) >> _HIST_SHIFT
 _HIST_LO, _HIST_HI = 2.0 ** _HIST_EXP[0], 2.0 ** _HIST_EXP[1]
 _SLOW = ("ileum", "enterocyte", "holotc", "holohc", "stores")
-_ORAL, _PARENTERAL = ("oral", "sublingual"), ("im", "deep-sc", "intranasal", "iv")
+_ORAL, PARENTERAL = ("oral", "sublingual"), ("im", "deep-sc", "intranasal", "iv")
 _ORDER = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
           "uptake_vmax_ug_per_day", "nasal_bioavailability", "diet_ug_per_day",
           "baseline_serum_pmol_per_l", "baseline_stores_ug")
@@ -551,7 +551,7 @@ class _BlockEngine(_Locked):
 
     N_KR = 9
 
-    def __init__(self, sys_: _System, k_loss_grid: np.ndarray, k_reab_max: float):
+    def __init__(self, sys_: System, k_loss_grid: np.ndarray, k_reab_max: float):
         L = sys_.L
         self.sys = sys_
         self.idx = [getattr(L, s) for s in _SLOW]
@@ -645,7 +645,7 @@ def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.nda
 
 
 def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float, str, str]],
-               days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: _System,
+               days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
                agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None
@@ -910,7 +910,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
         for _, amount, route, form in groups.get(te, ()):
-            if route in _PARENTERAL:
+            if route in PARENTERAL:
                 last_parenteral = te
                 transient_live = True
             if route in ("im", "deep-sc"):
@@ -1159,21 +1159,21 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         (estimated before any work by :func:`population_memory_bytes`: each chunk in
         flight holds histograms of 24 kB per output day), or a chunk is too large.
     """
-    days = _check_days(days)
+    days = check_days(days)
     if not isinstance(spec, PopulationSpec):
         raise InputError(f"spec must be a PopulationSpec, got {type(spec).__name__}")
     what = "simulate_population"
-    regimen_in = _regimen_like(regimen, what)
+    regimen_in = regimen_like(regimen, what)
     # the same events and the same refusal (no dose before the horizon) as simulate
-    events = _events_from(regimen_in, days, what, empty_ok=False)
-    regimen = _as_regimen(regimen_in, what)
+    events = events_from(regimen_in, days, what, empty_ok=False)
+    regimen = as_regimen(regimen_in, what)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
             or chunk_size < BLOCK:
         raise InputError(f"chunk_size={echo(chunk_size)} is not accepted; accepted: a whole "
                          f"number from {BLOCK} to {MAX_CHUNK}")
     if chunk_size > MAX_CHUNK:
         raise ResourceError(f"chunk_size={echo(chunk_size)} is above the limit of {MAX_CHUNK:,} "
-                            f"patients per chunk (about {_mb(MAX_CHUNK * _bytes_per_patient(1))} "
+                            f"patients per chunk (about {format_bytes(MAX_CHUNK * _bytes_per_patient(1))} "
                             "of state); use a smaller chunk_size")
     if backend not in ("auto", "numpy", "numba"):
         raise InputError(f"backend={echo(backend)} is not known; accepted: 'auto', 'numpy', "
@@ -1184,9 +1184,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                          ">= 1")
     traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days, create=False)
     qs = _check_quantiles(quantiles)
-    forms = _parenteral_forms(events)
+    forms = parenteral_forms(events)
     params = spec.patient.parameters(default_parameters())
-    sys_ = _System(spec.patient, params, forms)
+    sys_ = System(spec.patient, params, forms)
     t_int = int(math.floor(days + 1e-9))
     out_times = np.arange(t_int + 1, dtype=float)
     inj_times = sorted({t for t, _, r, _ in events if r in ("im", "deep-sc", "iv")})
@@ -1209,7 +1209,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     # memory, before any work: with workers=None, as many threads as the budget allows
     in_chunk = min(chunk, spec.n)
     kept = min(in_chunk, traj[1]) if traj is not None else 0
-    n_par_forms = len({f for _, _, r, f in events if r in _PARENTERAL})
+    n_par_forms = len({f for _, _, r, f in events if r in PARENTERAL})
 
     def need(w: int) -> int:
         return population_memory_bytes(len(out_times), len(trough_times), in_chunk, w,
@@ -1220,7 +1220,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     import sys
 
     # loading the compiled kernels (numba, llvmlite) costs about 110 MB once per process
-    first_kernels = backend != "numpy" and "b12pk._fast" not in sys.modules \
+    first_kernels = backend != "numpy" and "b12pk.engine.kernels" not in sys.modules \
         and _fast_kernels_available()
     if workers is None and client is None:
         budget = limits.memory_budget_bytes()
@@ -1233,7 +1233,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         change.append(f"fewer workers (now {n_workers})")
     if kept:
         change.append("fewer trajectory_patients")
-    _check_memory(need(n_workers),
+    check_memory(need(n_workers),
                   f"a population of {spec.n:,} over {days:g} days (daily output, "
                   f"{len(out_times):,} times; chunks of {in_chunk:,} patients, {n_workers} "
                   f"at a time)", "use " + ", ".join(change))
@@ -1336,13 +1336,13 @@ def _fast_kernels(backend: str) -> Any:
     if backend == "numpy":
         return None
     try:
-        from . import _fast
+        from ..engine import kernels
     except ImportError:
         if backend == "numba":
             raise InputError("backend='numba' needs numba: pip install 'b12pk[fast]'; "
                              "accepted without it: 'auto' or 'numpy'") from None
         return None
-    return _fast
+    return kernels
 
 
 def _n_workers(workers: int | None, n_chunks: int) -> int:
@@ -1375,7 +1375,7 @@ def _stop_on_interrupt() -> Iterator[None]:
 
 
 def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: float,
-               forms: tuple[str, ...], sys_: _System, out_times: np.ndarray,
+               forms: tuple[str, ...], sys_: System, out_times: np.ndarray,
                trough_times: Sequence[float], cut: float, upper: float,
                engine: "_BlockEngine", backend: str = "numpy",
                traj: "tuple[str, int] | None" = None) -> _Aggregate:
@@ -1449,61 +1449,6 @@ def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,
                             regimen=regimen, days=days)
 
 
-def write_population(result: PopulationResult, out: Any, *,
-                     argv: Sequence[str] | None = None, trajectories: Any = None) -> Any:
-    """Write quantiles.csv, bands.csv, troughs.csv, repletion.csv, means.csv, fan charts
-    (PNG, SVG) and run.json into folder ``out`` (atomically); ``trajectories``, a folder of
-    Parquet trajectories from :func:`simulate_population`, is moved in as
-    ``out/trajectories``."""
-    import json
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from .about import DISCLAIMER, __version__
-    from .plot import plot_band_probabilities, plot_fan, save_figure
-    from .io import atomic_output_dir
-
-    with atomic_output_dir(out) as tmp:
-        result.quantiles.to_csv(tmp / "quantiles.csv", index=False, float_format="%.6g")
-        result.bands.to_csv(tmp / "bands.csv", index=False, float_format="%.6g")
-        result.troughs.to_csv(tmp / "troughs.csv", index=False, float_format="%.6g")
-        result.repletion.to_csv(tmp / "repletion.csv", index=False, float_format="%.6g")
-        result.means.to_csv(tmp / "means.csv", index=False, float_format="%.8g")
-        label = result.regimen.to_text()
-        for name, quantity in (("fan_serum", "serum_pmol_per_l"), ("fan_stores", "stores_ug")):
-            ax = plot_fan({label: result}, quantity=quantity)
-            save_figure(ax.figure, tmp / name)
-            plt.close(ax.figure)
-        ax = plot_band_probabilities(result)
-        save_figure(ax.figure, tmp / "bands")
-        plt.close(ax.figure)
-        spec = result.spec
-        record = {
-            "b12pk_version": __version__, "command": list(argv) if argv else None,
-            "regimen": label, "days": result.days, "n": result.n, "seed": result.seed,
-            "patient": {k: getattr(spec.patient, k) for k in (
-                "name", "intrinsic_factor", "food_release", "ileal_resection_cm",
-                "egfr_ml_min", "metformin", "diet_ug_per_day", "baseline_serum_pmol_per_l",
-                "baseline_stores_ug")},
-            "variability_cv": dict(spec.variability),
-            "covariates": spec.covariates_text(),
-            "never_replete_pct": float(result.repletion.attrs.get("never_pct", 0.0)),
-            "engine": {"block": BLOCK, "transient_step_days": TRANSIENT_STEP_DAYS,
-                       "histogram_bins": _HIST_BINS, "histogram_range": [_HIST_LO, _HIST_HI]},
-            "disclaimer": DISCLAIMER,
-        }
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
-                                      encoding="utf-8")
-        if trajectories is not None:
-            import shutil
-
-            shutil.move(str(trajectories), str(tmp / "trajectories"))
-    return out
-
-
 def sample_patients(spec: PopulationSpec) -> Any:
     """The population's per-patient draws as a DataFrame (one row per patient).
 
@@ -1530,3 +1475,9 @@ def sample_patients(spec: PopulationSpec) -> Any:
         for k in cov[0]:
             out[k] = np.concatenate([d[k] for d in cov])
     return out
+
+
+def engine_settings() -> dict:
+    """The population engine's numerical settings (recorded in a population's ``run.json``)."""
+    return {"block": BLOCK, "transient_step_days": TRANSIENT_STEP_DAYS,
+            "histogram_bins": _HIST_BINS, "histogram_range": [_HIST_LO, _HIST_HI]}

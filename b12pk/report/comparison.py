@@ -16,9 +16,9 @@ import platform
 from pathlib import Path
 from typing import Any, Sequence
 
-from .compare import SUMMARY_COLUMNS, Comparison
-from .io import atomic_output_dir
-from .model import lab_bands, parameter_table
+from ..analysis.compare import SUMMARY_COLUMNS, Comparison
+from ..io import atomic_output_dir
+from ..model.parameters import lab_bands, parameter_table
 
 __all__ = ["write_report"]
 
@@ -67,7 +67,7 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from . import plot
+    from ..plot import figures as plot
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
@@ -122,8 +122,8 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
     import pandas
     import scipy
 
-    from .about import __version__
-    from .model import default_parameters
+    from ..about import __version__
+    from ..model.parameters import default_parameters
 
     return {
         "b12pk_version": __version__,
@@ -155,21 +155,21 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     Parameters
     ----------
     comp : Comparison
-        From :func:`b12pk.compare.compare`.
+        From :func:`b12pk.compare`.
     out : str or Path
         Output folder; replaced as a whole when the new report is complete.
     argv : sequence of str, optional
         Command line to record in ``run.json``.
     figures : bool
         Draw the figures (PNG and SVG under ``figures/``).
-    validation : b12pk.validate.Validation, optional
+    validation : b12pk.analysis.validate.Validation, optional
         Agreement with trial data, shown in the "How far to trust this" section (and
         written as ``validation.csv``).
     populations : dict, optional
         ``(patient_label, regimen_label) -> PopulationResult``: the population view (fan
         charts, share deficient, troughs before injections), written as
         ``population_summary.csv``.
-    evidence : b12pk.evidence.EvidenceResult, optional
+    evidence : b12pk.analysis.evidence.EvidenceResult, optional
         The seed documents' claims checked against the model and the trial data, shown in an
         "Evidence" section (and written as ``evidence.csv`` and ``contradictions.csv``).
 
@@ -178,7 +178,7 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     Path
         The output folder.
     """
-    from .about import DISCLAIMER
+    from ..about import DISCLAIMER
 
     out = Path(out)
     with atomic_output_dir(out) as tmp:
@@ -221,8 +221,8 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
 def _validation_figure(validation: Any, fig_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from .plot import save_figure
-    from .validate import plot_validation
+    from ..plot.figures import save_figure
+    from ..plot.validation import plot_validation
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     ax = plot_validation(validation)
@@ -260,7 +260,7 @@ def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Pat
 
     import matplotlib.pyplot as plt
 
-    from .plot import plot_fan, save_figure
+    from ..plot.figures import plot_fan, save_figure
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     regs = [r.label for r in comp.regimens]
@@ -313,8 +313,8 @@ def _population_items(table: Any, figs: dict[str, Path], populations: Any) -> li
 def _evidence_figure(evidence: Any, fig_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    from .evidence import plot_evidence
-    from .plot import save_figure
+    from ..plot.evidence import plot_evidence
+    from ..plot.figures import save_figure
 
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig = plot_evidence(evidence)
@@ -372,7 +372,7 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
     if "validation" in figs:
         items.append(("img", figs["validation"], "Predicted versus observed serum B12 "
                       "(log axes, identity line, 2-fold band)"))
-    from .validate import suspected_mechanisms
+    from ..analysis.validate import suspected_mechanisms
 
     misses = suspected_mechanisms()
     if misses:

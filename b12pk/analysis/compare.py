@@ -15,14 +15,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ._data import data_path
-from .engine import (_PARENTERAL, HOURLY_POINTS, _as_regimen, _check_days, _check_memory,
+from .._data import data_path
+from ..engine.core import (PARENTERAL, HOURLY_POINTS, as_regimen, check_days, check_memory,
                      result_memory_bytes, simulate, simulate_memory_bytes)
-from .errors import FileFormatError, InputError, UnknownNameError
-from .io import echo, read_toml
-from .model import Patient, serum_bands_pmol_per_l
-from .limits import MAX_TOML_BYTES
-from .regimen import DoseEvent, Regimen
+from ..errors import FileFormatError, InputError, UnknownNameError
+from ..io import echo, read_toml
+from ..model.parameters import Patient, serum_bands_pmol_per_l
+from ..limits import MAX_TOML_BYTES
+from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
            "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS"]
@@ -139,10 +139,10 @@ def _patient_from_entry(entry: Mapping[str, Any], where: str) -> NamedPatient:
         patient = Patient.preset(preset, **entry)
     except InputError as exc:  # same class, message prefixed with the file and entry
         raise type(exc)(f"{where}: {exc}") from None
-    return NamedPatient(label=str(label or _patient_label(patient)), patient=patient, why=why)
+    return NamedPatient(label=str(label or patient_label(patient)), patient=patient, why=why)
 
 
-def _patient_label(patient: Patient) -> str:
+def patient_label(patient: Patient) -> str:
     serum = patient.baseline_serum_pmol_per_l
     return f"{patient.name} ({serum:g} pmol/L)" if serum is not None else patient.name
 
@@ -267,9 +267,9 @@ def _as_named_regimens(regimens: Any) -> list[NamedRegimen]:
                                  f"{type(r.regimen).__name__}")
             out.append(r)
         elif isinstance(r, str):  # the text as the user wrote it is the label
-            out.append(NamedRegimen(label=r.strip(), regimen=_as_regimen(r, "compare")))
+            out.append(NamedRegimen(label=r.strip(), regimen=as_regimen(r, "compare")))
         elif isinstance(r, (Regimen, list, tuple)):
-            reg = _as_regimen(r, "compare")
+            reg = as_regimen(r, "compare")
             out.append(NamedRegimen(label=reg.label or reg.to_text(), regimen=reg))
         else:
             raise InputError(f"cannot compare {type(r).__name__} {echo(r)}: give Regimen "
@@ -288,10 +288,10 @@ def _as_named_patients(patients: Any) -> list[NamedPatient]:
                                  f"{type(p.patient).__name__}")
             out.append(p)
         elif isinstance(p, Patient):
-            out.append(NamedPatient(label=_patient_label(p), patient=p))
+            out.append(NamedPatient(label=patient_label(p), patient=p))
         elif isinstance(p, str):
             patient = Patient.preset(p)
-            out.append(NamedPatient(label=_patient_label(patient), patient=patient))
+            out.append(NamedPatient(label=patient_label(patient), patient=patient))
         else:
             raise InputError(f"cannot compare {echo(p)}: give Patient objects or preset names")
     return out
@@ -315,7 +315,7 @@ def _dedupe_labels(items: list, kind: str) -> list:
             raise InputError(f"{kind} label {echo(label)} is not text; accepted: a string")
         label = " ".join(label.split())
         if not label:
-            label = item.regimen.to_text() if kind == "regimen" else _patient_label(item.patient)
+            label = item.regimen.to_text() if kind == "regimen" else patient_label(item.patient)
         base, k = label, 1
         while _label_key(label) in seen:
             k += 1
@@ -335,7 +335,7 @@ def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days
     held, peak = 0, 0
     for r in regimens:
         runs = r.regimen.dose_runs(days)
-        parenteral = [x for x in runs if x.route in _PARENTERAL]
+        parenteral = [x for x in runs if x.route in PARENTERAL]
         n_out = math.floor(days + 1e-9) + 2
         if hourly_after_injections:
             n_out += HOURLY_POINTS * sum(x.count for x in parenteral)
@@ -377,12 +377,12 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
         When the time courses would need more memory than
         :func:`b12pk.limits.memory_budget_bytes` (estimated before any simulation).
     """
-    days = _check_days(default_days() if days is None else days)
+    days = check_days(default_days() if days is None else days)
     regs = _dedupe_labels(_as_named_regimens(regimens), "regimen")
     pats = _dedupe_labels(_as_named_patients(patients), "patient")
     if not regs or not pats:
         raise InputError("compare needs at least one regimen and one patient")
-    _check_memory(compare_memory_bytes(regs, len(pats), days),
+    check_memory(compare_memory_bytes(regs, len(pats), days),
                   f"comparing {len(regs)} regimen(s) for {len(pats)} patient(s) over {days:g} "
                   "days (hourly output after injections)",
                   "use a shorter horizon, fewer regimens or patients, or regimens with fewer "

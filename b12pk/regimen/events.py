@@ -73,10 +73,10 @@ from typing import Any, Mapping, Sequence, Union
 
 import pandas as pd
 
-from .errors import EventTableError, InputError, ResourceError
-from .io import atomic_write_text, echo, echo_path, read_bytes
-from .limits import MAX_ECHO_CHARS, MAX_EVENT_TABLE_BYTES, MAX_INT
-from .regimen import (
+from ..errors import EventTableError, InputError, ResourceError
+from ..io import atomic_write_text, echo, echo_path, read_bytes
+from ..limits import MAX_ECHO_CHARS, MAX_EVENT_TABLE_BYTES, MAX_INT
+from .language import (
     MAX_EVENTS,
     DoseEvent,
     Regimen,

@@ -1,0 +1,32 @@
+"""Output folder of a validation (:func:`write_validation`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..analysis.validate import Validation
+from ..io import atomic_output_dir
+from ..plot.figures import save_figure
+from ..plot.validation import plot_validation
+
+__all__ = ["write_validation"]
+
+
+def write_validation(validation: Validation, out: str | Path) -> Path:
+    """Write ``validation.csv``, ``not_checkable.csv``, ``summary.json`` and the
+    predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    with atomic_output_dir(out, kind="validation") as tmp:
+        validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
+        validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
+        (tmp / "summary.json").write_text(json.dumps(validation.summary(), indent=2) + "\n",
+                                          encoding="utf-8")
+        ax = plot_validation(validation)
+        save_figure(ax.figure, tmp / "predicted_vs_observed")
+        plt.close(ax.figure)
+    return Path(out)
