@@ -452,3 +452,61 @@ def test_hundred_year_hourly_output_is_bounded():
     worst = b12pk.engine.simulate_memory_bytes(
         36_501 + b12pk.engine.core.HOURLY_POINTS * limits.MAX_PARENTERAL_DOSES, 3 * 3 + 8)
     assert worst < 200e6
+
+
+# ---------------------------------------------------------------------------------------
+# Typed dose events: infusions
+
+def test_a_very_short_infusion_is_a_bolus():
+    bolus = b12pk.simulate([DoseEvent(0.0, 1000, "iv", "cyanocobalamin")], "pernicious-anaemia",
+                           days=5)
+    short = b12pk.simulate([DoseEvent(0.0, 1000, "iv", "cyanocobalamin", 1e-7)],
+                           "pernicious-anaemia", days=5)
+    # from day 1 on (at time 0 the bolus has been given, the infusion has only started)
+    for col in ("serum_pmol_per_l", "urine_ug", "stores_ug"):
+        assert np.allclose(short[col][1:], bolus[col][1:], rtol=1e-4), col
+
+
+@pytest.mark.filterwarnings("ignore::b12pk.B12pkWarning")
+@pytest.mark.parametrize("hours", [1.0, 12.0])
+def test_infusion_agrees_with_radau_and_keeps_mass_balance(hours):
+    doses = [DoseEvent(0.0, 1000, "iv", "hydroxocobalamin", hours / 24),
+             DoseEvent(0.25, 500, "im", "cyanocobalamin")]
+    fast = b12pk.simulate(doses, "healthy", days=4, hourly_after_injections=True)
+    ref = b12pk.simulate(doses, "healthy", days=4, hourly_after_injections=True,
+                         method="solve_ivp")
+    rel = (fast["serum_pmol_per_l"] - ref["serum_pmol_per_l"]).abs() / ref["serum_pmol_per_l"]
+    assert float(rel.max()) < 1e-6
+    balance = (fast["body_ug"] + fast["urine_ug"] + fast["faeces_ug"] + fast["unabsorbed_ug"]
+               - fast["dosed_ug"] - fast["diet_ug"] - fast.attrs["initial_body_ug"])
+    assert float(balance.abs().max()) < 1e-6
+
+
+def test_an_infusion_is_given_at_a_constant_rate():
+    d = 0.2
+    df = b12pk.simulate([DoseEvent(0.0, 1000, "iv", "cyanocobalamin", d)], "healthy", days=1,
+                        times=[0.0, d / 4, d / 2, d, 0.5])
+    assert df["dosed_ug"].tolist() == pytest.approx([0.0, 250.0, 500.0, 1000.0, 1000.0])
+
+
+@pytest.mark.filterwarnings("ignore::b12pk.B12pkWarning")
+def test_a_slower_infusion_loses_less_in_urine():
+    urine = [b12pk.simulate([DoseEvent(0.0, 1000, "iv", "cyanocobalamin", h / 24)],
+                            "pernicious-anaemia", days=5)["urine_ug"].iloc[-1]
+             for h in (0.0, 1.0, 6.0, 24.0)]
+    assert all(a > b for a, b in zip(urine, urine[1:]))
+
+
+@pytest.mark.parametrize("route, duration", [("oral", 0.1), ("im", 0.1), ("iv", -0.1),
+                                             ("iv", math.nan), ("iv", 2.0)])
+def test_bad_infusions_are_refused(route, duration):
+    with pytest.raises(b12pk.DoseError, match="accepted"):
+        DoseEvent(0.0, 1000, route, "cyanocobalamin", duration)
+
+
+def test_infusions_where_only_boluses_are_modelled_are_refused():
+    infusion = [DoseEvent(0.0, 1000, "iv", "cyanocobalamin", 0.1)]
+    with pytest.raises(b12pk.InputError, match="infusion"):
+        b12pk.Regimen.from_events(infusion)
+    with pytest.raises(b12pk.InputError, match="infusion"):
+        b12pk.simulate_population(infusion, b12pk.PopulationSpec("healthy", 10), 5)

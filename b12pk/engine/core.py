@@ -23,6 +23,7 @@ enterocyte, holoTC, holoHC, stores, and the cumulative urine, faeces and unabsor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -238,6 +239,7 @@ class System:
         b[self.absorb_into] = self.diet_absorbed
         b[self.absorb_rest] = self.diet - self.diet_absorbed
         self.b = b
+        self.set_infusion(np.zeros(n))
         # dose routes: (state index per form or None for the absorption step, fraction,
         # where the rest goes)
         self.routes = {}
@@ -265,9 +267,32 @@ class System:
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         """Right-hand side dy/dt (ug/day); smooth in the free pools (no clipping at 0)."""
         dy = self.A @ y
-        dy += self.b
+        dy += self.b_input
         laws.nonlinear_rhs(y, dy, *self.nonlinear)
         return dy
+
+    def set_infusion(self, rates: np.ndarray) -> None:
+        """Constant inputs (ug/day per state) of the infusions running: the right-hand side's
+        input is then the diet's ``b`` plus ``rates``; while any runs, the engine stays in
+        its nonlinear (transient) mode."""
+        self.b_extra = rates
+        self.b_input = self.b + rates
+        self.infusing = bool(np.any(rates != 0.0))
+
+    def infusion_rates(self, ev: DoseEvent) -> np.ndarray:
+        """Input rates (ug/day per state) of an infused dose event (the route table's entry
+        compartment and fraction; the rest, if the route has one, goes where it says)."""
+        enters, fraction, rest = self.routes[ev.route]
+        rate = np.zeros(self.L.n)
+        for where, part in ((enters, fraction), (rest, 1.0 - fraction)):
+            if where is None or part == 0.0:
+                continue
+            if where == "absorption":  # pragma: no cover - DoseEvent refuses oral infusions
+                raise InputError(f"a {ev.route} dose cannot be infused")
+            per_form = self.decl.compartment(where).per_form
+            rate[self.L.index(where, ev.form) if per_form else self.L.index(where)] += \
+                part * ev.amount_ug / ev.duration_days
+        return rate
 
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
         """Jacobian of :meth:`rhs`."""
@@ -361,9 +386,10 @@ def resolve_patient(patient: Patient | str | None, parameters: Parameters | None
                                        else default_parameters())
 
 
-def parenteral_forms(events: Sequence[tuple[float, float, str, str]]) -> tuple[str, ...]:
+def parenteral_forms(events: Sequence[DoseEvent]) -> tuple[str, ...]:
     """Forms given by a parenteral route (one depot/nasal/free pool each)."""
-    return tuple(sorted({f for _, _, r, f in events if r in PARENTERAL})) or ("cyanocobalamin",)
+    return tuple(sorted({ev.form for ev in events if ev.route in PARENTERAL})) \
+        or ("cyanocobalamin",)
 
 
 def _pmol_from_pg_ml(p: Parameters, x: Any) -> Any:
@@ -395,7 +421,7 @@ def check_days(days: Any) -> float:
     return x
 
 
-def _check_event(ev: Any) -> tuple[float, float, str, str]:
+def _check_event(ev: Any) -> DoseEvent:
     try:
         t, amt, route, form = ev.time_days, ev.amount_ug, ev.route, ev.form
     except AttributeError:
@@ -413,14 +439,16 @@ def _check_event(ev: Any) -> tuple[float, float, str, str]:
         raise UnknownNameError(f"unknown route {echo(route)}; accepted: {', '.join(ROUTES)}")
     if form not in FORMS:
         raise UnknownNameError(f"unknown form {echo(form)}; accepted: {', '.join(FORMS)}")
-    return tf, a, route, form
+    if isinstance(ev, DoseEvent):
+        return ev
+    return DoseEvent(tf, a, route, form, getattr(ev, "duration_days", 0.0))
 
 
 _REGIMEN_LIKE = "a Regimen, regimen text or a list of DoseEvent"
 
 
 class _DoseList(list):
-    """Checked ``(time, amount, route, form)`` tuples read from a list of dose events."""
+    """Checked :class:`DoseEvent` objects read from a list of dose events."""
 
 
 def regimen_like(regimen: Any, what: str = "simulate") -> "Regimen | _DoseList":
@@ -452,7 +480,11 @@ def as_regimen(regimen: Any, what: str) -> Regimen:
         raise DoseError(f"{what} needs at least one dose, got an empty list of dose events; "
                         f"accepted: {_REGIMEN_LIKE} with at least one dose (an empty list, "
                         "meaning no treatment, is accepted by simulate and to_sbml only)")
-    return Regimen.from_events([DoseEvent(*ev) for ev in reg])
+    if any(ev.duration_days > 0.0 for ev in reg):
+        raise InputError(f"{what} does not simulate infusions (dose events with "
+                         "duration_days > 0); accepted: bolus doses (b12pk.simulate "
+                         "simulates infusions)")
+    return Regimen.from_events(list(reg))
 
 
 def _no_dose_error(reg: "Regimen | _DoseList", days: float, empty_ok: bool = True
@@ -463,15 +495,15 @@ def _no_dose_error(reg: "Regimen | _DoseList", days: float, empty_ok: bool = Tru
         what = f"the regimen {echo(reg.to_text())}"
     else:
         what = (f"the list of {len(reg)} dose event(s) (the first at day "
-                f"{min(ev[0] for ev in reg):g})")
+                f"{min(ev.time_days for ev in reg):g})")
     alt = " (or an empty list of doses to simulate no treatment)" if empty_ok else ""
     return HorizonError(f"{what} gives no dose within the horizon of days={days:g}; "
                         f"accepted: a horizon that reaches its first dose{alt}")
 
 
 def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: bool = True
-                 ) -> list[tuple[float, float, str, str]]:
-    """Checked dose tuples with 0 <= t < days, sorted, near-coincident times merged.
+                ) -> list[DoseEvent]:
+    """Checked dose events with 0 <= t < days, sorted by time, near-coincident times merged.
 
     ``regimen`` is anything :func:`regimen_like` reads. A regimen or a non-empty list of
     doses with no dose before the horizon is refused (:func:`_no_dose_error`); an empty list
@@ -481,18 +513,19 @@ def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: boo
     if isinstance(reg, Regimen):
         checked = [_check_event(ev) for ev in reg.dose_events(days)]
     else:
-        checked = [ev for ev in reg if ev[0] < days]
+        checked = [ev for ev in reg if ev.time_days < days]
         check_dose_limits(checked, days)  # the limits a regimen's doses meet
     if not checked and (isinstance(reg, Regimen) or reg):
         raise _no_dose_error(reg, days, empty_ok)
-    checked.sort(key=lambda ev: ev[0])
+    checked.sort(key=lambda ev: ev.time_days)
     # doses closer than SAME_INSTANT_DAYS (relative to the time) are given at the same instant:
     # the solver cannot integrate over a gap of a few ulps (it fails or returns NaN)
     for i in range(1, len(checked)):
-        prev, ev = checked[i - 1][0], checked[i]
-        if ev[0] != prev and ev[0] - prev <= SAME_INSTANT_DAYS * max(1.0, ev[0]):
-            checked[i] = (prev,) + ev[1:]
-    if any(ev[2] == "iv" for ev in checked):
+        prev, ev = checked[i - 1].time_days, checked[i]
+        t = ev.time_days
+        if t != prev and t - prev <= SAME_INSTANT_DAYS * max(1.0, t):
+            checked[i] = dataclasses.replace(ev, time_days=prev)
+    if any(ev.route == "iv" for ev in checked):
         warnings.warn("intravenous B12 is simulated, but the seed documents advise against it: "
                       "most of an IV dose is lost in urine", B12pkWarning, stacklevel=3)
     return checked
@@ -534,7 +567,7 @@ def format_bytes(n: float) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.0f} MB"
 
 
-def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
+def _output_times(days: float, events: Sequence[DoseEvent],
                   times: Any, hourly_after_injections: bool, n_states: int = 11) -> np.ndarray:
     """Sorted unique output times; the memory they need is checked before they are built."""
     change = "ask for fewer output times or a shorter horizon"
@@ -555,7 +588,7 @@ def _output_times(days: float, events: Sequence[tuple[float, float, str, str]],
                       f"a simulation with {t.size:,} output times", change)
         return np.unique(t)
     n = int(math.floor(days + 1e-9))
-    starts = np.array([t0 for t0, _, route, _ in events if route in PARENTERAL]) \
+    starts = np.array([ev.time_days for ev in events if ev.route in PARENTERAL]) \
         if hourly_after_injections else np.zeros(0)
     bound = n + 2 + HOURLY_POINTS * starts.size
     if hourly_after_injections:
@@ -586,7 +619,10 @@ def _apply_doses(sys_: System, y: np.ndarray, t: float, doses: list, book: _Dose
     """Give the doses at time ``t``: each route's part enters its compartment (the declared
     route table), the rest goes where the route says; oral parts pass the absorption step."""
     L = sys_.L
-    for _, amount, route, form in doses:
+    for ev in doses:
+        amount, route, form = ev.amount_ug, ev.route, ev.form
+        if ev.duration_days > 0.0:
+            continue  # an infusion enters as an input (simulate's segments)
         book.dosed += amount
         enters, fraction, rest = sys_.routes[route]
         parts = [(enters, fraction * amount)]
@@ -651,9 +687,11 @@ def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: n
     y = np.ascontiguousarray(y, dtype=float)
     sub = np.ascontiguousarray(t_out, dtype=float)
     res = np.empty((len(sub), y.size))
+    # while an infusion runs the transient goes on to t1 (eps < 0: never over)
+    eps = -1.0 if sys_.infusing else TRANSIENT_EPS_UG
     t_new, filled, _status = _compiled_transient()(
-        y, t, t1, sub, res, sys_.L.n_parenteral, TRANSIENT_EPS_UG, TRANSIENT_RTOL,
-        TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b, sys_.lsrc, sys_.ldst, sys_.lk,
+        y, t, t1, sub, res, sys_.L.n_parenteral, eps, TRANSIENT_RTOL,
+        TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
         *sys_.nonlinear)
     out[:filled] = res[:filled]
     return y, float(t_new), int(filled)
@@ -683,11 +721,11 @@ def _integrate(sys_: System, y0: np.ndarray, t0: float, t1: float, t_out: np.nda
     # fast: the compiled integrator (b12pk[fast]) through injection transients, or LSODA
     # (odeint) in chunks that double in length (also where the compiled one gave up),
     # until the parenteral pools are empty; exact matrix exponential after that
-    if _compiled_transient() is not None and t < t1 and sys_.in_transient(y):
+    if _compiled_transient() is not None and t < t1 and (sys_.infusing or sys_.in_transient(y)):
         y, t, filled = _compiled_segment(sys_, y, t, t1, t_out[k:], out[k:])
         k += filled
     chunk = 1.0
-    while t < t1 and sys_.in_transient(y):
+    while t < t1 and (sys_.infusing or sys_.in_transient(y)):
         t_end = min(t1, t + chunk)
         chunk *= 2.0
         j = k
@@ -785,14 +823,18 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     states = np.empty((len(t_out), L.n))
     dosed = np.empty(len(t_out))
 
-    # group doses by time; segments run from one dose time to the next
+    # segments run from one change to the next: a dose time, or the end of an infusion
     groups: dict[float, list] = {}
+    ends: dict[float, list] = {}
     for ev in events:
-        groups.setdefault(ev[0], []).append(ev)
-    times_ev = sorted(groups)
+        groups.setdefault(ev.time_days, []).append(ev)
+        if ev.duration_days > 0.0 and ev.time_days + ev.duration_days < days:
+            ends.setdefault(ev.time_days + ev.duration_days, []).append(ev)
+    changes = sorted(set(groups) | set(ends))
+    infusions = [ev for ev in events if ev.duration_days > 0.0]
     t = 0.0
     k = 0
-    for te in times_ev + [None]:
+    for te in changes + [None]:
         t_next = days if te is None else te
         # outputs in [t, t_next): computed before the doses at t_next
         j = np.searchsorted(t_out, t_next, side="left") if te is not None else len(t_out)
@@ -801,8 +843,17 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         dosed[k:j] = book.dosed
         k = j
         t = t_next
-        if te is not None:
-            _apply_doses(sys_, y, te, groups[te], book)
+        if te is None:
+            break
+        _apply_doses(sys_, y, te, groups.get(te, ()), book)
+        if te in ends or any(ev.duration_days > 0.0 for ev in groups.get(te, ())):
+            running = [ev for ev in infusions
+                       if ev.time_days <= te < ev.time_days + ev.duration_days]
+            sys_.set_infusion(sum((sys_.infusion_rates(ev) for ev in running), np.zeros(L.n)))
+    sys_.set_infusion(np.zeros(L.n))
+    for ev in events:  # the part of each infusion given by each output time
+        if ev.duration_days > 0.0:
+            dosed += ev.amount_ug * np.clip((t_out - ev.time_days) / ev.duration_days, 0.0, 1.0)
     # round-off below 1e-12 ug (matrix exponential) is set to zero; larger negatives stay visible
     states[(states < 0.0) & (states > -1e-12)] = 0.0
 

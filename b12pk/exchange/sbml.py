@@ -368,8 +368,8 @@ def _group_series(instants: Sequence[tuple[float, tuple]]) -> list[DoseSeries]:
 def _instants(events: Sequence[tuple[float, float, str, str]]) -> list[tuple[float, tuple]]:
     """The engine's dose instants: ``(time, ((amount, route, form), ...))`` in its order."""
     groups: dict[float, list] = {}
-    for t, amount, route, form in events:
-        groups.setdefault(t, []).append((amount, route, form))
+    for ev in events:
+        groups.setdefault(ev.time_days, []).append((ev.amount_ug, ev.route, ev.form))
     return [(t, tuple(doses)) for t, doses in groups.items()]
 
 
@@ -382,12 +382,22 @@ def dose_series(regimen: Any, days: float = 365.0) -> list[DoseSeries]:
     from ..engine import core as engine
 
     days = engine.check_days(days)
-    events = engine.events_from(regimen, days, "export") if regimen is not None else []
+    events = _bolus_events(engine.events_from(regimen, days, "export")
+                           if regimen is not None else [])
     return _group_series(_instants(events))
 
 
 # --------------------------------------------------------------------------------------
 # The numbers: one engine System per patient
+
+def _bolus_events(events: list) -> list:
+    """The events, if none is an infusion (the export writes doses as instantaneous events)."""
+    if any(ev.duration_days > 0.0 for ev in events):
+        raise InputError("the SBML export writes doses as instantaneous events and does not "
+                         "export infusions (dose events with duration_days > 0); accepted: "
+                         "bolus doses")
+    return events
+
 
 def _build(patient: Patient | str | None, regimen: Any, days: float,
            parameters: Parameters | None) -> tuple[Patient, Parameters, Any, list, float]:
@@ -395,7 +405,8 @@ def _build(patient: Patient | str | None, regimen: Any, days: float,
 
     days = engine.check_days(days)
     patient, params = engine.resolve_patient(patient, parameters)
-    events = engine.events_from(regimen, days, "export") if regimen is not None else []
+    events = _bolus_events(engine.events_from(regimen, days, "export")
+                           if regimen is not None else [])
     sys_ = engine.System(patient, params, engine.parenteral_forms(events))
     return patient, params, sys_, events, days
 

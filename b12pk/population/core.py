@@ -45,7 +45,7 @@ from ..io import as_finite_float, echo
 from ..limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
 from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from ..model.parameters import setting as _patient_setting
-from ..regimen.language import Regimen
+from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
            "simulate_population", "sample_patients", "engine_settings", "BLOCK",
@@ -644,7 +644,7 @@ def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.nda
     return out
 
 
-def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float, str, str]],
+def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
@@ -854,14 +854,14 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
     # merge output times and dose times
     groups: dict[float, list] = {}
     for ev in regimen_events:
-        groups.setdefault(ev[0], []).append(ev)
+        groups.setdefault(ev.time_days, []).append(ev)
     trough_index = {t: i for i, t in enumerate(trough_times)}
     times = sorted(set(out_times.tolist()) | set(groups))
     out_index = {float(t): k for k, t in enumerate(out_times)}
     c_serum = to_pmol / Vp
 
     def oral_only(te: float) -> bool:
-        return te not in trough_index and all(ev[2] in _ORAL for ev in groups.get(te, ()))
+        return te not in trough_index and all(ev.route in _ORAL for ev in groups.get(te, ()))
 
     k_out = 0
     t = 0.0
@@ -887,7 +887,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
                 rec = np.full(len(run), -1, np.int64)
                 for q, tt in enumerate(run):
                     for e, ev in enumerate(groups.get(tt, ())):
-                        ev_amount[q, e] = ev[1]
+                        ev_amount[q, e] = ev.amount_ug
                         ev_decay[q, e] = math.exp(-s.if_krec * (tt - t_last_oral))
                         t_last_oral = tt
                     n_ev[q] = len(groups.get(tt, ()))
@@ -909,7 +909,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[tuple[float, float
             ser = serum_of()
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
-        for _, amount, route, form in groups.get(te, ()):
+        for ev in groups.get(te, ()):
+            amount, route, form = ev.amount_ug, ev.route, ev.form
             if route in PARENTERAL:
                 last_parenteral = te
                 transient_live = True
@@ -1209,7 +1210,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     # memory, before any work: with workers=None, as many threads as the budget allows
     in_chunk = min(chunk, spec.n)
     kept = min(in_chunk, traj[1]) if traj is not None else 0
-    n_par_forms = len({f for _, _, r, f in events if r in PARENTERAL})
+    n_par_forms = len({ev.form for ev in events if ev.route in PARENTERAL})
 
     def need(w: int) -> int:
         return population_memory_bytes(len(out_times), len(trough_times), in_chunk, w,

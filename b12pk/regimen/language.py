@@ -53,6 +53,8 @@ __all__ = [
     "MAX_EVENTS",
     "MAX_PER_CYCLE",
     "PARENTERAL_ROUTES",
+    "INFUSION_ROUTES",
+    "MAX_INFUSION_DAYS",
     "check_dose_limits",
     "normalize_route",
     "normalize_form",
@@ -88,6 +90,11 @@ FORMS = tuple(declaration().forms)
 #: Routes whose doses reach plasma directly or through a mucosa (each dose is integrated
 #: through its fast transient; see :data:`b12pk.limits.MAX_PARENTERAL_DOSES`).
 PARENTERAL_ROUTES = declaration().parenteral_routes
+
+#: Routes whose doses may be infused over a duration (``DoseEvent.duration_days``).
+INFUSION_ROUTES = ("iv",)
+MAX_INFUSION_DAYS = 1.0
+"""Longest infusion (days) a dose event may have."""
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 30.0
@@ -247,12 +254,17 @@ class DoseEvent:
         Canonical route (aliases are normalised), one of :data:`ROUTES`.
     form : str
         Canonical form (aliases are normalised), one of :data:`FORMS`.
+    duration_days : float, optional
+        Infusion duration in days (default 0: a bolus). Only intravenous doses may be
+        infused (:data:`INFUSION_ROUTES`); the amount then enters plasma at a constant rate
+        ``amount_ug / duration_days`` (simulated by :func:`b12pk.simulate`).
     """
 
     time_days: float
     amount_ug: float
     route: str
     form: str
+    duration_days: float = 0.0
 
     def __post_init__(self) -> None:
         t = as_finite_float(self.time_days)
@@ -265,6 +277,17 @@ class DoseEvent:
             object.__setattr__(self, "route", normalize_route(self.route))
         if not (isinstance(self.form, str) and self.form in FORMS):
             object.__setattr__(self, "form", normalize_form(self.form))
+        if self.duration_days != 0.0:
+            d = as_finite_float(self.duration_days)
+            if d is None or not 0.0 <= d <= MAX_INFUSION_DAYS:
+                raise DoseError(f"infusion duration {echo(self.duration_days)} days is not "
+                                f"accepted; accepted: a finite number of days in [0, "
+                                f"{MAX_INFUSION_DAYS:g}] (0: a bolus)")
+            if d > 0.0 and self.route not in INFUSION_ROUTES:
+                raise DoseError(f"a {self.route} dose cannot be infused (duration_days="
+                                f"{d:g}); accepted: duration_days > 0 for "
+                                f"{', '.join(INFUSION_ROUTES)} doses only")
+            object.__setattr__(self, "duration_days", d)
 
     def sort_key(self) -> tuple[float, str, str, float]:
         """Key ordering events by time, then route, form and amount."""
@@ -776,6 +799,8 @@ class Regimen:
         ------
         DoseError
             If ``events`` is empty.
+        InputError
+            If an event is an infusion (``duration_days > 0``).
         """
         events = list(events)
         if not events:
@@ -783,6 +808,10 @@ class Regimen:
         for ev in events:
             if not isinstance(ev, DoseEvent):
                 raise TypeError(f"expected DoseEvent objects, got {ev!r}")
+            if ev.duration_days > 0.0:
+                raise InputError("a Regimen holds bolus doses only; an infusion (a dose event "
+                                 "with duration_days > 0) is simulated from a list of dose "
+                                 "events: b12pk.simulate([DoseEvent(...)], ...)")
         groups: dict[tuple[float, str, str], list[float]] = {}
         for ev in sorted(events, key=DoseEvent.sort_key):
             groups.setdefault((ev.amount_ug, ev.route, ev.form), []).append(ev.time_days)
