@@ -86,7 +86,7 @@ def solve_ivp_loop(regimen: str, patient: b12pk.Patient, days: float,
     book = engine._DoseBook()
     groups: dict[float, list] = {}
     for ev in events:
-        groups.setdefault(ev[0], []).append(ev)
+        groups.setdefault(ev.time_days, []).append(ev)
     states = np.empty((times.size, y.size))
     t, k = 0.0, 0
     for te in sorted(groups) + [None]:

@@ -120,12 +120,13 @@ def test_analyses_neither_plot_nor_write_reports(module):
 
 
 def test_every_rate_law_is_written_once():
-    """The laws' formulas live in b12pk/model/laws.py; the engine, the SBML export and the
-    calibration use them from there (the population engine is not yet built from the
-    declaration: see docs/architecture.md)."""
-    formulas = ["capacity * amount / (km + amount)", "vmax * amount / (km + total)",
-                "binding_room(", "room * (room > 0.0) / capacity"]
-    for module in ("b12pk.engine.core", "b12pk.engine._transient", "b12pk.exchange.sbml",
+    """The laws' formulas live in b12pk/model/laws.py; the engine, its kernels, the
+    population engine, the SBML export and the calibration call them from there."""
+    formulas = ["* amount / (km + amount)", "* m / (", "amount / (if_km", "/ (s.if_km",
+                "vmax * amount / (km + total)", "vmax / (", "room * (room > 0.0)",
+                "np.maximum(s.hc_cap", "room / s.hc_cap"]
+    for module in ("b12pk.engine.core", "b12pk.engine._transient", "b12pk.engine.kernels",
+                   "b12pk.population.core", "b12pk.exchange.sbml",
                    "b12pk.analysis.calibrate"):
         source = MODULES[module].read_text(encoding="utf-8")
         for formula in formulas:

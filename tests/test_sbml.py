@@ -264,7 +264,7 @@ def test_no_rate_law_or_route_is_written_in_sbml_py():
 def _instants(regimen, days):
     from b12pk.engine import core as engine
 
-    return sorted({ev[0] for ev in engine.events_from(regimen, days)})
+    return sorted({ev.time_days for ev in engine.events_from(regimen, days)})
 
 
 @pytest.mark.parametrize("regimen,days,n_events", [

@@ -12,6 +12,11 @@ import numpy as np
 
 __all__ = ["record_step", "run_span", "TILE", "integrate_transient"]
 
+from ..model import laws
+
+#: The oral absorption law of b12pk.model.laws, compiled as it is written.
+_if_absorbed = numba.njit(laws.if_absorbed, nogil=True, cache=True, inline="always")
+
 TILE = 256
 """Patients advanced together through a span (divides population.BLOCK; fits in L2)."""
 
@@ -121,7 +126,7 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
                     cap = if_cap[p] - d
                     if cap < 0.0:
                         cap = 0.0
-                    a_if = cap * amount / (if_km + amount)
+                    a_if = _if_absorbed(cap, if_km, amount)
                     n0 += a_if + passive[p] * amount
                     d += a_if
                 deficit[p] = d

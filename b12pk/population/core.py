@@ -43,6 +43,7 @@ from ..engine.core import (as_regimen, check_days, check_memory, events_from, fo
 from ..errors import FileFormatError, InputError, ResourceError, UnknownNameError
 from ..io import as_finite_float, echo
 from ..limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
+from ..model import laws
 from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from ..model.parameters import setting as _patient_setting
 from ..regimen.language import DoseEvent, Regimen
@@ -683,7 +684,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     meals = p["meals_per_day"]
     m = food_release * diet / meals
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_meal = np.where(m > 0, if_cap * m / (s.if_km + m), 0.0) + passive * m
+        per_meal = np.where(m > 0, laws.if_absorbed(if_cap, s.if_km, m), 0.0) + passive * m
     r_diet = np.minimum(per_meal * meals, diet)
     # initial state (quasi-steady plasma for the stores that give the baseline serum)
     Vp, Vf = p["plasma_volume_l"], p["free_volume_l"]
@@ -753,16 +754,16 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def fast_step(h: float) -> None:
         """Fast pools over h: exponential integrator, predictor-corrector on the saturable
         terms; haptocorrin binding limited to the free capacity (mass-conserving)."""
-        room = np.maximum(s.hc_cap - y[3], 0.0)
+        room = laws.binding_room(s.hc_cap, y[3]) * s.hc_cap
         ftot = free.sum(axis=0)
-        g = room / s.hc_cap
+        g = laws.binding_room(s.hc_cap, y[3])
         f_new = free
         bound_pred = np.zeros(n)
         for corrector in (False, True):
             F_mid = ftot if not corrector else 0.5 * (ftot + f_new.sum(axis=0))
             if corrector:
-                g = np.maximum(room - 0.5 * bound_pred, 0.0) / s.hc_cap
-            u = vmax / (s.km + np.maximum(F_mid, 0.0))
+                g = laws.binding_room(s.hc_cap, y[3] + 0.5 * bound_pred)
+            u = laws.saturable(vmax, s.km, np.maximum(F_mid, 0.0), 1.0)  # per ug free
             lam = [k_ren[i] + s.k_bind * g + u for i in range(nf)]
             f_new = np.empty_like(free)
             outs = []
@@ -927,7 +928,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             deficit *= math.exp(-s.if_krec * (te - t_last_oral))
             t_last_oral = te
             cap = np.maximum(if_cap - deficit, 0.0)
-            a_if = cap * oral_amount / (s.if_km + oral_amount)
+            a_if = laws.if_absorbed(cap, s.if_km, oral_amount)
             y[0] += a_if + passive * oral_amount
             deficit += a_if
         if k_out < len(out_times) and out_times[k_out] == te:
@@ -1190,7 +1191,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     sys_ = System(spec.patient, params, forms)
     t_int = int(math.floor(days + 1e-9))
     out_times = np.arange(t_int + 1, dtype=float)
-    inj_times = sorted({t for t, _, r, _ in events if r in ("im", "deep-sc", "iv")})
+    inj_times = sorted({ev.time_days for ev in events if ev.route in ("im", "deep-sc", "iv")})
     trough_times = [t for t in inj_times[1:] if t <= days]
     bands = serum_bands_pmol_per_l()
     cut = next(hi for name, lo, hi in bands if name == "deficient")
