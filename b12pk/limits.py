@@ -12,6 +12,7 @@ __all__ = [
     "MAX_DOSE_UG", "MAX_DAILY_UG", "MAX_DOSES_PER_DAY", "MAX_EVENTS", "MAX_PARENTERAL_DOSES",
     "MAX_PER_CYCLE", "MAX_DAYS", "MIN_DAYS", "MAX_RANGES", "MAX_VARIANTS", "MAX_TOML_BYTES",
     "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_ECHO_PATH_CHARS",
+    "MAX_LABEL_CHARS",
     "MAX_MESSAGE_CHARS", "MAX_QUOTED_CHARS", "MAX_INT", "MAX_PATIENTS",
     "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
 ]
@@ -71,7 +72,11 @@ MAX_TEXT_CHARS = 10_000
 #: Most characters of a user's input echoed in an error message (paths: 120, keeping
 #: their end).
 MAX_ECHO_CHARS = 80
-MAX_ECHO_PATH_CHARS = 120
+MAX_ECHO_PATH_CHARS = 80
+"""(At most :data:`MAX_QUOTED_CHARS`, so that the message cleaner keeps a cut path's end.)"""
+
+#: Longest display label of a regimen or a patient (characters).
+MAX_LABEL_CHARS = 120
 
 #: Longest message an error carries; longer ones keep their start and end.
 MAX_MESSAGE_CHARS = 600

@@ -201,7 +201,7 @@ def test_python_api_wrong_argument_types_are_type_errors():
 # 2. The regimen language
 # =======================================================================================
 
-ACCEPTED_FREQ = "expected one of:"
+ACCEPTED_FREQ = "expected "
 HUGE = "9" * 400
 
 TEXT_CASES = [
@@ -223,9 +223,9 @@ TEXT_CASES = [
     ("1000 mcg oral 0 times daily", HorizonError, ["whole number >= 1"]),
     ("1000 mcg oral 5000 times daily", HorizonError, ["5000", "from 1 to 1000"]),
     ("1000 mcg oral " + "9" * 30 + " times daily", HorizonError, ["from 1 to 1000"]),
-    ("1000 mcg rectal daily", RegimenSyntaxError, ['"rectal"', "a route (oral"]),
+    ("1000 mcg rectal daily", RegimenSyntaxError, ['"rectal"', "a route"]),
     ("1000 mcg adenosylcobalamin IM monthly", RegimenSyntaxError,
-     ['"adenosylcobalamin"', "a form (cyanocobalamin"]),
+     ['"adenosylcobalamin"', "a form"]),
     ("1000 grains oral daily", RegimenSyntaxError, ['"grains"', "mcg, µg, mg"]),
     ("1000 mcg oral every 3 fortnights", RegimenSyntaxError, ['"fortnights"', "days, weeks"]),
     ("1000 mcg oral dialy", RegimenSyntaxError, ['"dialy"', 'did you mean "daily"']),
@@ -248,7 +248,7 @@ TEXT_CASES = [
     ("1000 mcg oral daily for 2 weeks for 3 weeks", RegimenSyntaxError, ["already has a duration"]),
     ("1000 mcg oral daily %", RegimenSyntaxError, ['"%"', ACCEPTED_FREQ]),
     # Unicode look-alikes that change the meaning are refused, with the character quoted
-    ("1000 mcg \u043eral daily", RegimenSyntaxError, ['"\u043eral"', "a route (oral"]),  # Cyrillic o
+    ("1000 mcg \u043eral daily", RegimenSyntaxError, ['"\u043eral"', "a route"]),  # Cyrillic o
     ("1000\u200bmcg oral daily", RegimenSyntaxError, ['"\\u200b"', "mcg, µg, mg"]),  # zero width
     ("1000 \uff4d\uff43\uff47 oral daily", RegimenSyntaxError, ["mcg, µg, mg"]),  # full-width mcg
     ("1000\u00b2 mcg oral daily", RegimenSyntaxError, ['"\u00b2"']),  # superscript two
@@ -820,8 +820,14 @@ ROUND2_TEXT_CASES = [
      ["phase 2 starts on day 10"]),
     ("1000 mcg IM on days 20, 22, then 1000 mcg oral daily from day 2", HorizonError,
      ["phase 2 starts on day 2", "phase 1 gives its last dose on day 22"]),
-    ("1000 mcg IM on days 5, 9, then 1000 mcg IM on days 1, 3", None, None),  # days stated
-    ("1000 mcg IM on days 1, 8, then 500 mcg IM on days 2, 9", None, None),
+    ("1000 mcg IM on days 5, 9, then 1000 mcg IM on days 1, 3", HorizonError,
+     ["phase 2 starts on day 1"]),  # runs backwards
+    ("1000 mcg IM on day 10 then 1000 mcg IM on day 5", HorizonError,
+     ["phase 2 starts on day 5"]),
+    ("1000 mcg IM daily for 1 week, then 1000 mcg IM on days 3, 30", HorizonError,
+     ["phase 2 starts on day 3", "last dose on day 7"]),
+    ("1000 mcg IM on days 1, 9, then 1000 mcg IM daily for 3 days", None, None),
+    ("1000 mcg IM on days 1, 8, then 500 mcg IM on days 2, 9", None, None),  # interleave
     ("1000 mcg IM once, then 1000 mcg oral daily from day 1", HorizonError,
      ["phase 2 starts on day 1"]),
     ("1000 mcg IM daily for 10 days, then weekly from day 11", None, None),
@@ -856,9 +862,9 @@ ROUND2_LIMIT_CASES = [
     ("intranasal-daily-10y", lambda: Regimen.parse("500 mcg intranasal daily").dose_events(3650),
      ResourceError, ["3,650 injected or intranasal"]),
     ("oral-4-million", lambda: Regimen.parse("1 mg oral 24 times daily").dose_events(36500),
-     ResourceError, ["876000 dose events", "400,000"]),
+     ResourceError, ["876,000 dose events", "400,000"]),
     ("oral-2-hourly-100y", lambda: Regimen.parse("100 mcg oral every 2 hours").dose_events(36500),
-     ResourceError, ["438000 dose events", "400,000"]),
+     ResourceError, ["438,000 dose events", "400,000"]),
     ("event-list-100mg-twice", lambda: b12pk.simulate(
         [DoseEvent(0.0, 100_000, "im", "cyano"), DoseEvent(0.5, 100_000, "im", "cyano")],
         days=5), DoseError, ["200,000 µg on treatment day 1"]),

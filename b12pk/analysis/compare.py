@@ -19,7 +19,7 @@ from .._data import data_path
 from ..engine.core import (PARENTERAL, HOURLY_POINTS, as_regimen, check_days, check_memory,
                      result_memory_bytes, simulate, simulate_memory_bytes)
 from ..errors import FileFormatError, InputError, UnknownNameError
-from ..io import echo, read_toml
+from ..io import check_label, echo, read_toml
 from ..model.parameters import Patient, serum_bands_pmol_per_l
 from ..limits import MAX_TOML_BYTES
 from ..regimen.language import DoseEvent, Regimen
@@ -314,7 +314,9 @@ def _dedupe_labels(items: list, kind: str) -> list:
         if not isinstance(label, str):
             raise InputError(f"{kind} label {echo(label)} is not text; accepted: a string")
         label = " ".join(label.split())
-        if not label:
+        if label:
+            check_label(label, f"{kind} label")  # no control characters, not too long
+        else:
             label = item.regimen.to_text() if kind == "regimen" else patient_label(item.patient)
         base, k = label, 1
         while _label_key(label) in seen:

@@ -496,7 +496,9 @@ def _no_dose_error(reg: "Regimen | _DoseList", days: float, empty_ok: bool = Tru
     else:
         what = (f"the list of {len(reg)} dose event(s) (the first at day "
                 f"{min(ev.time_days for ev in reg):g})")
-    alt = " (or an empty list of doses to simulate no treatment)" if empty_ok else ""
+    # the hint fits where a list of doses was given and an empty one is accepted
+    alt = " (or an empty list of doses to simulate no treatment)" \
+        if empty_ok and not isinstance(reg, Regimen) else ""
     return HorizonError(f"{what} gives no dose within the horizon of days={days:g}; "
                         f"accepted: a horizon that reaches its first dose{alt}")
 

@@ -14,10 +14,11 @@ from .output import (Interrupted, atomic_output_dir, atomic_output_file, atomic_
                      output_file_target, pending_signal,
                      remove_stale_temporaries, staging_dir)
 from .read import read_bytes, read_text, read_toml
-from .text import echo, echo_path, sanitize_message
+from .text import check_label, echo, echo_path, sanitize_message
 from .values import as_finite_float, is_finite_real
 
 __all__ = ["Interrupted", "atomic_output_dir", "atomic_output_file", "atomic_write_text",
            "check_interrupted", "handle_signals", "pending_signal", "output_file_target", "output_dir_target", "remove_stale_temporaries", "staging_dir",
            "read_bytes", "read_text", "read_toml", "echo", "echo_path", "sanitize_message",
+           "check_label",
            "as_finite_float", "is_finite_real"]

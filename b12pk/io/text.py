@@ -6,10 +6,23 @@ import numbers
 import os
 from typing import Any
 
-from ..errors import escape_control, sanitize_message
-from ..limits import MAX_ECHO_CHARS, MAX_ECHO_PATH_CHARS
+from ..errors import CONTROL_CHARACTERS, InputError, escape_control, sanitize_message
+from ..limits import MAX_ECHO_CHARS, MAX_ECHO_PATH_CHARS, MAX_LABEL_CHARS
 
-__all__ = ["echo", "echo_path", "sanitize_message"]
+__all__ = ["echo", "echo_path", "sanitize_message", "check_label"]
+
+
+def check_label(label: Any, what: str = "label") -> str:
+    """A display label as given, if it is one line of printable text (labels are written
+    into reports, tables and figures): InputError otherwise."""
+    if not isinstance(label, str):
+        raise InputError(f"{what} {echo(label)} is not accepted; accepted: text")
+    if not label.strip() or len(label) > MAX_LABEL_CHARS or "\n" in label or "\r" in label \
+            or "\t" in label or CONTROL_CHARACTERS.search(label):
+        raise InputError(f"{what} {echo(label)} is not accepted; accepted: one line of up to "
+                         f"{MAX_LABEL_CHARS} printable characters (no control characters, "
+                         "tabs or line breaks), not blank")
+    return label
 
 
 def _number_text(value: Any) -> str:

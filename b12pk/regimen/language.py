@@ -37,7 +37,7 @@ from ..errors import (
     ResourceError,
     UnknownNameError,
 )
-from ..io import as_finite_float, echo, echo_path, read_toml
+from ..io import as_finite_float, check_label, echo, echo_path, read_toml
 from ..model.declaration import declaration
 from ..limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
                      MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
@@ -703,6 +703,8 @@ class Regimen:
         object.__setattr__(self, "phases", phases)
         if self.label is not None and not isinstance(self.label, str):
             raise TypeError(f"label must be a string or None, got {self.label!r}")
+        if self.label is not None:
+            check_label(self.label, "regimen label")
         plan = self._plan()  # validates phase order and that every phase gives a dose
         # the daily limits, checked now over every finite phase and two cycles of an
         # indefinite one (a later horizon repeats those cycles)
@@ -864,6 +866,8 @@ class Regimen:
         """All dose runs, unbounded ones with ``count = -1``."""
         runs: list[DoseRun] = []
         last: float | None = None
+        prev: Phase | None = None
+        prev_first = 0.0
         for i, phase in enumerate(self.phases, start=1):
             if i > 1 and last is None:
                 raise HorizonError(
@@ -881,16 +885,34 @@ class Regimen:
                                    f"{getattr(phase.duration, 'day', '?')}) before it starts "
                                    f"(day {_fmt(start + 1)})")
             first = min(r.time_days for r in phase_runs)
-            if last is not None and phase.start_day is not None and first <= last:
+            if last is not None and self._out_of_order(phase, prev, first, prev_first, last):
                 raise HorizonError(
                     f"phase {i} starts on day {_fmt(first + 1)}, but phase {i - 1} gives its "
                     f"last dose on day {_fmt(last + 1)}: phases joined by 'then' follow one "
-                    f"another; give phase {i} a later start day, or write overlapping courses "
+                    f"another; give phase {i} later days, or write overlapping courses "
                     f"as separate regimens")
+            prev, prev_first = phase, first
             runs.extend(phase_runs)
             last = None if phase.is_indefinite else max(
                 r.time_days + (r.count - 1) * r.interval_days for r in phase_runs)
         return runs
+
+    @staticmethod
+    def _out_of_order(phase: Phase, prev: Phase | None, first: float, prev_first: float,
+                      last: float) -> bool:
+        """Whether a phase breaks 'then' (the previous phase's first dose ``prev_first`` and
+        last dose ``last``, days). A phase given a start day, or next to a repeating phase,
+        starts after the previous phase's last dose; two lists of explicit days may
+        interleave ('on days 1, 8, then 500 mcg on days 2, 9': how :meth:`to_text` writes
+        the doses of :meth:`from_events`, every day stated) but not run backwards ('on day
+        10 then on day 5')."""
+        if first < prev_first:
+            return True
+        both_lists = isinstance(phase.schedule, AtTimes) and isinstance(
+            getattr(prev, "schedule", None), AtTimes)
+        return first <= last and not both_lists and (
+            phase.start_day is not None or isinstance(phase.schedule, AtTimes)
+            or isinstance(getattr(prev, "schedule", None), AtTimes))
 
     def dose_runs(self, horizon_days: float) -> list[DoseRun]:
         """Compact dose runs with every dose in ``0 <= t < horizon_days``.
@@ -945,7 +967,7 @@ def _check_limits(runs: Sequence[DoseRun], horizon: float) -> None:
     """Every dose limit of :mod:`b12pk.limits` on the doses before ``horizon`` days."""
     total = sum(r.count for r in runs)
     if total > MAX_EVENTS:
-        raise ResourceError(f"{total} dose events up to day {_fmt(horizon)} exceed the limit "
+        raise ResourceError(f"{total:,} dose events up to day {_fmt(horizon)} exceed the limit "
                             f"of {MAX_EVENTS:,}; use a shorter horizon or fewer doses a day")
     _check_daily_limits(runs)
     parenteral = sum(r.count for r in runs if r.route in PARENTERAL_ROUTES)
@@ -1140,7 +1162,26 @@ _EXPECT_ROUTE = "a route (oral, sublingual, IM, deep SC, intranasal, IV)"
 _EXPECT_FREQ = ("daily", "twice daily", "weekly", "monthly", "every", "N times weekly",
                 "on alternate days", "on days", "once")
 _EXPECT_DURATION = ("for", "until", "indefinitely")
+_EXPECT_LONG_CHARS = 160
+"""Longer lists of what was expected are summarised by kind (messages stay short)."""
 _EXPECT_SEP = ("then", "followed by", ",", ";")
+
+
+def _expected_text(expected: Sequence[str]) -> str:
+    """'one of: a, b, c', or, when that is long, the kinds of word expected."""
+    full = "one of: " + ", ".join(expected)
+    if len(full) <= _EXPECT_LONG_CHARS:
+        return full
+    kinds = {_EXPECT_AMOUNT: "an amount", _EXPECT_FORM: "a form", _EXPECT_ROUTE: "a route"}
+    out: list[str] = []
+    for item in expected:
+        kind = kinds.get(item) or (
+            "a frequency (daily, weekly, every ...)" if item in _EXPECT_FREQ else
+            "a duration (for, until, indefinitely)" if item in _EXPECT_DURATION else
+            "'then'" if item in _EXPECT_SEP else item)
+        if kind not in out:
+            out.append(kind)
+    return ", ".join(out) + " (docs/regimen-language.md lists the words)"
 
 _VOCABULARY = sorted(set(_ROUTE_ALIASES) | set(_FORM_ALIASES) | set(_AMOUNT_UNITS)
                      | set(_TIME_UNITS) | set(_PER_WORDS) | set(_NUMBER_WORDS) | _FILLER
@@ -1225,12 +1266,12 @@ class _Parser:
         msg = f"{self._quote()}: stopped at {where}"
         if reason:
             msg += f": {reason}"
-        if expected:
-            msg += "; expected one of: " + ", ".join(expected)
         suggestion = difflib.get_close_matches(raw.lower(), _VOCABULARY, n=1, cutoff=0.75) \
             if not reason and raw.isalpha() and raw.lower() not in _VOCABULARY else []
         if suggestion:
             msg += f' (did you mean "{suggestion[0]}"?)'
+        if expected:
+            msg += "; expected " + _expected_text(expected)
         if cls is RegimenSyntaxError:
             return RegimenSyntaxError(msg, self.text, pos, tuple(expected))
         return cls(msg)

@@ -94,7 +94,7 @@ OUTCOMES = ("ok", "hang", "crash-signal", "traceback", "user-file-lost-or-change
             "silent-accept", "multi-line-or-huge-error", "unclear-message", "wrong-exit")
 GB = 1 << 30
 MEM_LIMIT = 3 * GB
-MAX_LINE = 400           # "~300 characters" of message plus the prefix and some slack
+MAX_LINE = 640           # MAX_MESSAGE_CHARS (600, docs/errors.md) plus the "b12pk: error: " prefix
 SHORT_TIMEOUT = 20.0     # FIFOs and devices: a refusal is immediate, so 20 s is a hang
 R_OK = "1000 mcg IM monthly"
 
