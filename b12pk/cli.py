@@ -307,6 +307,17 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                    f"{', '.join(sorted(covariate_sets()))}")
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
+    if args.population is not None:  # the population view's work, checked before any
+        from .analysis.compare import default_patients, default_regimens  # simulation
+        from .engine.core import check_days
+        from .population.core import check_population_work
+
+        days = check_days(args.days)
+        regs = regimens or default_regimens()
+        n_patients = len(patients or default_patients())
+        check_population_work([(r.regimen.dose_events(days), args.population)
+                               for r in regs] * n_patients, days,
+                              "the report's population view")
     from .analysis.validate import validate
 
     comp = compare(regimens, patients, args.days, progress=_progress)

@@ -14,6 +14,7 @@ __all__ = [
     "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_ECHO_PATH_CHARS",
     "MAX_LABEL_CHARS",
     "MAX_MESSAGE_CHARS", "MAX_QUOTED_CHARS", "MAX_INT", "MAX_PATIENTS",
+    "MAX_POPULATION_TRANSIENTS", "MAX_POPULATION_PATIENT_DAYS",
     "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
 ]
 
@@ -94,6 +95,14 @@ MAX_INT = 2 ** 53
 #: Largest accepted population.
 MAX_PATIENTS = 100_000_000
 
+#: Most work one population run (or one report's population view, all runs together) may
+#: ask for, so that no accepted run takes more than a few minutes on a 2-core machine:
+#: patient-transients (each patient's injection or intranasal doses within the horizon; the
+#: engine integrates about 50,000 a second there, so 2e7 is about 7 minutes) and
+#: patient-days (1e10 is about 3 minutes of oral dosing). Stated.
+MAX_POPULATION_TRANSIENTS = 20_000_000
+MAX_POPULATION_PATIENT_DAYS = 10_000_000_000
+
 #: Most percentiles one population run reports (every whole percent, 1-99). Stated.
 MAX_QUANTILES = 99
 
@@ -103,8 +112,9 @@ MAX_CHUNK = 262_144
 #: Most patient-days of per-patient trajectories one run writes (about 6 GB of Parquet).
 MAX_TRAJECTORY_VALUES = 200_000_000
 
-#: Most dose events in one SBML export (one SBML event per dose; libSBML and libRoadRunner
-#: need memory and time that grow with the square of the count). Stated.
+#: Most SBML events in one export (one repeating event per regular dose series, so only
+#: irregular dose lists come near it; libSBML and libRoadRunner need memory and time that
+#: grow with the square of the count). Stated.
 MAX_SBML_EVENTS = 5_000
 
 #: Share of the memory available to this process that a run may plan to use.

@@ -650,3 +650,29 @@ def test_memory_estimate_is_honest(regimen, n, days, chunk, workers, monkeypatch
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak / 2 < seen[0] < 2 * peak, (seen[0], peak)
+
+
+# ---------------------------------------------------------------------------------------
+# Work limits: no accepted run takes more than a few minutes
+
+def test_too_many_patient_injections_are_refused_before_any_work():
+    import time
+
+    t = time.perf_counter()
+    with pytest.raises(b12pk.ResourceError, match="patient-injections"):
+        simulate_population("1000 mcg IM monthly", PopulationSpec(PA, n=10_000_000), 365)
+    assert time.perf_counter() - t < 5.0
+
+
+def test_too_many_patient_days_are_refused():
+    with pytest.raises(b12pk.ResourceError, match="patient-days"):
+        simulate_population(ORAL, PopulationSpec(PA, n=100_000_000), 365)
+
+
+def test_the_report_population_view_is_checked_as_a_whole(tmp_path, capsys):
+    code = b12pk.cli.main(["compare", "--days", "2", "--population", "10000000", "--out",
+                           str(tmp_path / "rep")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "population view" in err and "patient-injections" in err
+    assert not (tmp_path / "rep").exists()

@@ -42,14 +42,16 @@ from ..engine.core import (as_regimen, check_days, check_memory, events_from, fo
                      parenteral_forms, regimen_like, System)
 from ..errors import FileFormatError, InputError, ResourceError, UnknownNameError
 from ..io import as_finite_float, echo
-from ..limits import MAX_CHUNK, MAX_PATIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES
+from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
+                      MAX_POPULATION_TRANSIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES)
 from ..model import laws
 from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from ..model.parameters import setting as _patient_setting
 from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
-           "simulate_population", "sample_patients", "engine_settings", "BLOCK",
+           "simulate_population", "sample_patients", "engine_settings",
+           "check_population_work", "BLOCK",
            "MAX_PATIENTS", "QUANTILES", "default_variability"]
 
 BLOCK = 1024
@@ -1184,6 +1186,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                                 not isinstance(workers, (int, np.integer)) or workers < 1):
         raise InputError(f"workers={echo(workers)} is not accepted; accepted: a whole number "
                          ">= 1")
+    check_population_work([(events, spec.n)], days, "this population")
     traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days, create=False)
     qs = _check_quantiles(quantiles)
     forms = parenteral_forms(events)
@@ -1483,3 +1486,23 @@ def engine_settings() -> dict:
     """The population engine's numerical settings (recorded in a population's ``run.json``)."""
     return {"block": BLOCK, "transient_step_days": TRANSIENT_STEP_DAYS,
             "histogram_bins": _HIST_BINS, "histogram_range": [_HIST_LO, _HIST_HI]}
+
+
+def check_population_work(jobs: Sequence[tuple[Sequence[DoseEvent], int]], days: float,
+                          what: str) -> None:
+    """Refuse (ResourceError, before any work) runs of ``(dose events, patients)`` over
+    ``days`` that together exceed :data:`b12pk.limits.MAX_POPULATION_TRANSIENTS`
+    patient-transients or :data:`b12pk.limits.MAX_POPULATION_PATIENT_DAYS` patient-days."""
+    transients = sum(int(n) * sum(ev.route in PARENTERAL and ev.time_days < days
+                                  for ev in events) for events, n in jobs)
+    patient_days = sum(int(n) for _, n in jobs) * float(days)
+    if transients > MAX_POPULATION_TRANSIENTS:
+        raise ResourceError(
+            f"{what} asks for {transients:,} patient-injections (injected or intranasal doses "
+            f"times patients), above the limit of {MAX_POPULATION_TRANSIENTS:,} (about 7 "
+            "minutes on 2 cores); use fewer patients, a shorter horizon or fewer injections")
+    if patient_days > MAX_POPULATION_PATIENT_DAYS:
+        raise ResourceError(
+            f"{what} asks for {patient_days:,.0f} patient-days, above the limit of "
+            f"{MAX_POPULATION_PATIENT_DAYS:,} (a few minutes on 2 cores); use fewer patients "
+            "or a shorter horizon")
