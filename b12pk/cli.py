@@ -221,7 +221,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ids", default=None, help="comma-separated claim ids (default: all)")
     ev.add_argument("--max-days", type=_number, default=None,
                     help="cap every claim's horizon (quick runs)")
-    ev.add_argument("--workers", type=_WORKERS, default=1, help="processes (default 1)")
+    ev.add_argument("--workers", type=_WORKERS, default=None,
+                    help="threads (default: one per CPU)")
     ev.add_argument("--out", default="b12pk-evidence", help="output folder")
 
     sub.add_parser("presets", help="list the patient presets",

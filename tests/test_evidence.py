@@ -207,3 +207,18 @@ def test_markdown_figure_and_files(result, tmp_path):
     back = pd.read_csv(paths["evidence"])
     assert sorted(back["id"]) == sorted(IDS)
     assert set(back["verdict"]) <= set(ev.VERDICTS)
+
+
+def test_threads_give_the_same_verdicts_as_one():
+    ids = ["C001", "C102", "C209", "C307", "C308"]
+    ev.clear_cache()
+    one = ev.evaluate_claims(ids=ids, workers=1, max_days=120).table
+    ev.clear_cache()
+    two = ev.evaluate_claims(ids=ids, workers=2, max_days=120).table
+    pd.testing.assert_frame_equal(one, two)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_bad_worker_counts_are_refused(workers):
+    with pytest.raises(b12pk.InputError, match="workers"):
+        ev.evaluate_claims(ids=["C001"], workers=workers)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import os
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -879,7 +880,7 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
 def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
                     overrides: dict[str, float] | None = None,
                     max_days: float | None = None,
-                    workers: int = 1,
+                    workers: int | None = None,
                     progress: Callable[[int, int, str], None] | None = None) -> EvidenceResult:
     """Evaluate every claim of the catalogue.
 
@@ -894,9 +895,10 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
         parameter replaces it). Values are checked against the declared ranges.
     max_days : float, optional
         Cap every claim's horizon (for quick runs; steady-state metrics then refer to it).
-    workers : int
-        Processes to evaluate claims in parallel (default 1; the full catalogue takes a few
-        minutes on one core). Results do not depend on it.
+    workers : int, optional
+        Threads evaluating claims in parallel (default: one per CPU; the compiled transient
+        integrator runs without the GIL, so 2 threads take about 0.6 of the time of one).
+        Results do not depend on it.
     progress : callable, optional
         ``progress(done, total, claim_id)``.
 
@@ -924,15 +926,23 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
         base = tuple(sorted((k, float(v)) for k, v in overrides.items()))
     records = [row for _, row in claims.iterrows()]
     rows: list[dict[str, Any]] = []
-    if workers and workers > 1 and len(records) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers={echo(workers)} is not accepted; accepted: a whole number "
+                         ">= 1")
+    if workers > 1 and len(records) > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(workers, len(records)))
+        try:
             futures = [pool.submit(_evaluate_row, r, base, max_days) for r in records]
             for i, (fut, r) in enumerate(zip(futures, records)):
                 rows.append(fut.result())
                 if progress is not None:
                     progress(i + 1, len(records), r["id"])
+        finally:  # an interruption does not wait for the claims not yet started
+            pool.shutdown(wait=False, cancel_futures=True)
     else:
         for i, row in enumerate(records):
             rows.append(_evaluate_row(row, base, max_days))
