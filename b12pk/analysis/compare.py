@@ -313,10 +313,10 @@ def _dedupe_labels(items: list, kind: str) -> list:
         label = item.label
         if not isinstance(label, str):
             raise InputError(f"{kind} label {echo(label)} is not text; accepted: a string")
+        if label.strip():  # one printable line, as Regimen checks its label
+            check_label(label, f"{kind} label")
         label = " ".join(label.split())
-        if label:
-            check_label(label, f"{kind} label")  # no control characters, not too long
-        else:
+        if not label:
             label = item.regimen.to_text() if kind == "regimen" else patient_label(item.patient)
         base, k = label, 1
         while _label_key(label) in seen:

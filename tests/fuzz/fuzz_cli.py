@@ -1154,9 +1154,13 @@ def gen_silent() -> list[Case]:
                               "error"),
         "overlap-from-day": ("daily from day 1 for 10 days", "daily from day 5 for 5 days",
                              "error"),
-        # documented: phases of explicit days may interleave (their days are stated)
-        "backward-on-days": ("on days 5, 6", "on days 1, 2", "either"),
-        "backward-at-times": ("at times 5, 6 days", "at times 1 days", "either"),
+        # phases of explicit days may interleave (as to_text writes from_events' doses) but
+        # not run backwards, nor overlap a repeating phase
+        "backward-on-days": ("on days 5, 6", "on days 1, 2", "error"),
+        "backward-at-times": ("at times 5, 6 days", "at times 1 days", "error"),
+        "backward-one-day": ("on day 10", "on day 5", "error"),
+        "interleave-on-days": ("on days 1, 8", "on days 2, 9", "ok"),
+        "overlap-repeating-then-days": ("daily for 1 week", "on days 3, 30", "error"),
 
         "ok-sequential": ("daily for days 1-10", "daily for days 11-20", "ok"),
         "ok-followed-by": ("daily for 7 days", "weekly for 2 weeks", "ok"),
@@ -1219,6 +1223,17 @@ def gen_silent() -> list[Case]:
                                            "--patient", "p.toml"],
          (("file", "p.toml", '[[patient]]\nlabel = "healthy"\npreset = "vegan"\n'),), "patient"),
     ]
+    # labels reach report.md, report.html and summary.csv: control characters are refused
+    for lname, lab in (("ansi", "\\u001b[2J\\u0007"), ("nul", "a\\u0000b"),
+                       ("bidi", "x\\u202ey"), ("newline", "two\\nlines")):
+        for kind, toml in (("regimen", f'[[regimen]]\nlabel = "{lab}"\ntext = "{R_OK}"\n'),
+                           ("patient", f'[[patient]]\nlabel = "{lab}"\npreset = "healthy"\n')):
+            extra = (["--regimen", "f.toml", "--patient", "healthy"] if kind == "regimen"
+                     else ["--regimen", R_OK, "--patient", "f.toml"])
+            cases.append(Case(c, f"sw-label-{kind}-{lname}",
+                              ["compare", *extra, "--days", "2", "--out", "rep"],
+                              setup=(("file", "f.toml", toml),), outputs=("rep",),
+                              expect="error"))
     for name, extra, setup, col in dup:
         cases.append(Case(c, f"sw-duplicate-labels-{name}",
                           ["compare", *extra, "--days", "2", "--out", "rep"], setup=setup,
