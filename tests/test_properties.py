@@ -144,9 +144,13 @@ def usable(regimen: Regimen, horizon: float) -> None:
 
 
 def scaled(regimen: Regimen, factor: float) -> Regimen:
-    """The same regimen with every dose multiplied by ``factor``."""
-    return Regimen(tuple(dataclasses.replace(p, amount_ug=p.amount_ug * factor)
-                         for p in regimen.phases))
+    """The same regimen with every dose multiplied by ``factor`` (a scaled regimen over a
+    documented dose limit, per dose or per day, is not a case of the property: skipped)."""
+    try:
+        return Regimen(tuple(dataclasses.replace(p, amount_ug=p.amount_ug * factor)
+                             for p in regimen.phases))
+    except b12pk.DoseError:
+        assume(False)
 
 
 # ---------------------------------------------------------------------------------------
