@@ -7,8 +7,6 @@ normal absorption; pernicious anaemia), over one year.
 
 from __future__ import annotations
 
-import os
-
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -334,8 +332,8 @@ def _dedupe_labels(items: list, kind: str) -> list:
 def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days: float,
                          hourly_after_injections: bool = True) -> int:
     """Bytes :func:`compare` needs at most, estimated from the dose runs before any
-    simulation: every time course it keeps, plus the peaks of the simulations that run at
-    once (one per thread, :func:`b12pk.engine.simulate_memory_bytes`)."""
+    simulation: every time course it keeps, plus the peak of one simulation
+    (:func:`b12pk.engine.simulate_memory_bytes`)."""
     held, peak = 0, 0
     for r in regimens:
         runs = r.regimen.dose_runs(days)
@@ -346,12 +344,7 @@ def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days
         n_states = 3 * max(1, len({x.form for x in parenteral})) + 8
         held += result_memory_bytes(n_out)
         peak = max(peak, simulate_memory_bytes(n_out, n_states))
-    return held * n_patients + peak * _threads(len(regimens) * n_patients)
-
-
-def _threads(n_jobs: int) -> int:
-    """Threads :func:`compare` simulates in: one per CPU, at most one per simulation."""
-    return max(1, min(os.cpu_count() or 1, n_jobs))
+    return held * n_patients + peak
 
 
 def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | None = None,
@@ -400,26 +393,16 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
 
     comp = Comparison(regimens=tuple(regs), patients=tuple(pats), days=days)
     rows = []
-    jobs = [(p, r) for p in pats for r in regs]
-
-    def run(job: tuple[NamedPatient, NamedRegimen]) -> Any:
-        return simulate(job[1].regimen, job[0].patient, days=days,
-                        hourly_after_injections=True)
-
-    # threads: the compiled transient integrator runs without the GIL; results in job order
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=_threads(len(jobs)))
-    try:
-        for (p, r), df in zip(jobs, pool.map(run, jobs)):
+    total = len(regs) * len(pats)
+    for p in pats:
+        for r in regs:
+            df = simulate(r.regimen, p.patient, days=days, hourly_after_injections=True)
             comp.results[(p.label, r.label)] = df
             rows.append({"patient": p.label, "regimen": r.label,
                          "regimen_text": r.regimen.to_text(),
                          **summarize(df, r.regimen, days)})
             if progress is not None:
-                progress(len(rows), len(jobs), f"{p.label} / {r.label}")
-    finally:  # an interruption does not wait for the simulations not yet started
-        pool.shutdown(wait=False, cancel_futures=True)
+                progress(len(rows), total, f"{p.label} / {r.label}")
     comp.summary = pd.DataFrame(rows, columns=["patient", "regimen", "regimen_text",
                                                *SUMMARY_COLUMNS])
     return comp
