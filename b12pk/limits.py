@@ -12,7 +12,7 @@ __all__ = [
     "MAX_DOSE_UG", "MAX_DAILY_UG", "MAX_DOSES_PER_DAY", "MAX_EVENTS", "MAX_PARENTERAL_DOSES",
     "MAX_PER_CYCLE", "MAX_DAYS", "MIN_DAYS", "MAX_RANGES", "MAX_VARIANTS", "MAX_TOML_BYTES",
     "MAX_EVENT_TABLE_BYTES", "MAX_TEXT_CHARS", "MAX_ECHO_CHARS", "MAX_ECHO_PATH_CHARS",
-    "MAX_LABEL_CHARS",
+    "MAX_LABEL_CHARS", "MAX_INFUSION_DAYS",
     "MAX_MESSAGE_CHARS", "MAX_QUOTED_CHARS", "MAX_INT", "MAX_PATIENTS",
     "MAX_POPULATION_TRANSIENTS", "MAX_POPULATION_PATIENT_DAYS",
     "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
@@ -76,8 +76,11 @@ MAX_ECHO_CHARS = 80
 MAX_ECHO_PATH_CHARS = 80
 """(At most :data:`MAX_QUOTED_CHARS`, so that the message cleaner keeps a cut path's end.)"""
 
-#: Longest display label of a regimen or a patient (characters).
+#: Longest display label of a regimen or a patient (characters). Stated.
 MAX_LABEL_CHARS = 120
+
+#: Longest infusion (days) a dose event may have (``DoseEvent.duration_days``). Stated.
+MAX_INFUSION_DAYS = 1.0
 
 #: Longest message an error carries; longer ones keep their start and end.
 MAX_MESSAGE_CHARS = 600

@@ -289,6 +289,12 @@ def test_patient_labels_are_made_unique(patients, labels):
     assert list(comp.summary["patient"]) == labels
 
 
+@pytest.mark.parametrize("label", ["\x1b[2J", "nul\x00", "tab\there", "x" * 121])
+def test_patient_labels_that_would_reach_the_report_raw_are_refused(label):
+    with pytest.raises(b12pk.InputError, match="patient label"):
+        compare([DAILY], [NamedPatient(label, Patient.preset("healthy"))], days=3)
+
+
 def test_compare_memory_is_refused_before_any_simulation(monkeypatch):
     from b12pk import limits
 

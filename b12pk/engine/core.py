@@ -24,6 +24,7 @@ enterocyte, holoTC, holoHC, stores, and the cumulative urine, faeces and unabsor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ class _Layout:
     def free(self, i: int) -> int:
         return self.index("free", self.forms[i])
 
-    @property
+    @functools.cached_property
     def n_parenteral(self) -> int:
         """Number of per-form (parenteral) states; they come first."""
         return len(_compartment_order()[0]) * self.nf
@@ -126,12 +127,12 @@ class _Layout:
             return self.index(name)
         raise AttributeError(name)
 
-    @property
+    @functools.cached_property
     def n(self) -> int:
         per_form, fixed = _compartment_order()
         return len(per_form) * self.nf + len(fixed)
 
-    @property
+    @functools.cached_property
     def body_indices(self) -> np.ndarray:
         return np.array([i for c in declaration().compartments if c.body
                          for i in self.indices(c.name)])
@@ -143,6 +144,7 @@ class _Layout:
         return slice(int(idx.min()), int(idx.max()) + 1)
 
 
+@functools.lru_cache(maxsize=1)
 def _compartment_order() -> tuple[tuple[str, ...], tuple[str, ...]]:
     comps = declaration().compartments
     return (tuple(c.name for c in comps if c.per_form),

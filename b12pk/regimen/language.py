@@ -40,6 +40,7 @@ from ..errors import (
 from ..io import as_finite_float, check_label, echo, echo_path, read_toml
 from ..model.declaration import declaration
 from ..limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
+                     MAX_INFUSION_DAYS,
                      MAX_PARENTERAL_DOSES, MAX_PER_CYCLE, MAX_RANGES, MAX_TEXT_CHARS,
                      MAX_TOML_BYTES, MAX_VARIANTS)
 
@@ -93,8 +94,6 @@ PARENTERAL_ROUTES = declaration().parenteral_routes
 
 #: Routes whose doses may be infused over a duration (``DoseEvent.duration_days``).
 INFUSION_ROUTES = ("iv",)
-MAX_INFUSION_DAYS = 1.0
-"""Longest infusion (days) a dose event may have."""
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 30.0
