@@ -13,7 +13,8 @@ import importlib
 
 from .about import DISCLAIMER, __version__
 from .errors import (B12pkError, B12pkWarning, DoseError, EventTableError, FileFormatError,
-                     HorizonError, InputError, OutputError, ParameterError, PatientError,
+                     HorizonError, InputError, ModelError, OutputError, ParameterError,
+                     PatientError,
                      RegimenSyntaxError, ResourceError, UnknownNameError)
 
 #: Where each public name lives; modules are imported on first use, so ``import b12pk`` (and
@@ -83,6 +84,6 @@ __all__ = [
     # errors
     "B12pkError", "InputError", "DoseError", "UnknownNameError", "ParameterError",
     "PatientError", "HorizonError", "RegimenSyntaxError", "FileFormatError", "EventTableError",
-    "ResourceError", "OutputError", "B12pkWarning",
+    "ResourceError", "ModelError", "OutputError", "B12pkWarning",
     "DISCLAIMER", "__version__",
 ]

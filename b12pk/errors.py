@@ -24,6 +24,7 @@ __all__ = [
     "FileFormatError",
     "EventTableError",
     "ResourceError",
+    "ModelError",
     "OutputError",
     "B12pkWarning",
 ]
@@ -132,6 +133,11 @@ class EventTableError(FileFormatError):
 
 class ResourceError(B12pkError):
     """A request that would exceed a documented resource budget (memory, size, time)."""
+
+
+class ModelError(B12pkError):
+    """A method that does not fit the model declaration it is asked to run (e.g. a fast
+    engine written for an earlier structure of ``data/model.toml``)."""
 
 
 class OutputError(FileFormatError):

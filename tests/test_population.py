@@ -676,3 +676,78 @@ def test_the_report_population_view_is_checked_as_a_whole(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "population view" in err and "patient-injections" in err
     assert not (tmp_path / "rep").exists()
+
+
+# ----- the exact method: every patient through simulate's engine ----------------------
+
+NASAL = b12pk.Regimen.parse("1000 mcg cyanocobalamin intranasal every 3 days")
+
+
+@pytest.mark.parametrize("regimen", [ORAL, IM, NASAL], ids=["oral", "im", "intranasal"])
+def test_a_population_of_one_is_simulate_to_the_last_bit(regimen):
+    spec = PopulationSpec.without_variability(PA, n=1)
+    pop = simulate_population(regimen, spec, 45, method="exact")
+    ref = b12pk.simulate(regimen, PA, 45)
+    for col in ("serum_pmol_per_l", "stores_ug"):
+        np.testing.assert_array_equal(pop.means[col].to_numpy(), ref[col].to_numpy())
+    assert pop.method == "exact"
+
+
+def _sampled_patient(spec):
+    """The first patient of a population as a Patient, from sample_patients' table."""
+    row = sample_patients(spec).iloc[0]
+    params = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
+              "uptake_vmax_ug_per_day", "nasal_bioavailability")
+    settings = {k: float(row[k]) for k in ("diet_ug_per_day", "egfr_ml_min", "food_release",
+                                           "intrinsic_factor", "ileal_resection_cm",
+                                           "baseline_serum_pmol_per_l", "baseline_stores_ug")
+                if k in row}
+    return dataclasses.replace(spec.patient, overrides={k: float(row[k]) for k in params},
+                               **settings)
+
+
+@pytest.mark.parametrize("covariates", [None, "older-adults"])
+def test_an_exact_patient_is_the_sampled_patient_simulated(covariates):
+    spec = PopulationSpec(b12pk.Patient.preset("pernicious-anaemia"), n=1, seed=11,
+                          covariates=covariates)
+    pop = simulate_population(IM, spec, 40, method="exact")
+    ref = b12pk.simulate(IM, _sampled_patient(spec), 40)
+    np.testing.assert_allclose(pop.means.serum_pmol_per_l, ref.serum_pmol_per_l, rtol=1e-12)
+
+
+@pytest.mark.parametrize("regimen, tol", [(ORAL, 1e-8), (IM, 1e-2), (NASAL, 1e-2)],
+                         ids=["oral", "im", "intranasal"])
+def test_the_fast_method_agrees_with_the_exact_one(regimen, tol):
+    spec = PopulationSpec(PA, n=40, seed=2)
+    fast = simulate_population(regimen, spec, 90)
+    exact = simulate_population(regimen, spec, 90, method="exact")
+    for col in ("serum_pmol_per_l", "stores_ug"):
+        a, b = fast.means[col].to_numpy(), exact.means[col].to_numpy()
+        assert np.abs(a / b - 1).max() < tol, col
+    np.testing.assert_allclose(fast.bands.probability, exact.bands.probability, atol=0.05)
+
+
+def test_an_unknown_population_method_is_refused():
+    with pytest.raises(b12pk.InputError, match="accepted: 'fast', 'exact'"):
+        simulate_population(ORAL, PopulationSpec(PA, n=2), 10, method="euler")
+
+
+def test_the_fast_method_refuses_a_model_it_was_not_written_for(monkeypatch):
+    import b12pk.population.core as core
+
+    monkeypatch.setattr(core, "model_signature", lambda: "another-model")
+    spec = PopulationSpec(PA, n=2)
+    with pytest.raises(b12pk.ModelError, match="method='exact'"):
+        simulate_population(ORAL, spec, 10)
+    assert simulate_population(ORAL, spec, 10, method="exact").n == 2
+
+
+def test_population_command_runs_the_exact_method(tmp_path):
+    import json
+
+    out = tmp_path / "pop"
+    rc = b12pk.cli.main(["population", "--regimen", "1000 mcg IM monthly", "--patient",
+                         "pernicious-anaemia", "--n", "3", "--days", "40", "--method", "exact",
+                         "--out", str(out)])
+    assert rc == 0
+    assert json.loads((out / "run.json").read_text())["engine"]["method"] == "exact"

@@ -765,6 +765,65 @@ def _integrate(sys_: System, y0: np.ndarray, t0: float, t1: float, t_out: np.nda
     return y, out
 
 
+def run_patient(sys_: System, y0: np.ndarray, events: Sequence[DoseEvent], days: float,
+                t_out: np.ndarray, method: str = "fast", before: Sequence[float] = ()
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run one patient's system from state ``y0`` at day 0 through the checked dose
+    ``events`` to ``days``: the engine behind :func:`simulate` and the population's exact
+    method (:func:`b12pk.population.simulate_population`).
+
+    Returns the states at the sorted output times ``t_out`` (len(t_out), n_states; at a dose
+    time, just after the dose), the amount dosed (ug) by each output time, and the states
+    just before the doses at each of the dose times ``before`` (len(before), n_states).
+    """
+    L = sys_.L
+    y = np.array(y0, dtype=float)
+    book = _DoseBook()
+    states = np.empty((len(t_out), L.n))
+    dosed = np.empty(len(t_out))
+    pre = np.full((len(before), L.n), np.nan)
+    before_index = {float(t): i for i, t in enumerate(before)}
+
+    # segments run from one change to the next: a dose time, or the end of an infusion
+    groups: dict[float, list] = {}
+    ends: dict[float, list] = {}
+    for ev in events:
+        groups.setdefault(ev.time_days, []).append(ev)
+        if ev.duration_days > 0.0 and ev.time_days + ev.duration_days < days:
+            ends.setdefault(ev.time_days + ev.duration_days, []).append(ev)
+    changes = sorted(set(groups) | set(ends))
+    infusions = [ev for ev in events if ev.duration_days > 0.0]
+    t = 0.0
+    k = 0
+    try:
+        for te in changes + [None]:
+            t_next = days if te is None else te
+            # outputs in [t, t_next): computed before the doses at t_next
+            j = np.searchsorted(t_out, t_next, side="left") if te is not None else len(t_out)
+            y, out = _integrate(sys_, y, t, t_next, t_out[k:j], method)
+            states[k:j] = out
+            dosed[k:j] = book.dosed
+            k = j
+            t = t_next
+            if te is None:
+                break
+            if te in before_index:
+                pre[before_index[te]] = y
+            _apply_doses(sys_, y, te, groups.get(te, ()), book)
+            if te in ends or any(ev.duration_days > 0.0 for ev in groups.get(te, ())):
+                running = [ev for ev in infusions
+                           if ev.time_days <= te < ev.time_days + ev.duration_days]
+                sys_.set_infusion(sum((sys_.infusion_rates(ev) for ev in running),
+                                      np.zeros(L.n)))
+    finally:
+        sys_.set_infusion(np.zeros(L.n))
+    for ev in infusions:  # the part of each infusion given by each output time
+        dosed += ev.amount_ug * np.clip((t_out - ev.time_days) / ev.duration_days, 0.0, 1.0)
+    # round-off below 1e-12 ug (matrix exponential) is set to zero; larger negatives stay visible
+    states[(states < 0.0) & (states > -1e-12)] = 0.0
+    return states, dosed, pre
+
+
 def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 365.0, *,
              parameters: Parameters | None = None, times: Any = None,
              hourly_after_injections: bool = False, method: str = "fast") -> "Any":
@@ -821,45 +880,8 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     t_out = _output_times(days, events, times, hourly_after_injections, sys_.L.n)
 
     y = sys_.initial_state(patient)
-    L = sys_.L
-    initial_body = float(y[L.body].sum())
-    book = _DoseBook()
-    states = np.empty((len(t_out), L.n))
-    dosed = np.empty(len(t_out))
-
-    # segments run from one change to the next: a dose time, or the end of an infusion
-    groups: dict[float, list] = {}
-    ends: dict[float, list] = {}
-    for ev in events:
-        groups.setdefault(ev.time_days, []).append(ev)
-        if ev.duration_days > 0.0 and ev.time_days + ev.duration_days < days:
-            ends.setdefault(ev.time_days + ev.duration_days, []).append(ev)
-    changes = sorted(set(groups) | set(ends))
-    infusions = [ev for ev in events if ev.duration_days > 0.0]
-    t = 0.0
-    k = 0
-    for te in changes + [None]:
-        t_next = days if te is None else te
-        # outputs in [t, t_next): computed before the doses at t_next
-        j = np.searchsorted(t_out, t_next, side="left") if te is not None else len(t_out)
-        y, out = _integrate(sys_, y, t, t_next, t_out[k:j], method)
-        states[k:j] = out
-        dosed[k:j] = book.dosed
-        k = j
-        t = t_next
-        if te is None:
-            break
-        _apply_doses(sys_, y, te, groups.get(te, ()), book)
-        if te in ends or any(ev.duration_days > 0.0 for ev in groups.get(te, ())):
-            running = [ev for ev in infusions
-                       if ev.time_days <= te < ev.time_days + ev.duration_days]
-            sys_.set_infusion(sum((sys_.infusion_rates(ev) for ev in running), np.zeros(L.n)))
-    sys_.set_infusion(np.zeros(L.n))
-    for ev in events:  # the part of each infusion given by each output time
-        if ev.duration_days > 0.0:
-            dosed += ev.amount_ug * np.clip((t_out - ev.time_days) / ev.duration_days, 0.0, 1.0)
-    # round-off below 1e-12 ug (matrix exponential) is set to zero; larger negatives stay visible
-    states[(states < 0.0) & (states > -1e-12)] = 0.0
+    initial_body = float(y[sys_.L.body].sum())
+    states, dosed, _ = run_patient(sys_, y, events, days, t_out, method)
 
     diet_cum = sys_.diet * t_out
     env = {**sys_.rates, **sys_.amounts(states.T), "dosed_ug": dosed, "diet_ug": diet_cum}

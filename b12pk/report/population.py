@@ -50,7 +50,7 @@ def write_population(result: PopulationResult, out: Any, *,
             "variability_cv": dict(spec.variability),
             "covariates": spec.covariates_text(),
             "never_replete_pct": float(result.repletion.attrs.get("never_pct", 0.0)),
-            "engine": engine_settings(),
+            "engine": {"method": result.method, **engine_settings()},
             "disclaimer": DISCLAIMER,
         }
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
