@@ -764,7 +764,7 @@ def test_interrupted_validate_keeps_earlier_output(tmp_path, monkeypatch, capsys
 def test_interrupted_simulate_keeps_earlier_csv(tmp_path, monkeypatch):
     out = tmp_path / "course.csv"
     out.write_text("earlier,course\n", encoding="utf-8")
-    monkeypatch.setattr(b12pk.engine.core, "_integrate", _interrupt)
+    monkeypatch.setattr(b12pk.engine.core, "run_patient", _interrupt)
     code = main(["simulate", "--regimen", OK_TEXT, "--days", "5", "--out", str(out)])
     assert code == 130
     assert out.read_text(encoding="utf-8") == "earlier,course\n"

@@ -510,3 +510,23 @@ def test_infusions_where_only_boluses_are_modelled_are_refused():
         b12pk.Regimen.from_events(infusion)
     with pytest.raises(b12pk.InputError, match="infusion"):
         b12pk.simulate_population(infusion, b12pk.PopulationSpec("healthy", 10), 5)
+
+
+@pytest.mark.parametrize("regimen", ["1000 mcg cyanocobalamin IM monthly",
+                                     "1000 mcg cyanocobalamin intranasal every 3 days",
+                                     "1000 mcg oral twice daily"])
+def test_the_compiled_patient_loop_agrees_with_the_python_loop(regimen, tmp_path):
+    """simulate's compiled loop (numba) against its Python loop with LSODA (no numba)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "python-loop.csv"
+    code = ("import sys, b12pk; b12pk.simulate(sys.argv[1], 'pernicious-anaemia', 60, "
+            "hourly_after_injections=True).to_csv(sys.argv[2], index=False)")
+    env = {**os.environ, "B12PK_NO_NUMBA": "1"}
+    subprocess.run([sys.executable, "-c", code, regimen, str(out)], check=True, env=env)
+    slow = pd.read_csv(out)
+    fast = b12pk.simulate(regimen, "pernicious-anaemia", 60, hourly_after_injections=True)
+    for col in ("serum_pmol_per_l", "stores_ug", "urine_ug", "body_ug"):
+        np.testing.assert_allclose(fast[col], slow[col], rtol=1e-7, atol=1e-9)

@@ -119,7 +119,8 @@ def _lu(W, piv):
 
 
 def _lu_solve(W, piv, x):
-    """Solve ``W x = x`` in place with the factors of :func:`_lu`."""
+    """Solve ``W x = x`` in place with the factors of :func:`_lu` (the first ``W.shape[0]``
+    entries of ``x``)."""
     n = W.shape[0]
     for k in range(n):
         p = piv[k]
@@ -139,25 +140,41 @@ def _lu_solve(W, piv, x):
         x[i] = s / W[i, i]
 
 
-def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol,
+def _solve_sinks(J, m, h, fi, x):
+    """Complete ``(I - h J) x = fi`` below row ``m`` (the sinks), given ``x[:m]``: a sink's
+    Jacobian column is zero, so its row is ``x_s = fi_s + h J[s, :m] x[:m]``."""
+    n = fi.shape[0]
+    for s in range(m, n):
+        acc = 0.0
+        for c in range(m):
+            acc += J[s, c] * x[c]
+        fi[s] += h * acc
+
+
+def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
                 b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
     """One linearly implicit Euler extrapolation step of length ``H`` from ``y``: the result
-    in ``T[COLUMNS - 1]``; returns the scaled error estimate (inf if a matrix is singular)."""
+    in ``T[COLUMNS - 1]``; returns the scaled error estimate (inf if a matrix is singular).
+
+    The states from ``n_act`` on are sinks (cumulative amounts that no flux depends on): the
+    linear systems are solved for the first ``n_act`` states and completed for the sinks."""
     n = y.shape[0]
     K = COLUMNS
+    Wm = W[:n_act, :n_act]
     rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
     jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
     for j in range(1, K + 1):
         h = H / j
-        for r in range(n):
-            for c in range(n):
-                W[r, c] = -h * J[r, c]
-            W[r, r] += 1.0
-        if not _lu(W, piv):
+        for r in range(n_act):
+            for c in range(n_act):
+                Wm[r, c] = -h * J[r, c]
+            Wm[r, r] += 1.0
+        if not _lu(Wm, piv):
             return math.inf
         for i in range(n):
             fi[i] = h * f0[i]
-        _lu_solve(W, piv, fi)
+        _lu_solve(Wm, piv, fi)
+        _solve_sinks(J, n_act, h, fi, fi)
         for i in range(n):
             yi[i] = y[i] + fi[i]
         for _ in range(1, j):
@@ -165,7 +182,8 @@ def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol,
                 skm)
             for i in range(n):
                 fi[i] *= h
-            _lu_solve(W, piv, fi)
+            _lu_solve(Wm, piv, fi)
+            _solve_sinks(J, n_act, h, fi, fi)
             for i in range(n):
                 yi[i] += fi[i]
         # Aitken-Neville in place: before this loop T[m] holds the previous row's column
@@ -233,7 +251,7 @@ def near_kink(y, bbinder, bcap):
     return False
 
 
-def integrate(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
+def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
               b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
     """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days).
 
@@ -245,7 +263,8 @@ def integrate(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
     is written to ``out`` (steps end exactly on output times). Returns ``(t, k, status)``:
     the time reached, the number of outputs written and :data:`OK`, or
     :data:`TOO_MANY_STEPS` after ``max_steps`` steps (``y`` and ``t`` then hold the last
-    accepted step: the caller goes on with another method).
+    accepted step: the caller goes on with another method). The states from ``n_act`` on
+    are sinks (no flux depends on them; :func:`_stiff_step`).
     """
     n = y.shape[0]
     K = COLUMNS
@@ -285,8 +304,8 @@ def integrate(y, t0, t1, t_out, out, n_par, eps, rtol, atol, max_steps,
             H_try = H
             last = t + H >= target
             step = target - t if last else H
-            err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, b, lsrc, ldst,
-                              lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+            err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, n_act, b, lsrc,
+                              ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
             if err <= 1.0 and near_kink(T[K - 1], bbinder, bcap):
                 # the step reached the kink: its frozen Jacobian does not hold there; take
                 # this stretch with explicit steps

@@ -653,10 +653,11 @@ def _absorb(sys_: System, y: np.ndarray, t: float, amount: float, book: _DoseBoo
     y[sys_.absorb_rest] += amount - a_if - a_passive
 
 
-TRANSIENT_RTOL = 1e-9
+TRANSIENT_RTOL = 1e-8
 TRANSIENT_ATOL = 1e-10
-"""Tolerances of the compiled transient integrator (relative; absolute, ug): a few 1e-8
-relative from the Radau reference at rtol 1e-10 on every route and preset (tests)."""
+"""Tolerances of the compiled transient integrator (relative; absolute, ug): within about
+5e-8 relative of the Radau reference at rtol 1e-10 on every route and preset (tests check
+1e-6). (rtol 1e-9 took 69 steps per cyanocobalamin transient, 1e-8 takes 50.)"""
 TRANSIENT_MAX_STEPS = 100_000
 """Steps after which the compiled integrator hands a transient to LSODA (a safeguard: a
 transient takes tens to a few thousand steps)."""
@@ -694,7 +695,7 @@ def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: n
     # while an infusion runs the transient goes on to t1 (eps < 0: never over)
     eps = -1.0 if sys_.infusing else TRANSIENT_EPS_UG
     t_new, filled, _status = _compiled_transient()(
-        y, t, t1, sub, res, sys_.L.n_parenteral, eps, TRANSIENT_RTOL,
+        y, t, t1, sub, res, sys_.L.n_parenteral, sys_.L.body.stop, eps, TRANSIENT_RTOL,
         TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
         *sys_.nonlinear)
     out[:filled] = res[:filled]
@@ -765,6 +766,68 @@ def _integrate(sys_: System, y0: np.ndarray, t0: float, t1: float, t_out: np.nda
     return y, out
 
 
+def _dose_parts(sys_: System, ev: DoseEvent) -> tuple[int, float, int]:
+    """A dose's entry state (or ABSORPTION), the share entering it, and where the rest goes
+    (a state, ABSORPTION or NOWHERE): the route table, encoded for the compiled engine."""
+    from ._patient import ABSORPTION, NOWHERE
+
+    def index(where: str | None) -> int:
+        if where is None:
+            return NOWHERE
+        if where == "absorption":
+            return ABSORPTION
+        per_form = sys_.decl.compartment(where).per_form
+        return sys_.L.index(where, ev.form) if per_form else sys_.L.index(where)
+
+    enters, fraction, rest = sys_.routes[ev.route]
+    return index(enters), fraction, index(rest)
+
+
+def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[DoseEvent],
+                  days: float, t_out: np.ndarray, before: Sequence[float]
+                  ) -> "tuple[np.ndarray, np.ndarray, np.ndarray] | None":
+    """:func:`run_patient` through the compiled loop (:mod:`b12pk.engine._patient`); None
+    when its transient integrator gave up (the caller goes on in Python, with LSODA)."""
+    L = sys_.L
+    times = sorted({ev.time_days for ev in events})
+    t_out = np.ascontiguousarray(t_out, dtype=float)
+    seg_end = np.array(times + [days], dtype=float)
+    seg_out_end = np.searchsorted(t_out, seg_end, side="left").astype(np.int64)
+    seg_out_end[-1] = len(t_out)
+    order = sorted(range(len(events)), key=lambda i: events[i].time_days)
+    parts = [_dose_parts(sys_, events[i]) for i in order]
+    dose_amount = np.array([events[i].amount_ug for i in order], dtype=float)
+    dose_enter = np.array([p[0] for p in parts], dtype=np.int64)
+    dose_share = np.array([p[1] for p in parts], dtype=float)
+    dose_rest = np.array([p[2] for p in parts], dtype=np.int64)
+    at = [events[i].time_days for i in order]
+    seg_dose_end = np.searchsorted(at, seg_end, side="right").astype(np.int64)
+    seg_dose_end[-1] = len(at)
+    where = {float(t): j for j, t in enumerate(before)}
+    seg_pre = np.array([where.get(float(t), -1) for t in times] + [-1], dtype=np.int64)
+    states = np.empty((len(t_out), L.n))
+    dosed = np.empty(len(t_out))
+    pre = np.full((len(before), L.n), np.nan)
+    status = kernel(y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre, dose_amount,
+                    dose_enter, dose_share, dose_rest, states, dosed, pre, sys_._aug,
+                    L.n_parenteral, L.body.stop, TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL,
+                    TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
+                    *sys_.nonlinear, sys_.absorb_into, sys_.absorb_rest, sys_.if_cap,
+                    sys_.if_km, sys_.if_krec, sys_.passive)
+    if status != 0:
+        return None
+    states[(states < 0.0) & (states > -1e-12)] = 0.0
+    return states, dosed, pre
+
+
+def _compiled_patient() -> Any:
+    """The compiled single-patient loop, or None (as :func:`_compiled_transient`)."""
+    if _compiled_transient() is None:
+        return None
+    from .kernels import run_patient_kernel
+    return run_patient_kernel
+
+
 def run_patient(sys_: System, y0: np.ndarray, events: Sequence[DoseEvent], days: float,
                 t_out: np.ndarray, method: str = "fast", before: Sequence[float] = ()
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -778,6 +841,11 @@ def run_patient(sys_: System, y0: np.ndarray, events: Sequence[DoseEvent], days:
     """
     L = sys_.L
     y = np.array(y0, dtype=float)
+    kernel = _compiled_patient() if method == "fast" else None
+    if kernel is not None and not any(ev.duration_days > 0.0 for ev in events):
+        done = _run_compiled(kernel, sys_, y, events, days, t_out, before)
+        if done is not None:
+            return done
     book = _DoseBook()
     states = np.empty((len(t_out), L.n))
     dosed = np.empty(len(t_out))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["record_step", "run_span", "TILE", "integrate_transient"]
+__all__ = ["record_step", "run_span", "TILE", "integrate_transient", "run_patient_kernel"]
 
 from ..model import laws
 
@@ -166,34 +166,46 @@ def run_span(E: np.ndarray, g: np.ndarray, r: np.ndarray, y: np.ndarray,
 def _compile_module_functions(modules: tuple, names: dict) -> dict:
     """Compile the named plain-Python functions of ``modules`` with numba, each seeing the
     others' compiled versions (and the modules' constants) as globals."""
+    import hashlib
+    import inspect
     import types
 
     scope: dict = {}
     for module in modules:
         scope.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    # numba's on-disk cache checks only the file of the function it holds, not the functions
+    # it calls: the names carry a digest of every module compiled together, so that a change
+    # to any of them compiles everything afresh instead of loading stale machine code
+    digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()
+                            ).hexdigest()[:10]
     compiled = {}
     for module, fnames in names.items():
         for name in fnames:
             fn = getattr(module, name)
             clone = types.FunctionType(fn.__code__, scope, name, fn.__defaults__)
             clone.__module__ = fn.__module__  # numba's cache is keyed on this and the file
+            clone.__qualname__ = f"{fn.__qualname__}_{digest}"
             compiled[name] = numba.njit(clone, nogil=True, cache=True)
     scope.update(compiled)
     return compiled
 
 
 def _transient_kernels() -> dict:
-    from . import _transient
+    from . import _patient, _transient, linalg
     from ..model import laws
 
     return _compile_module_functions(
-        (laws, _transient),
-        {laws: ("first_order", "binding_room", "capacity_binding", "saturable",
+        (laws, linalg, _transient, _patient),
+        {laws: ("first_order", "binding_room", "capacity_binding", "saturable", "if_absorbed",
                 "nonlinear_rhs", "nonlinear_jac"),
-         _transient: ("rhs", "jac", "_lu", "_lu_solve", "_stiff_step", "_explicit_step",
-                      "near_kink", "integrate")})
+         linalg: ("expm_taylor",),
+         _transient: ("rhs", "jac", "_lu", "_lu_solve", "_solve_sinks", "_stiff_step", "_explicit_step",
+                      "near_kink", "integrate"),
+         _patient: ("_linear_step", "_parenteral", "run")})
 
 
 _TRANSIENT = _transient_kernels()
 integrate_transient = _TRANSIENT["integrate"]
 """Compiled :func:`b12pk.engine._transient.integrate`."""
+run_patient_kernel = _TRANSIENT["run"]
+"""Compiled :func:`b12pk.engine._patient.run`."""
