@@ -691,3 +691,4 @@ def test_legacy_temporaries_of_the_output_being_written_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-ab12cd34",
                                                           ".rep.tmp-notes123", "rep"]
     assert (tmp_path / "rep" / "report.md").exists()
+

@@ -25,7 +25,7 @@ from ..model.laws import if_absorbed
 from ._transient import OK, integrate
 from .linalg import expm_taylor
 
-__all__ = ["run", "ABSORPTION", "NOWHERE", "FAILED", "CACHE"]
+__all__ = ["run", "ABSORPTION", "NOWHERE", "FAILED", "CACHE", "CARRY"]
 
 ABSORPTION = -1
 NOWHERE = -2
@@ -33,6 +33,8 @@ FAILED = 1
 """Returned when the transient integrator gave up (the caller reruns the patient with LSODA)."""
 CACHE = 64
 """Step lengths whose exponentials are kept (keyed to 1e-10 day)."""
+CARRY = 7
+"""Length of :func:`run`'s ``carry``."""
 
 
 def _linear_step(y, dt, aug, keys, mats, count, tmp):
@@ -72,13 +74,17 @@ def _parenteral(y, n_par):
     return total
 
 
-def run(y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre, dose_amount, dose_enter,
-        dose_share, dose_rest, states, dosed, pre, aug, n_par, n_act, eps, rtol, atol,
-        max_steps,
-        b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
-        into, rest, if_cap, if_km, if_krec, passive):
-    """Run one patient from ``y`` (its state at day 0, changed in place) to the end of the
-    last segment.
+def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre,
+        dose_amount, dose_enter, dose_share, dose_rest, states, dosed, pre, aug, n_par, n_act,
+        eps, rtol, atol, max_steps, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc,
+        sdst, svmax, skm, into, rest, if_cap, if_km, if_krec, passive):
+    """Run segments ``i0`` to ``i1 - 1`` of one patient from ``y`` (changed in place).
+
+    ``carry`` holds what runs on from one call to the next, [time (days), outputs done,
+    doses done, ug dosed, IF-route deficit (ug), time of the last oral dose, cached
+    exponentials] (all 0 before the first call); ``keys`` and ``mats`` (CACHE, n + 1,
+    n + 1) hold the cached exponentials. (Runs are cut into calls so that the caller sees
+    an interrupt between them.)
 
     Segment ``i`` ends at ``seg_end[i]``, after the outputs ``t_out[:seg_out_end[i]]``
     still missing, and its doses are ``[seg_dose_end[i - 1], seg_dose_end[i])``, given at
@@ -89,17 +95,15 @@ def run(y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre, dose_amount, dose
     Returns :data:`OK` or :data:`FAILED`.
     """
     n = y.shape[0]
-    keys = np.zeros(CACHE)
-    mats = np.empty((CACHE, n + 1, n + 1))
-    count = 0
     tmp = np.empty(n)
-    t = 0.0
-    k = 0
-    d = 0
-    given = 0.0
-    deficit = 0.0
-    t_last = 0.0
-    for i in range(seg_end.shape[0]):
+    t = carry[0]
+    k = int(carry[1])
+    d = int(carry[2])
+    given = carry[3]
+    deficit = carry[4]
+    t_last = carry[5]
+    count = int(carry[6])
+    for i in range(i0, i1):
         t1 = seg_end[i]
         kend = seg_out_end[i]
         k0 = k
@@ -151,4 +155,11 @@ def run(y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre, dose_amount, dose
                 else:
                     y[where] += a
             d += 1
+    carry[0] = t
+    carry[1] = k
+    carry[2] = d
+    carry[3] = given
+    carry[4] = deficit
+    carry[5] = t_last
+    carry[6] = count
     return OK

@@ -783,11 +783,18 @@ def _dose_parts(sys_: System, ev: DoseEvent) -> tuple[int, float, int]:
     return index(enters), fraction, index(rest)
 
 
+SEGMENTS_PER_CALL = 64
+"""Segments (dose intervals) per call of the compiled loop: Python sees an interrupt
+(Ctrl-C, SIGTERM) between calls, within about 0.1 s."""
+
+
 def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[DoseEvent],
                   days: float, t_out: np.ndarray, before: Sequence[float]
                   ) -> "tuple[np.ndarray, np.ndarray, np.ndarray] | None":
     """:func:`run_patient` through the compiled loop (:mod:`b12pk.engine._patient`); None
     when its transient integrator gave up (the caller goes on in Python, with LSODA)."""
+    from ._patient import CACHE, CARRY, OK
+
     L = sys_.L
     times = sorted({ev.time_days for ev in events})
     t_out = np.ascontiguousarray(t_out, dtype=float)
@@ -808,14 +815,20 @@ def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[Dos
     states = np.empty((len(t_out), L.n))
     dosed = np.empty(len(t_out))
     pre = np.full((len(before), L.n), np.nan)
-    status = kernel(y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre, dose_amount,
-                    dose_enter, dose_share, dose_rest, states, dosed, pre, sys_._aug,
-                    L.n_parenteral, L.body.stop, TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL,
-                    TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
-                    *sys_.nonlinear, sys_.absorb_into, sys_.absorb_rest, sys_.if_cap,
-                    sys_.if_km, sys_.if_krec, sys_.passive)
-    if status != 0:
-        return None
+    carry = np.zeros(CARRY)
+    keys = np.zeros(CACHE)
+    mats = np.empty((CACHE, L.n + 1, L.n + 1))
+    for i0 in range(0, len(seg_end), SEGMENTS_PER_CALL):
+        i1 = min(i0 + SEGMENTS_PER_CALL, len(seg_end))
+        status = kernel(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end,
+                        seg_dose_end, seg_pre, dose_amount, dose_enter, dose_share, dose_rest,
+                        states, dosed, pre, sys_._aug, L.n_parenteral, L.body.stop,
+                        TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL, TRANSIENT_MAX_STEPS,
+                        sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk, *sys_.nonlinear,
+                        sys_.absorb_into, sys_.absorb_rest, sys_.if_cap, sys_.if_km,
+                        sys_.if_krec, sys_.passive)
+        if status != OK:
+            return None
     states[(states < 0.0) & (states > -1e-12)] = 0.0
     return states, dosed, pre
 
