@@ -42,7 +42,7 @@ from ..io import as_finite_float, echo
 from ..limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
 from ..model import laws
 from ..model.declaration import declaration
-from ..model.parameters import Parameters, Patient, default_parameters, form_property
+from ..model.parameters import Parameters, Patient, default_parameters
 from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Regimen,
                       check_dose_limits)
 
@@ -151,20 +151,34 @@ def _compartment_order() -> tuple[tuple[str, ...], tuple[str, ...]]:
             tuple(c.name for c in comps if not c.per_form))
 
 
-def _rate_values(patient: Patient, p: Parameters, form: str | None) -> dict[str, float]:
-    """Every declared rate (and the names it uses) for a patient, parameters and a form
-    (``form=None``: only rates that do not depend on the form)."""
+def patient_quantities(patient: Patient) -> dict[str, float]:
+    """The patient quantities rate expressions may use (``PATIENT_QUANTITIES``)."""
+    return {"egfr_ml_min": patient.egfr_ml_min, "if_route_factor": patient.if_route_factor,
+            "diet_ug_per_day": patient.diet_ug_per_day, "food_release": patient.food_release}
+
+
+def rate_values(values: Mapping[str, Any], form: str | None) -> dict[str, Any]:
+    """Every declared rate (and the names it uses) for parameter and patient ``values``
+    (floats, or arrays with one value per patient) and a form (``form=None``: only the rates
+    that do not depend on the form). A form property that names a parameter takes its value
+    from ``values``."""
     d = declaration()
-    env: dict[str, float] = dict(p.as_dict())
-    env.update(egfr_ml_min=patient.egfr_ml_min, if_route_factor=patient.if_route_factor,
-               diet_ug_per_day=patient.diet_ug_per_day, food_release=patient.food_release)
+    env: dict[str, Any] = dict(values)
     if form is not None:
-        env.update({prop: form_property(form, prop, p) for prop in d.form_properties})
+        for prop in d.form_properties:
+            raw = d.forms[form][prop]
+            env[prop] = env[raw] if isinstance(raw, str) else float(raw)
     for name, expr in d.rates:
         if form is None and name in d.per_form_rates:
             continue
-        env[name] = float(expr(env))
+        env[name] = expr(env)
     return env
+
+
+def _rate_values(patient: Patient, p: Parameters, form: str | None) -> dict[str, float]:
+    """:func:`rate_values` for one patient (floats)."""
+    env = rate_values({**p.as_dict(), **patient_quantities(patient)}, form)
+    return {k: float(v) for k, v in env.items()}
 
 
 class System:

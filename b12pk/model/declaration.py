@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import ast
 import math
+import functools
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
+
+import numpy as np
 
 from .._data import data_path
 from ..errors import FileFormatError
@@ -29,7 +32,16 @@ from ..errors import FileFormatError
 __all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Declaration", "declaration",
            "LAW_PARAMETERS", "PATIENT_QUANTITIES"]
 
-_FUNCTIONS = {"ln": math.log, "exp": math.exp, "min": min, "max": max}
+def _min(*args: Any) -> Any:
+    return functools.reduce(np.minimum, args)
+
+
+def _max(*args: Any) -> Any:
+    return functools.reduce(np.maximum, args)
+
+
+# numpy functions: an expression gives an array for arrays of values (one per patient)
+_FUNCTIONS = {"ln": np.log, "exp": np.exp, "min": _min, "max": _max}
 _CONSTANTS = {"ln2": math.log(2.0)}
 _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.Div,
           ast.Pow, ast.USub, ast.UAdd, ast.Name, ast.Load, ast.Constant, ast.Call)

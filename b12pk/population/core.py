@@ -51,7 +51,8 @@ from .._data import data_path
 from ..engine.linalg import expm
 from .. import limits
 from ..engine.core import (as_regimen, check_days, check_memory, events_from, format_bytes,
-                           parenteral_forms, regimen_like, run_patient, System)
+                           parenteral_forms, patient_quantities, rate_values, regimen_like,
+                           run_patient, System)
 from ..errors import FileFormatError, InputError, ModelError, ResourceError, UnknownNameError
 from ..io import as_finite_float, echo
 from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
@@ -715,6 +716,24 @@ def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.nda
     return out
 
 
+def _patient_rates(spec: PopulationSpec, p: Any, draw: Mapping[str, np.ndarray],
+                   cov: Mapping[str, np.ndarray], forms: tuple[str, ...]
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The declared rates for a block's patients (arrays where they differ): the preset's
+    parameters and quantities with the drawn values and the covariates' settings."""
+    values = {**p.as_dict(), **patient_quantities(spec.patient)}
+    values.update({k: draw[k] for k in _PARAMETER_DRAWS if k in draw})
+    values["diet_ug_per_day"] = draw["diet_ug_per_day"]
+    values.update({k: cov[k] for k in ("egfr_ml_min", "food_release", "if_route_factor")
+                   if k in cov})
+    return rate_values(values, None), [rate_values(values, f) for f in forms]
+
+
+@functools.lru_cache(maxsize=1)
+def _saturable_flow() -> Any:
+    return next(f for f in declaration().flows if f.law == "saturable")
+
+
 def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
@@ -736,22 +755,22 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     # per-patient settings set by covariates (scalars: the preset's, the same for all)
     cov_parts = [_covariate_block(spec, b) for b in blocks]
     cov = {k: np.concatenate([d[k] for d in cov_parts]) for k in cov_parts[0]}
-    if_factor = cov.get("if_route_factor", patient.if_route_factor)
-    food_release = cov.get("food_release", patient.food_release)
-    renal_ratio = cov["egfr_ml_min"] / patient.egfr_ml_min if "egfr_ml_min" in cov else 1.0
-    # per-patient rates
-    if_cap = draw["if_capacity_ug"] * if_factor
-    passive = draw["passive_fraction"]
-    # store loss at the typical reabsorption (the propagator grid's variable), reabsorption,
-    # and the actual loss to faeces
-    k_loss = s.k_loss - p["other_loss_fraction_per_day"] + draw["other_loss_fraction_per_day"]
-    k_reab = (p["bile_secretion_fraction_per_day"] * p["bile_reabsorbed_fraction"] * if_factor
-              if "if_route_factor" in cov else s.k_reab)
-    k_loss_true = k_loss + (s.k_reab - k_reab)
-    vmax = draw["uptake_vmax_ug_per_day"]
-    diet = draw["diet_ug_per_day"]
-    meals = p["meals_per_day"]
-    m = food_release * diet / meals
+    # per-patient rates, from the declaration's rate expressions on the drawn values
+    rates, form_rates = _patient_rates(spec, p, draw, cov, forms)
+    a = declaration().absorption
+
+    def each(x: Any) -> np.ndarray:
+        return np.array(np.broadcast_to(x, (n,)), dtype=float)
+
+    if_cap, passive = each(rates[a.capacity]), each(rates[a.passive])
+    # reabsorption, the actual loss to faeces and the store loss at the typical
+    # reabsorption (the propagator grid's variable)
+    k_reab, k_loss_true = each(rates["k_reab"]), each(rates["k_loss"])
+    k_loss = k_loss_true - s.k_reab + k_reab
+    vmax = each(rates[_saturable_flow().params["vmax"]])
+    diet = each(rates["diet_ug_per_day"])
+    meals = float(rates[a.meals])
+    m = each(rates["food_release"]) * diet / meals
     with np.errstate(invalid="ignore", divide="ignore"):
         per_meal = np.where(m > 0, laws.if_absorbed(if_cap, s.if_km, m), 0.0) + passive * m
     r_diet = np.minimum(per_meal * meals, diet)
@@ -782,7 +801,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     free = np.zeros((nf, n))
     k_dep = s.k_depot
     k_nas = p["nasal_absorption_rate_per_day"]
-    k_ren = s.k_renal[:, None] * renal_ratio if "egfr_ml_min" in cov else s.k_renal
+    k_ren = [each(fr["k_renal"]) for fr in form_rates]
     deficit = np.zeros(n)
     t_last_oral = 0.0
     replete_at = np.full(n, len(out_times), dtype=np.int64)
