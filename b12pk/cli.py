@@ -149,7 +149,9 @@ def _build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare the model with the trial datasets",
                        description="Simulate every checkable trial arm in "
                        "data/literature/trials/ and write validation.csv, not_checkable.csv, "
-                       "summary.json and a predicted-versus-observed figure.",
+                       "summary.json and a predicted-versus-observed figure; check the "
+                       "model's physiology against published figures (data/plausibility.toml) "
+                       "and write plausibility.csv.",
                        epilog="example:\n  b12pk validate --out b12pk-validation",
                        formatter_class=fmt)
     v.add_argument("--out", default="b12pk-validation",
@@ -513,16 +515,22 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .analysis.plausibility import check_plausibility
     from .analysis.validate import validate
     from .report.validation import write_validation
 
     output_dir_target(args.out)  # refused before any work
     v = validate()
-    write_validation(v, args.out)
+    plaus = check_plausibility()
+    write_validation(v, args.out, plaus)
     s = v.summary()
+    ps = plaus.summary()
+    outside = f" (outside: {', '.join(ps['outside'])})" if ps["outside"] else ""
     print(f"b12pk: wrote {args.out}/ ({s['n_points']} points from {s['n_trials']} trials: "
           f"GMFE {s['gmfe']:.2f}, {s['pct_within_2fold']:.0f}% within 2-fold, "
-          f"{s['pct_within_spread']:.0f}% within the reported spread)")
+          f"{s['pct_within_spread']:.0f}% within the reported spread; plausibility: "
+          f"{ps['n_inside']} of {ps['n_checks']} checks inside their published range"
+          f"{outside})")
     return 0
 
 

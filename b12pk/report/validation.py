@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..analysis.plausibility import Plausibility
 from ..analysis.validate import Validation
 from ..io import atomic_output_dir
 from ..plot.figures import save_figure
@@ -13,9 +14,12 @@ from ..plot.validation import plot_validation
 __all__ = ["write_validation"]
 
 
-def write_validation(validation: Validation, out: str | Path) -> Path:
+def write_validation(validation: Validation, out: str | Path,
+                     plausibility: Plausibility | None = None) -> Path:
     """Write ``validation.csv``, ``not_checkable.csv``, ``summary.json`` and the
-    predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically)."""
+    predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
+    ``plausibility.csv`` when ``plausibility`` is given (its summary then joins
+    ``summary.json``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -24,7 +28,12 @@ def write_validation(validation: Validation, out: str | Path) -> Path:
     with atomic_output_dir(out, kind="validation") as tmp:
         validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
         validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(validation.summary(), indent=2) + "\n",
+        summary = validation.summary()
+        if plausibility is not None:
+            plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
+                                      float_format="%.6g")
+            summary["plausibility"] = plausibility.summary()
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
                                           encoding="utf-8")
         ax = plot_validation(validation)
         save_figure(ax.figure, tmp / "predicted_vs_observed")

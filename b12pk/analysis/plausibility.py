@@ -1,0 +1,161 @@
+"""Plausibility: the model's physiology against published figures (``data/plausibility.toml``).
+
+Each check computes one quantity with the model (store turnover, steady stores, urinary loss
+and retention after an injection, the stores' ceiling under the default regimens, the
+holoTC share of serum, serum ratios of hydroxo- to cyanocobalamin, years to deficiency
+without intake) and compares it with an interval set from verified published figures. The
+result is a table; :func:`b12pk.report.validation.write_validation` writes it with the
+trial validation. A check outside its interval is a known distortion of the model, not an
+error: the table says which, and by how much.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .._data import data_path
+from ..engine.core import simulate, steady_state_stores_ug
+from ..errors import FileFormatError
+from ..model.parameters import Patient, serum_bands_pmol_per_l
+
+__all__ = ["Plausibility", "check_plausibility", "load_checks"]
+
+COLUMNS = ("id", "question", "model", "low", "high", "unit", "inside", "source", "where",
+           "interval")
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """The checks computed: ``table`` has one row per check (columns :data:`COLUMNS`:
+    ``model`` the model's value, ``inside`` whether it lies in [low, high])."""
+
+    table: Any
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of checks inside and outside their intervals, and the ids outside."""
+        t = self.table
+        return {"n_checks": int(len(t)), "n_inside": int(t.inside.sum()),
+                "outside": [str(i) for i in t.loc[~t.inside, "id"]]}
+
+
+def load_checks(path: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The checks and sources of ``data/plausibility.toml`` (or ``path``).
+
+    Raises
+    ------
+    FileFormatError
+        A check without id, kind, interval or a known source, or of an unknown kind.
+    """
+    with open(path or data_path("plausibility.toml"), "rb") as fh:
+        doc = tomllib.load(fh)
+    sources = doc.get("sources", {})
+    checks = doc.get("checks", [])
+    for c in checks:
+        missing = [k for k in ("id", "question", "kind", "low", "high", "unit", "source",
+                               "where") if k not in c]
+        if missing:
+            raise FileFormatError(f"plausibility.toml: check {c.get('id', '?')!r} lacks "
+                                  f"{', '.join(missing)}")
+        if c["kind"] not in _KINDS:
+            raise FileFormatError(f"plausibility.toml: check {c['id']!r} has unknown kind "
+                                  f"{c['kind']!r}; accepted: {', '.join(_KINDS)}")
+        if c["source"] not in sources:
+            raise FileFormatError(f"plausibility.toml: check {c['id']!r} cites unknown "
+                                  f"source {c['source']!r}")
+    return checks, sources
+
+
+def check_plausibility(path: Any = None) -> Plausibility:
+    """Compute every check of ``data/plausibility.toml`` (about 2 s)."""
+    import pandas as pd
+
+    checks, _ = load_checks(path)
+    rows = []
+    for c in checks:
+        value = float(_KINDS[c["kind"]](c))
+        rows.append((c["id"], c["question"], value, float(c["low"]), float(c["high"]),
+                     c["unit"], bool(c["low"] <= value <= c["high"]), c["source"], c["where"],
+                     c.get("interval", "")))
+    return Plausibility(pd.DataFrame(rows, columns=list(COLUMNS)))
+
+
+# ----- the kinds of check -------------------------------------------------------------
+
+def _injection(c: Mapping[str, Any]) -> Any:
+    """One IM injection of the check's dose and form, healthy adult, to the window's end."""
+    days = float(c["window_h"]) / 24.0
+    return simulate(f"{c['dose_ug']:g} ug {c['form']} IM once", "healthy", days,
+                    times=[0.0, days])
+
+
+def _without_intake(preset: str) -> Patient:
+    """The preset at the stores it holds on its usual diet, from now on without any B12."""
+    start = Patient.preset(preset)
+    return dataclasses.replace(start, diet_ug_per_day=0.0, baseline_serum_pmol_per_l=None,
+                               baseline_stores_ug=steady_state_stores_ug(start))
+
+
+def _turnover(c: Mapping[str, Any]) -> float:
+    # no intake at all: body B12 falls by turnover alone; the daily loss over the last 30 days
+    patient = _without_intake(c["patient"])
+    days = float(c["days"])
+    df = simulate([], patient, days, times=[days - 30.0, days])
+    body = df.body_ug.to_numpy()
+    return (1.0 - (body[1] / body[0]) ** (1.0 / 30.0))
+
+
+def _steady_stores(c: Mapping[str, Any]) -> float:
+    return steady_state_stores_ug(c["patient"])
+
+
+def _urine_fraction(c: Mapping[str, Any]) -> float:
+    return float(_injection(c).urine_ug.iloc[-1]) / float(c["dose_ug"])
+
+
+def _retained(c: Mapping[str, Any]) -> float:
+    return float(c["dose_ug"]) - float(_injection(c).urine_ug.iloc[-1])
+
+
+def _stores_ceiling(c: Mapping[str, Any]) -> float:
+    from .compare import default_regimens
+
+    days = float(c["days"])
+    times = np.linspace(0.0, days, 121)
+    return max(float(simulate(r.regimen, c["patient"], days, times=times).stores_ug.max())
+               for r in default_regimens())
+
+
+def _holotc_share(c: Mapping[str, Any]) -> float:
+    df = simulate([], c["patient"], 1.0, times=[0.0])
+    return float(df.holotc_pmol_per_l.iloc[0] / df.serum_pmol_per_l.iloc[0])
+
+
+def _serum_ratio(c: Mapping[str, Any]) -> float:
+    t = float(c["time_h"]) / 24.0
+    serum = [float(simulate(f"{c['dose_ug']:g} ug {form} IM once", c["patient"],
+                            max(t, 1e-3) * 1.01, times=[t]).serum_pmol_per_l.iloc[0])
+             for form in ("hydroxocobalamin", "cyanocobalamin")]
+    return serum[0] / serum[1]
+
+
+def _years_to_deficiency(c: Mapping[str, Any]) -> float:
+    cut = next(hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
+    patient = _without_intake(c["patient"])
+    days = float(c["horizon_years"]) * 365.25
+    df = simulate([], patient, days, times=np.arange(0.0, days, 7.0))
+    below = np.nonzero(df.serum_pmol_per_l.to_numpy() < cut)[0]
+    return df.time_days.iloc[below[0]] / 365.25 if below.size else math.inf
+
+
+_KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
+    "turnover": _turnover, "steady_stores": _steady_stores,
+    "urine_fraction": _urine_fraction, "retained": _retained,
+    "stores_ceiling": _stores_ceiling, "holotc_share": _holotc_share,
+    "serum_ratio": _serum_ratio, "years_to_deficiency": _years_to_deficiency,
+}

@@ -1,0 +1,69 @@
+"""Plausibility checks: the model's physiology against verified published figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import b12pk
+import b12pk.cli
+from b12pk.analysis.plausibility import check_plausibility, load_checks
+
+# Known distortions of today's model (issue "Physiology v2"): strict, so that a fix that
+# brings one inside its published range fails here and is moved to the passing list
+KNOWN_OUTSIDE = {"stores_ceiling", "holotc_share_healthy", "serum_ratio_oh_cn_72h",
+                 "serum_ratio_oh_cn_3wk", "years_to_deficiency_without_intake"}
+
+
+@pytest.fixture(scope="module")
+def plausibility():
+    return check_plausibility()
+
+
+def test_every_check_is_computed_with_its_source(plausibility):
+    checks, sources = load_checks()
+    t = plausibility.table
+    assert list(t.id) == [c["id"] for c in checks]
+    assert t.model.notna().all()
+    assert set(t.source) <= set(sources)
+    assert (t.low <= t.high).all()
+
+
+@pytest.mark.parametrize("check_id", [c["id"] for c in load_checks()[0]])
+def test_check_lies_in_its_published_range(plausibility, check_id, request):
+    if check_id in KNOWN_OUTSIDE:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="known distortion "
+                                                                  "(Physiology v2)"))
+    row = plausibility.table.set_index("id").loc[check_id]
+    assert row.low <= row.model <= row.high, (check_id, row.model, row.low, row.high)
+
+
+def test_summary_counts_the_checks(plausibility):
+    s = plausibility.summary()
+    assert s["n_checks"] == len(plausibility.table)
+    assert set(s["outside"]) == KNOWN_OUTSIDE
+    assert s["n_inside"] == s["n_checks"] - len(KNOWN_OUTSIDE)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[sources.a]\ncitation='x'\n[[checks]]\nid='c'\nquestion='q'\nkind='nonsense'\n"
+     "low=0\nhigh=1\nunit='u'\nsource='a'\nwhere='w'\n", "unknown kind"),
+    ("[sources.a]\ncitation='x'\n[[checks]]\nid='c'\nkind='turnover'\n", "lacks"),
+    ("[sources.a]\ncitation='x'\n[[checks]]\nid='c'\nquestion='q'\nkind='turnover'\n"
+     "low=0\nhigh=1\nunit='u'\nsource='b'\nwhere='w'\n", "unknown source"),
+])
+def test_bad_check_files_are_refused(tmp_path, text, match):
+    path = tmp_path / "plausibility.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(b12pk.FileFormatError, match=match):
+        check_plausibility(path)
+
+
+def test_validate_command_writes_the_plausibility_table(tmp_path, capsys):
+    out = tmp_path / "validation"
+    assert b12pk.cli.main(["validate", "--out", str(out)]) == 0
+    assert (out / "plausibility.csv").read_text().startswith("id,question,model")
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["plausibility"]["outside"]) == KNOWN_OUTSIDE
+    assert "plausibility:" in capsys.readouterr().out
