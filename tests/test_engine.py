@@ -530,3 +530,14 @@ def test_the_compiled_patient_loop_agrees_with_the_python_loop(regimen, tmp_path
     fast = b12pk.simulate(regimen, "pernicious-anaemia", 60, hourly_after_injections=True)
     for col in ("serum_pmol_per_l", "stores_ug", "urine_ug", "body_ug"):
         np.testing.assert_allclose(fast[col], slow[col], rtol=1e-7, atol=1e-9)
+
+
+def test_when_the_compiled_integrator_gives_up_the_run_restarts_from_the_start(monkeypatch):
+    """A transient the compiled integrator gives up on is redone in Python (LSODA) from the
+    patient's initial state: no dose is given twice."""
+    regimen = "1000 mcg cyanocobalamin IM weekly for 4 weeks, then monthly"
+    ref = b12pk.simulate(regimen, "pernicious-anaemia", 90)
+    monkeypatch.setattr(b12pk.engine.core, "TRANSIENT_MAX_STEPS", 1)
+    again = b12pk.simulate(regimen, "pernicious-anaemia", 90)
+    for col in ("serum_pmol_per_l", "stores_ug", "body_ug", "dosed_ug"):
+        np.testing.assert_allclose(again[col], ref[col], rtol=1e-7, atol=1e-9)
