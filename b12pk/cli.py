@@ -398,6 +398,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     patient = dataclasses.replace(patient, **changes)
     df = simulate(regimens[0].regimen, patient, days=args.days,
                   hourly_after_injections=args.hourly)
+    for note in df.attrs.get("assumptions", ()):
+        print(f"b12pk: note: {note}", file=sys.stderr)
     if args.out is None:
         buf = io.StringIO()
         df.to_csv(buf, index=False, float_format="%.10g")

@@ -261,3 +261,15 @@ def test_compare_rejects_bad_covariates_before_simulating(tmp_path, capsys, args
     code, _, err = run_cli(["compare", *args, "--out", str(tmp_path / "rep")], capsys)
     assert code == 2 and err.count("\n") == 1 and match in err
     assert not (tmp_path / "rep").exists()
+
+
+def test_compare_report_states_the_route_and_form_assumptions(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code, _, _ = run_cli(["compare", "--regimen", "500 mcg cyanocobalamin sublingual daily",
+                          "--regimen", "1000 mcg methylcobalamin IM monthly", "--patient",
+                          "healthy", "--days", "20", "--out", str(out)], capsys)
+    assert code == 0
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "Assumptions about the routes and forms compared" in report
+    assert "Sublingual doses are simulated as swallowed oral doses" in report
+    assert "Injected methylcobalamin is simulated" in report

@@ -541,3 +541,17 @@ def test_when_the_compiled_integrator_gives_up_the_run_restarts_from_the_start(m
     again = b12pk.simulate(regimen, "pernicious-anaemia", 90)
     for col in ("serum_pmol_per_l", "stores_ug", "body_ug", "dosed_ug"):
         np.testing.assert_allclose(again[col], ref[col], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("regimen, expect", [
+    ("500 mcg sublingual daily", ["Sublingual doses are simulated as swallowed oral doses"]),
+    ("1000 mcg methylcobalamin oral daily", ["Oral methylcobalamin is simulated"]),
+    ("1000 mcg methylcobalamin IM monthly", ["Injected methylcobalamin is simulated"]),
+    ("1000 mcg hydroxocobalamin intranasal weekly", ["Oral hydroxocobalamin is simulated"]),
+    ("1000 mcg cyanocobalamin oral daily", []),
+])
+def test_results_say_what_the_model_assumes_about_routes_and_forms(regimen, expect):
+    notes = b12pk.simulate(regimen, "healthy", 10).attrs["assumptions"]
+    assert len(notes) == len(expect)
+    for note, start in zip(notes, expect):
+        assert note.startswith(start)

@@ -554,6 +554,25 @@ def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: boo
     return checked
 
 
+def assumptions(events: Sequence[DoseEvent]) -> tuple[str, ...]:
+    """What the model assumes about the routes and forms these doses use, one sentence each
+    in order of first use: the ``caveat`` of each route in ``data/model.toml`` and the
+    ``caveat_oral`` or ``caveat_injected`` of each form as it is given (an intranasal
+    dose's swallowed part counts as oral)."""
+    d = declaration()
+    out: list[str] = []
+    for ev in events:
+        route = d.routes[ev.route]
+        form = d.forms.get(ev.form, {})
+        texts = [route.caveat]
+        if route.enters == "absorption" or route.rest == "absorption":
+            texts.append(str(form.get("caveat_oral", "")))
+        if route.enters != "absorption":
+            texts.append(str(form.get("caveat_injected", "")))
+        out.extend(t for t in texts if t and t not in out)
+    return tuple(out)
+
+
 HOURLY_POINTS = 72 + 1
 """Output points added after each parenteral dose by ``hourly_after_injections`` (3 days)."""
 
@@ -961,7 +980,9 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         ``absorbed_ug`` (dose + diet that entered the body), ``unabsorbed_ug``, ``urine_ug``,
         ``faeces_ug`` (lost from the body in bile/faeces). Amounts in ug. At a dose time the
         row shows the state just after the dose. ``df.attrs`` holds ``initial_body_ug``,
-        ``patient`` and ``parameters``.
+        ``patient``, ``parameters`` and ``assumptions`` (:func:`assumptions`: what the
+        model assumes about the routes and forms given, e.g. that a sublingual dose acts
+        as a swallowed one).
 
     Raises
     ------
@@ -993,6 +1014,7 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         columns[name] = np.broadcast_to(value, t_out.shape).astype(float, copy=True)
     df = pd.DataFrame(columns)
     df.attrs["initial_body_ug"] = initial_body
+    df.attrs["assumptions"] = assumptions(events)
     df.attrs["patient"] = patient
     df.attrs["parameters"] = params
     return df

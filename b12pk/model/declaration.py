@@ -30,7 +30,7 @@ from ..errors import FileFormatError
 
 
 __all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Declaration", "declaration",
-           "LAW_PARAMETERS", "PATIENT_QUANTITIES"]
+           "LAW_PARAMETERS", "PATIENT_QUANTITIES", "FORM_TEXT_KEYS"]
 
 def _min(*args: Any) -> Any:
     return functools.reduce(np.minimum, args)
@@ -48,6 +48,10 @@ _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, as
 
 #: Patient quantities an expression may use (from :class:`b12pk.Patient`).
 PATIENT_QUANTITIES = ("egfr_ml_min", "if_route_factor", "diet_ug_per_day", "food_release")
+
+#: Keys of a ``[forms.NAME]`` table that are text for readers, not form properties: a note,
+#: and the caveats shown with results when the form is given by mouth or injected.
+FORM_TEXT_KEYS = ("note", "caveat_oral", "caveat_injected")
 
 #: The parameters each rate law takes (names of rates or model parameters in a flow).
 LAW_PARAMETERS = {"first_order": ("k",), "capacity_binding": ("k", "capacity"),
@@ -170,6 +174,7 @@ class Route:
     rest: str | None
     parenteral: bool
     words: str
+    caveat: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,7 +266,8 @@ def _routes(raw: Any, comps: Mapping[str, Compartment]) -> Mapping[str, Route]:
         if (frac is None) != (rest is None):
             raise FileFormatError(f"model.toml: {where} needs both fraction and rest, or neither")
         parenteral = enters != "absorption" and comps[enters].per_form
-        out[name] = Route(name, enters, frac, rest, parenteral, str(r.get("words", name)))
+        out[name] = Route(name, enters, frac, rest, parenteral, str(r.get("words", name)),
+                          str(r.get("caveat", "")))
     if not out:
         raise FileFormatError("model.toml: no [routes]")
     return MappingProxyType(out)
@@ -319,7 +325,7 @@ def parse_declaration(doc: Mapping[str, Any]) -> Declaration:
             raise FileFormatError(f"model.toml: [absorption] names unknown compartment {c!r}")
     forms = MappingProxyType({f: MappingProxyType(dict(v)) for f, v in
                               (doc.get("forms") or {}).items()})
-    props = sorted({k for v in forms.values() for k in v if k != "note"})
+    props = sorted({k for v in forms.values() for k in v if k not in FORM_TEXT_KEYS})
     decl = Declaration(
         compartments=comps, rates=rates, flows=_flows(doc.get("flows"), set(by_name)),
         absorption=absorption, routes=_routes(doc.get("routes"), by_name),

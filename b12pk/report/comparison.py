@@ -443,8 +443,21 @@ def _sections(comp: Comparison, figs: dict[str, Path],
               "tools/fit_parameters.py; 'assumed' values have no direct source and are the "
               "first to question."),
         ("table", ["parameter", "value", "unit", "status", "source"], par_rows)]))
-    sec.append(("How far to trust this", _trust_items(validation, figs)))
+    sec.append(("How far to trust this", _trust_items(validation, figs)
+                + _assumption_items(comp)))
     return sec
+
+
+def _assumption_items(comp: Comparison) -> list[tuple]:
+    """What the model assumes about the routes and forms of the regimens compared (the
+    caveats in data/model.toml), each once."""
+    seen: list[str] = []
+    for df in comp.results.values():
+        seen.extend(a for a in df.attrs.get("assumptions", ()) if a not in seen)
+    if not seen:
+        return []
+    return [("h3", "Assumptions about the routes and forms compared")] + \
+        [("p", a) for a in seen]
 
 
 def _render_md(sections: list[tuple[str, list[tuple]]], disclaimer: str) -> str:
