@@ -531,7 +531,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"b12pk: wrote {args.out}/ ({s['n_points']} points from {s['n_trials']} trials: "
           f"GMFE {s['gmfe']:.2f}, {s['pct_within_2fold']:.0f}% within 2-fold, "
           f"{s['pct_within_spread']:.0f}% within the reported spread; plausibility: "
-          f"{ps['n_inside']} of {ps['n_checks']} checks inside their published range"
+          f"{ps['n_inside']} of {ps['n_checks']} checks inside their published range, "
+          f"{ps['n_not_fitted_inside']} of the {ps['n_not_fitted']} not used to set the model"
           f"{outside})")
     return 0
 

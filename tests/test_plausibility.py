@@ -67,3 +67,13 @@ def test_validate_command_writes_the_plausibility_table(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["plausibility"]["outside"]) == KNOWN_OUTSIDE
     assert "plausibility:" in capsys.readouterr().out
+
+
+def test_fit_targets_are_marked_and_counted_apart(plausibility):
+    t = plausibility.table
+    assert set(t.loc[t.fit_target, "id"]) == {
+        "turnover_normal", "urine_72h_cyanocobalamin_1000", "urine_72h_hydroxocobalamin_1000", "retained_10",
+        "retained_100", "retained_1000"}
+    s = plausibility.summary()
+    assert s["n_not_fitted"] == len(t) - 6
+    assert s["n_not_fitted_inside"] == int(t.loc[~t.fit_target, "inside"].sum())

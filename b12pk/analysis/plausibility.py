@@ -26,21 +26,26 @@ from ..model.parameters import Patient, serum_bands_pmol_per_l
 
 __all__ = ["Plausibility", "check_plausibility", "load_checks"]
 
-COLUMNS = ("id", "question", "model", "low", "high", "unit", "inside", "source", "where",
-           "interval")
+COLUMNS = ("id", "question", "model", "low", "high", "unit", "inside", "fit_target", "source",
+           "where", "interval")
 
 
 @dataclass(frozen=True)
 class Plausibility:
     """The checks computed: ``table`` has one row per check (columns :data:`COLUMNS`:
-    ``model`` the model's value, ``inside`` whether it lies in [low, high])."""
+    ``model`` the model's value, ``inside`` whether it lies in [low, high], ``fit_target``
+    whether these figures set the model, fitted or derived, so that being inside says
+    little)."""
 
     table: Any
 
     def summary(self) -> dict[str, Any]:
-        """Counts of checks inside and outside their intervals, and the ids outside."""
+        """Counts of checks inside and outside their intervals (and of the checks that are
+        not fit targets), and the ids outside."""
         t = self.table
+        free = t.loc[~t.fit_target]
         return {"n_checks": int(len(t)), "n_inside": int(t.inside.sum()),
+                "n_not_fitted": int(len(free)), "n_not_fitted_inside": int(free.inside.sum()),
                 "outside": [str(i) for i in t.loc[~t.inside, "id"]]}
 
 
@@ -80,7 +85,8 @@ def check_plausibility(path: Any = None) -> Plausibility:
     for c in checks:
         value = float(_KINDS[c["kind"]](c))
         rows.append((c["id"], c["question"], value, float(c["low"]), float(c["high"]),
-                     c["unit"], bool(c["low"] <= value <= c["high"]), c["source"], c["where"],
+                     c["unit"], bool(c["low"] <= value <= c["high"]),
+                     bool(c.get("fit_target", False)), c["source"], c["where"],
                      c.get("interval", "")))
     return Plausibility(pd.DataFrame(rows, columns=list(COLUMNS)))
 
