@@ -176,8 +176,12 @@ def _compile_module_functions(modules: tuple, names: dict) -> dict:
     # numba's on-disk cache checks only the file of the function it holds, not the functions
     # it calls: the names carry a digest of every module compiled together, so that a change
     # to any of them compiles everything afresh instead of loading stale machine code
-    digest = hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()
-                            ).hexdigest()[:10]
+    try:
+        text = "".join(inspect.getsource(m) for m in modules)
+    except (OSError, TypeError):  # no source files (e.g. bytecode only): the version
+        from ..about import __version__
+        text = __version__
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     compiled = {}
     for module, fnames in names.items():
         for name in fnames:
