@@ -344,8 +344,11 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                   covariates=args.covariates)
             populations[(p.label, r.label)] = simulate_population(r.regimen, spec, comp.days)
             _progress(i + 1, len(jobs), f"population {p.label} / {r.label}")
+    from .analysis.plausibility import check_plausibility
+
     out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate(),
-                       evidence=evidence, populations=populations)
+                       evidence=evidence, populations=populations,
+                       plausibility=check_plausibility())
     n = len(comp.summary)
     print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
           "figures/, run.json). Educational simulation, not a prescription.")

@@ -273,3 +273,11 @@ def test_compare_report_states_the_route_and_form_assumptions(tmp_path, capsys):
     assert "Assumptions about the routes and forms compared" in report
     assert "Sublingual doses are simulated as swallowed oral doses" in report
     assert "Injected methylcobalamin is simulated" in report
+
+
+def test_default_report_lists_the_known_distortions(default_report):
+    report = (default_report / "report.md").read_text(encoding="utf-8")
+    assert "Known distortions of the model's physiology" in report
+    assert "highest total body B12 under any default regimen" in report
+    table = pd.read_csv(default_report / "plausibility.csv")
+    assert (~table.inside).sum() >= 1

@@ -34,6 +34,14 @@ def _fmt(x: Any, digits: int = 0) -> str:
     return str(x)
 
 
+def _sig(x: float) -> str:
+    """Three significant figures, without exponents (12,345 -> '12,300'; 0.4128 -> '0.413')."""
+    if x == 0.0 or not math.isfinite(x):
+        return _fmt(float(x))
+    places = 2 - int(math.floor(math.log10(abs(x))))
+    return _fmt(float(round(x, places)), max(0, places))
+
+
 def _summary_display(summary: Any) -> Any:
     df = summary.drop(columns=["regimen_text"]).copy()
     for col in df.columns:
@@ -149,7 +157,7 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
 
 def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
                  figures: bool = True, validation: Any = None, evidence: Any = None,
-                 populations: Any = None) -> Path:
+                 populations: Any = None, plausibility: Any = None) -> Path:
     """Write the comparison report into folder ``out`` (atomically).
 
     Parameters
@@ -172,6 +180,9 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     evidence : b12pk.analysis.evidence.EvidenceResult, optional
         The seed documents' claims checked against the model and the trial data, shown in an
         "Evidence" section (and written as ``evidence.csv`` and ``contradictions.csv``).
+    plausibility : b12pk.analysis.plausibility.Plausibility, optional
+        The model's physiology against published figures: the checks it fails are listed
+        in "How far to trust this" (and all are written as ``plausibility.csv``).
 
     Returns
     -------
@@ -188,6 +199,9 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
             validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
             if figures:
                 figs["validation"] = _validation_figure(validation, tmp / "figures")
+        if plausibility is not None:
+            plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
+                                      float_format="%.6g")
         record = _run_record(comp, argv)
         (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
                                       encoding="utf-8")
@@ -203,7 +217,7 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
             evidence.contradictions.to_csv(tmp / "contradictions.csv", index=False)
             if figures:
                 figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
-        sections = _sections(comp, figs, validation)
+        sections = _sections(comp, figs, validation, plausibility)
         if pop_items:
             sections.insert(2, ("Virtual population", pop_items))
         if evidence is not None:
@@ -392,8 +406,8 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
     return items
 
 
-def _sections(comp: Comparison, figs: dict[str, Path],
-              validation: Any = None) -> list[tuple[str, list[tuple]]]:
+def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
+              plausibility: Any = None) -> list[tuple[str, list[tuple]]]:
     pats, regs = _inputs_rows(comp)
     summary = _summary_display(comp.summary)
     bands = lab_bands()
@@ -444,8 +458,29 @@ def _sections(comp: Comparison, figs: dict[str, Path],
               "first to question."),
         ("table", ["parameter", "value", "unit", "status", "source"], par_rows)]))
     sec.append(("How far to trust this", _trust_items(validation, figs)
-                + _assumption_items(comp)))
+                + _plausibility_items(plausibility) + _assumption_items(comp)))
     return sec
+
+
+def _plausibility_items(plausibility: Any) -> list[tuple]:
+    """The model's known physiological distortions (plausibility checks it fails)."""
+    if plausibility is None:
+        return []
+    s = plausibility.summary()
+    t = plausibility.table
+    out = t.loc[~t.inside]
+    items: list[tuple] = [
+        ("h3", "Known distortions of the model's physiology"),
+        ("p", f"Of {s['n_checks']} checks of the model's physiology against published figures "
+              f"(data/plausibility.toml), {s['n_inside']} lie inside their published range "
+              f"({s['n_not_fitted_inside']} of the {s['n_not_fitted']} whose figures did not "
+              "set the model). The model is outside for these; read long horizons, loading "
+              "regimens and hydroxo- versus cyanocobalamin comparisons with them in mind:")]
+    if len(out):
+        items.append(("table", ["check", "model", "published range", "source"],
+                      [[r.question, f"{_sig(r.model)} {r.unit}", f"{_sig(r.low)}-{_sig(r.high)}",
+                        f"{r.source}: {r.where}"[:200]] for r in out.itertuples()]))
+    return items
 
 
 def _assumption_items(comp: Comparison) -> list[tuple]:
