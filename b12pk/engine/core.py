@@ -84,7 +84,8 @@ class _Layout:
         return len(self.forms)
 
     def index(self, compartment: str, form: str | None = None) -> int:
-        """State index of a compartment (of a form, for a per-form compartment)."""
+        """State index of a compartment (of ``form`` for a per-form compartment; ``form``
+        is ignored for the others)."""
         per_form, fixed = _compartment_order()
         if compartment in per_form:
             return per_form.index(compartment) * self.nf + self.forms.index(form)
@@ -310,8 +311,7 @@ class System:
                 continue
             if where == "absorption":  # pragma: no cover - DoseEvent refuses oral infusions
                 raise InputError(f"a {ev.route} dose cannot be infused")
-            per_form = self.decl.compartment(where).per_form
-            rate[self.L.index(where, ev.form) if per_form else self.L.index(where)] += \
+            rate[self.L.index(where, ev.form)] += \
                 part * ev.amount_ug / ev.duration_days
         return rate
 
@@ -674,8 +674,7 @@ def _apply_doses(sys_: System, y: np.ndarray, t: float, doses: list, book: _Dose
             if where == "absorption":
                 _absorb(sys_, y, t, part, book)
             else:
-                per_form = sys_.decl.compartment(where).per_form
-                y[L.index(where, form) if per_form else L.index(where)] += part
+                y[L.index(where, form)] += part
 
 
 def _absorb(sys_: System, y: np.ndarray, t: float, amount: float, book: _DoseBook) -> None:
@@ -815,8 +814,7 @@ def _dose_parts(sys_: System, ev: DoseEvent) -> tuple[int, float, int]:
             return NOWHERE
         if where == "absorption":
             return ABSORPTION
-        per_form = sys_.decl.compartment(where).per_form
-        return sys_.L.index(where, ev.form) if per_form else sys_.L.index(where)
+        return sys_.L.index(where, ev.form)
 
     enters, fraction, rest = sys_.routes[ev.route]
     return index(enters), fraction, index(rest)

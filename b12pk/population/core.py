@@ -722,8 +722,7 @@ def _patient_rates(spec: PopulationSpec, p: Any, draw: Mapping[str, np.ndarray],
     """The declared rates for a block's patients (arrays where they differ): the preset's
     parameters and quantities with the drawn values and the covariates' settings."""
     values = {**p.as_dict(), **patient_quantities(spec.patient)}
-    values.update({k: draw[k] for k in _PARAMETER_DRAWS if k in draw})
-    values["diet_ug_per_day"] = draw["diet_ug_per_day"]
+    values.update({k: v for k, v in draw.items() if k in values})  # parameters and diet
     values.update({k: cov[k] for k in ("egfr_ml_min", "food_release", "if_route_factor")
                    if k in cov})
     return rate_values(values, None), [rate_values(values, f) for f in forms]
@@ -1035,11 +1034,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     return agg
 
 
-_PARAMETER_DRAWS = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
-                    "uptake_vmax_ug_per_day", "nasal_bioavailability")
-"""The varying quantities that are model parameters (the others are patient settings)."""
-_PATIENT_SETTINGS = ("diet_ug_per_day", "baseline_serum_pmol_per_l", "baseline_stores_ug",
-                     "egfr_ml_min", "food_release", "intrinsic_factor", "ileal_resection_cm")
+_PATIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Patient))
+"""Patient settings a draw or covariate may set (the others drawn are model parameters)."""
 
 
 def _patient_of(spec: PopulationSpec, draw: Mapping[str, np.ndarray],
@@ -1047,10 +1043,10 @@ def _patient_of(spec: PopulationSpec, draw: Mapping[str, np.ndarray],
     """Patient ``i`` of a block as a :class:`Patient`: the preset with its draws (parameters
     as overrides, the rest as settings) and the settings its covariates set."""
     base = spec.patient
-    overrides = dict(base.overrides)
-    overrides.update({k: float(draw[k][i]) for k in _PARAMETER_DRAWS if k in draw})
     settings = {k: float(v[i]) for src in (draw, cov) for k, v in src.items()
-                if k in _PATIENT_SETTINGS}
+                if k in _PATIENT_FIELDS}
+    overrides = dict(base.overrides)
+    overrides.update({k: float(v[i]) for k, v in draw.items() if k not in _PATIENT_FIELDS})
     return dataclasses.replace(base, overrides=overrides, **settings)
 
 
