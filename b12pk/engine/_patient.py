@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..model.laws import if_absorbed
+from ..model.laws import if_absorbed, slow_flux, slow_rate
 from ._transient import OK, integrate
 from .linalg import expm_taylor
 
@@ -37,33 +37,74 @@ CARRY = 7
 """Length of :func:`run`'s ``carry``."""
 
 
-def _linear_step(y, dt, aug, keys, mats, count, tmp):
-    """``y <- E y + g`` for a step of ``dt`` days (in place); returns the cache's count."""
+def _exp(dt, aug, keys, mats, count):
+    """``exp(dt * aug)`` from the cache (or computed and cached); returns it and the cache's
+    count."""
+    key = np.round(dt * 1e10)
+    for c in range(count):
+        if keys[c] == key:
+            return mats[c], count
+    E = expm_taylor(aug * dt)
+    if count < keys.shape[0]:
+        keys[count] = key
+        mats[count] = E
+        count += 1
+    return E, count
+
+
+def _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh):
+    """Number of equal steps for ``dt`` days: each at most ``slow_h`` days and at most
+    ``slow_kh`` over the fastest slow flow's rate (1/day) at ``y``."""
+    h = slow_h
+    for q in range(qsrc.shape[0]):
+        rate = slow_rate(qlaw[q], qa[q], qb[q], y[qsrc[q]])
+        if rate * h > slow_kh:
+            h = slow_kh / rate
+    return max(1, int(math.ceil(dt / h - 1e-9)))
+
+
+def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, qsrc, qdst, qlaw, qa, qb,
+                 slow_h, slow_kh):
+    """``y`` after ``dt`` days outside transients (in place); returns the cache's count.
+
+    ``[E g W] = exp(h [A b D; 0 0 0])``: ``y <- E y + g + W f`` with ``f`` the slow flows'
+    fluxes at the step's midpoint (predicted by a half step), in equal steps ``h`` (see
+    :func:`_slow_steps`; one exact step when the model has no slow flows).
+    """
     n = y.shape[0]
     if dt <= 0.0:
         return count
-    key = np.round(dt * 1e10)
-    slot = -1
-    for c in range(count):
-        if keys[c] == key:
-            slot = c
-            break
-    if slot < 0:
-        E = expm_taylor(aug * dt)
-        if count < keys.shape[0]:
-            keys[count] = key
-            mats[count] = E
-            slot = count
-            count += 1
-    else:
-        E = mats[slot]
-    for i in range(n):
-        s = E[i, n]
-        for j in range(n):
-            s += E[i, j] * y[j]
-        tmp[i] = s
-    for i in range(n):
-        y[i] = tmp[i]
+    m = qsrc.shape[0]
+    steps = 1
+    if m > 0:
+        steps = _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh)
+    h = dt / steps
+    E, count = _exp(h, aug, keys, mats, count)
+    Eh = E
+    if m > 0:
+        Eh, count = _exp(h / 2.0, aug, keys, mats, count)
+    for _ in range(steps):
+        for q in range(m):
+            flux[q] = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
+        for q in range(m):
+            i = qsrc[q]
+            v = Eh[i, n]
+            for j in range(n):
+                v += Eh[i, j] * y[j]
+            for r in range(m):
+                v += Eh[i, n + 1 + r] * flux[r]
+            half[q] = v
+        for q in range(m):
+            flux[q] = slow_flux(qlaw[q], qa[q], qb[q], half[q])
+        for i in range(n):
+            v = E[i, n]
+            for j in range(n):
+                v += E[i, j] * y[j]
+            for r in range(m):
+                v += E[i, n + 1 + r] * flux[r]
+            tmp[i] = v
+        for i in range(n):
+            y[i] = tmp[i]
     return count
 
 
@@ -77,14 +118,15 @@ def _parenteral(y, n_par):
 def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre,
         dose_amount, dose_enter, dose_share, dose_rest, states, dosed, pre, aug, n_par, n_act,
         eps, rtol, atol, max_steps, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc,
-        sdst, svmax, skm, into, rest, if_cap, if_km, if_krec, passive):
+        sdst, svmax, skm, qsrc, qdst, qlaw, qa, qb, into, rest, if_cap, if_km, if_krec,
+        passive, slow_h, slow_kh):
     """Run segments ``i0`` to ``i1 - 1`` of one patient from ``y`` (changed in place).
 
     ``carry`` holds what runs on from one call to the next, [time (days), outputs done,
     doses done, ug dosed, IF-route deficit (ug), time of the last oral dose, cached
     exponentials] (all 0 before the first call); ``keys`` and ``mats`` (CACHE, n + 1,
     n + 1) hold the cached exponentials. (Runs are cut into calls so that the caller sees
-    an interrupt between them.)
+    an interrupt between them.) ``aug`` is ``[A b D; 0 0 0]`` (n + 1 + slow flows square).
 
     Segment ``i`` ends at ``seg_end[i]``, after the outputs ``t_out[:seg_out_end[i]]``
     still missing, and its doses are ``[seg_dose_end[i - 1], seg_dose_end[i])``, given at
@@ -96,6 +138,8 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
     """
     n = y.shape[0]
     tmp = np.empty(n)
+    flux = np.empty(qsrc.shape[0])
+    half = np.empty(qsrc.shape[0])
     t = carry[0]
     k = int(carry[1])
     d = int(carry[2])
@@ -114,18 +158,21 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
         if t < t1 and _parenteral(y, n_par) > eps:
             t, filled, status = integrate(y, t, t1, t_out[k:kend], states[k:kend], n_par,
                                           n_act, eps, rtol, atol, max_steps, b, lsrc, ldst, lk,
-                                          bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+                                          bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                                          qsrc, qdst, qlaw, qa, qb)
             if status != OK:
                 return FAILED
             k += filled
         while k < kend:
-            count = _linear_step(y, t_out[k] - t, aug, keys, mats, count, tmp)
+            count = _linear_step(y, t_out[k] - t, aug, keys, mats, count, tmp, flux, half,
+                                 qsrc, qdst, qlaw, qa, qb, slow_h, slow_kh)
             t = t_out[k]
             for q in range(n):
                 states[k, q] = y[q]
             k += 1
         if t < t1:
-            count = _linear_step(y, t1 - t, aug, keys, mats, count, tmp)
+            count = _linear_step(y, t1 - t, aug, keys, mats, count, tmp, flux, half, qsrc,
+                                 qdst, qlaw, qa, qb, slow_h, slow_kh)
         t = t1
         for q in range(k0, kend):
             dosed[q] = given

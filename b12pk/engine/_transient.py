@@ -67,7 +67,8 @@ _E1, _E3, _E4, _E5, _E6, _E7 = (-71.0 / 57600.0, 71.0 / 16695.0, -71.0 / 1920.0,
 
 
 
-def rhs(y, dy, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+def rhs(y, dy, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb):
     """dy/dt (ug/day) at ``y`` into ``dy``."""
     for i in range(y.shape[0]):
         dy[i] = b[i]
@@ -75,10 +76,12 @@ def rhs(y, dy, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svm
         flux = first_order(lk[f], y[lsrc[f]])
         dy[lsrc[f]] -= flux
         dy[ldst[f]] += flux
-    nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                  qsrc, qdst, qlaw, qa, qb)
 
 
-def jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+def jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb):
     """Jacobian of :func:`rhs` at ``y`` into ``J`` (n, n)."""
     n = y.shape[0]
     for i in range(n):
@@ -87,7 +90,8 @@ def jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, 
     for f in range(lsrc.shape[0]):
         J[lsrc[f], lsrc[f]] -= lk[f]
         J[ldst[f], lsrc[f]] += lk[f]
-    nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                  qsrc, qdst, qlaw, qa, qb)
 
 
 def _lu(W, piv):
@@ -152,7 +156,8 @@ def _solve_sinks(J, m, h, fi, x):
 
 
 def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
-                b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+                b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                qsrc, qdst, qlaw, qa, qb):
     """One linearly implicit Euler extrapolation step of length ``H`` from ``y``: the result
     in ``T[COLUMNS - 1]``; returns the scaled error estimate (inf if a matrix is singular).
 
@@ -161,8 +166,10 @@ def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
     n = y.shape[0]
     K = COLUMNS
     Wm = W[:n_act, :n_act]
-    rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
-    jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(y, f0, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
+    jac(y, J, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for j in range(1, K + 1):
         h = H / j
         for r in range(n_act):
@@ -179,7 +186,7 @@ def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
             yi[i] = y[i] + fi[i]
         for _ in range(1, j):
             rhs(yi, fi, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax,
-                skm)
+                skm, qsrc, qdst, qlaw, qa, qb)
             for i in range(n):
                 fi[i] *= h
             _lu_solve(Wm, piv, fi)
@@ -208,31 +215,39 @@ def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
 
 
 def _explicit_step(y, h, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
-                   b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+                   b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                   qsrc, qdst, qlaw, qa, qb):
     """One Dormand-Prince 5(4) step of length ``h`` from ``y``: the result in ``yn``;
     returns the scaled error estimate."""
     n = y.shape[0]
-    rhs(y, k1, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(y, k1, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         ys[i] = y[i] + h * _A21 * k1[i]
-    rhs(ys, k2, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(ys, k2, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         ys[i] = y[i] + h * (_A31 * k1[i] + _A32 * k2[i])
-    rhs(ys, k3, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(ys, k3, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         ys[i] = y[i] + h * (_A41 * k1[i] + _A42 * k2[i] + _A43 * k3[i])
-    rhs(ys, k4, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(ys, k4, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         ys[i] = y[i] + h * (_A51 * k1[i] + _A52 * k2[i] + _A53 * k3[i] + _A54 * k4[i])
-    rhs(ys, k5, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(ys, k5, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         ys[i] = y[i] + h * (_A61 * k1[i] + _A62 * k2[i] + _A63 * k3[i] + _A64 * k4[i]
                             + _A65 * k5[i])
-    rhs(ys, k6, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(ys, k6, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     for i in range(n):
         yn[i] = y[i] + h * (_B1 * k1[i] + _B3 * k3[i] + _B4 * k4[i] + _B5 * k5[i]
                             + _B6 * k6[i])
-    rhs(yn, k7, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+    rhs(yn, k7, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+        qsrc, qdst, qlaw, qa, qb)
     err = 0.0
     for i in range(n):
         e = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i]
@@ -252,7 +267,8 @@ def near_kink(y, bbinder, bcap):
 
 
 def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
-              b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+              b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+              qsrc, qdst, qlaw, qa, qb):
     """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days).
 
     Each step is a stiff step (:func:`_stiff_step`) unless a binder is within
@@ -305,7 +321,8 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
             last = t + H >= target
             step = target - t if last else H
             err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, n_act, b, lsrc,
-                              ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm)
+                              ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
+                              qsrc, qdst, qlaw, qa, qb)
             if err <= 1.0 and near_kink(T[K - 1], bbinder, bcap):
                 # the step reached the kink: its frozen Jacobian does not hold there; take
                 # this stretch with explicit steps
@@ -327,7 +344,7 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
             step = target - t if last else h
             err = _explicit_step(y, step, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
                                  b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
-                                 svmax, skm)
+                                 svmax, skm, qsrc, qdst, qlaw, qa, qb)
             if err <= 1.0:
                 accepted = True
                 force_explicit = False

@@ -200,12 +200,12 @@ def _transient_kernels() -> dict:
 
     return _compile_module_functions(
         (laws, linalg, _transient, _patient),
-        {laws: ("first_order", "binding_room", "capacity_binding", "saturable", "if_absorbed",
-                "nonlinear_rhs", "nonlinear_jac"),
+        {laws: ("first_order", "binding_room", "capacity_binding", "saturable", "overflow",
+                "slow_flux", "slow_rate", "slow_rhs", "if_absorbed", "nonlinear_rhs", "nonlinear_jac"),
          linalg: ("expm_taylor",),
          _transient: ("rhs", "jac", "_lu", "_lu_solve", "_solve_sinks", "_stiff_step", "_explicit_step",
                       "near_kink", "integrate"),
-         _patient: ("_linear_step", "_parenteral", "run")})
+         _patient: ("_exp", "_slow_steps", "_linear_step", "_parenteral", "run")})
 
 
 _TRANSIENT = _transient_kernels()

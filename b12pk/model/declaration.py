@@ -55,7 +55,7 @@ FORM_TEXT_KEYS = ("note", "caveat_oral", "caveat_injected")
 
 #: The parameters each rate law takes (names of rates or model parameters in a flow).
 LAW_PARAMETERS = {"first_order": ("k",), "capacity_binding": ("k", "capacity"),
-                  "saturable": ("vmax", "km")}
+                  "saturable": ("vmax", "km"), "overflow": ("k", "capacity")}
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,9 @@ class Flow:
     params: Mapping[str, str]
     bound: str | None
     description: str
+    slow: bool = False
+    """A nonlinear flow out of a compartment that is not per form (the stores): the
+    engines hold it as an input over a step between injection transients."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ def _compartments(raw: Any) -> tuple[Compartment, ...]:
     return tuple(out)
 
 
-def _flows(raw: Any, compartments: set[str]) -> tuple[Flow, ...]:
+def _flows(raw: Any, comps: Mapping[str, Compartment]) -> tuple[Flow, ...]:
     out = []
     for i, f in enumerate(raw or ()):
         where = f"flows[{i}]"
@@ -242,14 +245,24 @@ def _flows(raw: Any, compartments: set[str]) -> tuple[Flow, ...]:
             raise FileFormatError(f"model.toml: {where} has unknown law {law!r}; accepted: "
                                   f"{', '.join(LAW_PARAMETERS)}")
         for c in (src, dst):
-            if c not in compartments:
+            if c not in comps:
                 raise FileFormatError(f"model.toml: {where} names unknown compartment {c!r}")
         params = {k: str(_need(f, k, where)) for k in LAW_PARAMETERS[law]}
         bound = str(_need(f, "bound", where)) if law == "capacity_binding" else None
-        if bound is not None and bound not in compartments:
+        if bound is not None and bound not in comps:
             raise FileFormatError(f"model.toml: {where} binds to unknown compartment {bound!r}")
+        per_form = comps[src].per_form
+        if law == "overflow" and per_form or law == "capacity_binding" and not per_form:
+            raise FileFormatError(
+                f"model.toml: {where}: the {law} law needs a source that is "
+                f"{'not ' if law == 'overflow' else ''}per form ({src!r} is"
+                f"{'' if per_form else ' not'})")
+        if not per_form and comps[dst].per_form:
+            raise FileFormatError(f"model.toml: {where}: a flow from {src!r} (not per form) "
+                                  f"cannot enter the per-form compartment {dst!r}")
         out.append(Flow(src, dst, law, MappingProxyType(params), bound,
-                        str(f.get("description", ""))))
+                        str(f.get("description", "")),
+                        slow=law != "first_order" and not per_form))
     return tuple(out)
 
 
@@ -327,7 +340,7 @@ def parse_declaration(doc: Mapping[str, Any]) -> Declaration:
                               (doc.get("forms") or {}).items()})
     props = sorted({k for v in forms.values() for k in v if k not in FORM_TEXT_KEYS})
     decl = Declaration(
-        compartments=comps, rates=rates, flows=_flows(doc.get("flows"), set(by_name)),
+        compartments=comps, rates=rates, flows=_flows(doc.get("flows"), by_name),
         absorption=absorption, routes=_routes(doc.get("routes"), by_name),
         outputs=tuple((str(k), Expr.parse(v, f"outputs.{k}")) for k, v in
                       (doc.get("outputs") or {}).items()),

@@ -13,13 +13,25 @@ The engine passes nonlinear flows as arrays (one row per flow):
 
 * capacity binding: ``bsrc`` (flows, forms) source states, ``bdst`` destination state,
   ``bbinder`` the binder's state, ``bk`` rate (1/day), ``bcap`` capacity (ug);
-* saturable: ``ssrc`` (flows, forms), ``sdst``, ``svmax`` (ug/day), ``skm`` (ug).
+* saturable: ``ssrc`` (flows, forms), ``sdst``, ``svmax`` (ug/day), ``skm`` (ug);
+* slow flows, the nonlinear flows out of a compartment that is not per form (the stores):
+  ``qsrc`` (flows,) source state, ``qdst`` destination, ``qlaw`` (:data:`SLOW_SATURABLE` or
+  :data:`SLOW_OVERFLOW`), ``qa`` and ``qb`` the law's two parameters (vmax and km, or k and
+  capacity). Their sources change slowly (stores turn over at about 0.1 %/day), so between
+  injection transients the engines treat them as inputs held over a step (see
+  :func:`slow_rhs`).
 """
 
 from __future__ import annotations
 
-__all__ = ["first_order", "capacity_binding", "saturable", "if_absorbed", "binding_room",
-           "nonlinear_rhs", "nonlinear_jac", "linear_limit", "SBML"]
+__all__ = ["first_order", "capacity_binding", "saturable", "overflow", "if_absorbed",
+           "binding_room", "slow_flux", "slow_rate", "slow_rhs", "nonlinear_rhs", "nonlinear_jac",
+           "linear_limit", "SLOW_SATURABLE", "SLOW_OVERFLOW", "SLOW_LAWS", "SBML"]
+
+SLOW_SATURABLE = 0
+SLOW_OVERFLOW = 1
+#: Code of each law a slow flow may have (``qlaw``).
+SLOW_LAWS = {"saturable": SLOW_SATURABLE, "overflow": SLOW_OVERFLOW}
 
 
 def first_order(k, amount):
@@ -46,6 +58,38 @@ def saturable(vmax, km, total, amount):
     return vmax * amount / (km + total)
 
 
+def overflow(k, capacity, amount):
+    """Flux (ug/day) of the part of ``amount`` (ug) above ``capacity`` (ug), at rate ``k``
+    (1/day): ``k * max(amount - capacity, 0)`` (floats or arrays). Nothing flows while the
+    pool holds no more than its capacity."""
+    excess = amount - capacity
+    return k * excess * (excess > 0.0)
+
+
+def slow_flux(law, a, b, amount):
+    """Flux (ug/day) of a slow flow: :func:`saturable` (``a`` vmax, ``b`` km; the source is
+    its own total) or :func:`overflow` (``a`` rate, ``b`` capacity)."""
+    if law == SLOW_SATURABLE:
+        return saturable(a, b, amount, amount)
+    return overflow(a, b, amount)
+
+
+def slow_rate(law, a, b, amount):
+    """Derivative (1/day) of :func:`slow_flux` with respect to the source's amount."""
+    if law == SLOW_SATURABLE:
+        den = b + amount
+        return a * b / (den * den)
+    return a if amount > b else 0.0
+
+
+def slow_rhs(y, dy, qsrc, qdst, qlaw, qa, qb):
+    """Add the slow flows' fluxes at state ``y`` to ``dy`` (in place)."""
+    for f in range(qsrc.shape[0]):
+        flux = slow_flux(qlaw[f], qa[f], qb[f], y[qsrc[f]])
+        dy[qsrc[f]] -= flux
+        dy[qdst[f]] += flux
+
+
 def if_absorbed(capacity, km, amount):
     """Amount (ug) the saturable intrinsic-factor route takes from an oral ``amount`` (ug)
     when ``capacity`` (ug) is available: ``capacity * amount / (km + amount)`` (floats or
@@ -53,7 +97,8 @@ def if_absorbed(capacity, km, amount):
     return capacity * amount / (km + amount)
 
 
-def nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+def nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm, qsrc, qdst,
+                  qlaw, qa, qb):
     """Add the nonlinear flows' fluxes at state ``y`` to ``dy`` (in place)."""
     for f in range(bsrc.shape[0]):
         bound = y[bbinder[f]]
@@ -71,9 +116,11 @@ def nonlinear_rhs(y, dy, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
             flux = saturable(svmax[f], skm[f], total, y[i])
             dy[i] -= flux
             dy[sdst[f]] += flux
+    slow_rhs(y, dy, qsrc, qdst, qlaw, qa, qb)
 
 
-def nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
+def nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm, qsrc, qdst,
+                  qlaw, qa, qb):
     """Add the derivatives of :func:`nonlinear_rhs` at ``y`` to the Jacobian ``J``."""
     for f in range(bsrc.shape[0]):
         h = bbinder[f]
@@ -98,12 +145,17 @@ def nonlinear_jac(y, J, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm):
                 dflux = svmax[f] * ((den if a == b else 0.0) - y[i]) / (den * den)
                 J[i, m] -= dflux
                 J[sdst[f], m] += dflux
+    for f in range(qsrc.shape[0]):
+        dflux = slow_rate(qlaw[f], qa[f], qb[f], y[qsrc[f]])
+        J[qsrc[f], qsrc[f]] -= dflux
+        J[qdst[f], qsrc[f]] += dflux
 
 
 def linear_limit(law: str, values: dict) -> float:
     """Rate constant (1/day) of a law's flow when its pools are nearly empty (the engine's
     linear mode between injection transients): first order ``k``; binding ``k`` (empty
-    binder: the free pools hold under 1e-9 ug then); saturable ``vmax / km``."""
+    binder: the free pools hold under 1e-9 ug then); saturable ``vmax / km``. (Slow flows
+    have no linear limit: the engines hold them as inputs over a step.)"""
     if law == "first_order":
         return values["k"]
     if law == "capacity_binding":
@@ -119,5 +171,6 @@ SBML = {
     "first_order": "{k} * {amount}",
     "capacity_binding": "{k} * max({capacity} - {bound}, 0) / {capacity} * {amount}",
     "saturable": "{vmax} * {amount} / ({km} + {total})",
+    "overflow": "{k} * max({amount} - {capacity}, 0)",
     "if_absorbed": "{capacity} * {amount} / ({km} + {amount})",
 }
