@@ -25,7 +25,7 @@ from ..engine import core as engine
 from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
-from ..model.parameters import Parameters, Patient, default_parameters
+from ..model.parameters import Parameters, Patient, default_parameters, serum_bands_pmol_per_l
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE"]
@@ -80,6 +80,24 @@ def _urine_after(params: Parameters, dose: float, form: str, day: float) -> floa
     df = simulate([DoseEvent(0.0, dose, "im", form)], Patient.preset("healthy"),
                   days=max(day, 1.0), parameters=params, times=[0.0, day])
     return float(df["urine_ug"].iloc[-1])
+
+
+def _years_to_deficiency(params: Parameters) -> float:
+    """Years until a healthy adult at the stores of the usual diet, from then on without any
+    B12, falls below the deficient cut-off (linear interpolation between weekly values)."""
+    cut = next(hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
+    healthy = Patient.preset("healthy")
+    stores = engine.System(healthy, healthy.parameters(params),
+                           ("cyanocobalamin",)).steady_stores()
+    start = Patient(diet_ug_per_day=0.0, baseline_stores_ug=stores)
+    days = np.arange(0.0, 20 * 365.25, 7.0)
+    serum = simulate([], start, days[-1], parameters=params, times=days).serum_pmol_per_l
+    serum = serum.to_numpy()
+    i = int(np.argmax(serum < cut))
+    if serum[i] >= cut:
+        return math.inf
+    t = days[i - 1] + (serum[i - 1] - cut) / (serum[i - 1] - serum[i]) * 7.0
+    return float(t / 365.25)
 
 
 def _se_from_jacobian(sol: Any) -> np.ndarray:
@@ -144,7 +162,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
 
     def ref_for(target: float) -> float:
         return brentq(lambda r: _steady_serum(healthy, p.replace(reference_serum_pmol_per_l=r))
-                      - target, 250.0, 600.0, xtol=1e-10)
+                      - target, 150.0, 600.0, xtol=1e-10)
 
     p = p.replace(reference_serum_pmol_per_l=ref_for(omni["target"]))
     out["reference_serum_pmol_per_l"] = p["reference_serum_pmol_per_l"]
@@ -165,6 +183,15 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
                                               p) / base - 1.0 - change, 0.05, 1.0, xtol=1e-10)
 
     out["metformin_if_factor"] = factor_for(met["target"])
+    # 7. haptocorrin release constant: years to deficiency without any intake
+    dep = _target("years_to_deficiency")
+
+    def km_for(years: float) -> float:
+        return brentq(lambda k: _years_to_deficiency(p.replace(hc_release_km_ug=k)) - years,
+                      spec.loc["hc_release_km_ug", "low"], spec.loc["hc_release_km_ug", "high"],
+                      xtol=1e-3)
+    p = p.replace(hc_release_km_ug=km_for(dep["target"]))
+    out["hc_release_km_ug"] = p["hc_release_km_ug"]
     if uncertainty:
         lo, hi = omni["ci95"]
         out["reference_serum_pmol_per_l_low"], out["reference_serum_pmol_per_l_high"] = \
@@ -175,6 +202,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         lo, hi = met["ci95"]
         a, b = factor_for(lo), factor_for(hi)
         out["metformin_if_factor_low"], out["metformin_if_factor_high"] = min(a, b), max(a, b)
+        a, b = (km_for(y) for y in dep["range"])
+        out["hc_release_km_ug_low"], out["hc_release_km_ug_high"] = min(a, b), max(a, b)
     return out
 
 
@@ -188,6 +217,7 @@ WHERE = {  # fitted name -> (file, table, key)
                                    "value"),
     "vegan_diet_ug_per_day": ("patients.toml", "presets.vegan", "diet_ug_per_day"),
     "metformin_if_factor": ("patients.toml", "settings.metformin_if_factor", "value"),
+    "hc_release_km_ug": ("model.toml", "parameters.hc_release_km_ug", "value"),
 }
 
 
