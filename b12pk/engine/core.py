@@ -472,29 +472,6 @@ class System:
         """Serum total B12, pmol/L, for states ``y`` (n_states, ...)."""
         return self.output("serum_pmol_per_l", y)
 
-    def steady_stores(self) -> float:
-        """Stores at the steady state of the untreated body (no parenteral B12)."""
-        L = self.L
-        body = [i for i in L.body_indices if i >= L.n_parenteral]
-        y = np.linalg.solve(self.A[np.ix_(body, body)], -self.b[body])
-        return float(y[body.index(L.stores)])
-
-    def initial_state(self, patient: Patient) -> np.ndarray:
-        if patient.baseline_stores_ug is not None:
-            return self.plasma_given_stores(patient.baseline_stores_ug)
-        if patient.baseline_serum_pmol_per_l is None:
-            return self.plasma_given_stores(self.steady_stores())
-        # serum is affine in stores at quasi-steady state: solve for the stores
-        s0 = float(self.serum_pmol(self.plasma_given_stores(0.0)))
-        s1 = float(self.serum_pmol(self.plasma_given_stores(1.0)))
-        target = patient.baseline_serum_pmol_per_l
-        stores = (target - s0) / (s1 - s0)
-        if stores < 0.0:
-            raise InputError(
-                f"baseline serum {target:g} pmol/L is below {s0:.1f} pmol/L, the lowest serum "
-                f"this patient's diet ({patient.diet_ug_per_day:g} ug/day) sustains with empty "
-                "stores; accepted: a higher baseline or a lower diet_ug_per_day")
-        return self.plasma_given_stores(stores)
 
 
 def resolve_patient(patient: Patient | str | None, parameters: Parameters | None

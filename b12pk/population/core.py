@@ -60,7 +60,7 @@ from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
 from ..model import laws
 from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
 from ..model.parameters import setting as _patient_setting
-from ..model.declaration import declaration
+from ..model.declaration import LAW_PARAMETERS, declaration
 from ..regimen.language import PARENTERAL_ROUTES, DoseEvent, Regimen
 
 __all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
@@ -94,7 +94,13 @@ _INJECTED = tuple(name for name, r in declaration().routes.items()
                   if r.parenteral and r.rest is None)
 """Routes whose whole dose enters a parenteral pool: injections (troughs come before them)."""
 
-_FAST_MODEL = "b86ecc4916f9"
+_FAST_MODEL = "f2836b116dd9"
+POP_SLOW_STEP_DAYS = 1.0
+POP_SLOW_STEP_RATE = 0.2
+"""The population engine holds the slow flows (out of the stores) at their midpoint flux
+over substeps of at most POP_SLOW_STEP_DAYS days and at most POP_SLOW_STEP_RATE over the
+fastest slow flow's rate (1/day; coarser than the single-patient engine's: tests require
+agreement with the exact method to 1 %)."""
 """Signature (:func:`model_signature`) of the model structure the fast method is written
 for. The fast method hard-codes that structure (which pools are slow, the injection
 transient's flows, the serum formula, how drawn parameters enter the rates), so a change to
@@ -532,7 +538,10 @@ class _Locked:
 
 
 class _Propagators(_Locked):
-    """exp(A dt) and the unit-inflow response for a set of (store-loss, reabsorption) rates.
+    """exp(A dt) and the responses to constant inputs for a set of (store-loss,
+    reabsorption) rates: ``E`` (K, 5, 5) and ``G`` (K, 5, inputs), from
+    ``exp(dt [A B; 0 0])`` with ``B`` the input columns (a unit inflow into the ileum, then
+    each slow flow at unit flux).
 
     Each pair (kl, kr) sets the stores' diagonal entry as for a store-loss rate kl at the
     typical reabsorption, and the stores -> ileum (biliary reabsorption) entry to kr.
@@ -544,7 +553,8 @@ class _Propagators(_Locked):
 
     H0 = 1.0 / 768.0
 
-    def __init__(self, A0: np.ndarray, k0: float, pairs: np.ndarray):
+    def __init__(self, A0: np.ndarray, k0: float, pairs: np.ndarray, inputs: np.ndarray):
+        self.inputs = inputs
         self.mats = []
         s = _SLOW.index("stores")
         ileum = _SLOW.index("ileum")
@@ -560,11 +570,12 @@ class _Propagators(_Locked):
 
     def _direct(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         K = len(self.mats)
-        M = np.zeros((K, 6, 6))
+        c = self.inputs.shape[1]
+        M = np.zeros((K, 5 + c, 5 + c))
         M[:, :5, :5] = self.mats
-        M[:, _SLOW.index("ileum"), 5] = 1.0
+        M[:, :5, 5:] = self.inputs
         E = expm(M * dt)  # batched
-        return E[:, :5, :5].copy(), E[:, :5, 5].copy()
+        return E[:, :5, :5].copy(), E[:, :5, 5:].copy()
 
     def get(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:  # chunks run in threads share the cache
@@ -581,13 +592,13 @@ class _Propagators(_Locked):
             while m:
                 while len(self._pow) <= bit:  # E(2h) = E(h)^2, g(2h) = E(h) g(h) + g(h)
                     Ep, gp = self._pow[-1]
-                    self._pow.append((Ep @ Ep, np.einsum("kij,kj->ki", Ep, gp) + gp))
+                    self._pow.append((Ep @ Ep, np.einsum("kij,kjc->kic", Ep, gp) + gp))
                 if m & 1:
                     Ep, gp = self._pow[bit]
                     if E is None:
                         E, g = Ep.copy(), gp.copy()
                     else:
-                        E, g = Ep @ E, np.einsum("kij,kj->ki", Ep, g) + gp
+                        E, g = Ep @ E, np.einsum("kij,kjc->kic", Ep, g) + gp
                 m >>= 1
                 bit += 1
             out = (E, g)
@@ -630,6 +641,13 @@ class _BlockEngine(_Locked):
         self.A0 = sys_.A[np.ix_(self.idx, self.idx)].copy()
         self.k_loss0 = sys_.k_loss
         self.k_reab0 = sys_.k_reab
+        self.slow = _slow_flows(sys_)
+        self.inputs = np.zeros((5, 1 + len(self.slow)))
+        self.inputs[_SLOW.index("ileum"), 0] = 1.0
+        for q, (src, dst, _law, _a, _b) in enumerate(self.slow):
+            self.inputs[src, 1 + q] -= 1.0
+            if dst >= 0:
+                self.inputs[dst, 1 + q] += 1.0
         self.grid = k_loss_grid
         self.log_grid = np.log(k_loss_grid)
         self.kr_grid = np.linspace(0.0, max(k_reab_max, 1e-12), self.N_KR)
@@ -646,7 +664,8 @@ class _BlockEngine(_Locked):
                     pairs = np.array([(kl, r) for kl in self.grid for r in self.kr_grid])
                 else:
                     pairs = np.column_stack([self.grid, np.full(self.grid.size, kr)])
-                tab = self._tables[kr] = _Propagators(self.A0, self.k_loss0, pairs)
+                tab = self._tables[kr] = _Propagators(self.A0, self.k_loss0, pairs,
+                                                      self.inputs)
             return tab
 
     def table(self, dt: float, kr: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -660,8 +679,9 @@ class _BlockEngine(_Locked):
     def propagators(self, k_loss: np.ndarray, dt: float,
                     k_reab: np.ndarray | float | None = None,
                     patient_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Per-patient E (5, 5, N) and g (5, N) for step dt; with ``patient_major``,
-        (N, 5, 5) and (N, 5), C-contiguous (the compiled kernels' layout).
+        """Per-patient E (5, 5, N) and G (5, inputs, N) for step dt (see
+        :class:`_Propagators`); with ``patient_major``, (N, 5, 5) and (N, 5, inputs),
+        C-contiguous (the compiled kernels' layout).
 
         k_loss: store-loss rates at the typical reabsorption (1/day); k_reab: reabsorption
         rates (1/day), one per patient or one for all (default: the typical patient's).
@@ -676,13 +696,14 @@ class _BlockEngine(_Locked):
                 prop = self._exact.get(key)
                 if prop is None:
                     prop = self._exact[key] = _Propagators(self.A0, self.k_loss0,
-                                                           np.array([key]))
+                                                           np.array([key]), self.inputs)
             E, g = prop.get(dt)
+            c = g.shape[2]
             if patient_major:
                 return (np.ascontiguousarray(np.broadcast_to(E[0], (n, 5, 5))),
-                        np.ascontiguousarray(np.broadcast_to(g[0], (n, 5))))
+                        np.ascontiguousarray(np.broadcast_to(g[0], (n, 5, c))))
             return (np.broadcast_to(E[0][:, :, None], (5, 5, n)),
-                    np.broadcast_to(g[0][:, None], (5, n)))
+                    np.broadcast_to(g[0][:, :, None], (5, c, n)))
         x = (np.log(k_loss) - self.log_grid[0]) / (self.log_grid[1] - self.log_grid[0])
         j0, w = _lagrange4(x, len(self.grid))
         if one_kr:
@@ -694,25 +715,45 @@ class _BlockEngine(_Locked):
             i0, v = _lagrange4(kr / step, self.N_KR)
             terms = [((j0 + q) * self.N_KR + (i0 + r), w[q] * v[r])
                      for q in range(4) for r in range(4)]
+        c = g_tab.shape[2]
         if patient_major:
             E = np.zeros((n, 5, 5))
-            g = np.zeros((n, 5))
+            g = np.zeros((n, 5, c))
             for idx, wq in terms:
                 E += E_tab[idx] * wq[:, None, None]
-                g += g_tab[idx] * wq[:, None]
+                g += g_tab[idx] * wq[:, None, None]
             return E, g
         E = np.zeros((5, 5, n))
-        g = np.zeros((5, n))
+        g = np.zeros((5, c, n))
         for idx, wq in terms:
             E += E_tab[idx].transpose(1, 2, 0) * wq
-            g += g_tab[idx].T * wq
+            g += g_tab[idx].transpose(1, 2, 0) * wq
         return E, g
 
 
-def _apply(E: np.ndarray, g: np.ndarray, y: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """E y + g r per patient (E: (5, 5, N), g and y: (5, N), r: (N,))."""
+def _slow_flows(sys_: System) -> list[tuple[int, int, int, float, float]]:
+    """The slow flows (out of the stores) as (source, destination or -1 when it leaves the
+    slow state, law code, typical parameters a and b)."""
+    out = []
+    for src, dst, law, a, b in zip(sys_.qsrc, sys_.qdst, sys_.qlaw, sys_.qa, sys_.qb):
+        names = [n for n in _SLOW if sys_.L.index(n) == src]
+        if not names:  # pragma: no cover - a declaration with another slow source
+            raise ModelError("the fast population engine takes slow flows out of its slow "
+                             "states only; use method='exact'")
+        dname = [n for n in _SLOW if sys_.L.index(n) == dst]
+        out.append((_SLOW.index(names[0]), _SLOW.index(dname[0]) if dname else -1,
+                    int(law), float(a), float(b)))
+    return out
+
+
+def _apply(E: np.ndarray, G: np.ndarray, y: np.ndarray, r: np.ndarray,
+           f: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """E y + G [r; f] per patient (E: (5, 5, N), G: (5, inputs, N), y: (5, N), r and each
+    slow flow's flux in f: (N,))."""
     out = np.einsum("ijn,jn->in", E, y)
-    out += g * r
+    out += G[:, 0] * r
+    for q, fq in enumerate(f):
+        out += G[:, 1 + q] * fq
     return out
 
 
@@ -773,26 +814,79 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     with np.errstate(invalid="ignore", divide="ignore"):
         per_meal = np.where(m > 0, laws.if_absorbed(if_cap, s.if_km, m), 0.0) + passive * m
     r_diet = np.minimum(per_meal * meals, diet)
+    # the slow flows (out of the stores), with each patient's parameters
+    slow = engine.slow
+    slow_decl = [f for f in declaration().flows if f.slow]
+    qa = np.ascontiguousarray([each(rates[f.params[LAW_PARAMETERS[f.law][0]]])
+                               for f in slow_decl]).reshape(len(slow), n)
+    qb = np.ascontiguousarray([each(rates[f.params[LAW_PARAMETERS[f.law][1]]])
+                               for f in slow_decl]).reshape(len(slow), n)
+    q_src = np.array([x[0] for x in slow], dtype=np.int64)
+    q_law = np.array([x[2] for x in slow], dtype=np.int64)
+    hc = _SLOW.index("holohc")
+
+    def fluxes(state: np.ndarray) -> list[np.ndarray]:
+        return [laws.slow_flux(law, qa[q], qb[q], state[src])
+                for q, (src, _dst, law, _a, _b) in enumerate(slow)]
+
+    # the fastest slow flow's rate bounds the step over which fluxes are held
+    fastest = max([float(np.max(qa[q] / qb[q])) if law == laws.SLOW_SATURABLE
+                   else float(np.max(qa[q])) for q, (_s, _d, law, _a, _b) in enumerate(slow)]
+                  + [0.0])
+    h_slow = min(POP_SLOW_STEP_DAYS, POP_SLOW_STEP_RATE / fastest) if fastest > 0 \
+        else POP_SLOW_STEP_DAYS
+
+    def substeps(dt: float) -> int:
+        return max(1, math.ceil(dt / h_slow - 1e-9)) if slow else 1
+
     # initial state (quasi-steady plasma for the stores that give the baseline serum)
     Vp, Vf = p["plasma_volume_l"], p["free_volume_l"]
     to_pmol = 1e3 / p["molar_mass_g_per_mol"] * 1e3  # ug/L -> pmol/L
-    a_tc = s.k_st / s.k_tc
-    a_hc = s.k_sh / s.k_hc
 
     def plasma_for(stores: np.ndarray) -> np.ndarray:
         r_in = r_diet + k_reab * stores
-        return np.stack([r_in / s.k_tr, r_in / s.k_tr, (s.k_st * stores + r_in) / s.k_tc,
-                         a_hc * stores, stores])
+        state = np.stack([r_in / s.k_tr, r_in / s.k_tr, (s.k_st * stores + r_in) / s.k_tc,
+                          np.zeros(n), stores])
+        for (_src, dst, _law, _a, _b), f in zip(slow, fluxes(state)):
+            if dst == hc:
+                state[hc] += f / s.k_hc
+        return state
+
+    def bisect(fn: Callable[[np.ndarray], np.ndarray], hi: np.ndarray) -> np.ndarray:
+        """Per patient, the root of ``fn`` (increasing) in [0, hi]."""
+        lo = np.zeros(n)
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            up = fn(mid) > 0.0
+            hi = np.where(up, mid, hi)
+            lo = np.where(up, lo, mid)
+        return 0.5 * (lo + hi)
+
+    def serum_for(stores: np.ndarray) -> np.ndarray:
+        q = plasma_for(stores)
+        return (q[2] + q[3]) / Vp * to_pmol
 
     if "baseline_serum_pmol_per_l" in draw:
         target = draw["baseline_serum_pmol_per_l"]
-        s0 = (r_diet / s.k_tc) / Vp * to_pmol
-        slope = ((a_tc + k_reab / s.k_tc) + a_hc) / Vp * to_pmol
-        stores0 = np.maximum((target - s0) / slope, 0.0)
+        hi = np.full(n, 1e4)
+        for _ in range(60):
+            low = serum_for(hi) < target
+            if not low.any():
+                break
+            hi = np.where(low, 2.0 * hi, hi)
+        stores0 = bisect(lambda x: serum_for(x) - target, hi)
+        stores0[serum_for(np.zeros(n)) >= target] = 0.0
     elif "baseline_stores_ug" in draw:
         stores0 = draw["baseline_stores_ug"]
-    else:
-        stores0 = r_diet / k_loss_true
+    else:  # the diet's steady state: absorbed = lost (faeces, and slow flows leaving)
+        def excess_loss(x: np.ndarray) -> np.ndarray:
+            state = plasma_for(x)
+            out = k_loss_true * x - r_diet
+            for (_src, dst, _law, _a, _b), f in zip(slow, fluxes(state)):
+                if dst < 0:
+                    out = out + f
+            return out
+        stores0 = bisect(excess_loss, r_diet / k_loss_true)
     y = plasma_for(stores0)
     nf = len(forms)
     depot = np.zeros((nf, n))
@@ -917,6 +1011,20 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     last_parenteral = 0.0
 
+    def slow_advance(dt: float) -> None:
+        """The slow state over ``dt`` days: exact for the linear part and the diet, the slow
+        flows held at their midpoint flux (predicted by a half step) over substeps."""
+        nonlocal y
+        steps = substeps(dt)
+        E, G = props(dt / steps)
+        if not slow:
+            y = _apply(E, G, y, r_diet)
+            return
+        Eh, Gh = props(dt / steps / 2)
+        for _ in range(steps):
+            half = _apply(Eh, Gh, y, r_diet, fluxes(y))
+            y = _apply(E, G, y, r_diet, fluxes(half))
+
     def advance(t0: float, t1: float) -> None:
         nonlocal y
         t = t0
@@ -930,18 +1038,16 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 while h * 2 <= min(0.05 * age, 1.0 / 24.0) and h * 2 <= t1 - t + 1e-12:
                     h *= 2
                 h = min(h, t1 - t)
-                E, g = props(h / 2)
-                y = _apply(E, g, y, r_diet)
+                slow_advance(h / 2)
                 fast_step(h)
-                y = _apply(E, g, y, r_diet)
+                slow_advance(h / 2)
                 t += h
                 if not in_transient():
                     depot[:] = 0.0
                     nasal[:] = 0.0
                     free[:] = 0.0
             else:
-                E, g = props(t1 - t)
-                y = _apply(E, g, y, r_diet)
+                slow_advance(t1 - t)
                 t = t1
 
     # merge output times and dose times
@@ -985,12 +1091,15 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                         t_last_oral = tt
                     n_ev[q] = len(groups.get(tt, ()))
                     rec[q] = out_index.get(tt, -1)
-                E, g = props_pm(h)
+                n_sub = substeps(h)
+                E, G = props_pm(h / n_sub)
+                Eh, Gh = props_pm(h / n_sub / 2)
                 yt = np.ascontiguousarray(y.T)
-                fast.run_span(E, g, r_diet, yt, deficit, if_cap, passive, s.if_km, ev_amount,
-                              ev_decay, n_ev, rec, c_serum, cut, upper, _HIST_LO_BITS,
-                              _HIST_SHIFT, _HIST_BINS, agg.serum, agg.stores, agg.bands,
-                              replete_at, never, block_of, sums)
+                fast.run_span(E, G, Eh, Gh, n_sub, r_diet, yt, q_src, q_law, qa, qb, deficit,
+                              if_cap, passive, s.if_km, ev_amount, ev_decay, n_ev, rec,
+                              c_serum, cut, upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS,
+                              agg.serum, agg.stores, agg.bands, replete_at, never, block_of,
+                              sums)
                 y = np.ascontiguousarray(yt.T)
                 k_out += int(np.count_nonzero(rec >= 0))
                 t = run[-1]
