@@ -88,7 +88,7 @@ def test_healthy_omnivore_sits_at_steady_state():
 
 
 def test_daily_oral_dose_reaches_analytic_steady_state():
-    # Period-averaged stores at steady state: absorbed per day / net fractional loss.
+    # Period-averaged stores at steady state: absorbed per day = what leaves.
     p = b12pk.default_parameters()
     patient = Patient.preset("pernicious-anaemia")
     dose = 2000.0
@@ -96,7 +96,11 @@ def test_daily_oral_dose_reaches_analytic_steady_state():
     diet_rel = patient.food_release * patient.diet_ug_per_day / p["meals_per_day"]
     diet_abs = p["passive_fraction"] * diet_rel * p["meals_per_day"]
     k_loss = p["bile_secretion_fraction_per_day"] + p["other_loss_fraction_per_day"]
-    expected = (per_dose + diet_abs) / k_loss
+    # the stores settle above their capacity C, which they export at rate k:
+    # absorbed = k_loss S + k (S - C)
+    k, cap = p["store_export_rate_per_day"], p["store_capacity_ug"]
+    expected = (per_dose + diet_abs + k * cap) / (k_loss + k)
+    assert expected > cap
     df = b12pk.simulate(Regimen.daily(dose), patient, days=50 * 365,
                         times=np.arange(50 * 365 - 1, 50 * 365, 1 / 48))
     assert df["stores_ug"].mean() == pytest.approx(expected, rel=2e-3)

@@ -72,7 +72,7 @@ def test_fit_targets_are_marked_and_counted_apart(plausibility):
     t = plausibility.table
     assert set(t.loc[t.fit_target, "id"]) == {
         "turnover_normal", "urine_72h_cyanocobalamin_1000", "urine_72h_hydroxocobalamin_1000", "retained_10",
-        "retained_100", "retained_1000"}
+        "retained_100", "retained_1000", "years_to_deficiency_without_intake"}
     s = plausibility.summary()
-    assert s["n_not_fitted"] == len(t) - 6
+    assert s["n_not_fitted"] == len(t) - 7
     assert s["n_not_fitted_inside"] == int(t.loc[~t.fit_target, "inside"].sum())

@@ -50,7 +50,9 @@ def test_a_patient_does_not_depend_on_population_size():
     pd.testing.assert_frame_equal(small, large.iloc[: BLOCK + 5])
 
 
-@pytest.mark.parametrize("regimen, tol", [(ORAL, 1e-9), (IM, 2e-3)])
+# the fast method holds the slow flows over substeps of a day (simulate: 1/32 day): up to
+# 6e-4 while oral doses double nearly empty stores within a day
+@pytest.mark.parametrize("regimen, tol", [(ORAL, 2e-3), (IM, 2e-3)])
 def test_zero_variability_equals_the_typical_patient(regimen, tol):
     spec = PopulationSpec.without_variability(PA, n=3)
     pop = simulate_population(regimen, spec, 60)
@@ -76,7 +78,8 @@ def test_quantiles_match_numpy_on_a_small_population():
         finals.append(df["serum_pmol_per_l"].iloc[0])
     finals = np.array(finals)
     day30 = pop.quantiles[pop.quantiles.time_days == 30].set_index("quantile")
-    assert pop.means["serum_pmol_per_l"].iloc[-1] == pytest.approx(finals.mean(), rel=1e-6)
+    # the fast method's slow substeps of a day (see test_zero_variability_...)
+    assert pop.means["serum_pmol_per_l"].iloc[-1] == pytest.approx(finals.mean(), rel=2e-3)
     for q in (25.0, 50.0, 75.0):
         # histogram quantiles: bins 0.33% wide, small-sample interpolation differs a little
         assert day30.loc[q, "serum_pmol_per_l"] == pytest.approx(
@@ -353,18 +356,24 @@ def test_propagators_interpolated_in_both_rates_match_direct_exponentials():
     rng = np.random.default_rng(0)
     kl = sys_.k_loss * np.exp(rng.uniform(-0.6, 0.6, 20))
     kr = rng.uniform(0, kr_max, 20)
-    E, g = engine.propagators(kl, 1.0, kr)
+    E, G = engine.propagators(kl, 1.0, kr)
     s, il = _SLOW.index("stores"), _SLOW.index("ileum")
+    c = 1 + len(engine.slow)  # inputs: the diet into the ileum, then each slow flow
+    assert G.shape == (5, c, 20)
     for j in range(20):
         A = A0.copy()
         A[s, s] += sys_.k_loss - kl[j]
         A[il, s] = kr[j]
-        M = np.zeros((6, 6))
+        M = np.zeros((5 + c, 5 + c))
         M[:5, :5] = A
         M[il, 5] = 1.0
+        M[s, 6:] = -1.0  # each slow flow leaves the stores ...
+        for q, (_src, dst, *_rest) in enumerate(engine.slow):
+            if dst >= 0:  # ... for a slow state, or for urine (outside the slow state)
+                M[dst, 6 + q] = 1.0
         X = expm(M[None])[0]
         np.testing.assert_allclose(E[:, :, j], X[:5, :5], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(g[:, j], X[:5, 5], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(G[:, :, j], X[:5, 5:], rtol=1e-9, atol=1e-12)
 
 
 def test_population_command_takes_covariates(tmp_path):
@@ -715,7 +724,7 @@ def test_an_exact_patient_is_the_sampled_patient_simulated(covariates):
     np.testing.assert_allclose(pop.means.serum_pmol_per_l, ref.serum_pmol_per_l, rtol=1e-12)
 
 
-@pytest.mark.parametrize("regimen, tol", [(ORAL, 1e-8), (IM, 1e-2), (NASAL, 1e-2)],
+@pytest.mark.parametrize("regimen, tol", [(ORAL, 2e-3), (IM, 1e-2), (NASAL, 1e-2)],
                          ids=["oral", "im", "intranasal"])
 def test_the_fast_method_agrees_with_the_exact_one(regimen, tol):
     spec = PopulationSpec(PA, n=40, seed=2)

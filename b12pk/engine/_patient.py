@@ -63,15 +63,42 @@ def _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh):
     return max(1, int(math.ceil(dt / h - 1e-9)))
 
 
+def _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb):
+    """One step ``y <- E y + g + W f`` (in place) with ``f`` the slow flows' fluxes at the
+    step's midpoint, predicted by a half step (``Eh``)."""
+    n = y.shape[0]
+    m = qsrc.shape[0]
+    for q in range(m):
+        flux[q] = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
+    for q in range(m):
+        i = qsrc[q]
+        v = Eh[i, n]
+        for j in range(n):
+            v += Eh[i, j] * y[j]
+        for r in range(m):
+            v += Eh[i, n + 1 + r] * flux[r]
+        half[q] = v
+    for q in range(m):
+        flux[q] = slow_flux(qlaw[q], qa[q], qb[q], half[q])
+    for i in range(n):
+        v = E[i, n]
+        for j in range(n):
+            v += E[i, j] * y[j]
+        for r in range(m):
+            v += E[i, n + 1 + r] * flux[r]
+        tmp[i] = v
+    for i in range(n):
+        y[i] = tmp[i]
+
+
 def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, qsrc, qdst, qlaw, qa, qb,
                  slow_h, slow_kh):
     """``y`` after ``dt`` days outside transients (in place); returns the cache's count.
 
     ``[E g W] = exp(h [A b D; 0 0 0])``: ``y <- E y + g + W f`` with ``f`` the slow flows'
-    fluxes at the step's midpoint (predicted by a half step), in equal steps ``h`` (see
+    fluxes at the step's midpoint (:func:`_midpoint`), in equal steps ``h`` (see
     :func:`_slow_steps`; one exact step when the model has no slow flows).
     """
-    n = y.shape[0]
     if dt <= 0.0:
         return count
     m = qsrc.shape[0]
@@ -80,31 +107,19 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, qsrc, qdst, qla
         steps = _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh)
     h = dt / steps
     E, count = _exp(h, aug, keys, mats, count)
-    Eh = E
-    if m > 0:
-        Eh, count = _exp(h / 2.0, aug, keys, mats, count)
-    for _ in range(steps):
-        for q in range(m):
-            flux[q] = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
-        for q in range(m):
-            i = qsrc[q]
-            v = Eh[i, n]
-            for j in range(n):
-                v += Eh[i, j] * y[j]
-            for r in range(m):
-                v += Eh[i, n + 1 + r] * flux[r]
-            half[q] = v
-        for q in range(m):
-            flux[q] = slow_flux(qlaw[q], qa[q], qb[q], half[q])
+    if m == 0:
+        n = y.shape[0]
         for i in range(n):
             v = E[i, n]
             for j in range(n):
                 v += E[i, j] * y[j]
-            for r in range(m):
-                v += E[i, n + 1 + r] * flux[r]
             tmp[i] = v
         for i in range(n):
             y[i] = tmp[i]
+        return count
+    Eh, count = _exp(h / 2.0, aug, keys, mats, count)
+    for _ in range(steps):
+        _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb)
     return count
 
 

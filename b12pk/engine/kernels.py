@@ -57,11 +57,13 @@ def _transient_kernels() -> dict:
     return _compile_module_functions(
         (laws, linalg, _transient, _patient, _span),
         {laws: ("first_order", "binding_room", "capacity_binding", "saturable", "overflow",
-                "slow_flux", "slow_rate", "slow_rhs", "if_absorbed", "nonlinear_rhs", "nonlinear_jac"),
+                "slow_flux", "slow_rate", "slow_rhs", "if_absorbed", "nonlinear_rhs",
+                "nonlinear_jac"),
          linalg: ("expm_taylor",),
          _transient: ("rhs", "jac", "_lu", "_lu_solve", "_solve_sinks", "_stiff_step", "_explicit_step",
                       "near_kink", "integrate"),
-         _patient: ("_exp", "_slow_steps", "_linear_step", "_parenteral", "run"),
+         _patient: ("_exp", "_slow_steps", "_midpoint", "_linear_step", "_parenteral",
+                    "run"),
          _span: ("bin_of", "record_step", "_slow_substep", "run_span")})
 
 

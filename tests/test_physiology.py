@@ -1,0 +1,144 @@
+"""Physiology v2: the stores have a ceiling, serum holds up while the stores fall, and the
+slow flows that do this (data/model.toml) are integrated accurately.
+
+Each test would fail if the distortion it guards against came back: stores growing without
+bound under high-dose regimens, serum falling in proportion to the stores.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+
+import b12pk
+from b12pk._data import data_path
+from b12pk.errors import FileFormatError, ResourceError
+from b12pk.model import laws
+from b12pk.model.declaration import declaration, model_document, parse_declaration
+
+CAPACITY = b12pk.default_parameters()["store_capacity_ug"]
+EXPORT = b12pk.default_parameters()["store_export_rate_per_day"]
+HIGHEST_REPORTED_UG = 11_100.0  # iom1998 p. 308: highest total body B12 reported
+
+
+def _seed_regimens() -> list[str]:
+    with open(data_path("regimens", "seed_regimens.csv"), newline="", encoding="utf-8") as fh:
+        texts = {t.strip() for row in csv.DictReader(fh)
+                 for t in row["canonical_text"].split("|")}
+    return sorted(texts)
+
+
+def test_the_slow_flows_are_declared_once():
+    slow = [(f.src, f.dst, f.law) for f in declaration().flows if f.slow]
+    assert slow == [("stores", "holohc", "saturable"), ("stores", "urine", "overflow")]
+
+
+@pytest.mark.parametrize("preset", ["healthy", "pernicious-anaemia"])
+def test_stores_stay_below_the_highest_reported_body_content_on_every_seed_regimen(preset):
+    worst = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", b12pk.B12pkWarning)
+        for text in _seed_regimens():
+            try:
+                df = b12pk.simulate(text, preset, days=3652.5,
+                                    times=np.arange(0.0, 3652.5, 7.0))
+            except ResourceError:  # daily injections: the 2,000-dose limit, 5 years
+                df = b12pk.simulate(text, preset, days=1826.0,
+                                    times=np.arange(0.0, 1826.0, 7.0))
+            worst = max(worst, float(df.body_ug.max()))
+    assert worst <= HIGHEST_REPORTED_UG, worst
+    assert worst > CAPACITY  # the loading regimens do fill the stores past their capacity
+
+
+def test_stores_plateau_on_long_term_high_dose_oral():
+    df = b12pk.simulate("2000 ug oral daily", "healthy", days=50 * 365.25,
+                        times=[20 * 365.25, 50 * 365.25])
+    s20, s50 = df.stores_ug
+    assert s50 < CAPACITY * 1.1
+    assert abs(s50 - s20) < 0.01 * s20
+
+
+def test_stores_above_capacity_leave_at_the_export_rate():
+    start = CAPACITY + 2000.0
+    patient = b12pk.Patient(diet_ug_per_day=0.0, baseline_stores_ug=start)
+    df = b12pk.simulate([], patient, days=1.0, times=[0.0, 1.0])
+    # urine over the first day: the export of the excess (it falls by 10 % over the day)
+    expected = 2000.0 * (1.0 - np.exp(-EXPORT))
+    assert df.urine_ug.iloc[-1] == pytest.approx(expected, rel=0.02)
+
+
+def test_nothing_is_exported_below_capacity():
+    patient = b12pk.Patient(diet_ug_per_day=0.0, baseline_stores_ug=CAPACITY * 0.9)
+    df = b12pk.simulate([], patient, days=30.0)
+    assert df.urine_ug.iloc[-1] < 1e-9
+
+
+def test_serum_falls_less_than_the_stores_during_depletion():
+    start = b12pk.engine.steady_state_stores_ug("healthy")
+    patient = b12pk.Patient(diet_ug_per_day=0.0, baseline_stores_ug=start)
+    df = b12pk.simulate([], patient, days=3 * 365.25, times=np.arange(0.0, 3 * 365.25, 30.0))
+    serum = df.serum_pmol_per_l.to_numpy() / df.serum_pmol_per_l.iloc[0]
+    stores = df.stores_ug.to_numpy() / df.stores_ug.iloc[0]
+    assert np.all(np.diff(df.stores_ug) < 0) and np.all(np.diff(df.serum_pmol_per_l) < 0)
+    assert np.all(serum[1:] > stores[1:])
+    assert stores[-1] < 0.4 and serum[-1] > 0.55
+
+
+def test_holotc_falls_before_total_serum():
+    # Herbert 1994: holoTC falls below its range long before total serum does
+    patient = b12pk.Patient(intrinsic_factor=0.0, diet_ug_per_day=5.0,
+                            baseline_stores_ug=b12pk.engine.steady_state_stores_ug("healthy"))
+    df = b12pk.simulate([], patient, days=365.0, times=[0.0, 365.0])
+    tc = df.holotc_pmol_per_l.iloc[-1] / df.holotc_pmol_per_l.iloc[0]
+    total = df.serum_pmol_per_l.iloc[-1] / df.serum_pmol_per_l.iloc[0]
+    assert tc < total
+
+
+NEAR_CAPACITY = b12pk.Patient(baseline_stores_ug=CAPACITY - 300.0)
+
+
+@pytest.mark.parametrize("regimen, preset, days", [
+    ("hydroxocobalamin 1000 ug IM on days 1, 3, 5", NEAR_CAPACITY, 40.0),
+    ("1000 ug IM monthly", "pernicious-anaemia", 75.0),
+])
+def test_slow_flows_are_integrated_as_the_reference_does(regimen, preset, days):
+    fast = b12pk.simulate(regimen, preset, days)
+    ref = b12pk.simulate(regimen, preset, days, method="solve_ivp")
+    for col in ("serum_pmol_per_l", "stores_ug", "urine_ug"):
+        a, b = fast[col].to_numpy(), ref[col].to_numpy()
+        assert np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-6)) < 2e-6, col
+
+
+def test_overflow_law_and_its_derivative():
+    assert laws.overflow(0.1, 4000.0, 3999.0) == 0.0
+    assert laws.overflow(0.1, 4000.0, 4500.0) == pytest.approx(50.0)
+    x = np.array([3000.0, 5000.0])
+    np.testing.assert_allclose(laws.overflow(0.1, 4000.0, x), [0.0, 100.0])
+    assert laws.slow_rate(laws.SLOW_OVERFLOW, 0.1, 4000.0, 4500.0) == 0.1
+    assert laws.slow_rate(laws.SLOW_OVERFLOW, 0.1, 4000.0, 3500.0) == 0.0
+    h = 1e-3
+    num = (laws.slow_flux(laws.SLOW_SATURABLE, 2.0, 150.0, 1000.0 + h)
+           - laws.slow_flux(laws.SLOW_SATURABLE, 2.0, 150.0, 1000.0 - h)) / (2 * h)
+    assert laws.slow_rate(laws.SLOW_SATURABLE, 2.0, 150.0, 1000.0) == pytest.approx(num)
+
+
+def _with_flow(**flow) -> dict:
+    doc = {k: v for k, v in model_document().items()}
+    doc["flows"] = list(doc["flows"]) + [flow]
+    return doc
+
+
+@pytest.mark.parametrize("flow, match", [
+    ({"from": "free", "to": "urine", "law": "overflow", "k": "k_renal",
+      "capacity": "store_capacity_ug"}, "needs a source that is not per form"),
+    ({"from": "stores", "to": "holohc", "law": "capacity_binding", "k": "k_tc",
+      "capacity": "store_capacity_ug", "bound": "holohc"}, "needs a source that is per form"),
+    ({"from": "stores", "to": "free", "law": "first_order", "k": "k_tc"},
+     "cannot enter the per-form compartment"),
+])
+def test_declaration_refuses_flows_the_engines_cannot_run(flow, match):
+    with pytest.raises(FileFormatError, match=match):
+        parse_declaration(_with_flow(**flow))
