@@ -474,8 +474,8 @@ def _plausibility_items(plausibility: Any) -> list[tuple]:
         ("p", f"Of {s['n_checks']} checks of the model's physiology against published figures "
               f"(data/plausibility.toml), {s['n_inside']} lie inside their published range "
               f"({s['n_not_fitted_inside']} of the {s['n_not_fitted']} whose figures did not "
-              "set the model). The model is outside for these; read long horizons, loading "
-              "regimens and hydroxo- versus cyanocobalamin comparisons with them in mind:")]
+              "set the model)." + (" The model is outside for these; read the comparisons "
+                                   "they bear on with them in mind:" if len(out) else ""))]
     if len(out):
         items.append(("table", ["check", "model", "published range", "source"],
                       [[r.question, f"{_sig(r.model)} {r.unit}", f"{_sig(r.low)}-{_sig(r.high)}",
