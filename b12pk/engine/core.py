@@ -401,20 +401,27 @@ class System:
         laws.slow_rhs(y, u, *self.slow)
         return u
 
+    @functools.cached_property
+    def _quasi(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """For :meth:`plasma_given_stores`: the other body pools, the inverse of their block
+        of ``A``, their column from the stores, and whether every slow flow leaves the
+        stores (then their fluxes are known and one solve is exact)."""
+        L = self.L
+        rest = np.array([i for i in L.body_indices if i >= L.n_parenteral and i != L.stores])
+        inv = np.linalg.inv(self.A[np.ix_(rest, rest)])
+        return rest, inv, self.A[rest, L.stores], bool(np.all(self.qsrc == L.stores))
+
     def plasma_given_stores(self, stores: float) -> np.ndarray:
         """Quasi-steady state of every body pool for given stores (no parenteral B12): the
         steady state of the other pools with the stores held fixed (the slow flows at their
         flux for these stores)."""
-        L = self.L
-        y = np.zeros(L.n)
-        y[L.stores] = stores
-        rest = [i for i in L.body_indices if i >= L.n_parenteral and i != L.stores]
-        A_rr = self.A[np.ix_(rest, rest)]
-        base = self.A[np.ix_(rest, [L.stores])][:, 0] * stores + self.b[rest]
-        once = bool(np.all(self.qsrc == L.stores))  # the slow fluxes are known: one solve
+        rest, inv, col, once = self._quasi
+        y = np.zeros(self.L.n)
+        y[self.L.stores] = stores
+        base = col * stores + self.b[rest]
         for _ in range(1 if once else 100):
-            new = np.linalg.solve(A_rr, -(base + self._slow_input(y)[rest]))
-            done = np.allclose(new, y[rest], rtol=1e-14, atol=1e-300)
+            new = -(inv @ (base + self._slow_input(y)[rest]))
+            done = once or np.allclose(new, y[rest], rtol=1e-14, atol=1e-300)
             y[rest] = new
             if done:
                 break
