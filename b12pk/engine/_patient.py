@@ -63,6 +63,17 @@ def _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh):
     return max(1, int(math.ceil(dt / h - 1e-9)))
 
 
+def _affine_row(E, i, y, flux):
+    """Row ``i`` of ``E y + g + W f`` (``[E g W]`` as in :func:`_linear_step`)."""
+    n = y.shape[0]
+    v = E[i, n]
+    for j in range(n):
+        v += E[i, j] * y[j]
+    for r in range(flux.shape[0]):
+        v += E[i, n + 1 + r] * flux[r]
+    return v
+
+
 def _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb):
     """One step ``y <- E y + g + W f`` (in place) with ``f`` the slow flows' fluxes at the
     step's midpoint, predicted by a half step (``Eh``)."""
@@ -71,22 +82,11 @@ def _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb):
     for q in range(m):
         flux[q] = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
     for q in range(m):
-        i = qsrc[q]
-        v = Eh[i, n]
-        for j in range(n):
-            v += Eh[i, j] * y[j]
-        for r in range(m):
-            v += Eh[i, n + 1 + r] * flux[r]
-        half[q] = v
+        half[q] = _affine_row(Eh, qsrc[q], y, flux)
     for q in range(m):
         flux[q] = slow_flux(qlaw[q], qa[q], qb[q], half[q])
     for i in range(n):
-        v = E[i, n]
-        for j in range(n):
-            v += E[i, j] * y[j]
-        for r in range(m):
-            v += E[i, n + 1 + r] * flux[r]
-        tmp[i] = v
+        tmp[i] = _affine_row(E, i, y, flux)
     for i in range(n):
         y[i] = tmp[i]
 

@@ -65,6 +65,16 @@ def record_step(serum: np.ndarray, stores: np.ndarray, serum_bits: np.ndarray,
     bands[k, 2] += b2
 
 
+def _patient_row(p, i, y, E, G, r, flux):
+    """Row ``i`` of ``E y + G [r; f]`` for patient ``p``."""
+    v = G[p, i, 0] * r[p]
+    for j in range(y.shape[1]):
+        v += E[p, i, j] * y[p, j]
+    for q in range(flux.shape[0]):
+        v += G[p, i, 1 + q] * flux[q]
+    return v
+
+
 def _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
     """Patient ``p``'s slow state over one substep (in place): ``y <- E y + G [r; f]`` with
     the slow flows' fluxes ``f`` at the midpoint, predicted by a half step (``Eh``, ``Gh``)."""
@@ -73,22 +83,11 @@ def _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
     for q in range(m):
         flux[q] = slow_flux(qlaw[q], qa[q, p], qb[q, p], y[p, qsrc[q]])
     for q in range(m):
-        i = qsrc[q]
-        v = Gh[p, i, 0] * r[p]
-        for j in range(ns):
-            v += Eh[p, i, j] * y[p, j]
-        for s in range(m):
-            v += Gh[p, i, 1 + s] * flux[s]
-        half[q] = v
+        half[q] = _patient_row(p, qsrc[q], y, Eh, Gh, r, flux)
     for q in range(m):
         flux[q] = slow_flux(qlaw[q], qa[q, p], qb[q, p], half[q])
     for i in range(ns):
-        v = G[p, i, 0] * r[p]
-        for j in range(ns):
-            v += E[p, i, j] * y[p, j]
-        for q in range(m):
-            v += G[p, i, 1 + q] * flux[q]
-        tmp[i] = v
+        tmp[i] = _patient_row(p, i, y, E, G, r, flux)
     for i in range(ns):
         y[p, i] = tmp[i]
 
@@ -113,8 +112,8 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
     n = y.shape[0]
     n_steps = rec.shape[0]
     m = qsrc.shape[0]
-    flux = np.empty(max(m, 1))
-    half = np.empty(max(m, 1))
+    flux = np.empty(m)
+    half = np.empty(m)
     tmp = np.empty(y.shape[1])
     buf = np.empty(2)  # float64 -> int64 bits through a view
     bits = buf.view(np.int64)

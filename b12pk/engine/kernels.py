@@ -27,6 +27,11 @@ def _compile_module_functions(modules: tuple, names: dict) -> dict:
     import types
 
     scope: dict = {}
+    names_seen: set = set()
+    for fnames in names.values():  # one scope: a name compiled twice would shadow the other
+        if names_seen & set(fnames):
+            raise RuntimeError(f"compiled twice: {sorted(names_seen & set(fnames))}")
+        names_seen |= set(fnames)
     for module in modules:
         scope.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
     # numba's on-disk cache checks only the file of the function it holds, not the functions
@@ -62,9 +67,9 @@ def _transient_kernels() -> dict:
          linalg: ("expm_taylor",),
          _transient: ("rhs", "jac", "_lu", "_lu_solve", "_solve_sinks", "_stiff_step", "_explicit_step",
                       "near_kink", "integrate"),
-         _patient: ("_exp", "_slow_steps", "_midpoint", "_linear_step", "_parenteral",
-                    "run"),
-         _span: ("bin_of", "record_step", "_slow_substep", "run_span")})
+         _patient: ("_exp", "_slow_steps", "_affine_row", "_midpoint", "_linear_step",
+                    "_parenteral", "run"),
+         _span: ("bin_of", "record_step", "_patient_row", "_slow_substep", "run_span")})
 
 
 _TRANSIENT = _transient_kernels()
