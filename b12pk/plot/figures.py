@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError, UnknownNameError
-from ..model.parameters import lab_bands, pmol_per_l_to_pg_per_ml, serum_bands_pmol_per_l
+from ..model.parameters import (default_parameters, lab_bands, pmol_per_l_to_pg_per_ml,
+                                serum_bands_pmol_per_l)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -516,7 +517,8 @@ def plot_stores(results: "pd.DataFrame | Mapping[str, pd.DataFrame]",
     -------
     matplotlib Axes
         Linear y axis from 0 µg; grey reference lines at 2500 µg ("average adult stores
-        (Carmel 2008)") and 300 µg ("lowest pool consistent with health (IOM 1998)"),
+        (Carmel 2008)") and 300 µg ("lowest pool consistent with health (IOM 1998)"), and at
+        the model's storage capacity (``store_capacity_ug``) when the curves reach it,
         labelled on the plot.
 
     Raises
@@ -541,7 +543,11 @@ def plot_stores(results: "pd.DataFrame | Mapping[str, pd.DataFrame]",
     top = max(top, _STORES_REFERENCES[0][0]) * 1.08
     ax.set_ylim(0, top)
     trans = blended_transform_factory(ax.transAxes, ax.transData)
-    for level, text in _STORES_REFERENCES:
+    capacity = default_parameters()["store_capacity_ug"]
+    references = _STORES_REFERENCES + (
+        ((capacity, "storage capacity, above it the model exports B12 (assumed)"),)
+        if capacity < top else ())
+    for level, text in references:
         line = ax.axhline(level, color="#555555", linestyle=(0, (4, 3)), linewidth=1.1,
                           zorder=2)
         line.set_gid("reference")
