@@ -142,3 +142,16 @@ def _with_flow(**flow) -> dict:
 def test_declaration_refuses_flows_the_engines_cannot_run(flow, match):
     with pytest.raises(FileFormatError, match=match):
         parse_declaration(_with_flow(**flow))
+
+
+def test_a_baseline_serum_beyond_what_full_stores_sustain_warns():
+    with pytest.warns(b12pk.B12pkWarning, match="above the model's storage capacity"):
+        df = b12pk.simulate([], b12pk.Patient(baseline_serum_pmol_per_l=600.0), days=60.0)
+    assert df.stores_ug.iloc[0] > CAPACITY
+    assert df.serum_pmol_per_l.iloc[-1] < 0.8 * df.serum_pmol_per_l.iloc[0]
+
+
+def test_a_baseline_serum_that_full_stores_sustain_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", b12pk.B12pkWarning)
+        b12pk.simulate([], b12pk.Patient(baseline_serum_pmol_per_l=300.0), days=10.0)

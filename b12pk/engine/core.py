@@ -465,7 +465,20 @@ class System:
         while gap(hi) < 0.0:
             hi *= 2.0
         stores = brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-14) if s0 < target else 0.0
+        self._warn_above_capacity(stores, f"baseline serum {target:g} pmol/L")
         return self.plasma_given_stores(stores)
+
+    def _warn_above_capacity(self, stores: float, what: str) -> None:
+        """A B12pkWarning when a starting state puts the stores above a declared overflow
+        capacity: the model has no steady state there and exports the excess in weeks."""
+        for law, src, cap in zip(self.qlaw, self.qsrc, self.qb):
+            if law == laws.SLOW_OVERFLOW and src == self.L.stores and stores > cap:
+                warnings.warn(
+                    f"{what} needs stores of {stores:,.0f} ug at quasi-steady state, above "
+                    f"the model's storage capacity ({cap:,.0f} ug): the excess is exported "
+                    "within weeks and serum falls (without ongoing intake the model sustains "
+                    "about what stores at the capacity give)", B12pkWarning, stacklevel=4)
+                return
 
     def amounts(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Amount (ug) of each compartment for states ``y`` (n_states, ...); a per-form
