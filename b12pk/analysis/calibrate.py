@@ -25,7 +25,8 @@ from ..engine import core as engine
 from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
-from ..model.parameters import Parameters, Patient, default_parameters, serum_bands_pmol_per_l
+from ..model.parameters import Parameters, Patient, default_parameters
+from .plausibility import years_to_deficiency
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE"]
@@ -80,24 +81,6 @@ def _urine_after(params: Parameters, dose: float, form: str, day: float) -> floa
     df = simulate([DoseEvent(0.0, dose, "im", form)], Patient.preset("healthy"),
                   days=max(day, 1.0), parameters=params, times=[0.0, day])
     return float(df["urine_ug"].iloc[-1])
-
-
-def _years_to_deficiency(params: Parameters) -> float:
-    """Years until a healthy adult at the stores of the usual diet, from then on without any
-    B12, falls below the deficient cut-off (linear interpolation between weekly values)."""
-    cut = next(hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
-    healthy = Patient.preset("healthy")
-    stores = engine.System(healthy, healthy.parameters(params),
-                           ("cyanocobalamin",)).steady_stores()
-    start = Patient(diet_ug_per_day=0.0, baseline_stores_ug=stores)
-    days = np.arange(0.0, 20 * 365.25, 7.0)
-    serum = simulate([], start, days[-1], parameters=params, times=days).serum_pmol_per_l
-    serum = serum.to_numpy()
-    i = int(np.argmax(serum < cut))
-    if serum[i] >= cut:
-        return math.inf
-    t = days[i - 1] + (serum[i - 1] - cut) / (serum[i - 1] - serum[i]) * 7.0
-    return float(t / 365.25)
 
 
 def _se_from_jacobian(sol: Any) -> np.ndarray:
@@ -187,7 +170,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     dep = _target("years_to_deficiency")
 
     def km_for(years: float) -> float:
-        return brentq(lambda k: _years_to_deficiency(p.replace(hc_release_km_ug=k)) - years,
+        return brentq(lambda k: years_to_deficiency("healthy", 20.0,
+                                                    p.replace(hc_release_km_ug=k)) - years,
                       spec.loc["hc_release_km_ug", "low"], spec.loc["hc_release_km_ug", "high"],
                       xtol=1e-3)
     p = p.replace(hc_release_km_ug=km_for(dep["target"]))

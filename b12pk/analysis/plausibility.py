@@ -22,7 +22,7 @@ import numpy as np
 from .._data import data_path
 from ..engine.core import simulate, steady_state_stores_ug
 from ..errors import FileFormatError
-from ..model.parameters import Patient, serum_bands_pmol_per_l
+from ..model.parameters import Parameters, Patient, serum_bands_pmol_per_l
 
 __all__ = ["Plausibility", "check_plausibility", "load_checks"]
 
@@ -100,11 +100,11 @@ def _injection(c: Mapping[str, Any]) -> Any:
                     times=[0.0, days])
 
 
-def _without_intake(preset: str) -> Patient:
+def _without_intake(preset: str, parameters: Parameters | None = None) -> Patient:
     """The preset at the stores it holds on its usual diet, from now on without any B12."""
     start = Patient.preset(preset)
     return dataclasses.replace(start, diet_ug_per_day=0.0, baseline_serum_pmol_per_l=None,
-                               baseline_stores_ug=steady_state_stores_ug(start))
+                               baseline_stores_ug=steady_state_stores_ug(start, parameters))
 
 
 def _turnover(c: Mapping[str, Any]) -> float:
@@ -149,13 +149,24 @@ def _serum_ratio(c: Mapping[str, Any]) -> float:
     return serum[0] / serum[1]
 
 
-def _years_to_deficiency(c: Mapping[str, Any]) -> float:
+def years_to_deficiency(preset: str, horizon_years: float,
+                        parameters: Parameters | None = None) -> float:
+    """Years until ``preset``, at the stores of its usual diet and from then on without any
+    B12, falls below the deficient band's upper edge (linear between weekly values; inf
+    when not within ``horizon_years``). The calibration fits ``hc_release_km_ug`` to it."""
     cut = next(hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
-    patient = _without_intake(c["patient"])
-    days = float(c["horizon_years"]) * 365.25
-    df = simulate([], patient, days, times=np.arange(0.0, days, 7.0))
-    below = np.nonzero(df.serum_pmol_per_l.to_numpy() < cut)[0]
-    return df.time_days.iloc[below[0]] / 365.25 if below.size else math.inf
+    days = np.arange(0.0, horizon_years * 365.25, 7.0)
+    serum = simulate([], _without_intake(preset, parameters), days[-1], parameters=parameters,
+                     times=days).serum_pmol_per_l.to_numpy()
+    i = int(np.argmax(serum < cut))
+    if serum[i] >= cut:
+        return math.inf
+    return float((days[i - 1] + (serum[i - 1] - cut) / (serum[i - 1] - serum[i]) * 7.0)
+                 / 365.25)
+
+
+def _years_to_deficiency(c: Mapping[str, Any]) -> float:
+    return years_to_deficiency(c["patient"], float(c["horizon_years"]))
 
 
 _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {

@@ -1128,7 +1128,8 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
 
 
 def steady_state_stores_ug(patient: Patient | str, parameters: Parameters | None = None) -> float:
-    """Body stores (ug) an untreated patient tends to on their diet (analytic steady state)."""
+    """Body stores (ug) an untreated patient tends to on their diet (where the stores' balance
+    is zero)."""
     if isinstance(patient, str):
         patient = Patient.preset(patient)
     params = patient.parameters(parameters if parameters is not None else default_parameters())

@@ -644,7 +644,7 @@ class _BlockEngine(_Locked):
         self.slow = _slow_flows(sys_)
         self.inputs = np.zeros((5, 1 + len(self.slow)))
         self.inputs[_SLOW.index("ileum"), 0] = 1.0
-        for q, (src, dst, _law, _a, _b) in enumerate(self.slow):
+        for q, (src, dst, _law) in enumerate(self.slow):
             self.inputs[src, 1 + q] -= 1.0
             if dst >= 0:
                 self.inputs[dst, 1 + q] += 1.0
@@ -731,18 +731,17 @@ class _BlockEngine(_Locked):
         return E, g
 
 
-def _slow_flows(sys_: System) -> list[tuple[int, int, int, float, float]]:
+def _slow_flows(sys_: System) -> list[tuple[int, int, int]]:
     """The slow flows (out of the stores) as (source, destination or -1 when it leaves the
-    slow state, law code, typical parameters a and b)."""
+    slow state, law code); their parameters are each patient's."""
     out = []
-    for src, dst, law, a, b in zip(sys_.qsrc, sys_.qdst, sys_.qlaw, sys_.qa, sys_.qb):
+    for src, dst, law in zip(sys_.qsrc, sys_.qdst, sys_.qlaw):
         names = [n for n in _SLOW if sys_.L.index(n) == src]
         if not names:  # pragma: no cover - a declaration with another slow source
             raise ModelError("the fast population engine takes slow flows out of its slow "
                              "states only; use method='exact'")
         dname = [n for n in _SLOW if sys_.L.index(n) == dst]
-        out.append((_SLOW.index(names[0]), _SLOW.index(dname[0]) if dname else -1,
-                    int(law), float(a), float(b)))
+        out.append((_SLOW.index(names[0]), _SLOW.index(dname[0]) if dname else -1, int(law)))
     return out
 
 
@@ -827,11 +826,11 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def fluxes(state: np.ndarray) -> list[np.ndarray]:
         return [laws.slow_flux(law, qa[q], qb[q], state[src])
-                for q, (src, _dst, law, _a, _b) in enumerate(slow)]
+                for q, (src, _dst, law) in enumerate(slow)]
 
     # the fastest slow flow's rate bounds the step over which fluxes are held
     fastest = max([float(np.max(qa[q] / qb[q])) if law == laws.SLOW_SATURABLE
-                   else float(np.max(qa[q])) for q, (_s, _d, law, _a, _b) in enumerate(slow)]
+                   else float(np.max(qa[q])) for q, (_s, _d, law) in enumerate(slow)]
                   + [0.0])
     h_slow = min(POP_SLOW_STEP_DAYS, POP_SLOW_STEP_RATE / fastest) if fastest > 0 \
         else POP_SLOW_STEP_DAYS
@@ -847,7 +846,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         r_in = r_diet + k_reab * stores
         state = np.stack([r_in / s.k_tr, r_in / s.k_tr, (s.k_st * stores + r_in) / s.k_tc,
                           np.zeros(n), stores])
-        for (_src, dst, _law, _a, _b), f in zip(slow, fluxes(state)):
+        for (_src, dst, _law), f in zip(slow, fluxes(state)):
             if dst == hc:
                 state[hc] += f / s.k_hc
         return state
@@ -882,7 +881,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         def excess_loss(x: np.ndarray) -> np.ndarray:
             state = plasma_for(x)
             out = k_loss_true * x - r_diet
-            for (_src, dst, _law, _a, _b), f in zip(slow, fluxes(state)):
+            for (_src, dst, _law), f in zip(slow, fluxes(state)):
                 if dst < 0:
                     out = out + f
             return out
