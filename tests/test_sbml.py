@@ -149,7 +149,7 @@ def test_species_parameters_and_units_are_declared():
                for i in range(model.getNumSpecies())}
     assert set(species) == {"depot_hydroxocobalamin", "nasal_hydroxocobalamin",
                             "free_hydroxocobalamin", "ileum", "enterocyte", "holotc", "holohc",
-                            "stores", "urine", "faeces", "unabsorbed"}
+                            "protein_bound", "stores", "urine", "faeces", "unabsorbed"}
     for s in species.values():
         assert s.getSubstanceUnits() == "ug" and s.getHasOnlySubstanceUnits()
     assert species["urine"].getCompartment() == "outside"

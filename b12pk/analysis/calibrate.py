@@ -26,10 +26,11 @@ from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
 from ..model.parameters import Parameters, Patient, default_parameters
-from .plausibility import years_to_deficiency
+from .plausibility import serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
-__all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE"]
+__all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE",
+           "HYDROXO"]
 
 
 def training_set() -> list[dict[str, Any]]:
@@ -63,6 +64,15 @@ def _hydroxo_targets() -> list[tuple[float, float]]:
     return [(float(r.dose_ug), float(r.urinary_loss_fraction)) for r in sel.itertuples()]
 
 
+def _serum_ratio_targets(use: str = "training") -> list[tuple[float, float, float]]:
+    """(dose ug, hours, ratio) of hydroxo- over cyanocobalamin serum after one IM dose."""
+    import pandas as pd
+
+    df = pd.read_csv(data_path("literature", "injection_serum_ratio.csv"))
+    sel = df[(df.use == use) & df.ratio_oh_cn.notna()]
+    return [(float(r.dose_ug), float(r.time_h), float(r.ratio_oh_cn)) for r in sel.itertuples()]
+
+
 def _oral_1ug_absorbed() -> float:
     import pandas as pd
 
@@ -77,10 +87,51 @@ def _steady_serum(patient: Patient, params: Parameters) -> float:
     return float(sys_.serum_pmol(sys_.plasma_given_stores(sys_.steady_stores())))
 
 
+def _steady_share(patient: Patient, params: Parameters) -> float:
+    """holoTC / serum B12 of ``patient`` at steady state."""
+    sys_ = engine.System(patient, patient.parameters(params), ("cyanocobalamin",))
+    y = sys_.plasma_given_stores(sys_.steady_stores())
+    return float(sys_.output("holotc_pmol_per_l", y) / sys_.serum_pmol(y))
+
+
 def _urine_after(params: Parameters, dose: float, form: str, day: float) -> float:
     df = simulate([DoseEvent(0.0, dose, "im", form)], Patient.preset("healthy"),
                   days=max(day, 1.0), parameters=params, times=[0.0, day])
     return float(df["urine_ug"].iloc[-1])
+
+
+#: The hydroxocobalamin parameters fitted together (step 3 of :func:`fit_pass`).
+HYDROXO = ("hydroxo_renal_clearance_factor", "hydroxo_protein_binding_rate_per_day")
+#: Assumed spreads of the hydroxocobalamin targets (the source gives means only): 0.05 on
+#: a 72-h urinary fraction, 0.25 on the log of a serum ratio.
+URINE_SD, LOG_RATIO_SD = 0.05, 0.25
+
+
+def _fit_hydroxo(p: Parameters) -> tuple[Parameters, Any]:
+    """Weighted least squares (the spreads above) of :data:`HYDROXO` in log space."""
+    urine = _hydroxo_targets()
+    ratios = _serum_ratio_targets("training")
+    doses = sorted({d for d, _h, _r in ratios})
+    spec = model.parameter_table().set_index("name")
+
+    def with_x(x: np.ndarray) -> Parameters:
+        return p.replace(**{n: float(np.clip(math.exp(v), spec.loc[n, "low"],
+                                             spec.loc[n, "high"]))
+                            for n, v in zip(HYDROXO, x)})
+
+    def resid(x: np.ndarray) -> list[float]:
+        q = with_x(x)
+        r = [(_urine_after(q, d, "hydroxocobalamin", 3.0) / d - f) / URINE_SD
+             for d, f in urine]
+        for dose in doses:
+            rows = [(h, v) for d, h, v in ratios if d == dose]
+            model_ratio = serum_ratio(q, dose, [h for h, _v in rows])
+            r += list(np.log(model_ratio / [v for _h, v in rows]) / LOG_RATIO_SD)
+        return r
+
+    x0 = np.log([max(p[n], 1e-3) for n in HYDROXO])
+    sol = least_squares(resid, x0, xtol=1e-8, ftol=1e-10)
+    return with_x(sol.x), sol
 
 
 def _se_from_jacobian(sol: Any) -> np.ndarray:
@@ -127,18 +178,13 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     if uncertainty:
         se = _se_from_jacobian(sol)
         out["uptake_vmax_ug_per_day_se_log"], out["uptake_km_ug_se_log"] = map(float, se)
-    # 3. hydroxocobalamin renal factor: 72-h urinary fraction
-    htargets = _hydroxo_targets()
-
-    def resid_h(x: np.ndarray) -> list[float]:
-        q = p.replace(hydroxo_renal_clearance_factor=float(np.clip(math.exp(x[0]), 0.01, 1.0)))
-        return [_urine_after(q, d, "hydroxocobalamin", 3.0) / d - f for d, f in htargets]
-
-    sol = least_squares(resid_h, [math.log(p["hydroxo_renal_clearance_factor"])], xtol=1e-10)
-    p = p.replace(hydroxo_renal_clearance_factor=float(np.clip(np.exp(sol.x[0]), 0.01, 1.0)))
-    out["hydroxo_renal_clearance_factor"] = p["hydroxo_renal_clearance_factor"]
-    if uncertainty:
-        out["hydroxo_renal_clearance_factor_se_log"] = float(_se_from_jacobian(sol)[0])
+    # 3. hydroxocobalamin: renal factor and tight protein binding, jointly, from the 72-h
+    # urinary fractions and the serum ratios to cyanocobalamin after 1000 ug
+    p, sol = _fit_hydroxo(p)
+    for i, name in enumerate(HYDROXO):
+        out[name] = p[name]
+        if uncertainty:
+            out[f"{name}_se_log"] = float(_se_from_jacobian(sol)[i])
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")
     omni = _target("omnivore_serum")
@@ -149,6 +195,21 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
 
     p = p.replace(reference_serum_pmol_per_l=ref_for(omni["target"]))
     out["reference_serum_pmol_per_l"] = p["reference_serum_pmol_per_l"]
+    # 4b. the stores' holoTC fraction: holoTC is holotc_share of serum in the healthy adult
+    share = _target("holotc_share")
+
+    def fraction_for(target: float) -> float:
+        # a target below what the diet alone puts on transcobalamin gives the range's end
+        lo, hi = spec.loc["stores_holotc_fraction", ["low", "high"]]
+
+        def gap(f: float) -> float:
+            return _steady_share(healthy, p.replace(stores_holotc_fraction=f)) - target
+        if gap(lo) >= 0.0:
+            return float(lo)
+        return brentq(gap, lo, hi, xtol=1e-10)
+
+    p = p.replace(stores_holotc_fraction=fraction_for(share["target"]))
+    out["stores_holotc_fraction"] = p["stores_holotc_fraction"]
     # 5. vegan intake
     vegan = _target("vegan_serum")
 
@@ -186,6 +247,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         lo, hi = met["ci95"]
         a, b = factor_for(lo), factor_for(hi)
         out["metformin_if_factor_low"], out["metformin_if_factor_high"] = min(a, b), max(a, b)
+        a, b = (fraction_for(x) for x in share["range"])
+        out["stores_holotc_fraction_low"], out["stores_holotc_fraction_high"] = a, b
         a, b = (km_for(y) for y in dep["range"])
         out["hc_release_km_ug_low"], out["hc_release_km_ug_high"] = min(a, b), max(a, b)
     return out
@@ -197,11 +260,14 @@ WHERE = {  # fitted name -> (file, table, key)
     "uptake_km_ug": ("model.toml", "parameters.uptake_km_ug", "value"),
     "hydroxo_renal_clearance_factor": ("model.toml",
                                        "parameters.hydroxo_renal_clearance_factor", "value"),
+    "hydroxo_protein_binding_rate_per_day": (
+        "model.toml", "parameters.hydroxo_protein_binding_rate_per_day", "value"),
     "reference_serum_pmol_per_l": ("model.toml", "parameters.reference_serum_pmol_per_l",
                                    "value"),
     "vegan_diet_ug_per_day": ("patients.toml", "presets.vegan", "diet_ug_per_day"),
     "metformin_if_factor": ("patients.toml", "settings.metformin_if_factor", "value"),
     "hc_release_km_ug": ("model.toml", "parameters.hc_release_km_ug", "value"),
+    "stores_holotc_fraction": ("model.toml", "parameters.stores_holotc_fraction", "value"),
 }
 
 

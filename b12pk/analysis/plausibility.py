@@ -15,7 +15,7 @@ import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,8 +23,10 @@ from .._data import data_path
 from ..engine.core import simulate, steady_state_stores_ug
 from ..errors import FileFormatError
 from ..model.parameters import Parameters, Patient, serum_bands_pmol_per_l
+from ..regimen.language import DoseEvent
 
-__all__ = ["Plausibility", "check_plausibility", "load_checks"]
+__all__ = ["Plausibility", "check_plausibility", "load_checks", "serum_ratio",
+           "years_to_deficiency"]
 
 COLUMNS = ("id", "question", "model", "low", "high", "unit", "inside", "fit_target", "source",
            "where", "interval")
@@ -141,12 +143,22 @@ def _holotc_share(c: Mapping[str, Any]) -> float:
     return float(df.holotc_pmol_per_l.iloc[0] / df.serum_pmol_per_l.iloc[0])
 
 
-def _serum_ratio(c: Mapping[str, Any]) -> float:
-    t = float(c["time_h"]) / 24.0
-    serum = [float(simulate(f"{c['dose_ug']:g} ug {form} IM once", c["patient"],
-                            max(t, 1e-3) * 1.01, times=[t]).serum_pmol_per_l.iloc[0])
+def serum_ratio(parameters: Parameters | None, dose: float, hours: Sequence[float],
+                patient: str = "healthy") -> np.ndarray:
+    """Serum B12 ``hours`` after one IM ``dose`` (ug) of hydroxocobalamin over the same
+    after cyanocobalamin (data/literature/injection_serum_ratio.csv; the calibration fits
+    the hydroxocobalamin parameters to it)."""
+    days = [float(h) / 24.0 for h in hours]
+    serum = [simulate([DoseEvent(0.0, float(dose), "im", form)], patient,
+                      days=max(max(days) * 1.01, 1e-3), parameters=parameters,
+                      times=days)["serum_pmol_per_l"].to_numpy()
              for form in ("hydroxocobalamin", "cyanocobalamin")]
     return serum[0] / serum[1]
+
+
+def _serum_ratio(c: Mapping[str, Any]) -> float:
+    return float(serum_ratio(None, float(c["dose_ug"]), [float(c["time_h"])],
+                             c["patient"])[0])
 
 
 def years_to_deficiency(preset: str, horizon_years: float,

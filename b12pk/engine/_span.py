@@ -2,7 +2,7 @@
 (:mod:`b12pk.engine.kernels` compiles it with the rate laws of :mod:`b12pk.model.laws`).
 
 A span is a run of equal steps with oral doses and outputs only: every patient's slow state
-(ileum, enterocyte, holoTC, holoHC, stores) advances by its propagators, the oral doses pass
+(ileum, enterocyte, holoTC, holoHC, protein-bound, stores) advances by its propagators, the oral doses pass
 the IF route, and the outputs update the population's histograms.
 """
 
@@ -93,21 +93,22 @@ def _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
 
 
 def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, passive, if_km,
-             ev_amount, ev_decay, n_ev, rec, c_serum, cut, upper, lo_bits, shift, nbins,
-             hist_serum, hist_stores, bands, replete_at, never, block_of, sums):
+             ev_amount, ev_decay, n_ev, rec, plasma, stores_i, c_serum, cut, upper, lo_bits,
+             shift, nbins, hist_serum, hist_stores, bands, replete_at, never, block_of, sums):
     """Advance every patient through steps of one length with oral doses and outputs only.
 
-    Per step: ``n_sub`` substeps of the slow state (:func:`_slow_substep`; ``E`` (N, 5, 5)
-    and ``G`` (N, 5, 1 + slow flows) for the substep, ``Eh`` and ``Gh`` for half of it; the
+    Per step: ``n_sub`` substeps of the slow state (:func:`_slow_substep`; ``E`` (N, ns, ns)
+    and ``G`` (N, ns, 1 + slow flows) for the substep, ``Eh`` and ``Gh`` for half of it; the
     input columns are the diet's rate ``r`` into the ileum, then each slow flow at unit
     flux); then each oral dose of the step (amount ``ev_amount[step, e]``, ug; the IF
     capacity deficit first decays by ``ev_decay[step, e]``) is absorbed through the
     saturable IF route plus the passive fraction into the ileum; then, when
-    ``rec[step] >= 0``, the state is recorded at output index ``rec[step]``: serum and
+    ``rec[step] >= 0``, the state is recorded at output index ``rec[step]``: serum (the
+    slow states ``plasma`` summed, times ``c_serum``) and stores (state ``stores_i``)
     stores histograms (bins as :func:`bin_of`), band counts, first time replete, per-block
     sums. Slow flows: source ``qsrc`` (index in the slow state), law ``qlaw``, parameters
     ``qa`` and ``qb`` (flows, N). Patients go in tiles of :data:`TILE`, steps inside tiles,
-    so that a tile's propagators stay in cache. ``y`` (N, 5) is updated in place.
+    so that a tile's propagators stay in cache. ``y`` (N, ns) is updated in place.
     """
     n = y.shape[0]
     n_steps = rec.shape[0]
@@ -140,9 +141,12 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                     d += a_if
                 deficit[p] = d
                 if k >= 0:
-                    ser = (y[p, 2] + y[p, 3]) * c_serum
+                    ser = 0.0
+                    for j in range(plasma.shape[0]):
+                        ser += y[p, plasma[j]]
+                    ser *= c_serum
                     buf[0] = ser
-                    buf[1] = y[p, 4]
+                    buf[1] = y[p, stores_i]
                     hist_serum[k, bin_of(bits[0], lo_bits, shift, nbins)] += 1
                     hist_stores[k, bin_of(bits[1], lo_bits, shift, nbins)] += 1
                     b0 += ser < cut  # branch-free counts: band membership is unpredictable
@@ -150,7 +154,7 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                     if ser >= cut and replete_at[p] == never:
                         replete_at[p] = k
                     sum_serum += ser
-                    sum_stores += y[p, 4]
+                    sum_stores += y[p, stores_i]
             if k >= 0:
                 # a tile lies inside one block (TILE divides the block; chunks start at blocks)
                 blk = block_of[p0]

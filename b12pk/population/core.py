@@ -85,7 +85,13 @@ _HIST_BINS = (_HIST_EXP[1] - _HIST_EXP[0]) << _HIST_MANT
 _HIST_SHIFT = 52 - _HIST_MANT
 _HIST_LO_BITS = int(np.float64(2.0 ** _HIST_EXP[0]).view(np.int64)) >> _HIST_SHIFT
 _HIST_LO, _HIST_HI = 2.0 ** _HIST_EXP[0], 2.0 ** _HIST_EXP[1]
-_SLOW = ("ileum", "enterocyte", "holotc", "holohc", "stores")
+_SLOW = ("ileum", "enterocyte", "holotc", "holohc", "protein_bound", "stores")
+_NS = len(_SLOW)
+_PLASMA = tuple(_SLOW.index(c) for c in ("holotc", "holohc", "protein_bound"))
+"""The slow states measured in serum per plasma volume (the serum output's bound part)."""
+_STORES = _SLOW.index("stores")
+_BOUND = _SLOW.index("protein_bound")
+_PLASMA_IDX = np.array(_PLASMA, dtype=np.int64)
 PARENTERAL = PARENTERAL_ROUTES
 _ORAL = tuple(name for name, r in declaration().routes.items()
               if r.enters == "absorption" and r.rest is None)
@@ -94,7 +100,7 @@ _INJECTED = tuple(name for name, r in declaration().routes.items()
                   if r.parenteral and r.rest is None)
 """Routes whose whole dose enters a parenteral pool: injections (troughs come before them)."""
 
-_FAST_MODEL = "f2836b116dd9"
+_FAST_MODEL = "accc8e47ed4f"
 POP_SLOW_STEP_DAYS = 1.0
 POP_SLOW_STEP_RATE = 0.2
 """The population engine holds the slow flows (out of the stores) at their midpoint flux
@@ -539,7 +545,7 @@ class _Locked:
 
 class _Propagators(_Locked):
     """exp(A dt) and the responses to constant inputs for a set of (store-loss,
-    reabsorption) rates: ``E`` (K, 5, 5) and ``G`` (K, 5, inputs), from
+    reabsorption) rates: ``E`` (K, ns, ns) and ``G`` (K, ns, inputs), from
     ``exp(dt [A B; 0 0])`` with ``B`` the input columns (a unit inflow into the ileum, then
     each slow flow at unit flux).
 
@@ -571,11 +577,12 @@ class _Propagators(_Locked):
     def _direct(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         K = len(self.mats)
         c = self.inputs.shape[1]
-        M = np.zeros((K, 5 + c, 5 + c))
-        M[:, :5, :5] = self.mats
-        M[:, :5, 5:] = self.inputs
+        ns = _NS
+        M = np.zeros((K, ns + c, ns + c))
+        M[:, :ns, :ns] = self.mats
+        M[:, :ns, ns:] = self.inputs
         E = expm(M * dt)  # batched
-        return E[:, :5, :5].copy(), E[:, :5, 5:].copy()
+        return E[:, :ns, :ns].copy(), E[:, :ns, ns:].copy()
 
     def get(self, dt: float) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:  # chunks run in threads share the cache
@@ -642,7 +649,7 @@ class _BlockEngine(_Locked):
         self.k_loss0 = sys_.k_loss
         self.k_reab0 = sys_.k_reab
         self.slow = _slow_flows(sys_)
-        self.inputs = np.zeros((5, 1 + len(self.slow)))
+        self.inputs = np.zeros((_NS, 1 + len(self.slow)))
         self.inputs[_SLOW.index("ileum"), 0] = 1.0
         for q, (src, dst, _law) in enumerate(self.slow):
             self.inputs[src, 1 + q] -= 1.0
@@ -679,8 +686,9 @@ class _BlockEngine(_Locked):
     def propagators(self, k_loss: np.ndarray, dt: float,
                     k_reab: np.ndarray | float | None = None,
                     patient_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Per-patient E (5, 5, N) and G (5, inputs, N) for step dt (see
-        :class:`_Propagators`); with ``patient_major``, (N, 5, 5) and (N, 5, inputs),
+        """Per-patient E (ns, ns, N) and G (ns, inputs, N) for step dt (see
+        :class:`_Propagators`; ns slow states); with ``patient_major``, (N, ns, ns) and
+        (N, ns, inputs),
         C-contiguous (the compiled kernels' layout).
 
         k_loss: store-loss rates at the typical reabsorption (1/day); k_reab: reabsorption
@@ -700,10 +708,10 @@ class _BlockEngine(_Locked):
             E, g = prop.get(dt)
             c = g.shape[2]
             if patient_major:
-                return (np.ascontiguousarray(np.broadcast_to(E[0], (n, 5, 5))),
-                        np.ascontiguousarray(np.broadcast_to(g[0], (n, 5, c))))
-            return (np.broadcast_to(E[0][:, :, None], (5, 5, n)),
-                    np.broadcast_to(g[0][:, :, None], (5, c, n)))
+                return (np.ascontiguousarray(np.broadcast_to(E[0], (n, _NS, _NS))),
+                        np.ascontiguousarray(np.broadcast_to(g[0], (n, _NS, c))))
+            return (np.broadcast_to(E[0][:, :, None], (_NS, _NS, n)),
+                    np.broadcast_to(g[0][:, :, None], (_NS, c, n)))
         x = (np.log(k_loss) - self.log_grid[0]) / (self.log_grid[1] - self.log_grid[0])
         j0, w = _lagrange4(x, len(self.grid))
         if one_kr:
@@ -717,14 +725,14 @@ class _BlockEngine(_Locked):
                      for q in range(4) for r in range(4)]
         c = g_tab.shape[2]
         if patient_major:
-            E = np.zeros((n, 5, 5))
-            g = np.zeros((n, 5, c))
+            E = np.zeros((n, _NS, _NS))
+            g = np.zeros((n, _NS, c))
             for idx, wq in terms:
                 E += E_tab[idx] * wq[:, None, None]
                 g += g_tab[idx] * wq[:, None, None]
             return E, g
-        E = np.zeros((5, 5, n))
-        g = np.zeros((5, c, n))
+        E = np.zeros((_NS, _NS, n))
+        g = np.zeros((_NS, c, n))
         for idx, wq in terms:
             E += E_tab[idx].transpose(1, 2, 0) * wq
             g += g_tab[idx].transpose(1, 2, 0) * wq
@@ -747,7 +755,7 @@ def _slow_flows(sys_: System) -> list[tuple[int, int, int]]:
 
 def _apply(E: np.ndarray, G: np.ndarray, y: np.ndarray, r: np.ndarray,
            f: Sequence[np.ndarray] = ()) -> np.ndarray:
-    """E y + G [r; f] per patient (E: (5, 5, N), G: (5, inputs, N), y: (5, N), r and each
+    """E y + G [r; f] per patient (E: (ns, ns, N), G: (ns, inputs, N), y: (ns, N), r and each
     slow flow's flux in f: (N,))."""
     out = np.einsum("ijn,jn->in", E, y)
     out += G[:, 0] * r
@@ -844,8 +852,10 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def plasma_for(stores: np.ndarray) -> np.ndarray:
         r_in = r_diet + k_reab * stores
-        state = np.stack([r_in / s.k_tr, r_in / s.k_tr, (s.k_st * stores + r_in) / s.k_tc,
-                          np.zeros(n), stores])
+        state = np.zeros((_NS, n))
+        state[_SLOW.index("ileum")] = state[_SLOW.index("enterocyte")] = r_in / s.k_tr
+        state[_SLOW.index("holotc")] = (s.k_st * stores + r_in) / s.k_tc
+        state[_STORES] = stores
         for (_src, dst, _law), f in zip(slow, fluxes(state)):
             if dst == hc:
                 state[hc] += f / s.k_hc
@@ -863,7 +873,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def serum_for(stores: np.ndarray) -> np.ndarray:
         q = plasma_for(stores)
-        return (q[2] + q[3]) / Vp * to_pmol
+        return q[list(_PLASMA)].sum(axis=0) / Vp * to_pmol
 
     if "baseline_serum_pmol_per_l" in draw:
         target = draw["baseline_serum_pmol_per_l"]
@@ -894,6 +904,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     k_dep = s.k_depot
     k_nas = p["nasal_absorption_rate_per_day"]
     k_ren = [each(fr["k_renal"]) for fr in form_rates]
+    k_pb = [each(fr["k_pb"]) for fr in form_rates]
     deficit = np.zeros(n)
     t_last_oral = 0.0
     replete_at = np.full(n, len(out_times), dtype=np.int64)
@@ -904,7 +915,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     fractions = {name: r.fraction(env) for name, r in routes.items() if r.fraction is not None}
 
     def serum_of() -> np.ndarray:
-        return (y[2] + y[3]) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
+        return y[list(_PLASMA)].sum(axis=0) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
 
     sums = np.zeros((len(blocks), 2, len(out_times)))
     agg.sums.update({b: sums[j] for j, b in enumerate(blocks)})
@@ -919,17 +930,17 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def record(k: int) -> None:
         ser = serum_of()
         if keep.size:
-            traj_rows.append((k, ser[keep].copy(), np.asarray(y[4])[keep].copy()))
+            traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:
-            stores = np.ascontiguousarray(y[4])
+            stores = np.ascontiguousarray(y[_STORES])
             fast.record_step(ser, stores, ser.view(np.int64), stores.view(np.int64), k, cut,
                              upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS, agg.serum,
                              agg.stores, agg.bands, replete_at, never, block_of, sums)
             return
         sums[:, 0, k] = np.add.reduceat(ser, starts)
-        sums[:, 1, k] = np.add.reduceat(y[4], starts)
+        sums[:, 1, k] = np.add.reduceat(y[_STORES], starts)
         agg.serum[k] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
-        agg.stores[k] += np.bincount(_bin_index(y[4]), minlength=_HIST_BINS)
+        agg.stores[k] += np.bincount(_bin_index(y[_STORES]), minlength=_HIST_BINS)
         below = int(np.count_nonzero(ser < cut))
         above = int(np.count_nonzero(ser >= upper))
         agg.bands[k] += (below, ser.size - below - above, above)
@@ -939,17 +950,17 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def fast_step(h: float) -> None:
         """Fast pools over h: exponential integrator, predictor-corrector on the saturable
         terms; haptocorrin binding limited to the free capacity (mass-conserving)."""
-        room = laws.binding_room(s.hc_cap, y[3]) * s.hc_cap
+        room = laws.binding_room(s.hc_cap, y[hc]) * s.hc_cap
         ftot = free.sum(axis=0)
-        g = laws.binding_room(s.hc_cap, y[3])
+        g = laws.binding_room(s.hc_cap, y[hc])
         f_new = free
         bound_pred = np.zeros(n)
         for corrector in (False, True):
             F_mid = ftot if not corrector else 0.5 * (ftot + f_new.sum(axis=0))
             if corrector:
-                g = laws.binding_room(s.hc_cap, y[3] + 0.5 * bound_pred)
+                g = laws.binding_room(s.hc_cap, y[hc] + 0.5 * bound_pred)
             u = laws.saturable(vmax, s.km, np.maximum(F_mid, 0.0), 1.0)  # per ug free
-            lam = [k_ren[i] + s.k_bind * g + u for i in range(nf)]
+            lam = [k_ren[i] + k_pb[i] + s.k_bind * g + u for i in range(nf)]
             f_new = np.empty_like(free)
             outs = []
             for i in range(nf):
@@ -972,8 +983,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         scale = np.where(sum(want) > room, room / np.maximum(sum(want), 1e-300), 1.0)
         for i in range(nf):
             bound = want[i] * scale
-            y[3] += bound
-            y[4] += outs[i] * u / lam[i]
+            y[hc] += bound
+            y[_STORES] += outs[i] * u / lam[i]
+            y[_BOUND] += outs[i] * k_pb[i] / lam[i]
             f_new[i] += want[i] - bound  # binding beyond the capacity stays unbound
             depot[i] *= math.exp(-k_dep[i] * h)
             nasal[i] *= math.exp(-k_nas * h)
@@ -994,7 +1006,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     pm_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def props_pm(dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Propagators patient-major, (N, 5, 5) and (N, 5), for the compiled kernels."""
+        """Propagators patient-major, (N, ns, ns) and (N, ns, inputs), for the compiled
+        kernels."""
         key = round(dt, 9)
         if key not in pm_cache:
             pm_cache[key] = engine.propagators(k_loss, key, k_reab, patient_major=True)
@@ -1096,7 +1109,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 yt = np.ascontiguousarray(y.T)
                 fast.run_span(E, G, Eh, Gh, n_sub, r_diet, yt, q_src, q_law, qa, qb, deficit,
                               if_cap, passive, s.if_km, ev_amount, ev_decay, n_ev, rec,
-                              c_serum, cut, upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS,
+                              _PLASMA_IDX, _STORES, c_serum, cut, upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS,
                               agg.serum, agg.stores, agg.bands, replete_at, never, block_of,
                               sums)
                 y = np.ascontiguousarray(yt.T)
