@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, output_dir_target,
                  pending_signal, staging_dir)
-from .limits import MAX_CHUNK, MAX_PATIENTS
+from .limits import MAX_CHUNK, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
   b12pk compare                                   # seed regimens, two patients, 1 year
@@ -144,6 +144,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="length of distal ileum resected (cm)")
     s.add_argument("--hourly", action="store_true",
                    help="hourly output for 3 days after each injection")
+    s.add_argument("--uncertainty", type=_whole(0, MAX_UNCERTAINTY_DRAWS), default=0,
+                   metavar="N", help="add a 90%% prediction interval (columns _p5, _p95) "
+                   "from N draws of the fitted parameters (default 0: none; 100 is typical)")
+    s.add_argument("--seed", type=_SEED, default=0,
+                   help="seed of the parameter draws (default 0)")
     s.add_argument("--out", default=None, metavar="FILE", help="CSV file (default stdout)")
 
     v = sub.add_parser("validate", help="compare the model with the trial datasets",
@@ -400,7 +405,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         changes["baseline_serum_pmol_per_l"] = None
     patient = dataclasses.replace(patient, **changes)
     df = simulate(regimens[0].regimen, patient, days=args.days,
-                  hourly_after_injections=args.hourly)
+                  hourly_after_injections=args.hourly, uncertainty=args.uncertainty,
+                  seed=args.seed)
     for note in df.attrs.get("assumptions", ()):
         print(f"b12pk: note: {note}", file=sys.stderr)
     if args.out is None:

@@ -279,6 +279,6 @@ def test_compare_report_states_the_route_and_form_assumptions(tmp_path, capsys):
 def test_default_report_lists_the_known_distortions(default_report):
     report = (default_report / "report.md").read_text(encoding="utf-8")
     assert "Known distortions of the model's physiology" in report
-    assert "share of serum B12 on transcobalamin" in report
+    assert "serum B12 after about 1 mg IM hydroxo- / cyanocobalamin, at 1 h" in report
     table = pd.read_csv(default_report / "plausibility.csv")
     assert (~table.inside).sum() >= 1

@@ -210,3 +210,70 @@ def test_holotc_is_a_quarter_of_serum_in_the_healthy_adult():
     pa = b12pk.simulate([], b12pk.Patient(intrinsic_factor=0.0, baseline_stores_ug=stores),
                         1.0, times=[0.0])
     assert float(pa.holotc_pmol_per_l.iloc[0] / pa.serum_pmol_per_l.iloc[0]) < share
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter uncertainty carried into predictions
+
+def test_prediction_interval_brackets_the_central_course():
+    df = b12pk.simulate("1000 ug IM monthly", "pernicious-anaemia", 120.0, uncertainty=40)
+    for col in ("serum_pmol_per_l", "holotc_pmol_per_l", "stores_ug"):
+        lo, hi = df[f"{col}_p5"], df[f"{col}_p95"]
+        assert (lo <= hi).all(), col
+        inside = ((lo <= df[col] * (1 + 1e-9)) & (df[col] <= hi * (1 + 1e-9))).mean()
+        assert inside > 0.9, col
+    assert (df.stores_ug_p95 - df.stores_ug_p5).iloc[-1] > 0.05 * df.stores_ug.iloc[-1]
+    assert df.attrs["uncertainty"]["draws"] == 40
+
+
+def test_the_same_seed_gives_the_same_interval_and_another_seed_another():
+    runs = [b12pk.simulate("2000 ug oral daily", "pernicious-anaemia", 60.0, uncertainty=10,
+                           seed=s) for s in (3, 3, 4)]
+    np.testing.assert_array_equal(runs[0].serum_pmol_per_l_p95, runs[1].serum_pmol_per_l_p95)
+    assert not np.array_equal(runs[0].serum_pmol_per_l_p95, runs[2].serum_pmol_per_l_p95)
+
+
+def test_without_uncertainty_the_result_is_unchanged():
+    plain = b12pk.simulate("1000 ug IM monthly", "healthy", 60.0)
+    central = b12pk.simulate("1000 ug IM monthly", "healthy", 60.0, uncertainty=5)
+    assert not any(c.endswith("_p5") for c in plain.columns)
+    np.testing.assert_array_equal(plain.serum_pmol_per_l, central.serum_pmol_per_l)
+
+
+def test_parameter_draws_stay_in_range_and_keep_the_fitted_correlation():
+    from b12pk.model.parameters import parameter_uncertainty
+
+    unc = parameter_uncertainty()
+    base = b12pk.default_parameters()
+    draws = unc.draw(base, 400, seed=1)
+    table = b12pk.parameter_table().set_index("name")
+    for name in unc.names:
+        v = np.array([d[name] for d in draws])
+        assert v.min() >= table.loc[name, "low"] and v.max() <= table.loc[name, "high"]
+        assert v.std() > 0.0, name
+    i, j = unc.names.index("hydroxo_renal_clearance_factor"), \
+        unc.names.index("hydroxo_protein_binding_rate_per_day")
+    x = np.log([[d[unc.names[i]], d[unc.names[j]]] for d in draws])
+    assert np.corrcoef(x.T)[0, 1] == pytest.approx(unc.correlation[i][j], abs=0.15)
+
+
+@pytest.mark.parametrize("kw", [{"uncertainty": -1}, {"uncertainty": 2.5},
+                                {"uncertainty": True}, {"uncertainty": 10_001},
+                                {"uncertainty": 3, "seed": -2}, {"uncertainty": 3, "seed": "x"}])
+def test_bad_uncertainty_settings_are_refused(kw):
+    with pytest.raises(b12pk.InputError, match="uncertainty|seed"):
+        b12pk.simulate("1000 ug IM monthly", "healthy", 30.0, **kw)
+
+
+def test_simulate_command_writes_the_interval(tmp_path):
+    import pandas as pd
+
+    import b12pk.cli
+
+    out = tmp_path / "course.csv"
+    assert b12pk.cli.main(["simulate", "--regimen", "1000 mcg IM monthly", "--days", "60",
+                           "--uncertainty", "8", "--seed", "2", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert {"serum_pmol_per_l_p5", "serum_pmol_per_l_p95"} <= set(df.columns)
+    assert b12pk.cli.main(["simulate", "--regimen", "1000 mcg IM monthly",
+                           "--uncertainty", "-3"]) != 0

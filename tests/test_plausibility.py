@@ -74,9 +74,12 @@ def test_validate_command_writes_the_plausibility_table(tmp_path, capsys):
 
 def test_fit_targets_are_marked_and_counted_apart(plausibility):
     t = plausibility.table
-    assert set(t.loc[t.fit_target, "id"]) == {
-        "turnover_normal", "urine_72h_cyanocobalamin_1000", "urine_72h_hydroxocobalamin_1000", "retained_10",
-        "retained_100", "retained_1000", "years_to_deficiency_without_intake"}
+    fitted = {"turnover_normal", "urine_72h_cyanocobalamin_1000",
+              "urine_72h_hydroxocobalamin_1000", "retained_10", "retained_100", "retained_1000",
+              "years_to_deficiency_without_intake", "holotc_share_healthy",
+              "serum_ratio_oh_cn_5h", "serum_ratio_oh_cn_24h", "serum_ratio_oh_cn_72h",
+              "serum_ratio_oh_cn_3wk"}
+    assert set(t.loc[t.fit_target, "id"]) == fitted
     s = plausibility.summary()
-    assert s["n_not_fitted"] == len(t) - 7
+    assert s["n_not_fitted"] == len(t) - len(fitted)
     assert s["n_not_fitted_inside"] == int(t.loc[~t.fit_target, "inside"].sum())

@@ -359,21 +359,22 @@ def test_propagators_interpolated_in_both_rates_match_direct_exponentials():
     E, G = engine.propagators(kl, 1.0, kr)
     s, il = _SLOW.index("stores"), _SLOW.index("ileum")
     c = 1 + len(engine.slow)  # inputs: the diet into the ileum, then each slow flow
-    assert G.shape == (5, c, 20)
+    ns = len(_SLOW)
+    assert G.shape == (ns, c, 20)
     for j in range(20):
         A = A0.copy()
         A[s, s] += sys_.k_loss - kl[j]
         A[il, s] = kr[j]
-        M = np.zeros((5 + c, 5 + c))
-        M[:5, :5] = A
-        M[il, 5] = 1.0
-        M[s, 6:] = -1.0  # each slow flow leaves the stores ...
+        M = np.zeros((ns + c, ns + c))
+        M[:ns, :ns] = A
+        M[il, ns] = 1.0
+        M[s, ns + 1:] = -1.0  # each slow flow leaves the stores ...
         for q, (_src, dst, *_rest) in enumerate(engine.slow):
             if dst >= 0:  # ... for a slow state, or for urine (outside the slow state)
-                M[dst, 6 + q] = 1.0
+                M[dst, ns + 1 + q] = 1.0
         X = expm(M[None])[0]
-        np.testing.assert_allclose(E[:, :, j], X[:5, :5], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(G[:, :, j], X[:5, 5:], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(E[:, :, j], X[:ns, :ns], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(G[:, :, j], X[:ns, ns:], rtol=1e-9, atol=1e-12)
 
 
 def test_population_command_takes_covariates(tmp_path):

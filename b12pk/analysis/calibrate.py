@@ -30,7 +30,7 @@ from .plausibility import serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE",
-           "HYDROXO"]
+           "HYDROXO", "uncertainty_table"]
 
 
 def training_set() -> list[dict[str, Any]]:
@@ -134,6 +134,20 @@ def _fit_hydroxo(p: Parameters) -> tuple[Parameters, Any]:
     return with_x(sol.x), sol
 
 
+def _cov_from_jacobian(sol: Any) -> np.ndarray:
+    """Covariance of least-squares estimates: s^2 (J'J)^-1, s^2 = RSS / (n - p)."""
+    J = np.atleast_2d(sol.jac)
+    n, k = J.shape
+    s2 = float(np.sum(sol.fun ** 2)) / max(n - k, 1)
+    return s2 * np.linalg.pinv(J.T @ J)
+
+
+def _corr_from_jacobian(sol: Any) -> float:
+    """Correlation of the two estimates of a two-parameter least-squares fit."""
+    c = _cov_from_jacobian(sol)
+    return float(c[0, 1] / math.sqrt(c[0, 0] * c[1, 1]))
+
+
 def _se_from_jacobian(sol: Any) -> np.ndarray:
     """Standard errors of least-squares estimates: s^2 (J'J)^-1, s^2 = RSS / (n - p)."""
     J = np.atleast_2d(sol.jac)
@@ -178,6 +192,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     if uncertainty:
         se = _se_from_jacobian(sol)
         out["uptake_vmax_ug_per_day_se_log"], out["uptake_km_ug_se_log"] = map(float, se)
+        out["uptake_vmax_ug_per_day__uptake_km_ug_corr_log"] = _corr_from_jacobian(sol)
     # 3. hydroxocobalamin: renal factor and tight protein binding, jointly, from the 72-h
     # urinary fractions and the serum ratios to cyanocobalamin after 1000 ug
     p, sol = _fit_hydroxo(p)
@@ -185,6 +200,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         out[name] = p[name]
         if uncertainty:
             out[f"{name}_se_log"] = float(_se_from_jacobian(sol)[i])
+    if uncertainty:
+        out[f"{HYDROXO[0]}__{HYDROXO[1]}_corr_log"] = _corr_from_jacobian(sol)
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")
     omni = _target("omnivore_serum")
@@ -324,4 +341,49 @@ def write_fit(fitted: dict[str, float], today: str | None = None) -> None:
     text = text.split("\n[results]")[0].rstrip("\n")
     lines = ["", "[results]", f'fitted_on = "{today}"']
     lines += [f"{k} = {v:.6g}" for k, v in fitted.items()]
+    lines += _uncertainty_lines(fitted)
     cal.write_text(text + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+#: z of the two-sided 95 % interval: a fit's low-high range is read as +/- Z95 SD.
+Z95 = 1.959964
+
+
+def uncertainty_table(fitted: dict[str, float]) -> dict[str, Any]:
+    """The fitted model parameters' uncertainty, as written to data/calibration.toml
+    [uncertainty]: per parameter the scale ("log" or "linear") and the standard deviation
+    on it (least-squares fits: the standard error; fits to a target's 95 % interval or
+    range: that interval read as +/- 1.96 SD), and the correlations of joint fits.
+    Parameters fitted to a single number without a stated spread (if_km_ug) and patient
+    settings (the vegan diet, the metformin factor) are not in it."""
+    params = set(default_parameters().values)
+    table: dict[str, Any] = {}
+    for name in WHERE:
+        if name not in params:
+            continue
+        if f"{name}_se_log" in fitted:
+            table[name] = {"scale": "log", "sd": fitted[f"{name}_se_log"]}
+        elif f"{name}_low" in fitted:
+            lo, hi = fitted[f"{name}_low"], fitted[f"{name}_high"]
+            if lo > 0.0:
+                table[name] = {"scale": "log", "sd": math.log(hi / lo) / (2 * Z95)}
+            else:
+                table[name] = {"scale": "linear", "sd": (hi - lo) / (2 * Z95)}
+    pairs = [k[: -len("_corr_log")].split("__") + [fitted[k]]
+             for k in fitted if k.endswith("_corr_log")]
+    return {"parameters": table, "correlations": pairs}
+
+
+def _uncertainty_lines(fitted: dict[str, float]) -> list[str]:
+    table = uncertainty_table(fitted)
+    lines = ["", "[uncertainty]",
+             'method = "approximate posterior: multivariate normal on each parameter scale, '
+             'centred on the fitted value; least-squares standard errors and correlations '
+             '(s2 inverse of JtJ), interval targets read as +/- 1.96 SD, other pairs '
+             'independent; drawn by simulate(..., uncertainty=N)"']
+    pairs = ", ".join(f'["{a}", "{b}", {r:.6g}]' for a, b, r in table["correlations"])
+    lines.append(f"correlations = [{pairs}]")
+    for name, entry in table["parameters"].items():
+        lines += ["", f"[uncertainty.parameters.{name}]", f'scale = "{entry["scale"]}"',
+                  f"sd = {entry['sd']:.6g}"]
+    return lines

@@ -41,14 +41,15 @@ from .. import limits
 from ..errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
                      ResourceError, UnknownNameError)
 from ..io import as_finite_float, echo
-from ..limits import MAX_DAYS, MAX_DOSE_UG, MIN_DAYS
+from ..limits import MAX_DAYS, MAX_DOSE_UG, MAX_UNCERTAINTY_DRAWS, MIN_DAYS
 from ..model import laws
 from ..model.declaration import LAW_PARAMETERS, declaration
 from ..model.parameters import Parameters, Patient, default_parameters
 from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Regimen,
                       check_dose_limits)
 
-__all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug"]
+__all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug",
+           "MAX_UNCERTAINTY_DRAWS", "UNCERTAIN_COLUMNS"]
 
 
 TRANSIENT_EPS_UG = 1e-9
@@ -1054,7 +1055,8 @@ def run_patient(sys_: System, y0: np.ndarray, events: Sequence[DoseEvent], days:
 
 def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 365.0, *,
              parameters: Parameters | None = None, times: Any = None,
-             hourly_after_injections: bool = False, method: str = "fast") -> "Any":
+             hourly_after_injections: bool = False, method: str = "fast",
+             uncertainty: int = 0, seed: int = 0) -> "Any":
     """Simulate serum B12 and body stores for a regimen and a patient.
 
     Parameters
@@ -1077,6 +1079,14 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     method : {"fast", "solve_ivp"}
         ``fast``: exact matrix exponential between injection transients; ``solve_ivp``:
         integrate everything numerically (reference).
+    uncertainty : int
+        Number of parameter sets drawn from the fitted parameters' uncertainty
+        (:func:`b12pk.model.parameters.parameter_uncertainty`, an approximate posterior
+        centred on ``parameters``) to add a 90 % prediction interval of the serum, holoTC
+        and stores columns (``<column>_p5`` and ``<column>_p95``); 0 (default): none, at
+        most :data:`MAX_UNCERTAINTY_DRAWS`. The main columns stay the central prediction.
+    seed : int
+        Seed of those draws (>= 0): the same seed gives the same interval.
 
     Returns
     -------
@@ -1089,7 +1099,8 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         row shows the state just after the dose. ``df.attrs`` holds ``initial_body_ug``,
         ``patient``, ``parameters`` and ``assumptions`` (:func:`assumptions`: what the
         model assumes about the routes and forms given, e.g. that a sublingual dose acts
-        as a swallowed one).
+        as a swallowed one); with ``uncertainty``, also ``uncertainty`` (draws, seed,
+        what the interval is).
 
     Raises
     ------
@@ -1104,27 +1115,78 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     days = check_days(days)
     if method not in ("fast", "solve_ivp"):
         raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
+    n_draws, seed = _check_draws(uncertainty, seed)
     patient, params = resolve_patient(patient, parameters)
     events = events_from(regimen, days)
-    sys_ = System(patient, params, parenteral_forms(events))
+    forms = parenteral_forms(events)
+    sys_ = System(patient, params, forms)
     t_out = _output_times(days, events, times, hourly_after_injections, sys_.L.n)
+    check_memory(n_draws * result_memory_bytes(t_out.size),
+                 f"{n_draws:,} parameter draws", "ask for fewer draws or output times")
 
+    columns, initial_body = _course(sys_, patient, events, days, t_out, method)
+    df = pd.DataFrame(columns)
+    if n_draws:
+        _add_intervals(df, patient, parameters, forms, events, days, t_out, method,
+                       n_draws, seed)
+    df.attrs["initial_body_ug"] = initial_body
+    df.attrs["assumptions"] = assumptions(events)
+    df.attrs["patient"] = patient
+    df.attrs["parameters"] = params
+    return df
+
+
+UNCERTAIN_COLUMNS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l", "stores_ug")
+"""Columns that get a prediction interval (``_p5`` and ``_p95``) with ``uncertainty``."""
+
+
+def _check_draws(uncertainty: Any, seed: Any) -> tuple[int, int]:
+    for name, value, top in (("uncertainty", uncertainty, MAX_UNCERTAINTY_DRAWS),
+                             ("seed", seed, 2 ** 63 - 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+                not 0 <= value <= top:
+            raise InputError(f"{name}={echo(value)} is not accepted; accepted: a whole "
+                             f"number from 0 to {top:,}")
+    return int(uncertainty), int(seed)
+
+
+def _course(sys_: System, patient: Patient, events: Sequence[DoseEvent], days: float,
+            t_out: np.ndarray, method: str) -> tuple[dict[str, np.ndarray], float]:
+    """The declared outputs at ``t_out`` (columns) and the initial body amount (ug)."""
     y = sys_.initial_state(patient)
     initial_body = float(y[sys_.L.body].sum())
     states, dosed, _ = run_patient(sys_, y, events, days, t_out, method)
-
     diet_cum = sys_.diet * t_out
     env = {**sys_.rates, **sys_.amounts(states.T), "dosed_ug": dosed, "diet_ug": diet_cum}
     columns = {"time_days": t_out}
     for name, expr in sys_.decl.outputs:
         value = expr(env)
         columns[name] = np.broadcast_to(value, t_out.shape).astype(float, copy=True)
-    df = pd.DataFrame(columns)
-    df.attrs["initial_body_ug"] = initial_body
-    df.attrs["assumptions"] = assumptions(events)
-    df.attrs["patient"] = patient
-    df.attrs["parameters"] = params
-    return df
+    return columns, initial_body
+
+
+def _add_intervals(df: Any, patient: Patient, parameters: Parameters | None,
+                   forms: tuple[str, ...], events: Sequence[DoseEvent], days: float,
+                   t_out: np.ndarray, method: str, n: int, seed: int) -> None:
+    """Add the 5th and 95th percentiles over ``n`` parameter draws (in place)."""
+    from ..model.parameters import parameter_uncertainty
+
+    base = parameters if parameters is not None else default_parameters()
+    curves = {c: np.empty((n, t_out.size)) for c in UNCERTAIN_COLUMNS}
+    for i, q in enumerate(parameter_uncertainty().draw(base, n, seed)):
+        with warnings.catch_warnings():  # a draw's start above capacity: said once, centrally
+            warnings.simplefilter("ignore", B12pkWarning)
+            cols, _ = _course(System(patient, patient.parameters(q), forms), patient, events,
+                              days, t_out, method)
+        for c in UNCERTAIN_COLUMNS:
+            curves[c][i] = cols[c]
+    for c in UNCERTAIN_COLUMNS:
+        df[f"{c}_p5"], df[f"{c}_p95"] = np.percentile(curves[c], [5.0, 95.0], axis=0)
+    df.attrs["uncertainty"] = {
+        "draws": n, "seed": seed,
+        "interval": "5th-95th percentile over parameter sets drawn from the fitted "
+                    "parameters' approximate posterior (data/calibration.toml [uncertainty]); "
+                    "between-patient variability is not in it (see simulate_population)"}
 
 
 def steady_state_stores_ug(patient: Patient | str, parameters: Parameters | None = None) -> float:

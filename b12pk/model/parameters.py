@@ -24,6 +24,8 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import numpy as np
+
 from .._data import data_path
 from ..errors import FileFormatError, ParameterError, PatientError, UnknownNameError
 from ..io import as_finite_float, echo
@@ -39,6 +41,8 @@ __all__ = [
     "pg_per_ml_to_pmol_per_l",
     "pmol_per_l_to_pg_per_ml",
     "form_property",
+    "ParameterUncertainty",
+    "parameter_uncertainty",
 ]
 
 # Settings a patient may carry, with their allowed closed ranges (inclusive).
@@ -244,6 +248,80 @@ def _unknown_params_message(names: list[str]) -> str:
 def default_parameters() -> Parameters:
     """The parameter values declared in ``data/model.toml``."""
     return Parameters({name: spec.value for name, spec in _specs().items()})
+
+
+@dataclass(frozen=True)
+class ParameterUncertainty:
+    """The fitted parameters' uncertainty (``data/calibration.toml [uncertainty]``, written
+    by ``python tools/fit_parameters.py --write``): an approximate posterior, multivariate
+    normal on each parameter's scale ("log" or "linear") around its value.
+
+    Parameters
+    ----------
+    names : tuple of str
+        The parameters that vary (the others stay as given).
+    scales : tuple of str
+        ``"log"`` or ``"linear"`` for each.
+    sd : tuple of float
+        Standard deviation on that scale.
+    correlation : tuple of tuple of float
+        Correlation matrix (joint least-squares fits; other pairs 0).
+    """
+
+    names: tuple[str, ...]
+    scales: tuple[str, ...]
+    sd: tuple[float, ...]
+    correlation: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        c = np.asarray(self.correlation, dtype=float)
+        if not (len(self.scales) == len(self.sd) == n and c.shape == (n, n)):
+            raise FileFormatError("calibration.toml [uncertainty]: names, scales, sd and "
+                                  "correlations do not match")
+        if set(self.scales) - {"log", "linear"} or not all(
+                math.isfinite(x) and x >= 0.0 for x in self.sd):
+            raise FileFormatError("calibration.toml [uncertainty]: scale must be log or "
+                                  "linear and sd a finite number >= 0")
+        if not set(self.names) <= set(_specs()):
+            raise FileFormatError("calibration.toml [uncertainty]: unknown parameter(s) "
+                                  f"{', '.join(sorted(set(self.names) - set(_specs())))}")
+
+    def draw(self, base: "Parameters", n: int, seed: int = 0) -> list["Parameters"]:
+        """``n`` parameter sets around ``base`` (its values are the centre), each value
+        clipped to its declared range; the same seed gives the same sets."""
+        rng = np.random.default_rng(seed)
+        sd = np.asarray(self.sd)
+        cov = np.asarray(self.correlation) * np.outer(sd, sd)
+        z = rng.multivariate_normal(np.zeros(len(sd)), cov, size=n, method="eigh")
+        specs = _specs()
+        out = []
+        for row in z:
+            values = {}
+            for name, scale, dz in zip(self.names, self.scales, row):
+                v = base[name] * math.exp(dz) if scale == "log" else base[name] + dz
+                values[name] = min(max(v, specs[name].low), specs[name].high)
+            out.append(base.replace(**values))
+        return out
+
+
+@lru_cache(maxsize=1)
+def parameter_uncertainty() -> ParameterUncertainty:
+    """The fitted parameters' uncertainty from ``data/calibration.toml [uncertainty]``."""
+    doc = _read_toml("calibration.toml").get("uncertainty")
+    if not doc or "parameters" not in doc:
+        raise FileFormatError("calibration.toml has no [uncertainty] table; run "
+                              "python tools/fit_parameters.py --write")
+    names = tuple(doc["parameters"])
+    idx = {nm: i for i, nm in enumerate(names)}
+    corr = np.eye(len(names))
+    for a, b, r in doc.get("correlations", []):
+        if a in idx and b in idx:
+            corr[idx[a], idx[b]] = corr[idx[b], idx[a]] = float(r)
+    return ParameterUncertainty(
+        names=names, scales=tuple(str(doc["parameters"][nm]["scale"]) for nm in names),
+        sd=tuple(float(doc["parameters"][nm]["sd"]) for nm in names),
+        correlation=tuple(tuple(float(x) for x in row) for row in corr))
 
 
 def parameter_table() -> "Any":
