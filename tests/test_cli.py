@@ -282,3 +282,13 @@ def test_default_report_lists_the_known_distortions(default_report):
     assert "serum B12 after about 1 mg IM hydroxo- / cyanocobalamin, at 1 h" in report
     table = pd.read_csv(default_report / "plausibility.csv")
     assert (~table.inside).sum() >= 1
+
+
+def test_compare_command_draws_parameter_uncertainty(tmp_path):
+    out = tmp_path / "rep"
+    assert b12pk.cli.main(["compare", "--regimen", "1000 mcg IM monthly", "--patient",
+                           "pernicious-anaemia", "--days", "90", "--uncertainty", "6",
+                           "--seed", "1", "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert "trough_ss_pmol_per_l_p95" in summary.columns
+    assert "90 % intervals over 6 parameter sets" in (out / "report.md").read_text("utf-8")

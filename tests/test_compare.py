@@ -333,3 +333,26 @@ def test_patient_file_integers_too_large_for_a_float_are_refused(tmp_path):
                  encoding="utf-8")
     with pytest.raises(b12pk.FileFormatError, match="integer of 401 digits"):
         load_patients(f)
+
+
+def test_compare_with_uncertainty_gives_intervals_from_each_draws_course():
+    regs = ["1000 mcg IM monthly", "2000 mcg oral daily"]
+    comp = compare(regs, ["pernicious-anaemia"], 120, uncertainty=12, seed=5)
+    s = comp.summary
+    for m in b12pk.analysis.compare.INTERVAL_METRICS:
+        if m == "serum_12mo_pmol_per_l":  # beyond the 120-day horizon: NaN, as the metric
+            assert s[f"{m}_p5"].isna().all() and s[m].isna().all()
+            continue
+        assert (s[f"{m}_p5"] <= s[f"{m}_p95"]).all(), m
+    assert (s["trough_ss_pmol_per_l_p5"] < s["trough_ss_pmol_per_l_p95"]).all()
+    df = comp.results[(comp.patients[0].label, comp.regimens[0].label)]
+    assert {"serum_pmol_per_l_p5", "serum_pmol_per_l_p95"} <= set(df.columns)
+    assert comp.uncertainty == {"draws": 12, "seed": 5}
+    again = compare(regs, ["pernicious-anaemia"], 120, uncertainty=12, seed=5)
+    pd.testing.assert_frame_equal(s, again.summary)
+
+
+def test_compare_without_uncertainty_has_no_interval_columns():
+    comp = compare(["1000 mcg IM monthly"], ["healthy"], 60)
+    assert not [c for c in comp.summary.columns if c.endswith("_p5")]
+    assert comp.uncertainty is None

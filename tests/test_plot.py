@@ -260,3 +260,14 @@ def test_plot_regimen_grid_rejects_bad_input(results):
         plot.plot_regimen_grid({"p": results}, ncols=0)
     with pytest.raises(b12pk.InputError, match="non-empty"):
         plot.plot_regimen_grid({})
+
+
+def test_a_course_with_an_interval_is_drawn_with_a_shaded_band():
+    df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", 60, uncertainty=6)
+    ax = plot.plot_serum({"IM": df})
+    bands = [c for c in ax.collections if c.get_gid() == "interval"]
+    assert len(bands) == 1
+    assert any("90 % interval" in t.get_text() for t in ax.get_legend().get_texts())
+    plain = plot.plot_serum({"IM": b12pk.simulate("1000 mcg IM monthly", "healthy", 60)})
+    assert not [c for c in plain.collections if c.get_gid() == "interval"]
+    plt.close("all")

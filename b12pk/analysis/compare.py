@@ -16,8 +16,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._data import data_path
-from ..engine.core import (PARENTERAL, HOURLY_POINTS, as_regimen, check_days, check_memory,
-                     result_memory_bytes, simulate, simulate_memory_bytes)
+from ..engine.core import (PARENTERAL, HOURLY_POINTS, add_interval_columns, as_regimen,
+                          check_draws, check_days, check_memory, result_memory_bytes, simulate,
+                          simulate_draws, simulate_memory_bytes)
 from ..errors import FileFormatError, InputError, UnknownNameError
 from ..io import check_label, echo, read_toml
 from ..model.parameters import Patient, serum_bands_pmol_per_l
@@ -25,7 +26,8 @@ from ..limits import MAX_TOML_BYTES
 from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
-           "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS"]
+           "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS",
+           "INTERVAL_METRICS"]
 
 INJECTION_ROUTES = ("im", "deep-sc", "iv")
 MONTH_DAYS = 30.0
@@ -93,7 +95,10 @@ class Comparison:
         ``(patient_label, regimen_label) -> DataFrame`` from :func:`b12pk.simulate`.
     summary : pandas.DataFrame
         One row per regimen and patient; columns ``patient``, ``regimen``, ``regimen_text``
-        and :data:`SUMMARY_COLUMNS`.
+        and :data:`SUMMARY_COLUMNS` (with ``uncertainty``, also the 5th and 95th
+        percentiles of :data:`INTERVAL_METRICS`).
+    uncertainty : dict or None
+        ``{"draws": n, "seed": s}`` when parameter uncertainty was drawn.
     """
 
     regimens: tuple[NamedRegimen, ...]
@@ -101,6 +106,7 @@ class Comparison:
     days: float
     results: dict[tuple[str, str], Any] = field(default_factory=dict)
     summary: Any = None
+    uncertainty: dict[str, int] | None = None
 
     def by_patient(self) -> dict[str, dict[str, Any]]:
         """``patient_label -> regimen_label -> DataFrame``, in input order."""
@@ -349,7 +355,8 @@ def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days
 
 def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | None = None,
             days: float | None = None, *,
-            progress: Callable[[int, int, str], None] | None = None) -> Comparison:
+            progress: Callable[[int, int, str], None] | None = None,
+            uncertainty: int = 0, seed: int = 0) -> Comparison:
     """Simulate every regimen for every patient and summarise.
 
     Parameters
@@ -368,6 +375,14 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
     text (the patient's name).
     progress : callable, optional
         Called as ``progress(done, total, label)`` after each simulation.
+    uncertainty : int
+        Parameter sets drawn from the fitted parameters' uncertainty for every course (0:
+        none): the time courses gain 90 % intervals (``<column>_p5``, ``_p95``, as
+        :func:`b12pk.simulate`), and the summary the 5th and 95th percentiles of
+        :data:`INTERVAL_METRICS` (``<metric>_p5``, ``_p95``), each metric computed for each
+        draw's course.
+    seed : int
+        Seed of the draws (the same for every course: common random numbers).
 
     Returns
     -------
@@ -384,6 +399,7 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
     pats = _dedupe_labels(_as_named_patients(patients), "patient")
     if not regs or not pats:
         raise InputError("compare needs at least one regimen and one patient")
+    n_draws = check_draws(uncertainty, seed)[0]
     check_memory(compare_memory_bytes(regs, len(pats), days),
                   f"comparing {len(regs)} regimen(s) for {len(pats)} patient(s) over {days:g} "
                   "days (hourly output after injections)",
@@ -397,12 +413,38 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
     for p in pats:
         for r in regs:
             df = simulate(r.regimen, p.patient, days=days, hourly_after_injections=True)
+            row = {"patient": p.label, "regimen": r.label,
+                   "regimen_text": r.regimen.to_text(), **summarize(df, r.regimen, days)}
+            if n_draws:
+                row.update(_with_intervals(df, r.regimen, p.patient, days, n_draws, seed))
             comp.results[(p.label, r.label)] = df
-            rows.append({"patient": p.label, "regimen": r.label,
-                         "regimen_text": r.regimen.to_text(),
-                         **summarize(df, r.regimen, days)})
+            rows.append(row)
             if progress is not None:
                 progress(len(rows), total, f"{p.label} / {r.label}")
+    extra = [f"{m}_{q}" for m in INTERVAL_METRICS for q in ("p5", "p95")] if n_draws else []
     comp.summary = pd.DataFrame(rows, columns=["patient", "regimen", "regimen_text",
-                                               *SUMMARY_COLUMNS])
+                                               *SUMMARY_COLUMNS, *extra])
+    comp.uncertainty = {"draws": n_draws, "seed": seed} if n_draws else None
     return comp
+
+
+#: Summary metrics that get a 90 % interval from parameter uncertainty.
+INTERVAL_METRICS = ("serum_3mo_pmol_per_l", "serum_12mo_pmol_per_l", "trough_ss_pmol_per_l",
+                    "pct_time_not_replete", "stores_end_ug")
+
+
+def _with_intervals(df: Any, regimen: Regimen, patient: Patient, days: float, n: int,
+                    seed: int) -> dict[str, float]:
+    """Add the 90 % interval columns to ``df`` (in place) and return the summary metrics'
+    5th and 95th percentiles over the same parameter draws."""
+    courses = simulate_draws(regimen, patient, days, n=n, seed=seed,
+                             times=df["time_days"].to_numpy())
+    add_interval_columns(df, courses, seed)
+    metrics = [summarize(c, regimen, days) for c in courses]
+    out = {}
+    for m in INTERVAL_METRICS:
+        values = np.array([x[m] for x in metrics], dtype=float)
+        finite = values[np.isfinite(values)]
+        lo, hi = np.percentile(finite, [5.0, 95.0]) if finite.size else (math.nan, math.nan)
+        out[f"{m}_p5"], out[f"{m}_p95"] = float(lo), float(hi)
+    return out

@@ -6,8 +6,8 @@ exponential (:mod:`.linalg`).
 Layer: above ``regimen``; below ``population``, ``exchange`` and ``analysis``.
 """
 
-from .core import (MAX_DAYS, MIN_DAYS, TRANSIENT_EPS_UG, simulate, simulate_memory_bytes,
-                   steady_state_stores_ug)
+from .core import (MAX_DAYS, MIN_DAYS, TRANSIENT_EPS_UG, simulate, simulate_draws,
+                   simulate_memory_bytes, steady_state_stores_ug)
 
-__all__ = ["simulate", "steady_state_stores_ug", "simulate_memory_bytes", "MAX_DAYS",
-           "MIN_DAYS", "TRANSIENT_EPS_UG"]
+__all__ = ["simulate", "simulate_draws", "steady_state_stores_ug", "simulate_memory_bytes",
+           "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG"]

@@ -49,7 +49,8 @@ from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Reg
                       check_dose_limits)
 
 __all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug",
-           "MAX_UNCERTAINTY_DRAWS", "UNCERTAIN_COLUMNS"]
+           "MAX_UNCERTAINTY_DRAWS", "UNCERTAIN_COLUMNS", "simulate_draws",
+           "add_interval_columns", "check_draws"]
 
 
 TRANSIENT_EPS_UG = 1e-9
@@ -1115,7 +1116,7 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     days = check_days(days)
     if method not in ("fast", "solve_ivp"):
         raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
-    n_draws, seed = _check_draws(uncertainty, seed)
+    n_draws, seed = check_draws(uncertainty, seed)
     patient, params = resolve_patient(patient, parameters)
     events = events_from(regimen, days)
     forms = parenteral_forms(events)
@@ -1140,7 +1141,7 @@ UNCERTAIN_COLUMNS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l",
 """Columns that get a prediction interval (``_p5`` and ``_p95``) with ``uncertainty``."""
 
 
-def _check_draws(uncertainty: Any, seed: Any) -> tuple[int, int]:
+def check_draws(uncertainty: Any, seed: Any) -> tuple[int, int]:
     for name, value, top in (("uncertainty", uncertainty, MAX_UNCERTAINTY_DRAWS),
                              ("seed", seed, 2 ** 63 - 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
@@ -1165,28 +1166,80 @@ def _course(sys_: System, patient: Patient, events: Sequence[DoseEvent], days: f
     return columns, initial_body
 
 
+def _draw_courses(patient: Patient, parameters: Parameters | None, forms: tuple[str, ...],
+                  events: Sequence[DoseEvent], days: float, t_out: np.ndarray, method: str,
+                  n: int, seed: int) -> Iterable[dict[str, np.ndarray]]:
+    """The outputs (columns) of each of ``n`` parameter sets drawn around ``parameters``."""
+    from ..model.parameters import parameter_uncertainty
+
+    base = parameters if parameters is not None else default_parameters()
+    for q in parameter_uncertainty().draw(base, n, seed):
+        with warnings.catch_warnings():  # a draw's start above capacity: said once, centrally
+            warnings.simplefilter("ignore", B12pkWarning)
+            yield _course(System(patient, patient.parameters(q), forms), patient, events,
+                          days, t_out, method)[0]
+
+
 def _add_intervals(df: Any, patient: Patient, parameters: Parameters | None,
                    forms: tuple[str, ...], events: Sequence[DoseEvent], days: float,
                    t_out: np.ndarray, method: str, n: int, seed: int) -> None:
     """Add the 5th and 95th percentiles over ``n`` parameter draws (in place)."""
-    from ..model.parameters import parameter_uncertainty
+    add_interval_columns(df, _draw_courses(patient, parameters, forms, events, days, t_out,
+                                           method, n, seed), seed)
 
-    base = parameters if parameters is not None else default_parameters()
-    curves = {c: np.empty((n, t_out.size)) for c in UNCERTAIN_COLUMNS}
-    for i, q in enumerate(parameter_uncertainty().draw(base, n, seed)):
-        with warnings.catch_warnings():  # a draw's start above capacity: said once, centrally
-            warnings.simplefilter("ignore", B12pkWarning)
-            cols, _ = _course(System(patient, patient.parameters(q), forms), patient, events,
-                              days, t_out, method)
+
+def add_interval_columns(df: Any, courses: Iterable[Mapping[str, Any]], seed: int) -> None:
+    """Add ``<column>_p5`` and ``<column>_p95`` of :data:`UNCERTAIN_COLUMNS` to ``df`` (in
+    place): percentiles over ``courses`` (the draws' columns, on ``df``'s times), and
+    ``df.attrs["uncertainty"]``."""
+    stacks: dict[str, list] = {c: [] for c in UNCERTAIN_COLUMNS}
+    for cols in courses:
         for c in UNCERTAIN_COLUMNS:
-            curves[c][i] = cols[c]
+            stacks[c].append(np.asarray(cols[c], dtype=float))
     for c in UNCERTAIN_COLUMNS:
-        df[f"{c}_p5"], df[f"{c}_p95"] = np.percentile(curves[c], [5.0, 95.0], axis=0)
-    df.attrs["uncertainty"] = {
-        "draws": n, "seed": seed,
-        "interval": "5th-95th percentile over parameter sets drawn from the fitted "
-                    "parameters' approximate posterior (data/calibration.toml [uncertainty]); "
-                    "between-patient variability is not in it (see simulate_population)"}
+        df[f"{c}_p5"], df[f"{c}_p95"] = np.percentile(np.stack(stacks[c]), [5.0, 95.0],
+                                                      axis=0)
+    df.attrs["uncertainty"] = {"draws": len(stacks[UNCERTAIN_COLUMNS[0]]), "seed": seed,
+                               "interval": INTERVAL_TEXT}
+
+
+INTERVAL_TEXT = ("90 % prediction interval: 5th-95th percentile over parameter sets drawn "
+                 "from the fitted parameters' approximate posterior (data/calibration.toml "
+                 "[uncertainty]); between-patient variability is not in it (see "
+                 "simulate_population)")
+
+
+def simulate_draws(regimen: Any, patient: Patient | str | None = None, days: float = 365.0,
+                   *, n: int, seed: int = 0, parameters: Parameters | None = None,
+                   times: Any = None, hourly_after_injections: bool = False,
+                   method: str = "fast") -> list:
+    """One time course per parameter set drawn from the fitted parameters' uncertainty.
+
+    The arguments are :func:`simulate`'s (``n`` parameter sets, ``seed`` their seed); the
+    draws are those ``simulate(..., uncertainty=n, seed=seed)`` takes its interval from.
+    Use it for the uncertainty of a quantity computed from a whole course (a trough, a
+    time to repletion): compute it for each course and take its percentiles.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        ``n`` frames with :func:`simulate`'s columns (no interval columns).
+    """
+    import pandas as pd
+
+    days = check_days(days)
+    if method not in ("fast", "solve_ivp"):
+        raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
+    n, seed = check_draws(n, seed)
+    patient, _params = resolve_patient(patient, parameters)
+    events = events_from(regimen, days)
+    forms = parenteral_forms(events)
+    t_out = _output_times(days, events, times, hourly_after_injections,
+                          System(patient, _params, forms).L.n)
+    check_memory(n * result_memory_bytes(t_out.size),
+                 f"{n:,} parameter draws", "ask for fewer draws or output times")
+    return [pd.DataFrame(cols) for cols in _draw_courses(patient, parameters, forms, events,
+                                                         days, t_out, method, n, seed)]
 
 
 def steady_state_stores_ug(patient: Patient | str, parameters: Parameters | None = None) -> float:

@@ -186,6 +186,7 @@ def _marker_indices(t: np.ndarray, i: int, n_marks: int = 7) -> list[int]:
 def _plot_curves(ax: "Axes", series: Mapping[str, "pd.DataFrame"], column: str,
                  scale: float, divisor: float, styles: Mapping[str, int] | None) -> list:
     lines = []
+    any_band = False
     for i, (label, df) in enumerate(series.items()):
         k = styles[label] if styles is not None else i
         st = _style(k)
@@ -199,7 +200,28 @@ def _plot_curves(ax: "Axes", series: Mapping[str, "pd.DataFrame"], column: str,
                           zorder=3, solid_joinstyle="round")
         line.set_gid("curve")
         lines.append(line)
+        if f"{column}_p5" in df.columns and f"{column}_p95" in df.columns:
+            band = ax.fill_between(
+                t, df[f"{column}_p5"].to_numpy(dtype=float) * scale,
+                df[f"{column}_p95"].to_numpy(dtype=float) * scale, color=st["color"],
+                alpha=0.18, linewidth=0, zorder=2,
+                label=None if any_band else INTERVAL_LABEL)
+            band.set_gid("interval")
+            any_band = True
     return lines
+
+
+#: Legend entry of the shaded 90 % intervals (simulate(..., uncertainty=N)).
+INTERVAL_LABEL = "shaded: 90 % interval from parameter uncertainty"
+
+
+def _interval_entry(axes: Sequence["Axes"]) -> list[tuple[Any, str]]:
+    """A legend entry for the shaded intervals, when any axes has one."""
+    import matplotlib.patches as mpatches
+
+    if any(c.get_gid() == "interval" for ax in axes for c in ax.collections):
+        return [(mpatches.Patch(color="#777777", alpha=0.3), INTERVAL_LABEL)]
+    return []
 
 
 def _format_time_axis(ax: "Axes", unit: str, horizon_days: float) -> None:
@@ -847,6 +869,7 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
     entries = [(h, lab) for lab, h in handles.items()]
     cutline = next(ln for ln in axes[0].lines if ln.get_gid() == "deficiency-cutoff")
     entries.append((cutline, f"deficiency cut-off ({cut:.0f} {unit})"))
+    entries += _interval_entry(axes)
     footer = fig.add_subplot(gs[1, :])
     footer.axis("off")
     footer.legend([h for h, _ in entries], [lab for _, lab in entries], loc="upper center",
@@ -944,9 +967,10 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
     band_handles = [mpatches.Patch(color=c, alpha=0.5, label=lab) for c, lab in (
         ("#F4B6B6", f"deficient (< {cut:.0f} {unit})"),
         ("#FCE3A8", "indeterminate"), ("#CFE8CF", "deficiency unlikely"))]
-    fig.legend(list(handles.values()) + [cutline] + band_handles,
+    interval = _interval_entry(list(axes.ravel()))
+    fig.legend(list(handles.values()) + [cutline] + band_handles + [h for h, _ in interval],
                list(handles) + [f"deficiency cut-off ({cut:.0f} {unit})"]
-               + [h.get_label() for h in band_handles],
+               + [h.get_label() for h in band_handles] + [lab for _, lab in interval],
                loc="outside lower center", ncol=min(4, len(handles) + 4), frameon=False,
                fontsize=9)
     fig.suptitle("Serum B12 by regimen (bands from the seed documents; daily values)\n"

@@ -43,12 +43,19 @@ def _sig(x: float) -> str:
 
 
 def _summary_display(summary: Any) -> Any:
-    df = summary.drop(columns=["regimen_text"]).copy()
+    """The summary as text cells; a metric with a 90 % interval (``_p5``, ``_p95``
+    columns) reads "value (low-high)" in its own column."""
+    bounds = [c for c in summary.columns if c.endswith(("_p5", "_p95"))]
+    df = summary.drop(columns=["regimen_text", *bounds]).copy()
     for col in df.columns:
         if col in ("patient", "regimen"):
             continue
         digits = 1 if col in ("days_to_leave_deficient", "pct_time_deficient") else 0
-        df[col] = [_fmt(float(v), digits) for v in df[col]]
+        cells = [_fmt(float(v), digits) for v in df[col]]
+        if f"{col}_p5" in summary.columns:
+            cells = [f"{c} ({_fmt(float(lo), digits)}-{_fmt(float(hi), digits)})"
+                     for c, lo, hi in zip(cells, summary[f"{col}_p5"], summary[f"{col}_p95"])]
+        df[col] = cells
     return df
 
 
@@ -433,6 +440,13 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
                     "curve per patient, over the laboratory bands of the seed documents "
                     "(daily values; the peaks in the hours after an injection are in the "
                     "summary table as peak_ss_pmol_per_l)"))
+    if comp.uncertainty:
+        res.append(("p", f"Shaded bands and the ranges in brackets: 90 % intervals over "
+                    f"{comp.uncertainty['draws']} parameter sets drawn from the fitted "
+                    "parameters' approximate posterior (data/calibration.toml [uncertainty]; "
+                    f"seed {comp.uncertainty['seed']}). They show what the calibration data "
+                    "leave open, not the spread between patients (the population view) or "
+                    "the assumed parameters."))
     res += [("h3", "Summary"),
             ("table", list(summary.columns), summary.values.tolist()),
             ("h3", "What the columns mean"), ("table", ["column", "meaning"], metric_rows)]
