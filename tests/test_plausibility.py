@@ -11,12 +11,16 @@ import b12pk.cli
 from b12pk.analysis.plausibility import check_plausibility, load_checks
 
 # Known distortions of today's model (issue "Physiology v2"): strict, so that a fix that
-# brings one inside its published range fails here and is moved to the passing list. All
-# three are early after an injection, where hydroxocobalamin leaves the injection site more
-# slowly in the model (hydroxo_depot_half_life_h, 2.5 h) than "about the same serum at 1 h"
-# (Scand J Haematol 1964) allows.
+# brings one inside its published range fails here and is moved to the passing list. The
+# first three are early after an injection, where hydroxocobalamin leaves the injection site
+# more slowly in the model (hydroxo_depot_half_life_h, 2.5 h) than "about the same serum at
+# 1 h" (Scand J Haematol 1964) allows.
 KNOWN_OUTSIDE = {"serum_ratio_oh_cn_500_5h", "serum_ratio_oh_cn_500_24h",
-                 "serum_ratio_oh_cn_1h"}
+                 "serum_ratio_oh_cn_1h",
+                 # haptocorrin takes up no absorbed B12 in the model (its release from the
+                 # stores is saturated), so oral B12 raises holoTC but not holoHC: separate
+                 # carriers are still to do
+                 "oral_0.4mg_day3_total", "oral_0.4mg_day3_holohc"}
 
 
 @pytest.fixture(scope="module")

@@ -134,3 +134,30 @@ def test_every_documented_miss_is_a_real_miss(validation):
         assert len(rows), m["trial"]
         off = (np.abs(np.log(rows["ratio"])) > np.log(1.3)).any()
         assert off, f"{m['trial']}/{m['arm']} is no longer a miss: update data/validation.toml"
+
+
+def test_every_trial_states_when_its_blood_was_drawn(validation):
+    for stem, (_df, meta) in load_trials().items():
+        assert meta["sampling"] in ("trough", "cmax"), stem
+        assert len(meta.get("sampling_note", "")) > 20, stem
+    assert set(validation.table["sampling"]) <= {"trough", "cmax"}
+
+
+def test_a_trough_is_read_before_the_dose_given_at_the_draw():
+    from b12pk.analysis.validate import _predict
+
+    class Row:
+        time_days, outcome, statistic = 30.0, "serum_b12", "mean"
+
+    regimen = b12pk.Regimen.parse("1000 mcg IM on days 1, 31")
+    patient = b12pk.Patient.preset("pernicious-anaemia")
+    before = b12pk.simulate(regimen, patient, 30.0, times=[29.999]).serum_pmol_per_l.iloc[0]
+    assert _predict(Row, regimen, patient, "trough") == pytest.approx(before, rel=1e-3)
+
+
+def test_an_unknown_sampling_rule_is_refused(tmp_path):
+    (tmp_path / "x.csv").write_text(",".join(TRIAL_COLUMNS) + "\n")
+    (tmp_path / "x.toml").write_text('kind = "trial"\ncitation = "A. Author. J 2000;1:1"\n'
+                                     'sampling = "whenever"\n')
+    with pytest.raises(b12pk.FileFormatError, match="sampling"):
+        load_trials(tmp_path)

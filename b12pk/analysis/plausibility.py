@@ -177,6 +177,22 @@ def years_to_deficiency(preset: str, horizon_years: float,
                  / 365.25)
 
 
+def _oral_response(c: Mapping[str, Any]) -> float:
+    # ratio to baseline of `quantity` at `day`, read at the trough before that day's dose
+    day = float(c["day"])
+    df = simulate(c["regimen"], c["patient"], day, times=[0.0, day])
+    quantity = c["quantity"]
+    if quantity == "non_transcobalamin":  # serum B12 not on transcobalamin (holoHC orally)
+        values = (df.serum_pmol_per_l - df.holotc_pmol_per_l).to_numpy()
+    elif quantity in ("serum_pmol_per_l", "holotc_pmol_per_l"):
+        values = df[quantity].to_numpy()
+    else:
+        raise FileFormatError(f"plausibility check {c['id']!r}: unknown quantity "
+                              f"{quantity!r}; accepted: serum_pmol_per_l, holotc_pmol_per_l, "
+                              "non_transcobalamin")
+    return float(values[1] / values[0])
+
+
 def _years_to_deficiency(c: Mapping[str, Any]) -> float:
     return years_to_deficiency(c["patient"], float(c["horizon_years"]))
 
@@ -186,4 +202,5 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "urine_fraction": _urine_fraction, "retained": _retained,
     "body_ceiling": _body_ceiling, "holotc_share": _holotc_share,
     "serum_ratio": _serum_ratio, "years_to_deficiency": _years_to_deficiency,
+    "oral_response": _oral_response,
 }

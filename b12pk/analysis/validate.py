@@ -22,6 +22,7 @@ import numpy as np
 from .._data import data_path
 from ..engine.core import simulate
 from ..errors import FileFormatError
+from ..io import echo
 from ..model.parameters import Patient, pg_per_ml_to_pmol_per_l
 from ..regimen.language import Regimen
 
@@ -31,6 +32,12 @@ __all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL
 TRIAL_COLUMNS = ("arm", "n", "regimen_text", "route", "form", "population", "baseline_value",
                  "time_days", "outcome", "statistic", "value", "unit", "spread", "spread_kind",
                  "where", "note")
+
+
+#: When in the dosing cycle a trial's blood draw is read (a trial sidecar's ``sampling``,
+#: stated with its reason in ``sampling_note``; default trough): ``trough``, before any dose
+#: given at the sampling time; ``cmax``, the peak of the first day's curve.
+SAMPLING = ("trough", "cmax")
 
 
 def _trials_dir() -> Path:
@@ -57,6 +64,10 @@ def load_trials(folder: str | Path | None = None) -> dict[str, tuple[Any, dict[s
             meta = tomllib.load(fh)
         if not str(meta.get("citation", "")).strip():
             raise FileFormatError(f"trial sidecar {side.name} has no citation")
+        if meta.setdefault("sampling", "trough") not in SAMPLING:
+            raise FileFormatError(f"trial sidecar {side.name}: sampling "
+                                  f"{echo(meta['sampling'])} is not accepted; accepted: "
+                                  f"{', '.join(SAMPLING)}")
         df = pd.read_csv(csv, dtype={"spread": str})
         missing = [c for c in TRIAL_COLUMNS if c not in df.columns]
         if missing:
@@ -163,13 +174,14 @@ def _patient(population: str, preset_key: str, baseline_pmol: float | None) -> P
     return Patient.preset(preset, serum_pmol_per_l=baseline_pmol)
 
 
-def _predict(row: Any, regimen: Regimen, patient: Patient) -> float:
+def _predict(row: Any, regimen: Regimen, patient: Patient, sampling: str) -> float:
     t = float(row.time_days)
-    if row.outcome == "serum_b12_cmax":
+    if row.outcome == "serum_b12_cmax" or sampling == "cmax":
         # peak of the simulated curve in the first day (fine grid: every minute for 6 h)
         times = np.concatenate([np.arange(0, 6 * 60 + 1) / 1440.0, np.linspace(0.25, 1, 19)])
         df = simulate(regimen, patient, days=1.0, times=times)
         return float(df["serum_pmol_per_l"].max())
+    # trough: the horizon ends at the draw, so a dose given then is not yet in it
     days = max(t, 1.0)
     df = simulate(regimen, patient, days=days, times=[0.0, t] if t > 0 else [0.0])
     value = float(df["serum_pmol_per_l"].iloc[-1])
@@ -208,8 +220,10 @@ def validate(folder: str | Path | None = None) -> Validation:
                 baseline = _to_pmol(float(row.baseline_value),
                                     "pg/mL" if row.statistic == "ratio_to_baseline"
                                     else row.unit)
-            pred = _predict(row, regimen, _patient(row.population, "preset", baseline))
-            alt = _predict(row, regimen, _patient(row.population, "alternative", baseline))
+            sampling = meta["sampling"]
+            pred = _predict(row, regimen, _patient(row.population, "preset", baseline), sampling)
+            alt = _predict(row, regimen, _patient(row.population, "alternative", baseline),
+                           sampling)
             if row.statistic == "ratio_to_baseline":
                 observed = float(row.value)
             else:
@@ -220,7 +234,7 @@ def validate(folder: str | Path | None = None) -> Validation:
                 "trial": stem, "arm": row.arm, "n": row.n, "population": row.population,
                 "preset": cfg["populations"][row.population]["preset"],
                 "regimen": row.regimen_text, "time_days": float(row.time_days),
-                "outcome": row.outcome, "statistic": row.statistic,
+                "outcome": row.outcome, "statistic": row.statistic, "sampling": sampling,
                 "observed": observed,
                 "observed_low": interval[0] if interval else math.nan,
                 "observed_high": interval[1] if interval else math.nan,
@@ -233,7 +247,7 @@ def validate(folder: str | Path | None = None) -> Validation:
                 "note": row.note if isinstance(row.note, str) else "",
             })
     columns = ["trial", "arm", "n", "population", "preset", "regimen", "time_days", "outcome",
-               "statistic", "observed", "observed_low", "observed_high", "unit", "predicted",
+               "statistic", "sampling", "observed", "observed_low", "observed_high", "unit", "predicted",
                "predicted_alternative", "ratio", "within_2fold", "within_spread", "where",
                "citation", "note"]
     table = pd.DataFrame(rows, columns=columns)
