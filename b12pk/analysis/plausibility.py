@@ -177,6 +177,26 @@ def years_to_deficiency(preset: str, horizon_years: float,
                  / 365.25)
 
 
+def _retained_ratio(c: Mapping[str, Any]) -> float:
+    # ug of one IM dose not in urine by window_h: hydroxo- over cyanocobalamin
+    kept = []
+    for form in ("hydroxocobalamin", "cyanocobalamin"):
+        kept.append(_retained({**c, "form": form}))
+    return kept[0] / kept[1]
+
+
+def _repeated_urine(c: Mapping[str, Any]) -> float:
+    # urinary loss as a share of the doses given from from_day to to_day of `regimen`
+    # (its text names {form}): hydroxocobalamin's minus cyanocobalamin's
+    lo, hi = float(c["from_day"]), float(c["to_day"])
+    share = []
+    for form in ("hydroxocobalamin", "cyanocobalamin"):
+        df = simulate(c["regimen"].format(form=form), c["patient"], hi, times=[lo, hi])
+        share.append(float((df.urine_ug.iloc[1] - df.urine_ug.iloc[0])
+                           / (df.dosed_ug.iloc[1] - df.dosed_ug.iloc[0])))
+    return share[0] - share[1]
+
+
 def _oral_response(c: Mapping[str, Any]) -> float:
     # ratio to baseline of `quantity` at `day`, read at the trough before that day's dose
     day = float(c["day"])
@@ -202,5 +222,6 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "urine_fraction": _urine_fraction, "retained": _retained,
     "body_ceiling": _body_ceiling, "holotc_share": _holotc_share,
     "serum_ratio": _serum_ratio, "years_to_deficiency": _years_to_deficiency,
-    "oral_response": _oral_response,
+    "oral_response": _oral_response, "retained_ratio": _retained_ratio,
+    "repeated_urine": _repeated_urine,
 }
