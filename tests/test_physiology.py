@@ -277,3 +277,35 @@ def test_simulate_command_writes_the_interval(tmp_path):
     assert {"serum_pmol_per_l_p5", "serum_pmol_per_l_p95"} <= set(df.columns)
     assert b12pk.cli.main(["simulate", "--regimen", "1000 mcg IM monthly",
                            "--uncertainty", "-3"]) != 0
+
+
+# ---------------------------------------------------------------------------------------
+# Haptocorrin follows recent intake (WENBIT substudy)
+
+def test_oral_b12_raises_holotc_first_and_holohc_too():
+    from b12pk.analysis.plausibility import oral_response
+
+    tc = oral_response(None, "400 mcg oral daily", "healthy", 3.0, "holotc_pmol_per_l")
+    hc = oral_response(None, "400 mcg oral daily", "healthy", 3.0, "non_transcobalamin")
+    total = oral_response(None, "400 mcg oral daily", "healthy", 3.0, "serum_pmol_per_l")
+    assert tc > total > hc > 1.05
+    # the total is not fitted (holoHC is): published +28 % (+/- 10 %)
+    assert 1.18 <= total <= 1.38
+
+
+def test_without_the_transfer_to_haptocorrin_holohc_ignores_intake():
+    from b12pk.analysis.plausibility import oral_response
+
+    p = b12pk.default_parameters().replace(hc_transfer_fraction=0.0)
+    hc = oral_response(p, "400 mcg oral daily", "healthy", 3.0, "non_transcobalamin")
+    assert hc == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_population_drawing_baselines_above_what_full_stores_sustain_warns_once():
+    spec = b12pk.PopulationSpec("pernicious-anaemia", 300, seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b12pk.simulate_population("1000 ug IM monthly", spec, 30)
+    said = [w for w in caught if issubclass(w.category, b12pk.B12pkWarning)
+            and "storage capacity" in str(w.message)]
+    assert len(said) == 1 and " of 300 patients" in str(said[0].message)

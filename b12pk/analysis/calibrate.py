@@ -26,7 +26,7 @@ from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
 from ..model.parameters import Parameters, Patient, default_parameters
-from .plausibility import serum_ratio, years_to_deficiency
+from .plausibility import oral_response, serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE",
@@ -85,6 +85,16 @@ def _oral_1ug_absorbed() -> float:
 def _steady_serum(patient: Patient, params: Parameters) -> float:
     sys_ = engine.System(patient, patient.parameters(params), ("cyanocobalamin",))
     return float(sys_.serum_pmol(sys_.plasma_given_stores(sys_.steady_stores())))
+
+
+def _root_or_end(gap: Any, lo: float, hi: float, xtol: float) -> float:
+    """The root of ``gap`` in [lo, hi] (a parameter's declared range), or the end of the
+    range nearer to it when the target lies beyond what the range reaches (then the fitted
+    value, or the end of its interval, sits at the range's end, which the results show)."""
+    g_lo, g_hi = gap(lo), gap(hi)
+    if g_lo * g_hi > 0.0:
+        return float(lo if abs(g_lo) < abs(g_hi) else hi)
+    return float(brentq(gap, lo, hi, xtol=xtol))
 
 
 def _steady_share(patient: Patient, params: Parameters) -> float:
@@ -212,18 +222,26 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
 
     p = p.replace(reference_serum_pmol_per_l=ref_for(omni["target"]))
     out["reference_serum_pmol_per_l"] = p["reference_serum_pmol_per_l"]
+    # 4a. the share of holoTC's delivery that returns on haptocorrin: holoHC's rise on
+    # day 3 of 0.4 mg oral daily
+    wen = _target("holohc_response")
+
+    def transfer_for(target: float) -> float:
+        return _root_or_end(lambda f: oral_response(
+            p.replace(hc_transfer_fraction=f), wen["regimen"], "healthy", wen["day"],
+            "non_transcobalamin") - target, *spec.loc["hc_transfer_fraction", ["low", "high"]],
+            xtol=1e-8)
+
+    p = p.replace(hc_transfer_fraction=transfer_for(wen["target"]))
+    out["hc_transfer_fraction"] = p["hc_transfer_fraction"]
     # 4b. the stores' holoTC fraction: holoTC is holotc_share of serum in the healthy adult
     share = _target("holotc_share")
 
     def fraction_for(target: float) -> float:
         # a target below what the diet alone puts on transcobalamin gives the range's end
-        lo, hi = spec.loc["stores_holotc_fraction", ["low", "high"]]
-
-        def gap(f: float) -> float:
-            return _steady_share(healthy, p.replace(stores_holotc_fraction=f)) - target
-        if gap(lo) >= 0.0:
-            return float(lo)
-        return brentq(gap, lo, hi, xtol=1e-10)
+        return _root_or_end(lambda f: _steady_share(
+            healthy, p.replace(stores_holotc_fraction=f)) - target,
+            *spec.loc["stores_holotc_fraction", ["low", "high"]], xtol=1e-10)
 
     p = p.replace(stores_holotc_fraction=fraction_for(share["target"]))
     out["stores_holotc_fraction"] = p["stores_holotc_fraction"]
@@ -248,10 +266,9 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     dep = _target("years_to_deficiency")
 
     def km_for(years: float) -> float:
-        return brentq(lambda k: years_to_deficiency("healthy", 20.0,
-                                                    p.replace(hc_release_km_ug=k)) - years,
-                      spec.loc["hc_release_km_ug", "low"], spec.loc["hc_release_km_ug", "high"],
-                      xtol=1e-3)
+        return _root_or_end(lambda k: years_to_deficiency(
+            "healthy", 20.0, p.replace(hc_release_km_ug=k)) - years,
+            *spec.loc["hc_release_km_ug", ["low", "high"]], xtol=1e-3)
     p = p.replace(hc_release_km_ug=km_for(dep["target"]))
     out["hc_release_km_ug"] = p["hc_release_km_ug"]
     if uncertainty:
@@ -264,6 +281,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         lo, hi = met["ci95"]
         a, b = factor_for(lo), factor_for(hi)
         out["metformin_if_factor_low"], out["metformin_if_factor_high"] = min(a, b), max(a, b)
+        a, b = (transfer_for(x) for x in wen["range"])
+        out["hc_transfer_fraction_low"], out["hc_transfer_fraction_high"] = a, b
         a, b = (fraction_for(x) for x in share["range"])
         out["stores_holotc_fraction_low"], out["stores_holotc_fraction_high"] = a, b
         a, b = (km_for(y) for y in dep["range"])
@@ -285,6 +304,7 @@ WHERE = {  # fitted name -> (file, table, key)
     "metformin_if_factor": ("patients.toml", "settings.metformin_if_factor", "value"),
     "hc_release_km_ug": ("model.toml", "parameters.hc_release_km_ug", "value"),
     "stores_holotc_fraction": ("model.toml", "parameters.stores_holotc_fraction", "value"),
+    "hc_transfer_fraction": ("model.toml", "parameters.hc_transfer_fraction", "value"),
 }
 
 

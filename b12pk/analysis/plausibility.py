@@ -26,7 +26,7 @@ from ..model.parameters import Parameters, Patient, serum_bands_pmol_per_l
 from ..regimen.language import DoseEvent
 
 __all__ = ["Plausibility", "check_plausibility", "load_checks", "serum_ratio",
-           "years_to_deficiency"]
+           "oral_response", "years_to_deficiency"]
 
 COLUMNS = ("id", "question", "model", "low", "high", "unit", "inside", "fit_target", "source",
            "where", "interval")
@@ -197,20 +197,25 @@ def _repeated_urine(c: Mapping[str, Any]) -> float:
     return share[0] - share[1]
 
 
-def _oral_response(c: Mapping[str, Any]) -> float:
-    # ratio to baseline of `quantity` at `day`, read at the trough before that day's dose
-    day = float(c["day"])
-    df = simulate(c["regimen"], c["patient"], day, times=[0.0, day])
-    quantity = c["quantity"]
-    if quantity == "non_transcobalamin":  # serum B12 not on transcobalamin (holoHC orally)
+def oral_response(parameters: Parameters | None, regimen: str, patient: str, day: float,
+                  quantity: str) -> float:
+    """``quantity`` on ``day`` of ``regimen`` over its value before it, read at the day's
+    start, before that day's dose (the trough): serum_pmol_per_l, holotc_pmol_per_l, or
+    non_transcobalamin (serum minus holoTC: holoHC without injections). The calibration
+    fits ``hc_transfer_fraction`` to it."""
+    df = simulate(regimen, patient, day, times=[0.0, day], parameters=parameters)
+    if quantity == "non_transcobalamin":
         values = (df.serum_pmol_per_l - df.holotc_pmol_per_l).to_numpy()
     elif quantity in ("serum_pmol_per_l", "holotc_pmol_per_l"):
         values = df[quantity].to_numpy()
     else:
-        raise FileFormatError(f"plausibility check {c['id']!r}: unknown quantity "
-                              f"{quantity!r}; accepted: serum_pmol_per_l, holotc_pmol_per_l, "
-                              "non_transcobalamin")
+        raise FileFormatError(f"unknown quantity {quantity!r}; accepted: serum_pmol_per_l, "
+                              "holotc_pmol_per_l, non_transcobalamin")
     return float(values[1] / values[0])
+
+
+def _oral_response(c: Mapping[str, Any]) -> float:
+    return oral_response(None, c["regimen"], c["patient"], float(c["day"]), c["quantity"])
 
 
 def _years_to_deficiency(c: Mapping[str, Any]) -> float:

@@ -42,6 +42,7 @@ import functools
 import math
 import threading
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -53,7 +54,8 @@ from .. import limits
 from ..engine.core import (as_regimen, check_days, check_memory, events_from, format_bytes,
                            parenteral_forms, patient_quantities, rate_values, regimen_like,
                            run_patient, System)
-from ..errors import FileFormatError, InputError, ModelError, ResourceError, UnknownNameError
+from ..errors import (B12pkWarning, FileFormatError, InputError, ModelError, ResourceError,
+                      UnknownNameError)
 from ..io import as_finite_float, echo
 from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
                       MAX_POPULATION_TRANSIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES)
@@ -100,7 +102,7 @@ _INJECTED = tuple(name for name, r in declaration().routes.items()
                   if r.parenteral and r.rest is None)
 """Routes whose whole dose enters a parenteral pool: injections (troughs come before them)."""
 
-_FAST_MODEL = "accc8e47ed4f"
+_FAST_MODEL = "30b8bc01fd7f"
 POP_SLOW_STEP_DAYS = 1.0
 POP_SLOW_STEP_RATE = 0.2
 """The population engine holds the slow flows (out of the stores) at their midpoint flux
@@ -475,6 +477,7 @@ class _Aggregate:
     sums: dict = field(default_factory=dict)  # block -> (2, n_times) serum and stores sums
     sum_total: Any = None  # sums of blocks 0 .. next_block - 1, added in block order
     next_block: int = 0
+    above_capacity: int = 0  # patients whose baseline needs stores above the capacity
 
     def __post_init__(self) -> None:
         # int32 counts: a bin holds at most MAX_PATIENTS (< 2**31) patients
@@ -504,6 +507,7 @@ class _Aggregate:
         for name in ("serum", "stores", "bands", "repletion", "troughs", "trough_below"):
             getattr(self, name).__iadd__(getattr(other, name))
         self.n += other.n
+        self.above_capacity += other.above_capacity
         self.sums.update(other.sums)
         self._fold()
         return self
@@ -831,6 +835,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     q_src = np.array([x[0] for x in slow], dtype=np.int64)
     q_law = np.array([x[2] for x in slow], dtype=np.int64)
     hc = _SLOW.index("holohc")
+    k_th = each(rates["k_th"])
 
     def fluxes(state: np.ndarray) -> list[np.ndarray]:
         return [laws.slow_flux(law, qa[q], qb[q], state[src])
@@ -856,6 +861,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         state[_SLOW.index("ileum")] = state[_SLOW.index("enterocyte")] = r_in / s.k_tr
         state[_SLOW.index("holotc")] = (s.k_st * stores + r_in) / s.k_tc
         state[_STORES] = stores
+        # haptocorrin: what holoTC passes on to it, and the slow flows into it
+        state[hc] = k_th * state[_SLOW.index("holotc")] / s.k_hc
         for (_src, dst, _law), f in zip(slow, fluxes(state)):
             if dst == hc:
                 state[hc] += f / s.k_hc
@@ -897,6 +904,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             return out
         stores0 = bisect(excess_loss, r_diet / k_loss_true)
     y = plasma_for(stores0)
+    for q, (src, _dst, law) in enumerate(slow):  # baselines that need stores above capacity
+        if law == laws.SLOW_OVERFLOW and src == _STORES:
+            agg.above_capacity += int(np.count_nonzero(stores0 > qb[q]))
     nf = len(forms)
     depot = np.zeros((nf, n))
     nasal = np.zeros((nf, n))
@@ -1198,7 +1208,10 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
                 raise _Stopped()
             patient = _patient_of(spec, draw, cov, i)
             sys_ = System(patient, patient.parameters(base_params), forms)
-            y0 = _initial_state(sys_, patient)
+            with warnings.catch_warnings(record=True) as caught:  # counted, said once
+                warnings.simplefilter("always", B12pkWarning)
+                y0 = _initial_state(sys_, patient)
+            agg.above_capacity += any(issubclass(w.category, B12pkWarning) for w in caught)
             states, _, pre = run_patient(sys_, y0, events, days, out_times, before=trough_times)
             serum = sys_.serum_pmol(states.T)
             stores = sys_.output("stores_ug", states.T)
@@ -1579,6 +1592,12 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             # them before the result is built (the memory estimate counts on it)
             pending = done = fut = None
     report(None)
+    if total.above_capacity:
+        warnings.warn(
+            f"{total.above_capacity:,} of {total.n:,} patients drew a baseline serum that "
+            "needs stores above the model's storage capacity: their excess is exported "
+            "within weeks and their serum falls (without intake the model sustains about "
+            "what stores at the capacity give)", B12pkWarning, stacklevel=2)
     return dataclasses.replace(
         _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days),
         method=method)
