@@ -162,17 +162,27 @@ def _serum_ratio(c: Mapping[str, Any]) -> float:
 
 
 def years_to_deficiency(preset: str, horizon_years: float,
-                        parameters: Parameters | None = None) -> float:
+                        parameters: Parameters | None = None, *,
+                        cut_pmol_per_l: float | None = None,
+                        intrinsic_factor: float | None = None) -> float:
     """Years until ``preset``, at the stores of its usual diet and from then on without any
-    B12, falls below the deficient band's upper edge (linear between weekly values; inf
-    when not within ``horizon_years``). The calibration fits ``hc_release_km_ug`` to it."""
-    cut = next(hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
+    B12, falls below the deficient band's upper edge (or ``cut_pmol_per_l``; linear between
+    weekly values; inf when not within ``horizon_years``). With ``intrinsic_factor`` the
+    patient also loses that much of the IF route (0: none, as after a total gastrectomy, so
+    biliary B12 is no longer reabsorbed). The calibration fits ``hc_release_km_ug`` to it."""
+    cut = cut_pmol_per_l if cut_pmol_per_l is not None else next(
+        hi for name, lo, hi in serum_bands_pmol_per_l() if name == "deficient")
+    patient = _without_intake(preset, parameters)
+    if intrinsic_factor is not None:
+        patient = dataclasses.replace(patient, intrinsic_factor=float(intrinsic_factor))
     days = np.arange(0.0, horizon_years * 365.25, 7.0)
-    serum = simulate([], _without_intake(preset, parameters), days[-1], parameters=parameters,
+    serum = simulate([], patient, days[-1], parameters=parameters,
                      times=days).serum_pmol_per_l.to_numpy()
     i = int(np.argmax(serum < cut))
     if serum[i] >= cut:
         return math.inf
+    if i == 0:
+        return 0.0
     return float((days[i - 1] + (serum[i - 1] - cut) / (serum[i - 1] - serum[i]) * 7.0)
                  / 365.25)
 
@@ -219,7 +229,9 @@ def _oral_response(c: Mapping[str, Any]) -> float:
 
 
 def _years_to_deficiency(c: Mapping[str, Any]) -> float:
-    return years_to_deficiency(c["patient"], float(c["horizon_years"]))
+    return years_to_deficiency(c["patient"], float(c["horizon_years"]),
+                               cut_pmol_per_l=c.get("cut_pmol_per_l"),
+                               intrinsic_factor=c.get("intrinsic_factor"))
 
 
 _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
