@@ -1114,17 +1114,9 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     import pandas as pd
 
     days = check_days(days)
-    if method not in ("fast", "solve_ivp"):
-        raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
     n_draws, seed = check_draws(uncertainty, seed)
-    patient, params = resolve_patient(patient, parameters)
-    events = events_from(regimen, days)
-    forms = parenteral_forms(events)
-    sys_ = System(patient, params, forms)
-    t_out = _output_times(days, events, times, hourly_after_injections, sys_.L.n)
-    check_memory(n_draws * result_memory_bytes(t_out.size),
-                 f"{n_draws:,} parameter draws", "ask for fewer draws or output times")
-
+    patient, params, events, forms, sys_, t_out = _prepare(
+        regimen, patient, days, parameters, times, hourly_after_injections, method, n_draws)
     columns, initial_body = _course(sys_, patient, events, days, t_out, method)
     df = pd.DataFrame(columns)
     if n_draws:
@@ -1139,6 +1131,23 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
 
 UNCERTAIN_COLUMNS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l", "stores_ug")
 """Columns that get a prediction interval (``_p5`` and ``_p95``) with ``uncertainty``."""
+
+
+def _prepare(regimen: Any, patient: Patient | str | None, days: float,
+             parameters: Parameters | None, times: Any, hourly: bool, method: str,
+             n_draws: int) -> tuple:
+    """Checked inputs of a simulation: (patient, parameters, events, parenteral forms,
+    System, output times); the memory of ``n_draws`` parameter draws is checked too."""
+    if method not in ("fast", "solve_ivp"):
+        raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
+    patient, params = resolve_patient(patient, parameters)
+    events = events_from(regimen, days)
+    forms = parenteral_forms(events)
+    sys_ = System(patient, params, forms)
+    t_out = _output_times(days, events, times, hourly, sys_.L.n)
+    check_memory(n_draws * result_memory_bytes(t_out.size),
+                 f"{n_draws:,} parameter draws", "ask for fewer draws or output times")
+    return patient, params, events, forms, sys_, t_out
 
 
 def check_draws(uncertainty: Any, seed: Any) -> tuple[int, int]:
@@ -1228,16 +1237,9 @@ def simulate_draws(regimen: Any, patient: Patient | str | None = None, days: flo
     import pandas as pd
 
     days = check_days(days)
-    if method not in ("fast", "solve_ivp"):
-        raise UnknownNameError(f"unknown method {echo(method)}; accepted: fast, solve_ivp")
     n, seed = check_draws(n, seed)
-    patient, _params = resolve_patient(patient, parameters)
-    events = events_from(regimen, days)
-    forms = parenteral_forms(events)
-    t_out = _output_times(days, events, times, hourly_after_injections,
-                          System(patient, _params, forms).L.n)
-    check_memory(n * result_memory_bytes(t_out.size),
-                 f"{n:,} parameter draws", "ask for fewer draws or output times")
+    patient, _params, events, forms, _sys, t_out = _prepare(
+        regimen, patient, days, parameters, times, hourly_after_injections, method, n)
     return [pd.DataFrame(cols) for cols in _draw_courses(patient, parameters, forms, events,
                                                          days, t_out, method, n, seed)]
 
