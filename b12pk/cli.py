@@ -205,6 +205,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="fast: the vectorised population engine (default); exact: every "
                     "patient through the single-patient engine (about 20 ms per "
                     "patient-year with injections: checks and small populations)")
+    pp.add_argument("--parameter-uncertainty", action="store_true",
+                    help="also draw the fitted model parameters per patient from their "
+                    "approximate posterior (needs --method exact)")
     pp.add_argument("--out", default="b12pk-population", help="output folder")
 
     xs = sub.add_parser("export-sbml", help="write the model for a patient as SBML (needs "
@@ -460,7 +463,8 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
             break  # an unknown set name: PopulationSpec says so
         covariates[name.strip()] = dist
     spec = PopulationSpec(_one_patient(args.patient), args.n, args.seed, variability,
-                          covariates or None)
+                          covariates or None,
+                          parameter_uncertainty=args.parameter_uncertainty)
     with staging_dir(args.out) as stage:  # trajectories are moved into the output folder
         traj = None if args.trajectories is None else stage / "trajectories"
         result = simulate_population(regimens[0].regimen, spec, args.days,

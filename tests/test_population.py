@@ -761,3 +761,36 @@ def test_population_command_runs_the_exact_method(tmp_path):
                          "--out", str(out)])
     assert rc == 0
     assert json.loads((out / "run.json").read_text())["engine"]["method"] == "exact"
+
+
+def test_a_population_can_draw_the_fitted_parameters_too():
+    spec = PopulationSpec("pernicious-anaemia", 200, 4)
+    wide = PopulationSpec("pernicious-anaemia", 200, 4, parameter_uncertainty=True)
+    reg = "1000 mcg hydroxocobalamin IM every 2 months"
+    a = simulate_population(reg, spec, 120, method="exact")
+    b = simulate_population(reg, wide, 120, method="exact")
+    again = simulate_population(reg, wide, 120, method="exact")
+    pd.testing.assert_frame_equal(b.quantiles, again.quantiles)  # same seed, same draws
+    day = lambda r, q: float(r.quantiles[(r.quantiles.time_days == 100)  # noqa: E731
+                                         & (r.quantiles["quantile"] == q)].serum_pmol_per_l.iloc[0])
+    assert day(b, 95.0) - day(b, 5.0) > day(a, 95.0) - day(a, 5.0)
+
+
+def test_parameter_uncertainty_needs_the_exact_method():
+    spec = PopulationSpec("healthy", 10, parameter_uncertainty=True)
+    with pytest.raises(b12pk.InputError, match="method='exact'"):
+        simulate_population("1000 mcg oral daily", spec, 30)
+    with pytest.raises(b12pk.InputError, match="parameter_uncertainty"):
+        PopulationSpec("healthy", 10, parameter_uncertainty="yes")
+
+
+def test_population_command_draws_parameter_uncertainty(tmp_path):
+    import json
+
+    out = tmp_path / "pop"
+    assert b12pk.cli.main(["population", "--regimen", "1000 mcg IM monthly", "--n", "50",
+                           "--days", "40", "--method", "exact", "--parameter-uncertainty",
+                           "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["parameter_uncertainty"] is True
+    assert b12pk.cli.main(["population", "--regimen", "1000 mcg IM monthly", "--n", "50",
+                           "--parameter-uncertainty", "--out", str(tmp_path / "p2")]) != 0

@@ -303,6 +303,11 @@ class PopulationSpec:
         drawn) and the chance of atrophic gastritis; eGFR sets renal clearance; resection
         length sets IF-route absorption and biliary reabsorption. ``None``: every patient
         has the preset's settings.
+    parameter_uncertainty : bool
+        Also draw the fitted model parameters per patient from their approximate posterior
+        (``data/calibration.toml [uncertainty]``), so that the spread covers what the
+        calibration leaves open as well as between-patient variability. Needs
+        ``method="exact"`` (the fast method shares the fitted parameters).
     """
 
     patient: Any
@@ -310,6 +315,7 @@ class PopulationSpec:
     seed: int = 0
     variability: Mapping[str, float] | None = None
     covariates: Any = None
+    parameter_uncertainty: bool = False
 
     def __post_init__(self) -> None:
         patient = Patient.preset(self.patient) if isinstance(self.patient, str) else self.patient
@@ -340,6 +346,10 @@ class PopulationSpec:
         object.__setattr__(self, "covariates", _as_covariates(self.covariates))
         object.__setattr__(self, "n", int(self.n))
         object.__setattr__(self, "seed", int(self.seed))
+        if not isinstance(self.parameter_uncertainty, (bool, np.bool_)):
+            raise InputError(f"parameter_uncertainty={self.parameter_uncertainty!r} is not "
+                             "accepted; accepted: True or False")
+        object.__setattr__(self, "parameter_uncertainty", bool(self.parameter_uncertainty))
 
     @classmethod
     def without_variability(cls, patient: Any, n: int = 1, seed: int = 0) -> "PopulationSpec":
@@ -1203,11 +1213,13 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
         draw = _sample_block(spec, b, typical)
         cov = _covariate_block(spec, b)
         sums = agg.sums[b] = np.zeros((2, len(out_times)))
-        for i in range(draw["if_capacity_ug"].size):
+        size = draw["if_capacity_ug"].size
+        fitted = _posterior_block(spec, b, base_params, size)
+        for i in range(size):
             if _STOP.is_set():
                 raise _Stopped()
             patient = _patient_of(spec, draw, cov, i)
-            sys_ = System(patient, patient.parameters(base_params), forms)
+            sys_ = System(patient, patient.parameters(fitted[i]), forms)
             with warnings.catch_warnings(record=True) as caught:  # counted, said once
                 warnings.simplefilter("always", B12pkWarning)
                 y0 = _initial_state(sys_, patient)
@@ -1227,6 +1239,18 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
                 for k in range(len(out_times))]
         _write_trajectories(traj[0], blocks[0], ids, out_times, rows)
     return agg
+
+
+def _posterior_block(spec: PopulationSpec, block: int, base: Any, size: int) -> list:
+    """Each patient's fitted parameters in ``block``: the defaults, or with
+    ``spec.parameter_uncertainty`` a draw from their posterior that depends only on (seed,
+    block), as every other draw of the population."""
+    if not spec.parameter_uncertainty:
+        return [base] * size
+    from ..model.parameters import parameter_uncertainty
+
+    seed = int(np.random.SeedSequence([spec.seed, block, 0xB12]).generate_state(1)[0])
+    return parameter_uncertainty().draw(base, size, seed)
 
 
 def _write_trajectories(folder: str, first_block: int, ids: np.ndarray, out_times: np.ndarray,
@@ -1478,6 +1502,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     if method not in ("fast", "exact"):
         raise InputError(f"method={echo(method)} is not known; accepted: 'fast', 'exact'")
     if method == "fast":
+        if getattr(spec, "parameter_uncertainty", False):
+            raise InputError("parameter_uncertainty needs method='exact' (--method exact): the "
+                             "fast method shares the fitted parameters across patients")
         _check_fast_method()
     if backend not in ("auto", "numpy", "numba"):
         raise InputError(f"backend={echo(backend)} is not known; accepted: 'auto', 'numpy', "
