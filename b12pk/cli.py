@@ -115,8 +115,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="add the population view: N virtual patients per regimen and patient")
     c.add_argument("--uncertainty", type=_whole(0, MAX_UNCERTAINTY_DRAWS), default=0,
                    metavar="N", help="90%% intervals from N draws of the fitted parameters "
-                   "on every curve and the headline numbers (default 0: none; about 0.1 s "
-                   "per draw and course)")
+                   "on every curve and the headline numbers (default 0: none; about 0.05 s "
+                   "per draw and course-year)")
     c.add_argument("--seed", type=_SEED, default=None,
                    help="seed of the population view and of the parameter draws (default 0; "
                    "needs --population or --uncertainty)")
@@ -413,6 +413,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if "baseline_stores_ug" in changes and "baseline_serum_pmol_per_l" not in changes:
         changes["baseline_serum_pmol_per_l"] = None
     patient = dataclasses.replace(patient, **changes)
+    if args.seed and not args.uncertainty:
+        raise InputError("--seed sets the parameter draws, so it needs --uncertainty N")
     df = simulate(regimens[0].regimen, patient, days=args.days,
                   hourly_after_injections=args.hourly, uncertainty=args.uncertainty,
                   seed=args.seed)

@@ -277,6 +277,24 @@ def test_simulate_command_writes_the_interval(tmp_path):
     assert {"serum_pmol_per_l_p5", "serum_pmol_per_l_p95"} <= set(df.columns)
     assert b12pk.cli.main(["simulate", "--regimen", "1000 mcg IM monthly",
                            "--uncertainty", "-3"]) != 0
+    assert b12pk.cli.main(["simulate", "--regimen", "1000 mcg IM monthly", "--seed", "4"]) != 0
+
+
+def test_draws_that_cannot_start_at_the_baseline_are_left_out_and_said():
+    patient = b12pk.Patient.preset("healthy", serum_pmol_per_l=150)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = b12pk.simulate("1000 ug IM monthly", patient, 40.0, uncertainty=50)
+    info = df.attrs["uncertainty"]
+    assert info["draws"] + info["skipped"] == 50 and info["draws"] > 0
+    if info["skipped"]:
+        assert any("were left out of the interval" in str(w.message) for w in caught)
+
+
+def test_parameters_that_make_a_derived_rate_negative_are_refused():
+    p = b12pk.default_parameters().replace(hc_transfer_fraction=0.2, stores_holotc_fraction=0.5)
+    with pytest.raises(b12pk.ParameterError, match="v_sh negative"):
+        b12pk.simulate("1000 ug IM monthly", "healthy", 30.0, parameters=p)
 
 
 # ---------------------------------------------------------------------------------------
@@ -308,4 +326,12 @@ def test_a_population_drawing_baselines_above_what_full_stores_sustain_warns_onc
         b12pk.simulate_population("1000 ug IM monthly", spec, 30)
     said = [w for w in caught if issubclass(w.category, b12pk.B12pkWarning)
             and "storage capacity" in str(w.message)]
-    assert len(said) == 1 and " of 300 patients" in str(said[0].message)
+    assert len(said) == 1 and " of 300 patients start with stores" in str(said[0].message)
+    for method in ("fast", "exact"):  # both methods count the same patients
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            b12pk.simulate_population("1000 ug IM monthly", b12pk.PopulationSpec(
+                b12pk.Patient.preset("pernicious-anaemia", stores_ug=3800), 60, 1), 10,
+                method=method)
+        said = [str(w.message) for w in caught if "storage capacity" in str(w.message)]
+        assert said and said[0].startswith("28 of 60"), (method, said)

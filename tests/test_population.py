@@ -794,3 +794,16 @@ def test_population_command_draws_parameter_uncertainty(tmp_path):
     assert json.loads((out / "run.json").read_text())["parameter_uncertainty"] is True
     assert b12pk.cli.main(["population", "--regimen", "1000 mcg IM monthly", "--n", "50",
                            "--parameter-uncertainty", "--out", str(tmp_path / "p2")]) != 0
+
+
+def test_a_patients_variability_is_centred_on_his_posterior_draw():
+    from b12pk.model.parameters import default_parameters
+    from b12pk.population.core import _centred_on, _posterior_block, _sample_block, _typical
+
+    spec = PopulationSpec("pernicious-anaemia", 50, 1, parameter_uncertainty=True)
+    base = default_parameters()
+    draw = _sample_block(spec, 0, _typical(spec, spec.patient.parameters(base)))
+    fitted = _posterior_block(spec, 0, base, 50)
+    moved = _centred_on(draw, fitted, base)["uptake_vmax_ug_per_day"]
+    ratio = np.array([f["uptake_vmax_ug_per_day"] for f in fitted]) / base["uptake_vmax_ug_per_day"]
+    np.testing.assert_allclose(moved, draw["uptake_vmax_ug_per_day"] * ratio, rtol=1e-12)

@@ -161,3 +161,17 @@ def test_an_unknown_sampling_rule_is_refused(tmp_path):
                                      'sampling = "whenever"\n')
     with pytest.raises(b12pk.FileFormatError, match="sampling"):
         load_trials(tmp_path)
+
+
+def test_a_cmax_trial_with_a_later_serum_row_is_refused(tmp_path):
+    import shutil
+
+    src = data_path("literature", "trials")
+    for ext in ("csv", "toml"):
+        shutil.copy(src / f"nasal_hydroxo_bjcp1998.{ext}", tmp_path / f"n.{ext}")
+    df = pd.read_csv(tmp_path / "n.csv")
+    row = df.iloc[[0]].copy()
+    row["outcome"], row["time_days"], row["statistic"] = "serum_b12", 30, "mean"
+    pd.concat([df, row]).to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(b12pk.FileFormatError, match="cmax"):
+        validate(tmp_path)

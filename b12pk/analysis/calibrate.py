@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import brentq, least_squares
 
 from ..engine import core as engine
+from ..errors import ParameterError
 from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
@@ -90,8 +91,15 @@ def _steady_serum(patient: Patient, params: Parameters) -> float:
 def _root_or_end(gap: Any, lo: float, hi: float, xtol: float) -> float:
     """The root of ``gap`` in [lo, hi] (a parameter's declared range), or the end of the
     range nearer to it when the target lies beyond what the range reaches (then the fitted
-    value, or the end of its interval, sits at the range's end, which the results show)."""
-    g_lo, g_hi = gap(lo), gap(hi)
+    value, or the end of its interval, sits at the range's end, which the results show).
+    The upper end is pulled in while it makes a derived rate negative (ParameterError)."""
+    g_lo = gap(lo)
+    for _ in range(60):  # an end where the derived rates turn negative is out of reach
+        try:
+            g_hi = gap(hi)
+            break
+        except ParameterError:
+            hi = 0.5 * (lo + hi)
     if g_lo * g_hi > 0.0:
         return float(lo if abs(g_lo) < abs(g_hi) else hi)
     return float(brentq(gap, lo, hi, xtol=xtol))
@@ -112,15 +120,15 @@ def _urine_after(params: Parameters, dose: float, form: str, day: float) -> floa
 
 #: The hydroxocobalamin parameters fitted together (step 3 of :func:`fit_pass`).
 HYDROXO = ("hydroxo_renal_clearance_factor", "hydroxo_protein_binding_rate_per_day")
-#: Assumed spreads of the hydroxocobalamin targets (the source gives means only): 0.05 on
-#: a 72-h urinary fraction, 0.25 on the log of a serum ratio.
-URINE_SD, LOG_RATIO_SD = 0.05, 0.25
 
 
 def _fit_hydroxo(p: Parameters) -> tuple[Parameters, Any]:
-    """Weighted least squares (the spreads above) of :data:`HYDROXO` in log space."""
+    """Weighted least squares of :data:`HYDROXO` in log space, with the spreads the
+    training entry states (data/calibration.toml)."""
     urine = _hydroxo_targets()
     ratios = _serum_ratio_targets("training")
+    spreads = _target("hydroxocobalamin_urine_and_serum")["spreads"]
+    urine_sd, log_ratio_sd = spreads["urine_fraction"], spreads["log_serum_ratio"]
     doses = sorted({d for d, _h, _r in ratios})
     spec = model.parameter_table().set_index("name")
 
@@ -131,12 +139,12 @@ def _fit_hydroxo(p: Parameters) -> tuple[Parameters, Any]:
 
     def resid(x: np.ndarray) -> list[float]:
         q = with_x(x)
-        r = [(_urine_after(q, d, "hydroxocobalamin", 3.0) / d - f) / URINE_SD
+        r = [(_urine_after(q, d, "hydroxocobalamin", 3.0) / d - f) / urine_sd
              for d, f in urine]
         for dose in doses:
             rows = [(h, v) for d, h, v in ratios if d == dose]
             model_ratio = serum_ratio(q, dose, [h for h, _v in rows])
-            r += list(np.log(model_ratio / [v for _h, v in rows]) / LOG_RATIO_SD)
+            r += list(np.log(model_ratio / [v for _h, v in rows]) / log_ratio_sd)
         return r
 
     x0 = np.log([max(p[n], 1e-3) for n in HYDROXO])
@@ -377,6 +385,7 @@ def uncertainty_table(fitted: dict[str, float]) -> dict[str, Any]:
     Parameters fitted to a single number without a stated spread (if_km_ug) and patient
     settings (the vegan diet, the metformin factor) are not in it."""
     params = set(default_parameters().values)
+    spec = model.parameter_table().set_index("name")
     table: dict[str, Any] = {}
     for name in WHERE:
         if name not in params:
@@ -384,14 +393,25 @@ def uncertainty_table(fitted: dict[str, float]) -> dict[str, Any]:
         if f"{name}_se_log" in fitted:
             table[name] = {"scale": "log", "sd": fitted[f"{name}_se_log"]}
         elif f"{name}_low" in fitted:
-            lo, hi = fitted[f"{name}_low"], fitted[f"{name}_high"]
-            if lo > 0.0:
-                table[name] = {"scale": "log", "sd": math.log(hi / lo) / (2 * Z95)}
-            else:
-                table[name] = {"scale": "linear", "sd": (hi - lo) / (2 * Z95)}
+            table[name] = {"scale": "log", "sd": _interval_sd(
+                fitted[name], fitted[f"{name}_low"], fitted[f"{name}_high"],
+                spec.loc[name, "low"], spec.loc[name, "high"])}
     pairs = [k[: -len("_corr_log")].split("__") + [fitted[k]]
              for k in fitted if k.endswith("_corr_log")]
     return {"parameters": table, "correlations": pairs}
+
+
+def _interval_sd(value: float, lo: float, hi: float, range_lo: float,
+                 range_hi: float) -> float:
+    """SD on the log scale of an estimate whose 95 % interval is [lo, hi]. An end that sits
+    at the parameter's declared range end was clipped there (the target lay beyond what the
+    range reaches): the other end alone sets the SD then."""
+    ends = [e for e, edge in ((lo, range_lo), (hi, range_hi)) if e != edge and e > 0.0]
+    if len(ends) == 2:
+        return math.log(hi / lo) / (2 * Z95)
+    if len(ends) == 1:
+        return abs(math.log(ends[0] / value)) / Z95
+    return math.log(hi / max(lo, 1e-12)) / (2 * Z95)
 
 
 def _uncertainty_lines(fitted: dict[str, float]) -> list[str]:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .._data import data_path
-from ..engine.core import (PARENTERAL, HOURLY_POINTS, add_interval_columns, as_regimen,
+from ..engine.core import (INTERVAL_PERCENTILES, PARENTERAL, HOURLY_POINTS,
+                          add_interval_columns, as_regimen,
                           check_draws, check_days, check_memory, result_memory_bytes, simulate,
                           simulate_draws, simulate_memory_bytes)
 from ..errors import FileFormatError, InputError, UnknownNameError
@@ -439,12 +440,13 @@ def _with_intervals(df: Any, regimen: Regimen, patient: Patient, days: float, n:
     5th and 95th percentiles over the same parameter draws."""
     courses = simulate_draws(regimen, patient, days, n=n, seed=seed,
                              times=df["time_days"].to_numpy())
-    add_interval_columns(df, courses, seed)
+    add_interval_columns(df, courses, seed, courses[0].attrs.get("skipped_draws", 0))
     metrics = [summarize(c, regimen, days) for c in courses]
     out = {}
     for m in INTERVAL_METRICS:
         values = np.array([x[m] for x in metrics], dtype=float)
         finite = values[np.isfinite(values)]
-        lo, hi = np.percentile(finite, [5.0, 95.0]) if finite.size else (math.nan, math.nan)
+        lo, hi = (np.percentile(finite, INTERVAL_PERCENTILES) if finite.size
+                  else (math.nan, math.nan))
         out[f"{m}_p5"], out[f"{m}_p95"] = float(lo), float(hi)
     return out

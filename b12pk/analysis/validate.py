@@ -176,6 +176,10 @@ def _patient(population: str, preset_key: str, baseline_pmol: float | None) -> P
 
 def _predict(row: Any, regimen: Regimen, patient: Patient, sampling: str) -> float:
     t = float(row.time_days)
+    if row.outcome == "serum_b12" and sampling == "cmax" and t > 1.0:
+        raise FileFormatError(f"a trial sampled at cmax (the first day's peak) has a serum row "
+                              f"at day {t:g}: give that row its own trial file, sampled at "
+                              "the trough")
     if row.outcome == "serum_b12_cmax" or sampling == "cmax":
         # peak of the simulated curve in the first day (fine grid: every minute for 6 h)
         times = np.concatenate([np.arange(0, 6 * 60 + 1) / 1440.0, np.linspace(0.25, 1, 19)])

@@ -18,7 +18,8 @@ reference used in tests. All conserve mass: every flow moves an amount from one 
 another.
 
 States (ug): one depot, nasal and free pool per parenteral form present, then ileum,
-enterocyte, holoTC, holoHC, stores, and the cumulative urine, faeces and unabsorbed amounts.
+enterocyte, holoTC, holoHC, protein-bound (hydroxocobalamin), stores, and the cumulative
+urine, faeces and unabsorbed amounts (the order of data/model.toml's compartments).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Reg
 
 __all__ = ["simulate", "MAX_DAYS", "MIN_DAYS", "TRANSIENT_EPS_UG", "steady_state_stores_ug",
            "MAX_UNCERTAINTY_DRAWS", "UNCERTAIN_COLUMNS", "simulate_draws",
-           "add_interval_columns", "check_draws"]
+           "add_interval_columns", "check_draws", "INTERVAL_PERCENTILES"]
 
 
 TRANSIENT_EPS_UG = 1e-9
@@ -87,8 +88,8 @@ class _Layout:
 
     Per-form compartments of the declaration come first (each once per form, grouped by
     compartment), then the others in declaration order: with the default declaration,
-    depot, nasal and free pools per form, then ileum, enterocyte, holotc, holohc, stores,
-    urine, faeces and unabsorbed.
+    depot, nasal and free pools per form, then ileum, enterocyte, holotc, holohc,
+    protein_bound, stores, urine, faeces and unabsorbed.
     """
 
     forms: tuple[str, ...]
@@ -196,9 +197,17 @@ def rate_values(values: Mapping[str, Any], form: str | None) -> dict[str, Any]:
 
 
 def _rate_values(patient: Patient, p: Parameters, form: str | None) -> dict[str, float]:
-    """:func:`rate_values` for one patient (floats)."""
+    """:func:`rate_values` for one patient (floats); a negative derived rate (parameters that
+    are each in range but together impossible) is refused."""
     env = rate_values({**p.as_dict(), **patient_quantities(patient)}, form)
-    return {k: float(v) for k, v in env.items()}
+    out = {k: float(v) for k, v in env.items()}
+    for name, _expr in declaration().rates:
+        if out.get(name, 0.0) < 0.0:
+            raise ParameterError(f"these parameters make the derived rate {name} negative "
+                                 f"({out[name]:.3g}); data/model.toml [rates] gives its "
+                                 "formula (e.g. lower hc_transfer_fraction or "
+                                 "stores_holotc_fraction)")
+    return out
 
 
 class System:
@@ -1177,39 +1186,57 @@ def _course(sys_: System, patient: Patient, events: Sequence[DoseEvent], days: f
 
 def _draw_courses(patient: Patient, parameters: Parameters | None, forms: tuple[str, ...],
                   events: Sequence[DoseEvent], days: float, t_out: np.ndarray, method: str,
-                  n: int, seed: int) -> Iterable[dict[str, np.ndarray]]:
-    """The outputs (columns) of each of ``n`` parameter sets drawn around ``parameters``."""
+                  n: int, seed: int) -> tuple[list[dict[str, np.ndarray]], int]:
+    """The outputs (columns) of each of ``n`` parameter sets drawn around ``parameters``,
+    and how many draws were skipped: those whose model cannot start at the patient's
+    baseline serum (below what the patient's diet sustains with empty stores in that draw).
+    All skipped: :class:`InputError`."""
     from ..model.parameters import parameter_uncertainty
 
     base = parameters if parameters is not None else default_parameters()
+    courses, skipped, why = [], 0, ""
     for q in parameter_uncertainty().draw(base, n, seed):
         with warnings.catch_warnings():  # a draw's start above capacity: said once, centrally
             warnings.simplefilter("ignore", B12pkWarning)
-            yield _course(System(patient, patient.parameters(q), forms), patient, events,
-                          days, t_out, method)[0]
+            try:
+                courses.append(_course(System(patient, patient.parameters(q), forms),
+                                       patient, events, days, t_out, method)[0])
+            except InputError as err:
+                skipped, why = skipped + 1, str(err)
+    if not courses:
+        raise InputError(f"none of the {n} parameter draws can start at this patient's "
+                         f"baseline ({why})")
+    return courses, skipped
 
 
 def _add_intervals(df: Any, patient: Patient, parameters: Parameters | None,
                    forms: tuple[str, ...], events: Sequence[DoseEvent], days: float,
                    t_out: np.ndarray, method: str, n: int, seed: int) -> None:
     """Add the 5th and 95th percentiles over ``n`` parameter draws (in place)."""
-    add_interval_columns(df, _draw_courses(patient, parameters, forms, events, days, t_out,
-                                           method, n, seed), seed)
+    courses, skipped = _draw_courses(patient, parameters, forms, events, days, t_out, method,
+                                     n, seed)
+    add_interval_columns(df, courses, seed, skipped)
 
 
-def add_interval_columns(df: Any, courses: Iterable[Mapping[str, Any]], seed: int) -> None:
+#: The percentiles of a 90 % prediction interval (``_p5`` and ``_p95`` columns).
+INTERVAL_PERCENTILES = (5.0, 95.0)
+
+
+def add_interval_columns(df: Any, courses: Sequence[Mapping[str, Any]], seed: int,
+                         skipped: int = 0) -> None:
     """Add ``<column>_p5`` and ``<column>_p95`` of :data:`UNCERTAIN_COLUMNS` to ``df`` (in
     place): percentiles over ``courses`` (the draws' columns, on ``df``'s times), and
-    ``df.attrs["uncertainty"]``."""
-    stacks: dict[str, list] = {c: [] for c in UNCERTAIN_COLUMNS}
-    for cols in courses:
-        for c in UNCERTAIN_COLUMNS:
-            stacks[c].append(np.asarray(cols[c], dtype=float))
+    ``df.attrs["uncertainty"]`` (draws used, draws skipped, seed, what the interval is)."""
     for c in UNCERTAIN_COLUMNS:
-        df[f"{c}_p5"], df[f"{c}_p95"] = np.percentile(np.stack(stacks[c]), [5.0, 95.0],
-                                                      axis=0)
-    df.attrs["uncertainty"] = {"draws": len(stacks[UNCERTAIN_COLUMNS[0]]), "seed": seed,
+        stack = np.stack([np.asarray(cols[c], dtype=float) for cols in courses])
+        df[f"{c}_p5"], df[f"{c}_p95"] = np.percentile(stack, INTERVAL_PERCENTILES, axis=0)
+    df.attrs["uncertainty"] = {"draws": len(courses), "skipped": skipped, "seed": seed,
                                "interval": INTERVAL_TEXT}
+    if skipped:
+        warnings.warn(f"{skipped} of {skipped + len(courses)} parameter draws cannot start at "
+                      "this patient's baseline serum (below what the diet sustains with empty "
+                      "stores in that draw) and were left out of the interval",
+                      B12pkWarning, stacklevel=3)
 
 
 INTERVAL_TEXT = ("90 % prediction interval: 5th-95th percentile over parameter sets drawn "
@@ -1232,7 +1259,9 @@ def simulate_draws(regimen: Any, patient: Patient | str | None = None, days: flo
     Returns
     -------
     list of pandas.DataFrame
-        ``n`` frames with :func:`simulate`'s columns (no interval columns).
+        One frame per usable draw with :func:`simulate`'s columns (no interval columns);
+        draws whose model cannot start at the patient's baseline serum are left out (their
+        number is in each frame's ``attrs["skipped_draws"]``).
     """
     import pandas as pd
 
@@ -1240,8 +1269,12 @@ def simulate_draws(regimen: Any, patient: Patient | str | None = None, days: flo
     n, seed = check_draws(n, seed)
     patient, _params, events, forms, _sys, t_out = _prepare(
         regimen, patient, days, parameters, times, hourly_after_injections, method, n)
-    return [pd.DataFrame(cols) for cols in _draw_courses(patient, parameters, forms, events,
-                                                         days, t_out, method, n, seed)]
+    courses, skipped = _draw_courses(patient, parameters, forms, events, days, t_out, method,
+                                     n, seed)
+    frames = [pd.DataFrame(cols) for cols in courses]
+    for f in frames:
+        f.attrs["skipped_draws"] = skipped
+    return frames
 
 
 def steady_state_stores_ug(patient: Patient | str, parameters: Parameters | None = None) -> float:

@@ -315,9 +315,16 @@ def parameter_uncertainty() -> ParameterUncertainty:
     names = tuple(doc["parameters"])
     idx = {nm: i for i, nm in enumerate(names)}
     corr = np.eye(len(names))
-    for a, b, r in doc.get("correlations", []):
-        if a in idx and b in idx:
-            corr[idx[a], idx[b]] = corr[idx[b], idx[a]] = float(r)
+    for entry in doc.get("correlations", []):
+        a, b, r = entry
+        if a not in idx or b not in idx or a == b or not -1.0 < float(r) < 1.0:
+            raise FileFormatError(f"calibration.toml [uncertainty]: correlation {entry!r} "
+                                  "must name two different parameters of the table and lie "
+                                  "strictly between -1 and 1")
+        corr[idx[a], idx[b]] = corr[idx[b], idx[a]] = float(r)
+    if np.linalg.eigvalsh(corr).min() <= 0.0:
+        raise FileFormatError("calibration.toml [uncertainty]: the correlations do not form "
+                              "a valid correlation matrix")
     return ParameterUncertainty(
         names=names, scales=tuple(str(doc["parameters"][nm]["scale"]) for nm in names),
         sd=tuple(float(doc["parameters"][nm]["sd"]) for nm in names),

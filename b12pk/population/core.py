@@ -14,8 +14,8 @@ means by rounding (about 1e-12 relative).
 Engine
 ------
 Between injection transients the model is linear: the slow states (ileum, enterocyte,
-holoTC, holoHC, stores) are advanced exactly with matrix exponentials, interpolated per
-patient (4-point Lagrange in log store-loss rate, on a fixed grid of 65 points) when store
+holoTC, holoHC, protein-bound, stores) are advanced exactly with matrix exponentials,
+interpolated per patient (4-point Lagrange in log store-loss rate, on a fixed grid of 65 points) when store
 turnover varies, and computed exactly when it does not. During an injection or intranasal
 transient the fast pools (depot, nasal, unbound) are stepped with an
 exponential integrator (predictor-corrector on the saturable outflow) every 3.75 minutes inside a Strang
@@ -1215,15 +1215,16 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
         sums = agg.sums[b] = np.zeros((2, len(out_times)))
         size = draw["if_capacity_ug"].size
         fitted = _posterior_block(spec, b, base_params, size)
+        draw = _centred_on(draw, fitted, base_params)
         for i in range(size):
             if _STOP.is_set():
                 raise _Stopped()
             patient = _patient_of(spec, draw, cov, i)
             sys_ = System(patient, patient.parameters(fitted[i]), forms)
-            with warnings.catch_warnings(record=True) as caught:  # counted, said once
-                warnings.simplefilter("always", B12pkWarning)
+            with warnings.catch_warnings():  # counted below and said once per run
+                warnings.simplefilter("ignore", B12pkWarning)
                 y0 = _initial_state(sys_, patient)
-            agg.above_capacity += any(issubclass(w.category, B12pkWarning) for w in caught)
+            agg.above_capacity += _above_capacity(sys_, y0)
             states, _, pre = run_patient(sys_, y0, events, days, out_times, before=trough_times)
             serum = sys_.serum_pmol(states.T)
             stores = sys_.output("stores_ug", states.T)
@@ -1241,6 +1242,12 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
     return agg
 
 
+def _above_capacity(sys_: System, y: np.ndarray) -> bool:
+    """Whether state ``y`` holds stores above a declared overflow capacity."""
+    return any(law == laws.SLOW_OVERFLOW and src == sys_.L.stores and y[src] > cap
+               for law, src, cap in zip(sys_.qlaw, sys_.qsrc, sys_.qb))
+
+
 def _posterior_block(spec: PopulationSpec, block: int, base: Any, size: int) -> list:
     """Each patient's fitted parameters in ``block``: the defaults, or with
     ``spec.parameter_uncertainty`` a draw from their posterior that depends only on (seed,
@@ -1251,6 +1258,23 @@ def _posterior_block(spec: PopulationSpec, block: int, base: Any, size: int) -> 
 
     seed = int(np.random.SeedSequence([spec.seed, block, 0xB12]).generate_state(1)[0])
     return parameter_uncertainty().draw(base, size, seed)
+
+
+def _centred_on(draw: Mapping[str, np.ndarray], fitted: Sequence[Any],
+                base: Any) -> dict[str, np.ndarray]:
+    """Between-patient draws of a parameter that is also drawn from the posterior, moved
+    to each patient's posterior value (scaled by its ratio to the default, clipped to the
+    declared range): patient i varies around his own fitted value."""
+    out = dict(draw)
+    ranges = parameter_table().set_index("name")
+    for name, values in draw.items():
+        if name not in base.values or all(f is base for f in fitted):
+            continue
+        ratio = np.array([f[name] / base[name] for f in fitted])
+        if np.all(ratio == 1.0):
+            continue
+        out[name] = np.clip(values * ratio, ranges.loc[name, "low"], ranges.loc[name, "high"])
+    return out
 
 
 def _write_trajectories(folder: str, first_block: int, ids: np.ndarray, out_times: np.ndarray,
@@ -1621,10 +1645,11 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     report(None)
     if total.above_capacity:
         warnings.warn(
-            f"{total.above_capacity:,} of {total.n:,} patients drew a baseline serum that "
-            "needs stores above the model's storage capacity: their excess is exported "
-            "within weeks and their serum falls (without intake the model sustains about "
-            "what stores at the capacity give)", B12pkWarning, stacklevel=2)
+            f"{total.above_capacity:,} of {total.n:,} patients start with stores above the "
+            "model's storage capacity (a drawn baseline serum or stores beyond what full "
+            "stores sustain): their excess is exported within weeks and their serum falls "
+            "(without intake the model sustains about what stores at the capacity give)",
+            B12pkWarning, stacklevel=2)
     return dataclasses.replace(
         _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days),
         method=method)
