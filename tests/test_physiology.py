@@ -292,7 +292,7 @@ def test_draws_that_cannot_start_at_the_baseline_are_left_out_and_said():
 
 
 def test_parameters_that_make_a_derived_rate_negative_are_refused():
-    p = b12pk.default_parameters().replace(hc_transfer_fraction=0.2, stores_holotc_fraction=0.5)
+    p = b12pk.default_parameters().replace(hc_transfer_fraction=0.05, stores_holotc_fraction=0.5)
     with pytest.raises(b12pk.ParameterError, match="v_sh negative"):
         b12pk.simulate("1000 ug IM monthly", "healthy", 30.0, parameters=p)
 
