@@ -167,13 +167,8 @@ def _corr_from_jacobian(sol: Any) -> float:
 
 
 def _se_from_jacobian(sol: Any) -> np.ndarray:
-    """Standard errors of least-squares estimates: s^2 (J'J)^-1, s^2 = RSS / (n - p)."""
-    J = np.atleast_2d(sol.jac)
-    n, k = J.shape
-    dof = max(n - k, 1)
-    s2 = float(np.sum(sol.fun ** 2)) / dof
-    cov = s2 * np.linalg.pinv(J.T @ J)
-    return np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    """Standard errors of least-squares estimates (:func:`_cov_from_jacobian`)."""
+    return np.sqrt(np.clip(np.diag(_cov_from_jacobian(sol)), 0.0, None))
 
 
 def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
@@ -214,11 +209,10 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     # 3. hydroxocobalamin: renal factor and tight protein binding, jointly, from the 72-h
     # urinary fractions and the serum ratios to cyanocobalamin after 1000 ug
     p, sol = _fit_hydroxo(p)
-    for i, name in enumerate(HYDROXO):
-        out[name] = p[name]
-        if uncertainty:
-            out[f"{name}_se_log"] = float(_se_from_jacobian(sol)[i])
+    out.update({name: p[name] for name in HYDROXO})
     if uncertainty:
+        out.update({f"{name}_se_log": float(se)
+                    for name, se in zip(HYDROXO, _se_from_jacobian(sol))})
         out[f"{HYDROXO[0]}__{HYDROXO[1]}_corr_log"] = _corr_from_jacobian(sol)
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")

@@ -251,8 +251,8 @@ def validate(folder: str | Path | None = None) -> Validation:
                 "note": row.note if isinstance(row.note, str) else "",
             })
     columns = ["trial", "arm", "n", "population", "preset", "regimen", "time_days", "outcome",
-               "statistic", "sampling", "observed", "observed_low", "observed_high", "unit", "predicted",
-               "predicted_alternative", "ratio", "within_2fold", "within_spread", "where",
+               "statistic", "sampling", "observed", "observed_low", "observed_high", "unit",
+               "predicted", "predicted_alternative", "ratio", "within_2fold", "within_spread", "where",
                "citation", "note"]
     table = pd.DataFrame(rows, columns=columns)
     if table.empty:

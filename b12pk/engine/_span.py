@@ -2,8 +2,8 @@
 (:mod:`b12pk.engine.kernels` compiles it with the rate laws of :mod:`b12pk.model.laws`).
 
 A span is a run of equal steps with oral doses and outputs only: every patient's slow state
-(ileum, enterocyte, holoTC, holoHC, protein-bound, stores) advances by its propagators, the oral doses pass
-the IF route, and the outputs update the population's histograms.
+(ileum, enterocyte, holoTC, holoHC, protein-bound, stores) advances by its propagators, the
+oral doses pass the IF route, and the outputs update the population's histograms.
 """
 
 from __future__ import annotations

@@ -479,17 +479,24 @@ class System:
         self._warn_above_capacity(stores, f"baseline serum {target:g} pmol/L")
         return self.plasma_given_stores(stores)
 
+    def capacity_exceeded(self, stores: float) -> float | None:
+        """The declared overflow capacity of the stores (ug) that ``stores`` exceed, or
+        None (no overflow declared, or the stores within it)."""
+        for law, src, cap in zip(self.qlaw, self.qsrc, self.qb):
+            if law == laws.SLOW_OVERFLOW and src == self.L.stores and stores > cap:
+                return float(cap)
+        return None
+
     def _warn_above_capacity(self, stores: float, what: str) -> None:
         """A B12pkWarning when a starting state puts the stores above a declared overflow
         capacity: the model has no steady state there and exports the excess in weeks."""
-        for law, src, cap in zip(self.qlaw, self.qsrc, self.qb):
-            if law == laws.SLOW_OVERFLOW and src == self.L.stores and stores > cap:
-                warnings.warn(
-                    f"{what} needs stores of {stores:,.0f} ug at quasi-steady state, above "
-                    f"the model's storage capacity ({cap:,.0f} ug): the excess is exported "
-                    "within weeks and serum falls (without ongoing intake the model sustains "
-                    "about what stores at the capacity give)", B12pkWarning, stacklevel=4)
-                return
+        cap = self.capacity_exceeded(stores)
+        if cap is not None:
+            warnings.warn(
+                f"{what} needs stores of {stores:,.0f} ug at quasi-steady state, above "
+                f"the model's storage capacity ({cap:,.0f} ug): the excess is exported "
+                "within weeks and serum falls (without ongoing intake the model sustains "
+                "about what stores at the capacity give)", B12pkWarning, stacklevel=4)
 
     def amounts(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Amount (ug) of each compartment for states ``y`` (n_states, ...); a per-form

@@ -15,8 +15,8 @@ Engine
 ------
 Between injection transients the model is linear: the slow states (ileum, enterocyte,
 holoTC, holoHC, protein-bound, stores) are advanced exactly with matrix exponentials,
-interpolated per patient (4-point Lagrange in log store-loss rate, on a fixed grid of 65 points) when store
-turnover varies, and computed exactly when it does not. During an injection or intranasal
+interpolated per patient (4-point Lagrange in log store-loss rate, on a fixed grid of 65
+points) when store turnover varies, and computed exactly when it does not. During an injection or intranasal
 transient the fast pools (depot, nasal, unbound) are stepped with an
 exponential integrator (predictor-corrector on the saturable outflow) every 3.75 minutes inside a Strang
 splitting with the exact slow propagator. Oral-only regimens are therefore exact; with
@@ -89,11 +89,11 @@ _HIST_LO_BITS = int(np.float64(2.0 ** _HIST_EXP[0]).view(np.int64)) >> _HIST_SHI
 _HIST_LO, _HIST_HI = 2.0 ** _HIST_EXP[0], 2.0 ** _HIST_EXP[1]
 _SLOW = ("ileum", "enterocyte", "holotc", "holohc", "protein_bound", "stores")
 _NS = len(_SLOW)
-_PLASMA = tuple(_SLOW.index(c) for c in ("holotc", "holohc", "protein_bound"))
+_PLASMA = np.array([_SLOW.index(c) for c in ("holotc", "holohc", "protein_bound")],
+                   dtype=np.int64)
 """The slow states measured in serum per plasma volume (the serum output's bound part)."""
 _STORES = _SLOW.index("stores")
 _BOUND = _SLOW.index("protein_bound")
-_PLASMA_IDX = np.array(_PLASMA, dtype=np.int64)
 PARENTERAL = PARENTERAL_ROUTES
 _ORAL = tuple(name for name, r in declaration().routes.items()
               if r.enters == "absorption" and r.rest is None)
@@ -890,7 +890,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def serum_for(stores: np.ndarray) -> np.ndarray:
         q = plasma_for(stores)
-        return q[list(_PLASMA)].sum(axis=0) / Vp * to_pmol
+        return q[_PLASMA].sum(axis=0) / Vp * to_pmol
 
     if "baseline_serum_pmol_per_l" in draw:
         target = draw["baseline_serum_pmol_per_l"]
@@ -935,7 +935,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     fractions = {name: r.fraction(env) for name, r in routes.items() if r.fraction is not None}
 
     def serum_of() -> np.ndarray:
-        return y[list(_PLASMA)].sum(axis=0) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
+        return y[_PLASMA].sum(axis=0) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
 
     sums = np.zeros((len(blocks), 2, len(out_times)))
     agg.sums.update({b: sums[j] for j, b in enumerate(blocks)})
@@ -1129,7 +1129,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 yt = np.ascontiguousarray(y.T)
                 fast.run_span(E, G, Eh, Gh, n_sub, r_diet, yt, q_src, q_law, qa, qb, deficit,
                               if_cap, passive, s.if_km, ev_amount, ev_decay, n_ev, rec,
-                              _PLASMA_IDX, _STORES, c_serum, cut, upper, _HIST_LO_BITS, _HIST_SHIFT, _HIST_BINS,
+                              _PLASMA, _STORES, c_serum, cut, upper, _HIST_LO_BITS,
+                              _HIST_SHIFT, _HIST_BINS,
                               agg.serum, agg.stores, agg.bands, replete_at, never, block_of,
                               sums)
                 y = np.ascontiguousarray(yt.T)
@@ -1224,7 +1225,7 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
             with warnings.catch_warnings():  # counted below and said once per run
                 warnings.simplefilter("ignore", B12pkWarning)
                 y0 = _initial_state(sys_, patient)
-            agg.above_capacity += _above_capacity(sys_, y0)
+            agg.above_capacity += sys_.capacity_exceeded(y0[sys_.L.stores]) is not None
             states, _, pre = run_patient(sys_, y0, events, days, out_times, before=trough_times)
             serum = sys_.serum_pmol(states.T)
             stores = sys_.output("stores_ug", states.T)
@@ -1240,12 +1241,6 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
                 for k in range(len(out_times))]
         _write_trajectories(traj[0], blocks[0], ids, out_times, rows)
     return agg
-
-
-def _above_capacity(sys_: System, y: np.ndarray) -> bool:
-    """Whether state ``y`` holds stores above a declared overflow capacity."""
-    return any(law == laws.SLOW_OVERFLOW and src == sys_.L.stores and y[src] > cap
-               for law, src, cap in zip(sys_.qlaw, sys_.qsrc, sys_.qb))
 
 
 def _posterior_block(spec: PopulationSpec, block: int, base: Any, size: int) -> list:
@@ -1266,9 +1261,11 @@ def _centred_on(draw: Mapping[str, np.ndarray], fitted: Sequence[Any],
     to each patient's posterior value (scaled by its ratio to the default, clipped to the
     declared range): patient i varies around his own fitted value."""
     out = dict(draw)
+    if all(f is base for f in fitted):  # no posterior draws
+        return out
     ranges = parameter_table().set_index("name")
     for name, values in draw.items():
-        if name not in base.values or all(f is base for f in fitted):
+        if name not in base.values:
             continue
         ratio = np.array([f[name] / base[name] for f in fitted])
         if np.all(ratio == 1.0):
