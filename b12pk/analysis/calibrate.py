@@ -1,9 +1,10 @@
 """Calibration: fit the parameters marked ``fitted`` to the training set.
 
 The training set is named in ``data/calibration.toml``: single-dose physiology data in
-``data/literature/`` (oral absorption, retention and urinary loss after injection) and three
-population targets (serum B12 of omnivores and vegans, the effect of metformin). Trials in
-``data/literature/trials/`` are validation data and are never used here.
+``data/literature/`` (oral absorption, retention and urinary loss after injection), three
+population targets (serum B12 of omnivores and vegans, the effect of metformin) and, for the
+functional markers, the MMA and tHcy rows of one trial that the ``markers`` entry names.
+Every other row of ``data/literature/trials/`` is validation data and is never used here.
 
 ``fit()`` returns the estimates and their uncertainty; ``python tools/fit_parameters.py
 --write`` writes them back to the data files with the fit's date.
@@ -31,7 +32,7 @@ from .plausibility import oral_response, serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE",
-           "HYDROXO", "uncertainty_table"]
+           "HYDROXO", "MARKERS", "uncertainty_table", "marker_training_rows"]
 
 
 def training_set() -> list[dict[str, Any]]:
@@ -273,6 +274,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
             *spec.loc["hc_release_km_ug", ["low", "high"]], xtol=1e-3)
     p = p.replace(hc_release_km_ug=km_for(dep["target"]))
     out["hc_release_km_ug"] = p["hc_release_km_ug"]
+    # 8. functional markers, on the stores this pass's model gives
+    out.update(_fit_markers(p, uncertainty))
     if uncertainty:
         lo, hi = omni["ci95"]
         out["reference_serum_pmol_per_l_low"], out["reference_serum_pmol_per_l_high"] = \
@@ -292,6 +295,97 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     return out
 
 
+MARKERS = ("mma_max_fold", "marker_half_stores_ug")
+"""MMA's fold and the stores at half signal, fitted jointly to MMA (the Hill exponent is
+assumed: four means cannot identify three shape parameters)."""
+
+
+def marker_training_rows() -> Any:
+    """The trial rows the ``markers`` training entry names (a DataFrame: arm, outcome,
+    time_days, value and the arm's baseline serum in pmol/L)."""
+    import pandas as pd
+
+    entry = _target("markers")
+    df = pd.read_csv(data_path("literature", "trials", f"{entry['trial']}.csv"))
+    serum = df[(df.outcome == "serum_b12") & (df.time_days == 0)].set_index("arm")
+    rows = df[df.outcome.isin(entry["outcomes"]) &
+              df.time_days.isin(entry["time_days"])].copy()
+    rows["baseline_serum_pmol_per_l"] = [
+        model.pg_per_ml_to_pmol_per_l(float(serum.loc[a, "value"])) if
+        serum.loc[a, "unit"] == "pg/mL" else float(serum.loc[a, "value"]) for a in rows.arm]
+    return rows
+
+
+def _marker_stores(p: Parameters, rows: Any, preset: str) -> dict[tuple[str, float], float]:
+    """Stores (ug) of each training arm at each training time, on this model."""
+    out = {}
+    for (arm, s0), grp in rows.groupby(["arm", "baseline_serum_pmol_per_l"]):
+        text = grp.regimen_text.iloc[0]
+        times = sorted(set(float(t) for t in grp.time_days))
+        patient = Patient.preset(preset, serum_pmol_per_l=s0)
+        df = simulate(text, patient, days=max(times[-1], 1.0), times=times, parameters=p)
+        for t, v in zip(df.time_days, df.stores_ug):
+            out[(arm, float(t))] = float(v)
+    return out
+
+
+def _fit_markers(p: Parameters, uncertainty: bool) -> dict[str, float]:
+    """MMA's fold and half-stores jointly (log MMA, the entry's assumed SD; the Hill
+    exponent as declared), then tHcy's fold on the baselines with that shape."""
+    entry = _target("markers")
+    rows = marker_training_rows()
+    stores = _marker_stores(p, rows, entry["preset"])
+    gfr = p["gfr_reference_ml_min"] / Patient.preset(entry["preset"]).egfr_ml_min
+    from ..model.laws import marker_level
+
+    def level(kind: str, fold: float, half: float, hill: float, s: float) -> float:
+        ref = p[f"{kind}_reference_{'nmol' if kind == 'mma' else 'umol'}_per_l"] * \
+            gfr ** p[f"{kind}_gfr_exponent"]
+        return float(marker_level(ref, fold, half, hill, s))
+
+    mma = rows[rows.outcome == "mma"]
+    sd = float(entry["sd_log"])
+
+    hill = p["marker_hill"]
+
+    def resid(x: np.ndarray) -> list[float]:
+        fold, half = np.exp(x)
+        return [math.log(level("mma", fold, half, hill, stores[(r.arm, float(r.time_days))])
+                         / float(r.value)) / sd for r in mma.itertuples()]
+
+    spec = model.parameter_table().set_index("name")
+    lo = np.log([spec.loc[n, "low"] for n in MARKERS])
+    hi = np.log([spec.loc[n, "high"] for n in MARKERS])
+    x0 = np.clip(np.log([p[n] for n in MARKERS]), lo + 1e-9, hi - 1e-9)
+    sol = least_squares(resid, x0, bounds=(lo, hi), xtol=1e-12, ftol=1e-12)
+    fold, half = map(float, np.exp(sol.x))
+    out = dict(zip(MARKERS, (fold, half)))
+    out["mma_rms_log_residual"] = float(np.sqrt(np.mean(np.square(sol.fun)))) * sd
+    hcy = rows[(rows.outcome == "homocysteine") & (rows.time_days == 0)]
+
+    def hcy_resid(x: np.ndarray) -> list[float]:
+        return [math.log(level("hcy", math.exp(x[0]), half, hill,
+                               stores[(r.arm, float(r.time_days))]) / float(r.value)) / sd
+                for r in hcy.itertuples()]
+
+    lo_h, hi_h = np.log(spec.loc["hcy_max_fold", ["low", "high"]].astype(float))
+    sol_h = least_squares(hcy_resid, [np.clip(math.log(p["hcy_max_fold"]), lo_h, hi_h)],
+                          bounds=([lo_h], [hi_h]), xtol=1e-12, ftol=1e-12)
+    out["hcy_max_fold"] = float(math.exp(sol_h.x[0]))
+    if uncertainty:
+        # the residuals are scaled by the assumed SD: the covariance is inv(JtJ)
+        cov = np.linalg.pinv(sol.jac.T @ sol.jac)
+        se = np.sqrt(np.diag(cov))
+        out.update({f"{n}_se_log": float(v) for n, v in zip(MARKERS, se)})
+        for i in range(len(MARKERS)):
+            for j in range(i + 1, len(MARKERS)):
+                out[f"{MARKERS[i]}__{MARKERS[j]}_corr_log"] = float(
+                    cov[i, j] / (se[i] * se[j]))
+        jh = sol_h.jac
+        out["hcy_max_fold_se_log"] = float(math.sqrt(1.0 / float((jh.T @ jh).item())))
+    return out
+
+
 WHERE = {  # fitted name -> (file, table, key)
     "if_km_ug": ("model.toml", "parameters.if_km_ug", "value"),
     "uptake_vmax_ug_per_day": ("model.toml", "parameters.uptake_vmax_ug_per_day", "value"),
@@ -307,6 +401,9 @@ WHERE = {  # fitted name -> (file, table, key)
     "hc_release_km_ug": ("model.toml", "parameters.hc_release_km_ug", "value"),
     "stores_holotc_fraction": ("model.toml", "parameters.stores_holotc_fraction", "value"),
     "hc_transfer_fraction": ("model.toml", "parameters.hc_transfer_fraction", "value"),
+    "mma_max_fold": ("model.toml", "parameters.mma_max_fold", "value"),
+    "marker_half_stores_ug": ("model.toml", "parameters.marker_half_stores_ug", "value"),
+    "hcy_max_fold": ("model.toml", "parameters.hcy_max_fold", "value"),
 }
 
 

@@ -1188,7 +1188,49 @@ def _course(sys_: System, patient: Patient, events: Sequence[DoseEvent], days: f
     for name, expr in sys_.decl.outputs:
         value = expr(env)
         columns[name] = np.broadcast_to(value, t_out.shape).astype(float, copy=True)
+    add_marker_columns(columns, marker_terms(sys_, patient, y))
     return columns, initial_body
+
+
+#: Largest rise of a marker over its reference level that a patient's own baseline may set
+#: (as a multiple of the reference); a higher baseline raises the patient's reference too.
+MAX_MARKER_FOLD = 1000.0
+
+
+def marker_terms(sys_: System, patient: Patient, y0: np.ndarray
+                 ) -> dict[str, tuple[float, float, float, float]]:
+    """Each declared marker's (reference, max_fold, half, hill) for this patient.
+
+    A marker measured at the start (``Patient.baseline_<column>``) replaces the typical
+    level at the baseline stores: the patient's rise over the reference (``max_fold``) is
+    set so that the level at the start equals it; a baseline below what the reference alone
+    gives lowers the reference instead (the patient's level without deficiency is lower),
+    and one that would need a rise above :data:`MAX_MARKER_FOLD` raises the reference too.
+    """
+    out = {}
+    for m in sys_.decl.markers:
+        ref, fold, half, hill = (float(expr(sys_.rates)) for _key, expr in m.terms())
+        given = getattr(patient, f"baseline_{m.column}", None)
+        if given is not None:
+            driver = float(sys_.output(m.driver, y0, dosed_ug=0.0, diet_ug=0.0))
+            signal = float(laws.deficiency_signal(driver, half, hill))
+            need = (given / ref - 1.0) / signal
+            if need < 0.0:
+                ref = given / (1.0 + fold * signal)
+            else:
+                fold = min(need, MAX_MARKER_FOLD)
+                ref = given / (1.0 + fold * signal)
+        out[m.column] = (ref, fold, half, hill)
+    return out
+
+
+def add_marker_columns(columns: dict[str, np.ndarray],
+                       terms: Mapping[str, tuple[float, float, float, float]]) -> None:
+    """Add each marker's column (in place) from its driver's column and its terms."""
+    for m in declaration().markers:
+        ref, fold, half, hill = terms[m.column]
+        columns[m.column] = laws.marker_level(ref, fold, half, hill,
+                                              np.asarray(columns[m.driver], dtype=float))
 
 
 def _draw_courses(patient: Patient, parameters: Parameters | None, forms: tuple[str, ...],

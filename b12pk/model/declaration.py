@@ -29,7 +29,8 @@ from .._data import data_path
 from ..errors import FileFormatError
 
 
-__all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Declaration", "declaration",
+__all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Marker", "Declaration",
+           "declaration",
            "LAW_PARAMETERS", "PATIENT_QUANTITIES", "FORM_TEXT_KEYS"]
 
 def _min(*args: Any) -> Any:
@@ -194,6 +195,50 @@ class Absorption:
 
 
 @dataclass(frozen=True)
+class Marker:
+    """A functional marker (a column of the result, not an amount of B12): the level
+    ``reference * (1 + max_fold * D)`` with ``D = 1 / (1 + (driver / half) ** hill)``
+    (:func:`b12pk.model.laws.marker_level`); ``driver`` names an output column, the others
+    are expressions; ``band`` is its key in ``data/lab_bands.toml``."""
+
+    column: str
+    driver: str
+    reference: Expr
+    max_fold: Expr
+    half: Expr
+    hill: Expr
+    band: str
+    unit: str
+    words: str
+
+    def terms(self) -> tuple[tuple[str, Expr], ...]:
+        """The expressions by name (reference, max_fold, half, hill)."""
+        return (("reference", self.reference), ("max_fold", self.max_fold),
+                ("half", self.half), ("hill", self.hill))
+
+
+MARKER_KEYS = ("driver", "reference", "max_fold", "half", "hill", "band", "unit", "words")
+
+
+def _markers(raw: Any) -> tuple[Marker, ...]:
+    out = []
+    for col, m in (raw or {}).items():
+        where = f"markers.{col}"
+        if not isinstance(m, Mapping):
+            raise FileFormatError(f"model.toml: {where} must be a table")
+        unknown = sorted(set(m) - set(MARKER_KEYS))
+        if unknown:
+            raise FileFormatError(f"model.toml: {where} has unknown key(s) "
+                                  f"{', '.join(unknown)}; accepted: {', '.join(MARKER_KEYS)}")
+        vals = {k: _need(m, k, where) for k in MARKER_KEYS}
+        out.append(Marker(str(col), str(vals["driver"]),
+                          *(Expr.parse(vals[k], f"{where}.{k}")
+                            for k in ("reference", "max_fold", "half", "hill")),
+                          str(vals["band"]), str(vals["unit"]), str(vals["words"])))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Declaration:
     """The whole model structure (see the module docstring)."""
 
@@ -206,6 +251,7 @@ class Declaration:
     forms: Mapping[str, Mapping[str, Any]]
     form_properties: tuple
     per_form_rates: frozenset
+    markers: tuple = ()  # (Marker, ...)
 
     def compartment(self, name: str) -> Compartment:
         for c in self.compartments:
@@ -313,6 +359,18 @@ def _check_names(decl: Declaration, parameters: set[str]) -> None:
     for r in decl.routes.values():
         if r.fraction is not None and r.fraction.names - known:
             raise FileFormatError(f"model.toml: routes.{r.name}.fraction uses undefined names")
+    columns = {col for col, _ in decl.outputs}
+    for m in decl.markers:
+        if m.driver not in columns:
+            raise FileFormatError(f"model.toml: markers.{m.column}.driver = {m.driver!r} is "
+                                  "not an output column")
+        if m.column in columns:
+            raise FileFormatError(f"model.toml: markers.{m.column} is also an output")
+        for key, expr in m.terms():
+            missing = expr.names - known
+            if missing:
+                raise FileFormatError(f"model.toml: markers.{m.column}.{key} uses undefined "
+                                      f"{', '.join(sorted(missing))}")
 
 
 def _per_form_rates(rates: tuple, form_props: tuple) -> frozenset:
@@ -345,7 +403,8 @@ def parse_declaration(doc: Mapping[str, Any]) -> Declaration:
         outputs=tuple((str(k), Expr.parse(v, f"outputs.{k}")) for k, v in
                       (doc.get("outputs") or {}).items()),
         forms=forms, form_properties=tuple(props),
-        per_form_rates=_per_form_rates(rates, tuple(props)))
+        per_form_rates=_per_form_rates(rates, tuple(props)),
+        markers=_markers(doc.get("markers")))
     _check_names(decl, set(doc.get("parameters") or {}))
     return decl
 

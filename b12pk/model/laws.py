@@ -26,7 +26,7 @@ from __future__ import annotations
 
 __all__ = ["first_order", "capacity_binding", "saturable", "overflow", "if_absorbed",
            "binding_room", "slow_flux", "slow_rate", "slow_rhs", "nonlinear_rhs", "nonlinear_jac",
-           "linear_limit", "SLOW_SATURABLE", "SLOW_OVERFLOW", "SLOW_LAWS", "SBML"]
+           "linear_limit", "marker_level", "deficiency_signal", "SLOW_SATURABLE", "SLOW_OVERFLOW", "SLOW_LAWS", "SBML"]
 
 SLOW_SATURABLE = 0
 SLOW_OVERFLOW = 1
@@ -174,3 +174,19 @@ SBML = {
     "overflow": "{k} * max({amount} - {capacity}, 0)",
     "if_absorbed": "{capacity} * {amount} / ({km} + {amount})",
 }
+
+
+def deficiency_signal(driver, half, hill):
+    """Deficiency signal of a functional marker, in (0, 1]: 1 when the ``driver`` (the tissue
+    stores, ug) is empty, 1/2 at ``half`` (ug), towards 0 when replete; Hill exponent ``hill``
+    (floats or numpy arrays)."""
+    x = driver / half
+    x = x * (x > 0.0)  # a rounding-negative driver reads as empty
+    return 1.0 / (1.0 + x ** hill)
+
+
+def marker_level(reference, max_fold, half, hill, driver):
+    """A functional marker's level (its unit): ``reference`` (the replete level) times
+    ``1 + max_fold * D``, ``D`` the :func:`deficiency_signal` of ``driver``."""
+    return reference * (1.0 + max_fold * deficiency_signal(driver, half, hill))
+

@@ -54,6 +54,8 @@ _PATIENT_RANGES = {
     "diet_ug_per_day": (0.0, 1000.0),
     "baseline_serum_pmol_per_l": (1.0, 100_000.0),
     "baseline_stores_ug": (0.0, 100_000.0),
+    "baseline_mma_nmol_per_l": (10.0, 100_000.0),
+    "baseline_hcy_umol_per_l": (1.0, 500.0),
 }
 
 
@@ -423,6 +425,10 @@ class Patient:
         the diet without treatment.
     baseline_stores_ug : float or None
         Body stores at the start, ug (alternative to the serum baseline; give at most one).
+    baseline_mma_nmol_per_l, baseline_hcy_umol_per_l : float or None
+        Methylmalonic acid (nmol/L) and total homocysteine (umol/L) measured at the start:
+        the patient's own marker level, used in place of the model's typical level at the
+        baseline stores (see :func:`b12pk.engine.core.marker_terms`). ``None``: typical.
     overrides : Mapping[str, float]
         Model parameters changed for this patient, by name (see ``data/model.toml``).
     """
@@ -436,6 +442,8 @@ class Patient:
     diet_ug_per_day: float = 5.0
     baseline_serum_pmol_per_l: float | None = None
     baseline_stores_ug: float | None = None
+    baseline_mma_nmol_per_l: float | None = None
+    baseline_hcy_umol_per_l: float | None = None
     overrides: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -501,7 +509,9 @@ class Patient:
         if entry.get("baseline") == "deficient":
             kwargs["baseline_serum_pmol_per_l"] = setting("deficient_baseline_serum_pmol_per_l")
         short = {"serum_pmol_per_l": "baseline_serum_pmol_per_l",
-                 "stores_ug": "baseline_stores_ug"}
+                 "stores_ug": "baseline_stores_ug",
+                 "mma_nmol_per_l": "baseline_mma_nmol_per_l",
+                 "hcy_umol_per_l": "baseline_hcy_umol_per_l"}
         valid = {f.name for f in dataclasses.fields(cls)} - {"name"}
         for sname, value in settings.items():
             target = short.get(sname, sname)
