@@ -554,8 +554,19 @@ def _cmd_validate(args: argparse.Namespace) -> int:
           f"{s['pct_within_spread']:.0f}% within the reported spread; plausibility: "
           f"{ps['n_inside']} of {ps['n_checks']} checks inside their published range, "
           f"{ps['n_not_fitted_inside']} of the {ps['n_not_fitted']} not used to set the model"
-          f"{outside})")
+          f"{outside}{_markers_line(s)})")
     return 0
+
+
+def _markers_line(summary: dict) -> str:
+    """The functional markers' validation in a few words (empty without any)."""
+    m = summary.get("markers")
+    if not m:
+        return ""
+    spread = (f", {m['pct_within_spread']:.0f}% within the reported spread"
+              if m["n_with_spread"] else "")
+    return (f"; MMA and homocysteine: {m['n_points']} points not used in the fit, GMFE "
+            f"{m['gmfe']:.2f}{spread}")
 
 
 def _cmd_presets() -> int:

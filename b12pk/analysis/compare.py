@@ -22,7 +22,7 @@ from ..engine.core import (INTERVAL_PERCENTILES, PARENTERAL, HOURLY_POINTS,
                           simulate_draws, simulate_memory_bytes)
 from ..errors import FileFormatError, InputError, UnknownNameError
 from ..io import check_label, echo, read_toml
-from ..model.parameters import Patient, serum_bands_pmol_per_l
+from ..model.parameters import Patient, marker_limits, serum_bands_pmol_per_l
 from ..limits import MAX_TOML_BYTES
 from ..regimen.language import DoseEvent, Regimen
 
@@ -49,6 +49,12 @@ SUMMARY_COLUMNS = {
     "n_injections": "number of injections (IM, deep SC, IV)",
     "urine_total_ug": "B12 lost in urine, ug",
     "stores_end_ug": "body stores at the end of the horizon, ug",
+    "days_to_normal_mma": "first day methylmalonic acid is below its normal limit (days; 0: "
+                          "normal from the start)",
+    "mma_3mo_nmol_per_l": "methylmalonic acid at 3 months (day 90), nmol/L",
+    "mma_12mo_nmol_per_l": "methylmalonic acid at 12 months (day 360), nmol/L",
+    "hcy_3mo_umol_per_l": "total homocysteine at 3 months (day 90), umol/L",
+    "hcy_12mo_umol_per_l": "total homocysteine at 12 months (day 360), umol/L",
 }
 
 
@@ -245,6 +251,23 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
     out["n_injections"] = float(sum(e.route in INJECTION_ROUTES for e in events))
     out["urine_total_ug"] = float(df["urine_ug"].iloc[-1])
     out["stores_end_ug"] = float(df["stores_ug"].iloc[-1])
+    out.update(_marker_metrics(df, t, days))
+    return out
+
+
+def _marker_metrics(df: Any, t: np.ndarray, days: float) -> dict[str, float]:
+    """Time to normal MMA and the markers at 3 and 12 months (NaN beyond the horizon)."""
+    out: dict[str, float] = {}
+    limit = marker_limits()["mma_nmol_per_l"][0]
+    mma = df["mma_nmol_per_l"].to_numpy()
+    normal = np.nonzero(mma < limit)[0]
+    out["days_to_normal_mma"] = float(t[normal[0]]) if normal.size else math.nan
+    for col, name in (("mma_nmol_per_l", "mma"), ("hcy_umol_per_l", "hcy")):
+        unit = col.split("_", 1)[1]
+        for months in (3, 12):
+            at = months * MONTH_DAYS
+            out[f"{name}_{months}mo_{unit}"] = (float(np.interp(at, t, df[col].to_numpy()))
+                                                if at <= days + 1e-9 else math.nan)
     return out
 
 
@@ -431,7 +454,8 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
 
 #: Summary metrics that get a 90 % interval from parameter uncertainty.
 INTERVAL_METRICS = ("serum_3mo_pmol_per_l", "serum_12mo_pmol_per_l", "trough_ss_pmol_per_l",
-                    "pct_time_not_replete", "stores_end_ug")
+                    "pct_time_not_replete", "stores_end_ug", "mma_3mo_nmol_per_l",
+                    "mma_12mo_nmol_per_l")
 
 
 def _with_intervals(df: Any, regimen: Regimen, patient: Patient, days: float, n: int,

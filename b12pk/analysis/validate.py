@@ -15,7 +15,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -126,14 +126,27 @@ class Validation:
         within_spread (True/False/NA), where, citation.
     not_checkable : pandas.DataFrame
         Rows the model cannot be compared with, and why.
+    markers : pandas.DataFrame
+        The functional-marker points (MMA nmol/L, homocysteine umol/L), the columns of
+        ``table`` after ``use``: "training" (fitted, data/calibration.toml ``markers``) or
+        "validation" (predicted from the arm's baseline serum and baseline marker).
     """
 
     table: Any
     not_checkable: Any
+    markers: Any = None
 
-    def summary(self) -> dict[str, float]:
-        """Geometric mean fold error, % within 2-fold, % within the reported spread."""
-        return validation_summary(self.table)
+    def summary(self) -> dict[str, Any]:
+        """Geometric mean fold error, % within 2-fold, % within the reported spread (serum);
+        ``markers``: the same for the functional-marker points not used in the fit, and
+        ``markers_training`` for those fitted."""
+        out: dict[str, Any] = validation_summary(self.table)
+        if self.markers is not None and len(self.markers):
+            for use, key in (("validation", "markers"), ("training", "markers_training")):
+                part = self.markers[self.markers["use"] == use]
+                if len(part):
+                    out[key] = validation_summary(part)
+        return out
 
 
 def validation_summary(table: Any) -> dict[str, float]:
@@ -202,9 +215,18 @@ def validate(folder: str | Path | None = None) -> Validation:
     checkable = set(cfg["outcomes"]["checkable"])
     statistics = set(cfg["outcomes"]["statistics"])
     rows, skipped = [], []
+    marker_rows: list[dict[str, Any]] = []
+    training = _marker_training()
     for stem, (df, meta) in load_trials(folder).items():
         for row in df.itertuples(index=False):
             reason = None
+            if row.outcome in MARKER_COLUMNS:
+                reason = _marker_point(stem, df, meta, row, cfg, training, marker_rows)
+                if reason is not None:
+                    skipped.append({"trial": stem, "arm": row.arm,
+                                    "time_days": row.time_days, "outcome": row.outcome,
+                                    "statistic": row.statistic, "why_not_checked": reason})
+                continue
             if row.outcome not in checkable:
                 reason = (f"outcome {row.outcome} needs a population or a metabolic model "
                           "(b12pk simulates serum B12 and stores of one typical patient)")
@@ -258,7 +280,84 @@ def validate(folder: str | Path | None = None) -> Validation:
     if table.empty:
         raise FileFormatError(f"no checkable trial data found in {folder or _trials_dir()}; "
                               "expected CSV datasets with sidecars (data/literature/trials/)")
+    markers = pd.DataFrame(marker_rows, columns=["use", *columns])
     return Validation(table=table, not_checkable=pd.DataFrame(
         skipped, columns=["trial", "arm", "time_days", "outcome", "statistic",
-                          "why_not_checked"]))
+                          "why_not_checked"]), markers=markers)
+
+
+#: Trial outcomes that are functional markers, and the result column each is read from.
+MARKER_COLUMNS = {"mma": "mma_nmol_per_l", "homocysteine": "hcy_umol_per_l"}
+_MARKER_UNITS = {"mma": {"nmol/L": 1.0, "µmol/L": 1000.0, "umol/L": 1000.0},
+                 "homocysteine": {"µmol/L": 1.0, "umol/L": 1.0}}
+
+
+def _marker_training() -> set[tuple[str, str, float]]:
+    """(trial, outcome, day) of the marker rows the calibration fits (data/calibration.toml,
+    ``markers``): MMA at every listed day, the other outcomes at baseline only."""
+    from .calibrate import training_set
+
+    entry = next(t for t in training_set() if t["name"] == "markers")
+    out = set()
+    for outcome in entry["outcomes"]:
+        days = entry["time_days"] if outcome == "mma" else [0]
+        out |= {(entry["trial"], outcome, float(d)) for d in days}
+    return out
+
+
+def _marker_value(value: float, unit: str, outcome: str) -> float | None:
+    """A marker value in the model's unit, or None where the unit is not one we accept."""
+    factor = _MARKER_UNITS[outcome].get(str(unit).strip())
+    return None if factor is None else float(value) * factor
+
+
+def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
+                  cfg: Mapping[str, Any], training: set, out: list) -> str | None:
+    """Compare one marker row (appended to ``out``); the reason when it cannot be."""
+    import pandas as pd
+
+    t = float(row.time_days)
+    if row.statistic not in ("mean", "median"):
+        return f"statistic {row.statistic} not comparable with one typical patient"
+    observed = _marker_value(row.value, row.unit, row.outcome)
+    base = _marker_value(row.baseline_value, row.unit, row.outcome) \
+        if not pd.isna(row.baseline_value) else None
+    if observed is None:
+        return (f"unit {row.unit!r} not accepted for {row.outcome} (accepted: "
+                f"{', '.join(_MARKER_UNITS[row.outcome])}); the dataset's note says why")
+    use = "training" if (stem, row.outcome, t) in training else "validation"
+    if t <= 0 and use == "validation":
+        return "baseline (used as the starting value, not a prediction)"
+    serum = df[(df.arm == row.arm) & (df.outcome == "serum_b12") & (df.time_days == 0)]
+    s0 = _to_pmol(float(serum.value.iloc[0]), serum.unit.iloc[0]) if len(serum) else None
+    key = f"baseline_{MARKER_COLUMNS[row.outcome]}"
+    preds = []
+    for which in ("preset", "alternative"):
+        preset = cfg["populations"][row.population][which]
+        settings = {} if s0 is None else {"serum_pmol_per_l": s0}
+        if base is not None and use == "validation":
+            settings[key] = base
+        patient = Patient.preset(preset, **settings)
+        sim = simulate(Regimen.parse(row.regimen_text), patient, days=max(t, 1.0),
+                       times=[0.0, t] if t > 0 else [0.0])
+        preds.append(float(sim[MARKER_COLUMNS[row.outcome]].iloc[-1]))
+    interval = _spread_interval(row)
+    if interval is not None:
+        interval = tuple(_marker_value(v, row.unit, row.outcome) for v in interval)
+    ratio = preds[0] / observed
+    out.append({
+        "use": use, "trial": stem, "arm": row.arm, "n": row.n,
+        "population": row.population, "preset": cfg["populations"][row.population]["preset"],
+        "regimen": row.regimen_text, "time_days": t, "outcome": row.outcome,
+        "statistic": row.statistic, "sampling": meta["sampling"], "observed": observed,
+        "observed_low": interval[0] if interval else math.nan,
+        "observed_high": interval[1] if interval else math.nan,
+        "unit": "nmol/L" if row.outcome == "mma" else "umol/L",
+        "predicted": preds[0], "predicted_alternative": preds[1], "ratio": ratio,
+        "within_2fold": bool(abs(math.log(ratio)) <= math.log(2.0)),
+        "within_spread": (bool(interval[0] <= preds[0] <= interval[1]) if interval
+                          else pd.NA),
+        "where": row.where, "citation": meta["citation"],
+        "note": row.note if isinstance(row.note, str) else ""})
+    return None
 

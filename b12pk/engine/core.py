@@ -1112,7 +1112,10 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
         ``serum_pg_per_ml`` (total serum B12), ``holotc_pmol_per_l`` (active B12);
         ``stores_ug``, ``plasma_ug``, ``body_ug``; cumulative ``dosed_ug``, ``diet_ug``,
         ``absorbed_ug`` (dose + diet that entered the body), ``unabsorbed_ug``, ``urine_ug``,
-        ``faeces_ug`` (lost from the body in bile/faeces). Amounts in ug. At a dose time the
+        ``faeces_ug`` (lost from the body in bile/faeces); the functional markers
+        ``mma_nmol_per_l`` (methylmalonic acid) and ``hcy_umol_per_l`` (total homocysteine),
+        which follow the tissue stores (``data/model.toml [markers]``; a patient's
+        measured baseline sets their own level). Amounts in ug. At a dose time the
         row shows the state just after the dose. ``df.attrs`` holds ``initial_body_ug``,
         ``patient``, ``parameters`` and ``assumptions`` (:func:`assumptions`: what the
         model assumes about the routes and forms given, e.g. that a sublingual dose acts
@@ -1145,7 +1148,8 @@ def simulate(regimen: Any, patient: Patient | str | None = None, days: float = 3
     return df
 
 
-UNCERTAIN_COLUMNS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l", "stores_ug")
+UNCERTAIN_COLUMNS = ("serum_pmol_per_l", "serum_pg_per_ml", "holotc_pmol_per_l", "stores_ug",
+                     "mma_nmol_per_l", "hcy_umol_per_l")
 """Columns that get a prediction interval (``_p5`` and ``_p95``) with ``uncertainty``."""
 
 

@@ -584,6 +584,16 @@ def lab_bands() -> Mapping[str, Any]:
     return MappingProxyType(data)
 
 
+def marker_limits() -> dict[str, tuple[float, str]]:
+    """Each functional marker's column -> (level below which it reads as normal, label),
+    from the table of ``data/lab_bands.toml`` that ``data/model.toml [markers]`` names."""
+    from .declaration import declaration
+
+    bands = lab_bands()
+    return {m.column: (float(bands[m.band]["normal_below"]), str(bands[m.band]["label"]))
+            for m in declaration().markers}
+
+
 def serum_bands_pmol_per_l() -> list[tuple[str, float, float]]:
     """Total serum B12 bands as (name, low, high) in pmol/L, low to high."""
     out = []

@@ -16,7 +16,8 @@ __all__ = ["write_validation"]
 
 def write_validation(validation: Validation, out: str | Path,
                      plausibility: Plausibility | None = None) -> Path:
-    """Write ``validation.csv``, ``not_checkable.csv``, ``summary.json`` and the
+    """Write ``validation.csv``, ``markers.csv`` (functional markers), ``not_checkable.csv``,
+    ``summary.json`` and the
     predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
     ``plausibility.csv`` when ``plausibility`` is given (its summary then joins
     ``summary.json``)."""
@@ -28,6 +29,8 @@ def write_validation(validation: Validation, out: str | Path,
     with atomic_output_dir(out, kind="validation") as tmp:
         validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
         validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
+        if validation.markers is not None:
+            validation.markers.to_csv(tmp / "markers.csv", index=False, float_format="%.6g")
         summary = validation.summary()
         if plausibility is not None:
             plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
