@@ -29,6 +29,7 @@ _LAZY = {
                          "lab_bands", "parameter_table", "pg_per_ml_to_pmol_per_l",
                          "pmol_per_l_to_pg_per_ml"),
     "plot.figures": ("plot_band_probabilities", "plot_comparison", "plot_fan", "plot_holotc",
+                     "plot_markers",
                      "plot_regimen_grid", "plot_serum", "plot_stores", "plot_summary",
                      "save_figure"),
     "population.core": ("Covariate", "PopulationResult", "PopulationSpec", "covariate_sets",
@@ -65,7 +66,7 @@ __all__ = [
     "simulate", "steady_state_stores_ug", "MAX_DAYS",
     # compare, plot, report
     "compare", "summarize", "Comparison", "NamedRegimen", "NamedPatient", "write_report",
-    "plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
+    "plot_serum", "plot_holotc", "plot_stores", "plot_markers", "plot_summary", "plot_comparison",
     "plot_regimen_grid", "plot_fan", "plot_band_probabilities", "save_figure",
     # evidence analysis
     "evaluate_claims", "load_claims", "write_evidence", "evidence_markdown",

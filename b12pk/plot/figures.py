@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_serum", "plot_holotc", "plot_stores", "plot_summary", "plot_comparison",
+__all__ = ["plot_serum", "plot_holotc", "plot_stores", "plot_markers", "plot_summary",
+           "plot_comparison",
            "save_figure", "UNITS", "TIME_UNITS"]
 
 #: Accepted concentration units (``unit=``).
@@ -1029,14 +1030,15 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
     ----------
     populations : Mapping[str, PopulationResult] or PopulationResult
         One fan per label (regimen comparison), from :func:`b12pk.simulate_population`.
-    quantity : {"serum_pmol_per_l", "stores_ug"}
-        What to draw.
+    quantity : {"serum_pmol_per_l", "stores_ug", "mma_nmol_per_l", "hcy_umol_per_l"}
+        What to draw (the markers from ``PopulationResult.markers``).
     bands : bool
-        Shade the serum laboratory bands (serum only).
+        Shade the serum laboratory bands (serum), or mark the normal limit (markers).
     """
-    if quantity not in ("serum_pmol_per_l", "stores_ug"):
-        raise UnknownNameError(f"unknown quantity {quantity!r}; accepted: serum_pmol_per_l, "
-                               "stores_ug")
+    accepted = ("serum_pmol_per_l", "stores_ug", *_MARKER_AXES)
+    if quantity not in accepted:
+        raise UnknownNameError(f"unknown quantity {quantity!r}; accepted: "
+                               f"{', '.join(accepted)}")
     _check_time_unit(time_unit)
     if hasattr(populations, "quantiles"):
         populations = {"": populations}
@@ -1049,7 +1051,8 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
         ax = _new_axes((9.0, 5.8))
     lows, highs = [], []
     for i, (label, pop) in enumerate(populations.items()):
-        q = pop.quantiles.pivot(index="time_days", columns="quantile", values=quantity)
+        table = pop.markers if quantity in _MARKER_AXES else pop.quantiles
+        q = table.pivot(index="time_days", columns="quantile", values=quantity)
         t = q.index.to_numpy() / _DAYS_PER[tu]
         st = _style(i)
         for lo, hi, alpha in ((5.0, 95.0, 0.15), (25.0, 75.0, 0.3)):
@@ -1072,10 +1075,86 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
             _draw_bands(ax, _serum_bands("pmol/L"), True, labels=band_labels)
         ax.set_ylabel("Serum B12 (pmol/L)")
         default = "Serum B12 in the virtual population"
+    elif quantity in _MARKER_AXES:
+        default = _marker_axis(ax, quantity, lows, highs, ylim, bands) + \
+            " in the virtual population"
     else:
         ax.set_ylim(*(ylim if ylim is not None else (0, max(highs) * 1.08)))
         ax.set_ylabel("Body B12 stores (µg)")
         default = "Body B12 stores in the virtual population"
+    _format_time_axis(ax, tu, horizon)
+    ax.set_title(default if title is None else title, loc="left", fontsize=11,
+                 fontweight="bold")
+    ax.grid(True, color="#DDDDDD", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if show_legend:
+        _legend_below(ax)
+    return ax
+
+
+#: Functional markers: axis label and title of each.
+_MARKER_AXES = {"mma_nmol_per_l": ("Methylmalonic acid (nmol/L)", "Methylmalonic acid"),
+                "hcy_umol_per_l": ("Total homocysteine (µmol/L)", "Total homocysteine")}
+
+
+def _marker_axis(ax: "Axes", column: str, lows: list, highs: list, ylim: Any,
+                 limit: bool) -> str:
+    """Log axis, label and normal limit (dashed) of a marker; returns its title."""
+    from ..model.parameters import marker_limits
+
+    normal, label = marker_limits()[column]
+    ax.set_yscale("log")
+    lo, hi = ylim if ylim is not None else (min(min(lows), normal) / 1.5,
+                                             max(max(highs), normal) * 1.5)
+    ax.set_ylim(lo, hi)
+    _format_log_axis(ax, lo, hi)
+    if limit:
+        ax.axhline(normal, color="#444444", linestyle="--", linewidth=1.0, zorder=1,
+                   label=_wrap(label, _LEGEND_WRAP), gid="normal-limit")
+    ax.set_ylabel(_MARKER_AXES[column][0])
+    return _MARKER_AXES[column][1]
+
+
+def plot_markers(results: "Mapping[str, Any]", column: str = "mma_nmol_per_l",
+                 ax: "Axes | None" = None, *, time_unit: str = "auto",
+                 title: str | None = None, show_legend: bool = True) -> "Axes":
+    """A functional marker over time, one curve per result, with its normal limit.
+
+    Parameters
+    ----------
+    results : Mapping[str, pandas.DataFrame] or pandas.DataFrame
+        Label -> :func:`b12pk.simulate` result (or one result).
+    column : {"mma_nmol_per_l", "hcy_umol_per_l"}
+        The marker (log axis; dashed line: the normal limit of ``data/lab_bands.toml``).
+    """
+    if column not in _MARKER_AXES:
+        raise UnknownNameError(f"unknown marker {column!r}; accepted: "
+                               f"{', '.join(_MARKER_AXES)}")
+    _check_time_unit(time_unit)
+    if hasattr(results, "columns"):
+        results = {"": results}
+    if not isinstance(results, Mapping) or not results:
+        raise InputError("results must be a simulate() DataFrame or a non-empty mapping "
+                         "label -> DataFrame")
+    horizon = max(float(df["time_days"].iloc[-1]) for df in results.values())
+    tu = _resolve_time_unit(time_unit, horizon)
+    if ax is None:
+        ax = _new_axes((9.0, 5.0))
+    lows, highs = [], []
+    for i, (label, df) in enumerate(results.items()):
+        st = _style(i)
+        y = df[column].to_numpy(dtype=float)
+        t = df["time_days"].to_numpy(dtype=float) / _DAYS_PER[tu]
+        if f"{column}_p5" in df:
+            ax.fill_between(t, df[f"{column}_p5"], df[f"{column}_p95"], color=st["color"],
+                            alpha=0.15, linewidth=0, gid="interval")
+        ax.plot(t, y, color=st["color"], linestyle=st["linestyle"], linewidth=1.6,
+                label=_wrap(label, _LEGEND_WRAP) if label else None, gid="curve")
+        lows.append(float(np.nanmin(y)))
+        highs.append(float(np.nanmax(y)))
+    default = _marker_axis(ax, column, lows, highs, None, True)
     _format_time_axis(ax, tu, horizon)
     ax.set_title(default if title is None else title, loc="left", fontsize=11,
                  fontweight="bold")

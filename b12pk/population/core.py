@@ -1317,6 +1317,13 @@ class PopulationResult:
         (pmol/L) and ``pct_below_cutoff``.
     means : DataFrame
         time_days, mean serum_pmol_per_l and stores_ug (exact sums, not histograms).
+    markers : DataFrame
+        time_days, quantile (%), mma_nmol_per_l, hcy_umol_per_l: the functional markers'
+        quantiles (each time's stores mixed with the markers' between-patient variability;
+        ``attrs["method"]`` says how).
+    marker_normal : DataFrame
+        time_days, ``<marker>_normal_probability``: the share of patients with the marker
+        below its normal limit (``data/lab_bands.toml``).
     n, seed : int
     method : str
         The engine method that computed it ("fast" or "exact").
@@ -1333,6 +1340,8 @@ class PopulationResult:
     regimen: Regimen
     days: float
     method: str = "fast"
+    markers: Any = None
+    marker_normal: Any = None
 
 
 _QUANTILE_ROWS = 1024
@@ -1811,9 +1820,76 @@ def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,
     troughs = pd.DataFrame(trough_rows, columns=["time_days", *[f"q{q:g}_pmol_per_l"
                                                                 for q in qs],
                                                  "pct_below_cutoff"])
+    markers, normal = _marker_quantiles(agg, qs, out_times, spec)
     return PopulationResult(quantiles=quant, bands=bands, repletion=repletion,
                             troughs=troughs, means=means, n=agg.n, seed=spec.seed, spec=spec,
-                            regimen=regimen, days=days)
+                            regimen=regimen, days=days, markers=markers,
+                            marker_normal=normal)
+
+
+#: Patients drawn per output time to mix the stores with the markers' reference levels.
+MARKER_MIX_SIZE = 8192
+
+MARKER_NOTE = ("functional markers: each output time's stores distribution (the population's "
+               "histogram) mixed with between-patient variability of the markers' reference "
+               "levels (data/variability.toml [markers]; eGFR from the covariates), "
+               "independently of the stores; at most MARKER_MIX_SIZE patients drawn per time "
+               "(seeded)")
+
+
+def _marker_cvs() -> dict[str, float]:
+    with open(data_path("variability.toml"), "rb") as fh:
+        doc = tomllib.load(fh)
+    return {k: float(v["cv"]) for k, v in doc.get("markers", {}).items()}
+
+
+def _marker_quantiles(agg: "_Aggregate", qs: Sequence[float], out_times: np.ndarray,
+                      spec: PopulationSpec) -> tuple[Any, Any]:
+    """Quantiles of each functional marker over time, and the share with it normal."""
+    import pandas as pd
+
+    from ..engine.core import System, marker_terms
+    from ..model import laws
+    from ..model.parameters import marker_limits
+
+    patient = spec.patient
+    sys_ = System(patient, patient.parameters(default_parameters()), ("cyanocobalamin",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", B12pkWarning)
+        terms = marker_terms(sys_, patient, sys_.initial_state(patient))
+    m = min(agg.n, MARKER_MIX_SIZE)
+    rng = np.random.default_rng([spec.seed, 18])
+    egfr = np.concatenate([_covariate_block(spec, b).get("egfr_ml_min", np.full(
+        min(BLOCK, spec.n - b * BLOCK), patient.egfr_ml_min))
+        for b in range(-(-m // BLOCK))])[:m]
+    edges = _bin_edges()
+    centre = np.sqrt(np.maximum(edges[:-1], 1e-300) * edges[1:])
+    centre[0] = 0.0  # the first bin also holds every value below its range (empty stores)
+    cvs, limits = _marker_cvs(), marker_limits()
+    factors = {}
+    for mk in declaration().markers:  # each patient's reference: eGFR and variability
+        ref = terms[mk.column][0]
+        rel = mk.reference({**sys_.rates, "egfr_ml_min": egfr}) / mk.reference(sys_.rates)
+        sigma = math.sqrt(math.log1p(cvs.get(mk.column, 0.0) ** 2))
+        factors[mk.column] = ref * rel * np.exp(sigma * rng.standard_normal(m)
+                                                - sigma ** 2 / 2)
+    u = rng.random(m)
+    rows, normal_rows = [], []
+    for k, t in enumerate(out_times):
+        cum = np.cumsum(agg.stores[k], dtype=np.int64)
+        stores = centre[np.searchsorted(cum, u * cum[-1], side="right").clip(0, _HIST_BINS - 1)]
+        levels = {}
+        for col, (ref, fold, half, hill) in terms.items():
+            levels[col] = factors[col] * (1.0 + fold * laws.deficiency_signal(stores, half,
+                                                                               hill))
+        values = {col: np.percentile(v, qs) for col, v in levels.items()}
+        rows.extend((t, q, *(values[c][j] for c in terms)) for j, q in enumerate(qs))
+        normal_rows.append((t, *(float(np.mean(levels[c] < limits[c][0])) for c in terms)))
+    markers = pd.DataFrame(rows, columns=["time_days", "quantile", *terms])
+    normal = pd.DataFrame(normal_rows, columns=["time_days", *[f"{c}_normal_probability"
+                                                               for c in terms]])
+    markers.attrs["method"] = normal.attrs["method"] = MARKER_NOTE
+    return markers, normal
 
 
 def sample_patients(spec: PopulationSpec) -> Any:

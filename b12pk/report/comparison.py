@@ -101,6 +101,15 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     out["stores"] = plot.save_figure(fig, fig_dir / "stores")[0]
     plt.close(fig)
 
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 5.2), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (label, results) in zip(axes[0], by_patient.items()):
+        plot.plot_markers(results, "mma_nmol_per_l", ax=ax, title=label, show_legend=False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
+    out["mma"] = plot.save_figure(fig, fig_dir / "mma")[0]
+    plt.close(fig)
+
     metrics = SUMMARY_CHART_METRICS
     fig, axes = plt.subplots(2, 2, figsize=(13.0, 4.0 + 0.55 * len(comp.regimens) * 2),
                              squeeze=False)
@@ -413,6 +422,17 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
     return items
 
 
+MARKER_TEXT = (
+    "The functional markers (methylmalonic acid, total homocysteine) follow the tissue "
+    "stores through a saturating deficiency signal (data/model.toml [markers]), fitted to the "
+    "mean MMA of one trial (Kuzminski 1998, both arms, before and after 4 months) and "
+    "checked on homocysteine points not used in the fit (b12pk validate). They rise above "
+    "their normal limits when the stores are low, whatever the serum B12; the model gives "
+    "every patient of a preset the same reference level (kidney function scales it), so a "
+    "patient's own measured baseline (Patient baseline_mma_nmol_per_l) is better where known."
+)
+
+
 def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
               plausibility: Any = None) -> list[tuple[str, list[tuple]]]:
     pats, regs = _inputs_rows(comp)
@@ -452,13 +472,23 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
             ("h3", "What the columns mean"), ("table", ["column", "meaning"], metric_rows)]
     if "stores" in figs:
         res.append(("img", figs["stores"], "Body stores (ug) over time"))
+    if "mma" in figs:
+        res.append(("img", figs["mma"], "Methylmalonic acid (MMA) over time, one panel per "
+                    "patient, one curve per regimen; dashed: the normal limit (MMA > 271 "
+                    "nmol/L confirms deficiency in the seed documents)"))
+        res.append(("p", MARKER_TEXT))
     if "summary" in figs:
         res.append(("img", figs["summary"], "Summary metrics by regimen and patient"))
     sec.append(("Comparison", res))
     sec.append(("Laboratory bands", [
         ("p", "Serum total B12 bands as the seed documents give them (ng/L = pg/mL; b12pk "
               "converts with 1 pg/mL = 0.7378 pmol/L):"),
-        ("table", ["band", "definition", "source"], band_rows)]))
+        ("table", ["band", "definition", "source"], band_rows),
+        ("p", "Functional markers: the normal limit of each (below it the marker reads as "
+              "normal):"),
+        ("table", ["marker", "normal below", "source"],
+         [[bands[k]["label"], f"{bands[k]['normal_below']:g} {bands[k]['unit']}",
+           bands[k]["source"]] for k in ("mma", "homocysteine")])]))
     sec.append(("Model and parameters", [
         ("p", "b12pk is a physiological compartment model: a saturable intrinsic-factor "
               "route plus ~1.2% passive absorption for oral doses; injected B12 is filtered "

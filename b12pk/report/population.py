@@ -14,7 +14,8 @@ __all__ = ["write_population"]
 
 def write_population(result: PopulationResult, out: Any, *,
                      argv: Sequence[str] | None = None, trajectories: Any = None) -> Any:
-    """Write quantiles.csv, bands.csv, troughs.csv, repletion.csv, means.csv, fan charts
+    """Write quantiles.csv, bands.csv, troughs.csv, repletion.csv, means.csv, markers.csv
+    and marker_normal.csv (functional markers), fan charts
     (PNG, SVG) and run.json into folder ``out`` (atomically); ``trajectories``, a folder of
     Parquet trajectories from :func:`simulate_population`, is moved in as
     ``out/trajectories``."""
@@ -31,8 +32,12 @@ def write_population(result: PopulationResult, out: Any, *,
         result.troughs.to_csv(tmp / "troughs.csv", index=False, float_format="%.6g")
         result.repletion.to_csv(tmp / "repletion.csv", index=False, float_format="%.6g")
         result.means.to_csv(tmp / "means.csv", index=False, float_format="%.8g")
+        result.markers.to_csv(tmp / "markers.csv", index=False, float_format="%.6g")
+        result.marker_normal.to_csv(tmp / "marker_normal.csv", index=False,
+                                    float_format="%.6g")
         label = result.regimen.to_text()
-        for name, quantity in (("fan_serum", "serum_pmol_per_l"), ("fan_stores", "stores_ug")):
+        for name, quantity in (("fan_serum", "serum_pmol_per_l"), ("fan_stores", "stores_ug"),
+                               ("fan_mma", "mma_nmol_per_l")):
             ax = plot_fan({label: result}, quantity=quantity)
             save_figure(ax.figure, tmp / name)
             plt.close(ax.figure)
@@ -46,7 +51,8 @@ def write_population(result: PopulationResult, out: Any, *,
             "patient": {k: getattr(spec.patient, k) for k in (
                 "name", "intrinsic_factor", "food_release", "ileal_resection_cm",
                 "egfr_ml_min", "metformin", "diet_ug_per_day", "baseline_serum_pmol_per_l",
-                "baseline_stores_ug")},
+                "baseline_stores_ug", "baseline_mma_nmol_per_l", "baseline_hcy_umol_per_l")},
+            "markers_method": result.markers.attrs.get("method"),
             "variability_cv": dict(spec.variability),
             "covariates": spec.covariates_text(),
             "parameter_uncertainty": spec.parameter_uncertainty,
