@@ -63,7 +63,8 @@ import numpy as np
 from .._data import data_path
 from ..errors import FileFormatError, InputError
 from ..io import echo
-from ..model.parameters import Patient, default_parameters, parameter_table, serum_bands_pmol_per_l
+from ..model.parameters import (Patient, default_parameters, marker_limits, parameter_table,
+                                serum_bands_pmol_per_l)
 from ..regimen.language import Regimen
 
 __all__ = [
@@ -238,7 +239,12 @@ _COND = re.compile(r"^(?P<lhs>.+?)\s*(?P<op>>=band|>band|>=|<=|>|<)\s*(?P<rhs>.+
 _SHARE = re.compile(r"^share\[(?P<lo>[0-9.]+),\s*(?P<hi>[0-9.]+)\]:\s*(?P<rest>.+)$")
 _METRICS = ("serum", "min_from", "first_deficient_after", "urine_frac", "stores_gain",
             "retained_frac", "pct_replete_after", "rise", "trough_ss", "mean_ss",
-            "stores_end", "absorbed_frac", "absorbed_per_day", "days_to_replete")
+            "stores_end", "absorbed_frac", "absorbed_per_day", "days_to_replete",
+            "mma", "hcy", "mma_max_from", "hcy_max_from")
+#: Names a check may use for the functional markers' normal limits (data/lab_bands.toml).
+_MARKER_LIMITS = {"MMA_NORMAL": marker_limits()["mma_nmol_per_l"][0],
+                  "HCY_TARGET": marker_limits()["hcy_umol_per_l"][0]}
+_MARKER_COLUMNS = {"mma": "mma_nmol_per_l", "hcy": "hcy_umol_per_l"}
 
 
 @dataclass(frozen=True)
@@ -269,6 +275,8 @@ def _parse_term(text: str) -> _Term:
         return _Term(const=DEF)
     if text == "REPLETE":
         return _Term(const=REPLETE)
+    if text in _MARKER_LIMITS:
+        return _Term(const=_MARKER_LIMITS[text])
     try:
         return _Term(const=float(text))
     except ValueError:
@@ -402,6 +410,10 @@ def metric(name: str, df: Any, days: float) -> float:
         return math.nan          # beyond the horizon: every comparison with NaN fails
     if base == "serum":
         return _interp(df, "serum_pmol_per_l", n)
+    if base in _MARKER_COLUMNS:
+        return _interp(df, _MARKER_COLUMNS[base], n)
+    if base.endswith("_max_from"):
+        return float(df[_MARKER_COLUMNS[base[:3]]].to_numpy()[t >= n - 1e-9].max())
     if base == "min_from":
         return float(s[t >= n - 1e-9].min())
     if base == "first_deficient_after":

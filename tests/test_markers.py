@@ -1,0 +1,200 @@
+"""Functional markers: methylmalonic acid (MMA) and total homocysteine follow the tissue
+stores (data/model.toml [markers], issue 18)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import b12pk
+from b12pk.model import laws
+from b12pk.model.declaration import parse_declaration, model_document
+from b12pk.model.parameters import marker_limits
+
+MMA_NORMAL = marker_limits()["mma_nmol_per_l"][0]
+
+
+def _pa(**settings):
+    return b12pk.Patient.preset("pernicious-anaemia", serum_pmol_per_l=69, **settings)
+
+
+@pytest.fixture(scope="module")
+def untreated():
+    return b12pk.simulate([], _pa(), days=365)
+
+
+def test_the_signal_is_one_when_empty_and_half_at_the_half_stores():
+    assert laws.deficiency_signal(0.0, 200.0, 2.0) == 1.0
+    assert laws.deficiency_signal(200.0, 200.0, 2.0) == pytest.approx(0.5)
+    assert laws.deficiency_signal(-1e-12, 200.0, 2.0) == 1.0  # rounding below zero
+
+
+def test_a_marker_level_falls_as_the_stores_rise():
+    stores = np.linspace(0.0, 5000.0, 200)
+    level = laws.marker_level(120.0, 30.0, 240.0, 2.0, stores)
+    assert np.all(np.diff(level) < 0)
+    assert level[0] == pytest.approx(120.0 * 31.0)
+    assert level[-1] > 120.0
+
+
+def test_simulate_has_the_marker_columns(untreated):
+    for col in ("mma_nmol_per_l", "hcy_umol_per_l"):
+        assert col in untreated
+        assert np.all(np.isfinite(untreated[col])) and np.all(untreated[col] > 0)
+
+
+def test_untreated_deficiency_keeps_mma_high_and_rising(untreated):
+    mma = untreated["mma_nmol_per_l"].to_numpy()
+    assert mma.min() > MMA_NORMAL
+    assert mma[-1] >= mma[0]
+
+
+def test_an_injection_course_normalises_mma_within_two_weeks():
+    df = b12pk.simulate("1000 mcg hydroxocobalamin IM three times weekly for 2 weeks", _pa(),
+                        days=30)
+    assert df["mma_nmol_per_l"].iloc[0] > MMA_NORMAL
+    assert df.loc[df.time_days == 14, "mma_nmol_per_l"].item() < MMA_NORMAL
+
+
+def test_oral_repletion_in_pernicious_anaemia_takes_weeks_not_days():
+    df = b12pk.simulate("2000 mcg cyanocobalamin oral daily", _pa(), days=120)
+    mma = df.set_index("time_days")["mma_nmol_per_l"]
+    assert mma[3.0] > MMA_NORMAL          # the stores fill at ~20 ug/day
+    assert mma[120.0] < MMA_NORMAL        # Kuzminski 1998: 169 nmol/L at 4 months
+
+
+@pytest.mark.parametrize("preset", ["pernicious-anaemia", "atrophic-gastritis", "vegan"])
+def test_a_higher_oral_dose_never_gives_a_higher_mma(preset):
+    patient = b12pk.Patient.preset(preset, serum_pmol_per_l=120)
+    times = np.arange(0, 113, 7.0)
+    runs = [b12pk.simulate(f"{d} mcg cyanocobalamin oral daily", patient, days=112,
+                           times=times)["mma_nmol_per_l"].to_numpy()
+            for d in (2.5, 100, 250, 500, 1000, 2000)]
+    for low, high in zip(runs, runs[1:]):
+        assert np.all(high <= low * (1 + 1e-9))
+
+
+def test_lower_kidney_function_raises_the_reference_levels():
+    normal = b12pk.simulate([], b12pk.Patient.preset("healthy"), days=1)
+    ckd = b12pk.simulate([], b12pk.Patient.preset("healthy", egfr_ml_min=30), days=1)
+    for col in ("mma_nmol_per_l", "hcy_umol_per_l"):
+        assert ckd[col].iloc[0] > 2.0 * normal[col].iloc[0]
+
+
+def test_the_healthy_adult_is_inside_the_normal_ranges():
+    df = b12pk.simulate([], "healthy", days=1)
+    assert 73.0 <= df["mma_nmol_per_l"].iloc[0] <= 271.0     # kuzminski1998 normal range
+    assert 5.1 <= df["hcy_umol_per_l"].iloc[0] <= 13.9
+
+
+@pytest.mark.parametrize("given", [60.0, 900.0, 5000.0, 90_000.0])
+def test_a_measured_baseline_mma_is_where_the_patient_starts(given):
+    df = b12pk.simulate("1000 mcg cyanocobalamin oral daily", _pa(mma_nmol_per_l=given),
+                        days=60)
+    assert df["mma_nmol_per_l"].iloc[0] == pytest.approx(given, rel=1e-9)
+    assert df["mma_nmol_per_l"].iloc[-1] <= given * (1 + 1e-9)
+
+
+def test_a_measured_baseline_homocysteine_is_where_the_patient_starts():
+    df = b12pk.simulate([], _pa(hcy_umol_per_l=45.0), days=5)
+    assert df["hcy_umol_per_l"].iloc[0] == pytest.approx(45.0)
+
+
+@pytest.mark.parametrize("setting, value", [("mma_nmol_per_l", -5.0),
+                                            ("mma_nmol_per_l", math.nan),
+                                            ("hcy_umol_per_l", 1e6),
+                                            ("hcy_umol_per_l", "high")])
+def test_bad_marker_baselines_are_refused(setting, value):
+    with pytest.raises(b12pk.PatientError, match="patient setting baseline_"):
+        b12pk.Patient.preset("pernicious-anaemia", **{setting: value})
+
+
+@pytest.mark.parametrize("name, value", [("marker_hill", 0.0), ("mma_max_fold", -1.0),
+                                         ("marker_half_stores_ug", math.inf)])
+def test_bad_marker_parameters_are_refused(name, value):
+    with pytest.raises(b12pk.ParameterError):
+        b12pk.Patient.preset("healthy", overrides={name: value})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"driver": "nothing"}, "not an output column"),
+    ({"reference": "mma_reference_nmol_per_l * nonsense"}, "uses undefined nonsense"),
+    ({"colour": "red"}, "unknown key"),
+])
+def test_a_bad_marker_declaration_is_refused(change, message):
+    doc = dict(model_document())
+    markers = {k: dict(v) for k, v in doc["markers"].items()}
+    markers["mma_nmol_per_l"].update(change)
+    doc["markers"] = markers
+    with pytest.raises(b12pk.FileFormatError, match=message):
+        parse_declaration(doc)
+
+
+def test_intervals_cover_the_markers():
+    df = b12pk.simulate("1000 mcg cyanocobalamin oral daily", _pa(), days=60,
+                        uncertainty=20, seed=3)
+    for col in ("mma_nmol_per_l", "hcy_umol_per_l"):
+        assert np.all(df[f"{col}_p5"] <= df[f"{col}_p95"])
+
+
+def test_compare_gives_time_to_normal_mma_and_100ug_injections_never_reach_it():
+    # 100 ug injections are mostly lost in urine: the stores never fill
+    comp = b12pk.compare(["1000 mcg cyanocobalamin IM daily for 10 days, then monthly",
+                          "100 mcg cyanocobalamin IM monthly"],
+                         [b12pk.NamedPatient("PA", _pa())], days=365)
+    full, small = (row for _, row in comp.summary.iterrows())
+    assert full["days_to_normal_mma"] < 14
+    assert math.isnan(small["days_to_normal_mma"])
+    assert small["mma_12mo_nmol_per_l"] > MMA_NORMAL
+
+
+@pytest.fixture(scope="module")
+def population():
+    spec = b12pk.PopulationSpec("pernicious-anaemia", 400, seed=5)
+    return b12pk.simulate_population("1000 mcg cyanocobalamin oral daily", spec, 120)
+
+
+def test_population_marker_quantiles_are_ordered_and_fall_with_treatment(population):
+    q = population.markers.pivot(index="time_days", columns="quantile",
+                                 values="mma_nmol_per_l")
+    assert np.all(np.diff(q.to_numpy(), axis=1) >= 0)
+    assert q.loc[120.0, 50.0] < q.loc[0.0, 50.0] / 3
+    normal = population.marker_normal.set_index("time_days")["mma_nmol_per_l_normal_probability"]
+    assert 0.0 <= normal.min() and normal.max() <= 1.0
+    assert normal[120.0] > normal[0.0]
+
+
+def test_population_markers_same_seed_same_result(population):
+    again = b12pk.simulate_population("1000 mcg cyanocobalamin oral daily",
+                                      b12pk.PopulationSpec("pernicious-anaemia", 400, seed=5),
+                                      120)
+    assert again.markers.equals(population.markers)
+    assert again.marker_normal.equals(population.marker_normal)
+
+
+def test_plot_markers_draws_the_normal_limit_and_refuses_unknown_markers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = b12pk.simulate("1000 mcg cyanocobalamin oral daily", _pa(), days=30)
+    ax = b12pk.plot_markers({"oral": df})
+    assert [ln for ln in ax.lines if ln.get_gid() == "normal-limit"]
+    plt.close(ax.figure)
+    with pytest.raises(b12pk.UnknownNameError):
+        b12pk.plot_markers(df, "serum_pmol_per_l")
+
+
+def test_validation_reports_the_markers_fit_and_checks_them_on_other_points():
+    from b12pk.analysis.validate import validate
+
+    v = validate()
+    m = v.markers
+    assert set(m["use"]) == {"training", "validation"}
+    s = v.summary()
+    # stated tolerance: geometric mean fold error of the points not fitted <= 1.5
+    assert s["markers"]["gmfe"] <= 1.5
+    assert s["markers_training"]["gmfe"] <= 1.25
