@@ -256,8 +256,11 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
 
 
 def _marker_metrics(df: Any, t: np.ndarray, days: float) -> dict[str, float]:
-    """Time to normal MMA and the markers at 3 and 12 months (NaN beyond the horizon)."""
+    """Time to normal MMA and the markers at 3 and 12 months (NaN beyond the horizon, or
+    for a course without the marker columns)."""
     out: dict[str, float] = {}
+    if "mma_nmol_per_l" not in df or "hcy_umol_per_l" not in df:
+        return {k: math.nan for k in SUMMARY_COLUMNS if "mma" in k or "hcy" in k}
     limit = marker_limits()["mma_nmol_per_l"][0]
     mma = df["mma_nmol_per_l"].to_numpy()
     normal = np.nonzero(mma < limit)[0]
