@@ -34,7 +34,8 @@ and b12pk.simulate, linear or not (measured worst case about 1e-7: b12pk's own t
 integrator; the export agrees with method="solve_ivp" to about 1e-9)."""
 
 COMPARED = ("serum_pmol_per_l", "holotc_pmol_per_l", "stores_ug", "body_ug", "urine_ug",
-            "faeces_ug", "unabsorbed_ug", "absorbed_ug", "dosed_ug")
+            "faeces_ug", "unabsorbed_ug", "absorbed_ug", "dosed_ug", "mma_nmol_per_l",
+            "hcy_umol_per_l")
 
 #: One regimen per route (issue 16: oral, sublingual, IM cyano, IM hydroxo, deep SC,
 #: intranasal, IV)

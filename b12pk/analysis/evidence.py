@@ -1023,7 +1023,8 @@ def contradictions(table: Any) -> Any:
 # Presentation
 
 RUBRIC_MARKDOWN = """\
-**Rubric.** Each checkable claim is a proposition on simulated serum B12 (bands of seed 001:
+**Rubric.** Each checkable claim is a proposition on simulated serum B12 (bands of the seed
+article "What is the recommended dose of vitamin B12 (cobalamin) for treating deficiency?":
 deficient < 132.8 pmol/L, deficiency unlikely >= 258 pmol/L; *adequate* = replete at day 90 and
 at the steady-state trough, never deficient after day 30). The **model line** supports the claim
 if the proposition holds at the default parameters *and* at the low and high end of each

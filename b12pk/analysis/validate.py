@@ -317,9 +317,11 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
     import pandas as pd
 
     t = float(row.time_days)
-    if row.statistic not in ("mean", "median"):
+    ratio_row = row.statistic == "ratio_to_baseline"
+    if row.statistic not in ("mean", "median", "ratio_to_baseline"):
         return f"statistic {row.statistic} not comparable with one typical patient"
-    observed = _marker_value(row.value, row.unit, row.outcome)
+    observed = float(row.value) if ratio_row else _marker_value(row.value, row.unit,
+                                                               row.outcome)
     base = _marker_value(row.baseline_value, row.unit, row.outcome) \
         if not pd.isna(row.baseline_value) else None
     if observed is None:
@@ -329,20 +331,23 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
     if t <= 0 and use == "validation":
         return "baseline (used as the starting value, not a prediction)"
     serum = df[(df.arm == row.arm) & (df.outcome == "serum_b12") & (df.time_days == 0)]
-    s0 = _to_pmol(float(serum.value.iloc[0]), serum.unit.iloc[0]) if len(serum) else None
+    s0 = _to_pmol(float(serum.value.iloc[0]), serum.unit.iloc[0]) if len(serum) else \
+        meta.get("assumed_baseline_serum_pmol_per_l")
     key = f"baseline_{MARKER_COLUMNS[row.outcome]}"
     preds = []
     for which in ("preset", "alternative"):
         preset = cfg["populations"][row.population][which]
         settings = {} if s0 is None else {"serum_pmol_per_l": s0}
-        if base is not None and use == "validation":
+        if base is not None and use == "validation" and not ratio_row:
             settings[key] = base
         patient = Patient.preset(preset, **settings)
         sim = simulate(Regimen.parse(row.regimen_text), patient, days=max(t, 1.0),
                        times=[0.0, t] if t > 0 else [0.0])
-        preds.append(float(sim[MARKER_COLUMNS[row.outcome]].iloc[-1]))
+        level = sim[MARKER_COLUMNS[row.outcome]]
+        preds.append(float(level.iloc[-1] / level.iloc[0]) if ratio_row
+                     else float(level.iloc[-1]))
     interval = _spread_interval(row)
-    if interval is not None:
+    if interval is not None and not ratio_row:
         interval = tuple(_marker_value(v, row.unit, row.outcome) for v in interval)
     ratio = preds[0] / observed
     out.append({
@@ -352,7 +357,7 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
         "statistic": row.statistic, "sampling": meta["sampling"], "observed": observed,
         "observed_low": interval[0] if interval else math.nan,
         "observed_high": interval[1] if interval else math.nan,
-        "unit": "nmol/L" if row.outcome == "mma" else "umol/L",
+        "unit": "ratio" if ratio_row else "nmol/L" if row.outcome == "mma" else "umol/L",
         "predicted": preds[0], "predicted_alternative": preds[1], "ratio": ratio,
         "within_2fold": bool(abs(math.log(ratio)) <= math.log(2.0)),
         "within_spread": (bool(interval[0] <= preds[0] <= interval[1]) if interval

@@ -126,6 +126,8 @@ _UNITS: dict[str, tuple[list[tuple[str, float, int, float]], tuple[int, ...]]] =
     "mL_per_min": ([("litre", 1, -3, 1.0), ("second", -1, 0, 60.0)], _dim((_V, 1), (_T, -1))),
     "L_per_day": ([("litre", 1, 0, 1.0), ("second", -1, 0, 86400.0)], _dim((_V, 1), (_T, -1))),
     "pmol_per_L": ([("mole", 1, -12, 1.0), ("litre", -1, 0, 1.0)], _dim((_N, 1), (_V, -1))),
+    "nmol_per_L": ([("mole", 1, -9, 1.0), ("litre", -1, 0, 1.0)], _dim((_N, 1), (_V, -1))),
+    "umol_per_L": ([("mole", 1, -6, 1.0), ("litre", -1, 0, 1.0)], _dim((_N, 1), (_V, -1))),
     "pg_per_mL": ([("gram", 1, -12, 1.0), ("litre", -1, -3, 1.0)], _dim((_M, 1), (_V, -1))),
     "ug_per_L": ([("gram", 1, -6, 1.0), ("litre", -1, 0, 1.0)], _dim((_M, 1), (_V, -1))),
     "g_per_mol": ([("gram", 1, 0, 1.0), ("mole", -1, 0, 1.0)], _dim((_M, 1), (_N, -1))),
@@ -140,7 +142,8 @@ _CANONICAL[_ONE] = "dimensionless"
 
 _TOML_UNIT = {"ug": "ug", "1": "dimensionless", "1/day": "per_day", "h": "hour", "L": "L",
               "mL/min": "mL_per_min", "ug/day": "ug_per_day", "day": "day",
-              "pmol/L": "pmol_per_L", "g/mol": "g_per_mol"}
+              "pmol/L": "pmol_per_L", "g/mol": "g_per_mol", "nmol/L": "nmol_per_L",
+              "umol/L": "umol_per_L"}
 
 #: Units of the patient quantities an expression may use (b12pk.model.declaration.PATIENT_QUANTITIES).
 _PATIENT_UNITS = {"egfr_ml_min": "mL_per_min", "if_route_factor": "dimensionless",
@@ -513,7 +516,17 @@ def patient_values(patient: Patient | str | None = None, regimen: Any = None,
     vals.update({k: float(v[0]) for k, v in _derived(sys_, params).items()})
     y0 = sys_.initial_state(patient)
     vals.update({sid: float(y0[idx]) for sid, idx, _, _ in _species(sys_)})
+    vals.update(_marker_values(sys_, patient, y0))
     return vals
+
+
+def _marker_values(sys_: Any, patient: Patient, y0: np.ndarray) -> dict[str, float]:
+    """SBML id -> value of each marker's terms for this patient (``<column>_<term>``)."""
+    from ..engine.core import marker_terms
+
+    terms = marker_terms(sys_, patient, y0)
+    return {f"{m.column}_{key}": float(v) for m in sys_.decl.markers
+            for (key, _expr), v in zip(m.terms(), terms[m.column])}
 
 
 # --------------------------------------------------------------------------------------
@@ -741,6 +754,9 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
                                             "[outputs])"])
         _rule(model, col, formula)
 
+    # ----- functional markers: assignment rules on their driver, with this patient's terms
+    _markers(d, model, sys_, patient, y0)
+
     # ----- reactions: one per declared flow (per form where its source is per form)
     _flows(d, sys_, params, derived)
     a = decl.absorption
@@ -771,6 +787,30 @@ def to_sbml(patient: Patient | str | None = None, regimen: Any = None, days: flo
             u.setScale(scale)
             u.setMultiplier(mult)
     return libsbml.writeSBMLToString(doc)
+
+
+def _markers(d: "_Doc", model: Any, sys_: Any, patient: Patient, y0: np.ndarray) -> None:
+    """Each declared marker as an assignment rule (``laws.SBML["marker_level"]``) on its
+    driver, its terms as parameters with this patient's values (a measured baseline marker
+    individualises them, as in the engine)."""
+    values = _marker_values(sys_, patient, y0)
+    for m in sys_.decl.markers:
+        unit = _TOML_UNIT[m.unit]
+        driver_unit = d.unit_of[m.driver]
+        units = {"reference": unit, "max_fold": "dimensionless", "half": driver_unit,
+                 "hill": "dimensionless"}
+        ids = {}
+        for key, expr in m.terms():
+            ids[key] = f"{m.column}_{key}"
+            d.parameter(ids[key], values[ids[key]], units[key], True,
+                        [f"{m.words}: {key} for this patient; declared as {expr.text} "
+                         "(data/model.toml [markers]; a measured baseline sets the "
+                         "patient's own)"])
+        d.parameter(m.column, 0.0, unit, False,
+                    [f"output {m.column}: {m.words} (data/model.toml [markers])"])
+        formula, _dims = d.expr().render(laws.SBML["marker_level"].format(
+            driver=m.driver, **ids))
+        _rule(model, m.column, formula)
 
 
 class _SumForms(ast.NodeTransformer):
@@ -1007,7 +1047,8 @@ def load_roadrunner(sbml_text: str, *, rtol: float = 1e-10, atol: float = 1e-10)
 def _output_columns() -> list[str]:
     from ..model.declaration import declaration
 
-    return [col for col, _ in declaration().outputs]
+    d = declaration()
+    return [col for col, _ in d.outputs] + [m.column for m in d.markers]
 
 
 def simulate_roadrunner(sbml_text: str | Any, times: Any, *, rtol: float = 1e-10,

@@ -173,6 +173,7 @@ SBML = {
     "saturable": "{vmax} * {amount} / ({km} + {total})",
     "overflow": "{k} * max({amount} - {capacity}, 0)",
     "if_absorbed": "{capacity} * {amount} / ({km} + {amount})",
+    "marker_level": "{reference} * (1 + {max_fold} / (1 + max({driver} / {half}, 0) ** {hill}))",
 }
 
 

@@ -16,6 +16,8 @@ import platform
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from ..analysis.compare import SUMMARY_COLUMNS, Comparison
 from ..io import atomic_output_dir
 from ..model.parameters import lab_bands, parameter_table
@@ -281,8 +283,22 @@ def _population_table(populations: Any) -> Any:
             else float("nan"),
             "median_last_trough_pmol_per_l": float(tr["q50_pmol_per_l"].iloc[-1]) if len(tr)
             else float("nan"),
+            **_share_mma_normal(res),
         })
     return pd.DataFrame(rows)
+
+
+def _share_mma_normal(res: Any) -> dict[str, float]:
+    """% of the population with MMA below its normal limit at 3 and 12 months (NaN beyond
+    the horizon)."""
+    normal = res.marker_normal.set_index("time_days")["mma_nmol_per_l_normal_probability"]
+    out = {}
+    for months in (3, 12):
+        day = months * 30.0
+        out[f"pct_mma_normal_{months}mo"] = (100.0 * float(np.interp(day, normal.index,
+                                                                       normal.to_numpy()))
+                                             if day <= res.days + 1e-9 else float("nan"))
+    return out
 
 
 def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Path:
@@ -314,7 +330,7 @@ def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Pat
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=9)
     fig.suptitle("Virtual population: median and 25-75% / 5-95% of serum B12; bands from "
-                 "seed 001 (red: deficient, amber: indeterminate, green: unlikely)",
+                 "the seed documents (red: deficient, amber: indeterminate, green: unlikely)",
                  fontsize=10.5)
     path = save_figure(fig, fig_dir / "population")[0]
     plt.close(fig)
@@ -330,7 +346,9 @@ def _population_items(table: Any, figs: dict[str, Path], populations: Any) -> li
         ("p", f"Each regimen and patient simulated for {n:,} virtual patients with "
               "between-patient variability (data/variability.toml; each CV sourced or marked "
               f"assumed{cov_text}): median and 25-75% / 5-95% bands of serum B12, the share "
-              "deficient at the end, and the trough just before each injection.")]
+              "deficient at the end, the trough just before each injection, and the share "
+              "with methylmalonic acid below its normal limit at 3 and 12 months (the "
+              "population's stores mixed with the markers' between-patient variability).")]
     if "population" in figs:
         items.append(("img", figs["population"], "Serum B12 in the virtual populations "
                       "(median line; 25-75% and 5-95% bands)"))
