@@ -141,6 +141,11 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="starting serum B12 (pmol/L)")
     s.add_argument("--baseline-stores", type=_number, default=None, metavar="UG",
                    help="starting body stores (ug)")
+    s.add_argument("--baseline-mma", type=_number, default=None, metavar="NMOL_PER_L",
+                   help="measured methylmalonic acid at the start (nmol/L): the patient's "
+                        "own marker level")
+    s.add_argument("--baseline-hcy", type=_number, default=None, metavar="UMOL_PER_L",
+                   help="measured total homocysteine at the start (umol/L)")
     s.add_argument("--egfr", type=_number, default=None, metavar="ML_MIN",
                    help="eGFR (mL/min/1.73 m2)")
     s.add_argument("--diet", type=_number, default=None, metavar="UG_PER_DAY",
@@ -406,7 +411,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         patient = Patient.preset(args.patient)
     changes = {"baseline_serum_pmol_per_l": args.baseline_serum,
                "baseline_stores_ug": args.baseline_stores, "egfr_ml_min": args.egfr,
-               "diet_ug_per_day": args.diet, "ileal_resection_cm": args.ileal_resection}
+               "diet_ug_per_day": args.diet, "ileal_resection_cm": args.ileal_resection,
+               "baseline_mma_nmol_per_l": args.baseline_mma,
+               "baseline_hcy_umol_per_l": args.baseline_hcy}
     changes = {k: v for k, v in changes.items() if v is not None}
     if "baseline_serum_pmol_per_l" in changes and "baseline_stores_ug" not in changes:
         changes["baseline_stores_ug"] = None

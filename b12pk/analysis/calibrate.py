@@ -23,7 +23,7 @@ import numpy as np
 from scipy.optimize import brentq, least_squares
 
 from ..engine import core as engine
-from ..errors import ParameterError
+from ..errors import FileFormatError, ParameterError
 from ..model import parameters as model
 from .._data import data_path
 from ..engine.core import simulate
@@ -31,8 +31,8 @@ from ..model.parameters import Parameters, Patient, default_parameters
 from .plausibility import oral_response, serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
-__all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "WHERE",
-           "HYDROXO", "MARKERS", "uncertainty_table", "marker_training_rows"]
+__all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "training_entry",
+           "WHERE", "HYDROXO", "MARKERS", "uncertainty_table", "marker_training_rows"]
 
 
 def training_set() -> list[dict[str, Any]]:
@@ -41,8 +41,12 @@ def training_set() -> list[dict[str, Any]]:
         return tomllib.load(fh)["training"]
 
 
-def _target(name: str) -> dict[str, Any]:
-    return next(t for t in training_set() if t["name"] == name)
+def training_entry(name: str) -> dict[str, Any]:
+    """The ``[[training]]`` entry of ``data/calibration.toml`` named ``name``."""
+    entry = next((t for t in training_set() if t["name"] == name), None)
+    if entry is None:
+        raise FileFormatError(f"data/calibration.toml has no [[training]] entry named {name!r}")
+    return entry
 
 
 def _retention_targets() -> list[tuple[float, float, str]]:
@@ -128,7 +132,7 @@ def _fit_hydroxo(p: Parameters) -> tuple[Parameters, Any]:
     training entry states (data/calibration.toml)."""
     urine = _hydroxo_targets()
     ratios = _serum_ratio_targets("training")
-    spreads = _target("hydroxocobalamin_urine_and_serum")["spreads"]
+    spreads = training_entry("hydroxocobalamin_urine_and_serum")["spreads"]
     urine_sd, log_ratio_sd = spreads["urine_fraction"], spreads["log_serum_ratio"]
     doses = sorted({d for d, _h, _r in ratios})
     spec = model.parameter_table().set_index("name")
@@ -217,7 +221,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         out[f"{HYDROXO[0]}__{HYDROXO[1]}_corr_log"] = _corr_from_jacobian(sol)
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")
-    omni = _target("omnivore_serum")
+    omni = training_entry("omnivore_serum")
 
     def ref_for(target: float) -> float:
         return brentq(lambda r: _steady_serum(healthy, p.replace(reference_serum_pmol_per_l=r))
@@ -227,7 +231,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     out["reference_serum_pmol_per_l"] = p["reference_serum_pmol_per_l"]
     # 4a. the share of holoTC's delivery that returns on haptocorrin: holoHC's rise on
     # day 3 of 0.4 mg oral daily
-    wen = _target("holohc_response")
+    wen = training_entry("holohc_response")
 
     def transfer_for(target: float) -> float:
         return _root_or_end(lambda f: oral_response(
@@ -238,7 +242,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     p = p.replace(hc_transfer_fraction=transfer_for(wen["target"]))
     out["hc_transfer_fraction"] = p["hc_transfer_fraction"]
     # 4b. the stores' holoTC fraction: holoTC is holotc_share of serum in the healthy adult
-    share = _target("holotc_share")
+    share = training_entry("holotc_share")
 
     def fraction_for(target: float) -> float:
         # a target below what the diet alone puts on transcobalamin gives the range's end
@@ -249,7 +253,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     p = p.replace(stores_holotc_fraction=fraction_for(share["target"]))
     out["stores_holotc_fraction"] = p["stores_holotc_fraction"]
     # 5. vegan intake
-    vegan = _target("vegan_serum")
+    vegan = training_entry("vegan_serum")
 
     def intake_for(target: float) -> float:
         return brentq(lambda i: _steady_serum(Patient(diet_ug_per_day=i), p) - target,
@@ -258,7 +262,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     out["vegan_diet_ug_per_day"] = intake_for(vegan["target"])
     # 6. metformin IF factor (a metformin patient = IF route x factor)
     base = _steady_serum(healthy, p)
-    met = _target("metformin_effect")
+    met = training_entry("metformin_effect")
 
     def factor_for(change: float) -> float:
         return brentq(lambda f: _steady_serum(Patient(intrinsic_factor=f, diet_ug_per_day=5.0),
@@ -266,7 +270,7 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
 
     out["metformin_if_factor"] = factor_for(met["target"])
     # 7. haptocorrin release constant: years to deficiency without any intake
-    dep = _target("years_to_deficiency")
+    dep = training_entry("years_to_deficiency")
 
     def km_for(years: float) -> float:
         return _root_or_end(lambda k: years_to_deficiency(
@@ -305,14 +309,14 @@ def marker_training_rows() -> Any:
     time_days, value and the arm's baseline serum in pmol/L)."""
     import pandas as pd
 
-    entry = _target("markers")
+    entry = training_entry("markers")
     df = pd.read_csv(data_path("literature", "trials", f"{entry['trial']}.csv"))
     serum = df[(df.outcome == "serum_b12") & (df.time_days == 0)].set_index("arm")
     rows = df[df.outcome.isin(entry["outcomes"]) &
               df.time_days.isin(entry["time_days"])].copy()
     rows["baseline_serum_pmol_per_l"] = [
-        model.pg_per_ml_to_pmol_per_l(float(serum.loc[a, "value"])) if
-        serum.loc[a, "unit"] == "pg/mL" else float(serum.loc[a, "value"]) for a in rows.arm]
+        model.serum_to_pmol_per_l(float(serum.loc[a, "value"]), serum.loc[a, "unit"])
+        for a in rows.arm]
     return rows
 
 
@@ -329,44 +333,47 @@ def _marker_stores(p: Parameters, rows: Any, preset: str) -> dict[tuple[str, flo
     return out
 
 
+def _typical_level(column: str, p: Parameters, patient: Patient, stores: float) -> float:
+    """The typical (not individualised) level of marker ``column`` at ``stores`` (ug), from
+    the declared marker (:func:`b12pk.engine.core.marker_terms` without a baseline)."""
+    from ..model.laws import marker_level
+
+    sys_ = engine.System(patient, patient.parameters(p), ("cyanocobalamin",))
+    terms = engine.marker_terms(sys_, patient, np.zeros(sys_.L.n))
+    return float(marker_level(*terms[column], stores))
+
+
 def _fit_markers(p: Parameters, uncertainty: bool) -> dict[str, float]:
     """MMA's fold and half-stores jointly (log MMA, the entry's assumed SD; the Hill
     exponent as declared), then tHcy's fold on the baselines with that shape."""
-    entry = _target("markers")
+    entry = training_entry("markers")
     rows = marker_training_rows()
     stores = _marker_stores(p, rows, entry["preset"])
-    gfr = p["gfr_reference_ml_min"] / Patient.preset(entry["preset"]).egfr_ml_min
-    from ..model.laws import marker_level
-
-    def level(kind: str, fold: float, half: float, hill: float, s: float) -> float:
-        ref = p[f"{kind}_reference_{'nmol' if kind == 'mma' else 'umol'}_per_l"] * \
-            gfr ** p[f"{kind}_gfr_exponent"]
-        return float(marker_level(ref, fold, half, hill, s))
-
-    mma = rows[rows.outcome == "mma"]
+    patient = Patient.preset(entry["preset"])  # the terms do not depend on the baseline
     sd = float(entry["sd_log"])
-
-    hill = p["marker_hill"]
+    mma = rows[rows.outcome == "mma"]
 
     def resid(x: np.ndarray) -> list[float]:
-        fold, half = np.exp(x)
-        return [math.log(level("mma", fold, half, hill, stores[(r.arm, float(r.time_days))])
-                         / float(r.value)) / sd for r in mma.itertuples()]
+        q = p.replace(**dict(zip(MARKERS, map(float, np.exp(x)))))
+        return [math.log(_typical_level("mma_nmol_per_l", q, patient,
+                                        stores[(r.arm, float(r.time_days))]) / float(r.value))
+                / sd for r in mma.itertuples()]
 
     spec = model.parameter_table().set_index("name")
     lo = np.log([spec.loc[n, "low"] for n in MARKERS])
     hi = np.log([spec.loc[n, "high"] for n in MARKERS])
     x0 = np.clip(np.log([p[n] for n in MARKERS]), lo + 1e-9, hi - 1e-9)
     sol = least_squares(resid, x0, bounds=(lo, hi), xtol=1e-12, ftol=1e-12)
-    fold, half = map(float, np.exp(sol.x))
-    out = dict(zip(MARKERS, (fold, half)))
+    out = dict(zip(MARKERS, map(float, np.exp(sol.x))))
+    p = p.replace(**out)
     out["mma_rms_log_residual"] = float(np.sqrt(np.mean(np.square(sol.fun)))) * sd
     hcy = rows[(rows.outcome == "homocysteine") & (rows.time_days == 0)]
 
     def hcy_resid(x: np.ndarray) -> list[float]:
-        return [math.log(level("hcy", math.exp(x[0]), half, hill,
-                               stores[(r.arm, float(r.time_days))]) / float(r.value)) / sd
-                for r in hcy.itertuples()]
+        q = p.replace(hcy_max_fold=float(math.exp(x[0])))
+        return [math.log(_typical_level("hcy_umol_per_l", q, patient,
+                                        stores[(r.arm, float(r.time_days))]) / float(r.value))
+                / sd for r in hcy.itertuples()]
 
     lo_h, hi_h = np.log(spec.loc["hcy_max_fold", ["low", "high"]].astype(float))
     sol_h = least_squares(hcy_resid, [np.clip(math.log(p["hcy_max_fold"]), lo_h, hi_h)],

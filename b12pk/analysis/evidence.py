@@ -241,6 +241,10 @@ _METRICS = ("serum", "min_from", "first_deficient_after", "urine_frac", "stores_
             "retained_frac", "pct_replete_after", "rise", "trough_ss", "mean_ss",
             "stores_end", "absorbed_frac", "absorbed_per_day", "days_to_replete",
             "mma", "hcy", "mma_max_from", "hcy_max_from")
+#: Metrics read at, from or up to a day: written ``<metric>_d<N>``.
+_DAY_METRICS = frozenset({"serum", "min_from", "first_deficient_after", "urine_frac",
+                          "stores_gain", "retained_frac", "pct_replete_after", "rise", "mma",
+                          "hcy", "mma_max_from", "hcy_max_from"})
 #: Names a check may use for the functional markers' normal limits (data/lab_bands.toml).
 _MARKER_LIMITS = {"MMA_NORMAL": marker_limits()["mma_nmol_per_l"][0],
                   "HCY_TARGET": marker_limits()["hcy_umol_per_l"][0]}
@@ -284,11 +288,14 @@ def _parse_term(text: str) -> _Term:
     m = _TERM.match(text)
     if not m:
         raise FileFormatError(f"cannot read term {text!r} (expected e.g. A.trough_ss, "
-                              "1.1*B.trough_ss, DEF, REPLETE or a number)")
+                              "1.1*B.trough_ss, DEF, REPLETE, MMA_NORMAL, HCY_TARGET or a "
+                              "number)")
     metric = m["metric"]
     base = re.sub(r"_d\d+$", "", metric)
     if base not in _METRICS:
         raise FileFormatError(f"unknown metric {metric!r}; known: {', '.join(_METRICS)}")
+    if base in _DAY_METRICS and base == metric:
+        raise FileFormatError(f"metric {metric!r} needs a day, e.g. {metric}_d90")
     return _Term(k=float(m["k"]) if m["k"] else None, label=m["lab"], metric=metric)
 
 

@@ -23,7 +23,7 @@ from .._data import data_path
 from ..engine.core import simulate
 from ..errors import FileFormatError
 from ..io import echo
-from ..model.parameters import Patient, pg_per_ml_to_pmol_per_l
+from ..model.parameters import Patient, serum_to_pmol_per_l
 from ..regimen.language import Regimen
 
 __all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL_COLUMNS",
@@ -88,12 +88,7 @@ def suspected_mechanisms() -> list[dict[str, str]]:
 
 
 def _to_pmol(value: float, unit: str) -> float:
-    unit = unit.strip()
-    if unit == "pmol/L":
-        return float(value)
-    if unit in ("pg/mL", "ng/L"):
-        return pg_per_ml_to_pmol_per_l(float(value))
-    raise FileFormatError(f"serum unit {unit!r} not understood; accepted: pmol/L, pg/mL, ng/L")
+    return serum_to_pmol_per_l(value, unit)
 
 
 def _spread_interval(row: Any) -> tuple[float, float] | None:
@@ -295,9 +290,9 @@ _MARKER_UNITS = {"mma": {"nmol/L": 1.0, "µmol/L": 1000.0, "umol/L": 1000.0},
 def _marker_training() -> set[tuple[str, str, float]]:
     """(trial, outcome, day) of the marker rows the calibration fits (data/calibration.toml,
     ``markers``): MMA at every listed day, the other outcomes at baseline only."""
-    from .calibrate import training_set
+    from .calibrate import training_entry
 
-    entry = next(t for t in training_set() if t["name"] == "markers")
+    entry = training_entry("markers")
     out = set()
     for outcome in entry["outcomes"]:
         days = entry["time_days"] if outcome == "mma" else [0]

@@ -45,7 +45,8 @@ from ..io import as_finite_float, echo
 from ..limits import MAX_DAYS, MAX_DOSE_UG, MAX_UNCERTAINTY_DRAWS, MIN_DAYS
 from ..model import laws
 from ..model.declaration import LAW_PARAMETERS, declaration
-from ..model.parameters import Parameters, Patient, default_parameters
+from ..model.parameters import (Parameters, Patient, default_parameters, marker_variability,
+                                parameter_range)
 from ..regimen.language import (FORMS, PARENTERAL_ROUTES, ROUTES, DoseEvent, Regimen,
                       check_dose_limits)
 
@@ -1192,13 +1193,13 @@ def _course(sys_: System, patient: Patient, events: Sequence[DoseEvent], days: f
     for name, expr in sys_.decl.outputs:
         value = expr(env)
         columns[name] = np.broadcast_to(value, t_out.shape).astype(float, copy=True)
-    add_marker_columns(columns, marker_terms(sys_, patient, y))
+    add_marker_columns(columns, marker_terms(sys_, patient, y), sys_.decl)
     return columns, initial_body
 
 
-#: Largest rise of a marker over its reference level that a patient's own baseline may set
-#: (as a multiple of the reference); a higher baseline raises the patient's reference too.
-MAX_MARKER_FOLD = 1000.0
+#: A patient's own reference level (set from a measured baseline marker) stays within this
+#: many between-patient SDs of the typical one (``data/variability.toml [markers]``).
+MARKER_REFERENCE_SDS = 3.0
 
 
 def marker_terms(sys_: System, patient: Patient, y0: np.ndarray
@@ -1206,32 +1207,61 @@ def marker_terms(sys_: System, patient: Patient, y0: np.ndarray
     """Each declared marker's (reference, max_fold, half, hill) for this patient.
 
     A marker measured at the start (``Patient.baseline_<column>``) replaces the typical
-    level at the baseline stores: the patient's rise over the reference (``max_fold``) is
-    set so that the level at the start equals it; a baseline below what the reference alone
-    gives lowers the reference instead (the patient's level without deficiency is lower),
-    and one that would need a rise above :data:`MAX_MARKER_FOLD` raises the reference too.
+    level at the baseline stores (see :func:`_individual_terms`).
     """
     out = {}
+    cvs = marker_variability()
     for m in sys_.decl.markers:
         ref, fold, half, hill = (float(expr(sys_.rates)) for _key, expr in m.terms())
         given = getattr(patient, f"baseline_{m.column}", None)
         if given is not None:
             driver = float(sys_.output(m.driver, y0, dosed_ug=0.0, diet_ug=0.0))
             signal = float(laws.deficiency_signal(driver, half, hill))
-            need = (given / ref - 1.0) / signal
-            if need < 0.0:
-                ref = given / (1.0 + fold * signal)
-            else:
-                fold = min(need, MAX_MARKER_FOLD)
-                ref = given / (1.0 + fold * signal)
+            ref, fold = _individual_terms(m, float(given), ref, fold, signal, cvs[m.column])
         out[m.column] = (ref, fold, half, hill)
     return out
 
 
+def _individual_terms(m: Any, given: float, ref: float, fold: float, signal: float,
+                      cv: float) -> tuple[float, float]:
+    """(reference, max_fold) that put the marker at ``given`` at the start.
+
+    The patient's reference level moves first, within :data:`MARKER_REFERENCE_SDS` SDs of
+    the between-patient variability around the typical one (a level off the typical one is
+    mostly the patient's own: kidney, age, folate); only what that cannot explain changes
+    the fold, from 0 (no response to B12) to the top of its parameter's declared range. A
+    baseline that both together cannot reach sets the reference outside its band, with a
+    warning."""
+    sigma = math.sqrt(math.log1p(cv * cv))
+    band = (ref * math.exp(-MARKER_REFERENCE_SDS * sigma),
+            ref * math.exp(MARKER_REFERENCE_SDS * sigma))
+    own = given / (1.0 + fold * signal)
+    if not band[0] <= own <= band[1] and signal > 0.0:
+        edge = min(max(own, band[0]), band[1])
+        fold = min(max((given / edge - 1.0) / signal, 0.0), _fold_top(m))
+        own = given / (1.0 + fold * signal)
+    if not band[0] * (1 - 1e-9) <= own <= band[1] * (1 + 1e-9):
+        warnings.warn(f"baseline {m.words} {given:g} {m.unit} is further from the model's "
+                      f"typical level at this patient's stores than its between-patient "
+                      f"variability and the declared range of its rise explain; the patient's "
+                      f"reference level is set to {own:.3g} {m.unit}", B12pkWarning,
+                      stacklevel=5)
+    return own, fold
+
+
+def _fold_top(m: Any) -> float:
+    """Top of the declared range of the parameter a marker's ``max_fold`` names (inf if it
+    names none)."""
+    declared = parameter_range(m.max_fold.text.strip())
+    return declared[1] if declared is not None else math.inf
+
+
 def add_marker_columns(columns: dict[str, np.ndarray],
-                       terms: Mapping[str, tuple[float, float, float, float]]) -> None:
-    """Add each marker's column (in place) from its driver's column and its terms."""
-    for m in declaration().markers:
+                       terms: Mapping[str, tuple[float, float, float, float]],
+                       decl: Any = None) -> None:
+    """Add each marker's column (in place) from its driver's column and its terms
+    (``decl``: the declaration the terms come from; default the model's)."""
+    for m in (decl or declaration()).markers:
         ref, fold, half, hill = terms[m.column]
         columns[m.column] = laws.marker_level(ref, fold, half, hill,
                                               np.asarray(columns[m.driver], dtype=float))

@@ -158,6 +158,12 @@ def _specs() -> Mapping[str, ParameterSpec]:
     return MappingProxyType(specs)
 
 
+def parameter_range(name: str) -> tuple[float, float] | None:
+    """Declared plausible range ``(low, high)`` of a model parameter (None: no such name)."""
+    spec = _specs().get(name)
+    return None if spec is None else (spec.low, spec.high)
+
+
 def form_property(form: str, prop: str, params: "Parameters") -> float:
     """A form-specific model quantity (``renal_clearance_factor``, ``depot_half_life``).
 
@@ -353,6 +359,22 @@ def _pmol_per_pg() -> float:
 def pg_per_ml_to_pmol_per_l(x: float) -> float:
     """Convert serum B12 from pg/mL (= ng/L) to pmol/L (factor 0.7378, cyanocobalamin 1355.37 g/mol)."""
     return x * _pmol_per_pg()
+
+
+def serum_to_pmol_per_l(value: float, unit: str) -> float:
+    """A serum B12 value in pmol/L from ``unit`` (pmol/L, pg/mL or ng/L).
+
+    Raises
+    ------
+    FileFormatError
+        Any other unit.
+    """
+    unit = str(unit).strip()
+    if unit == "pmol/L":
+        return float(value)
+    if unit in ("pg/mL", "ng/L"):
+        return pg_per_ml_to_pmol_per_l(float(value))
+    raise FileFormatError(f"serum unit {unit!r} not understood; accepted: pmol/L, pg/mL, ng/L")
 
 
 def pmol_per_l_to_pg_per_ml(x: float) -> float:
@@ -584,14 +606,30 @@ def lab_bands() -> Mapping[str, Any]:
     return MappingProxyType(data)
 
 
+def marker_variability() -> dict[str, float]:
+    """Each functional marker's column -> between-patient CV of its reference level
+    (``data/variability.toml [markers]``; 0 for a marker without an entry)."""
+    from .declaration import declaration
+
+    table = _read_toml("variability.toml").get("markers", {})
+    return {m.column: float(table.get(m.column, {}).get("cv", 0.0))
+            for m in declaration().markers}
+
+
 def marker_limits() -> dict[str, tuple[float, str]]:
     """Each functional marker's column -> (level below which it reads as normal, label),
     from the table of ``data/lab_bands.toml`` that ``data/model.toml [markers]`` names."""
     from .declaration import declaration
 
     bands = lab_bands()
-    return {m.column: (float(bands[m.band]["normal_below"]), str(bands[m.band]["label"]))
-            for m in declaration().markers}
+    out = {}
+    for m in declaration().markers:
+        entry = bands.get(m.band)
+        if not isinstance(entry, Mapping) or "normal_below" not in entry:
+            raise FileFormatError(f"data/lab_bands.toml: marker {m.column} names table "
+                                  f"[{m.band}], which lacks normal_below")
+        out[m.column] = (float(entry["normal_below"]), str(entry.get("label", m.words)))
+    return out
 
 
 def serum_bands_pmol_per_l() -> list[tuple[str, float, float]]:

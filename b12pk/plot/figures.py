@@ -1052,6 +1052,9 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
     lows, highs = [], []
     for i, (label, pop) in enumerate(populations.items()):
         table = pop.markers if quantity in _MARKER_AXES else pop.quantiles
+        if table is None:
+            raise InputError(f"population {label!r} has no {quantity} quantiles (a "
+                             "PopulationResult from simulate_population has them)")
         q = table.pivot(index="time_days", columns="quantile", values=quantity)
         t = q.index.to_numpy() / _DAYS_PER[tu]
         st = _style(i)

@@ -152,6 +152,7 @@ def default_variability() -> dict[str, float]:
         doc = tomllib.load(fh)
     out = {k: float(v["cv"]) for k, v in doc["parameters"].items()}
     out.update({k: float(v["cv"]) for k, v in doc["patient"].items()})
+    out.update({k: float(v["cv"]) for k, v in doc.get("markers", {}).items()})
     return out
 
 
@@ -1834,13 +1835,8 @@ MARKER_NOTE = ("functional markers: each output time's stores distribution (the 
                "histogram) mixed with between-patient variability of the markers' reference "
                "levels (data/variability.toml [markers]; eGFR from the covariates), "
                "independently of the stores; at most MARKER_MIX_SIZE patients drawn per time "
-               "(seeded)")
-
-
-def _marker_cvs() -> dict[str, float]:
-    with open(data_path("variability.toml"), "rb") as fh:
-        doc = tomllib.load(fh)
-    return {k: float(v["cv"]) for k, v in doc.get("markers", {}).items()}
+               "(seeded); the markers' own parameters are the fitted ones (not drawn with "
+               "parameter_uncertainty)")
 
 
 def _marker_quantiles(agg: "_Aggregate", qs: Sequence[float], out_times: np.ndarray,
@@ -1865,23 +1861,20 @@ def _marker_quantiles(agg: "_Aggregate", qs: Sequence[float], out_times: np.ndar
     edges = _bin_edges()
     centre = np.sqrt(np.maximum(edges[:-1], 1e-300) * edges[1:])
     centre[0] = 0.0  # the first bin also holds every value below its range (empty stores)
-    cvs, limits = _marker_cvs(), marker_limits()
+    limits = marker_limits()
     factors = {}
     for mk in declaration().markers:  # each patient's reference: eGFR and variability
         ref = terms[mk.column][0]
         rel = mk.reference({**sys_.rates, "egfr_ml_min": egfr}) / mk.reference(sys_.rates)
-        sigma = math.sqrt(math.log1p(cvs.get(mk.column, 0.0) ** 2))
-        factors[mk.column] = ref * rel * np.exp(sigma * rng.standard_normal(m)
-                                                - sigma ** 2 / 2)
+        sigma = math.sqrt(math.log1p(spec.variability.get(mk.column, 0.0) ** 2))
+        factors[mk.column] = ref * rel * np.exp(sigma * rng.standard_normal(m))  # median ref
     u = rng.random(m)
     rows, normal_rows = [], []
     for k, t in enumerate(out_times):
         cum = np.cumsum(agg.stores[k], dtype=np.int64)
         stores = centre[np.searchsorted(cum, u * cum[-1], side="right").clip(0, _HIST_BINS - 1)]
-        levels = {}
-        for col, (ref, fold, half, hill) in terms.items():
-            levels[col] = factors[col] * (1.0 + fold * laws.deficiency_signal(stores, half,
-                                                                               hill))
+        levels = {col: laws.marker_level(factors[col], fold, half, hill, stores)
+                  for col, (_ref, fold, half, hill) in terms.items()}
         values = {col: np.percentile(v, qs) for col, v in levels.items()}
         rows.extend((t, q, *(values[c][j] for c in terms)) for j, q in enumerate(qs))
         normal_rows.append((t, *(float(np.mean(levels[c] < limits[c][0])) for c in terms)))

@@ -32,12 +32,14 @@ def write_population(result: PopulationResult, out: Any, *,
         result.troughs.to_csv(tmp / "troughs.csv", index=False, float_format="%.6g")
         result.repletion.to_csv(tmp / "repletion.csv", index=False, float_format="%.6g")
         result.means.to_csv(tmp / "means.csv", index=False, float_format="%.8g")
-        result.markers.to_csv(tmp / "markers.csv", index=False, float_format="%.6g")
-        result.marker_normal.to_csv(tmp / "marker_normal.csv", index=False,
-                                    float_format="%.6g")
+        has_markers = result.markers is not None and result.marker_normal is not None
+        if has_markers:
+            result.markers.to_csv(tmp / "markers.csv", index=False, float_format="%.6g")
+            result.marker_normal.to_csv(tmp / "marker_normal.csv", index=False,
+                                        float_format="%.6g")
         label = result.regimen.to_text()
-        for name, quantity in (("fan_serum", "serum_pmol_per_l"), ("fan_stores", "stores_ug"),
-                               ("fan_mma", "mma_nmol_per_l")):
+        fans = [("fan_serum", "serum_pmol_per_l"), ("fan_stores", "stores_ug")]
+        for name, quantity in fans + ([("fan_mma", "mma_nmol_per_l")] if has_markers else []):
             ax = plot_fan({label: result}, quantity=quantity)
             save_figure(ax.figure, tmp / name)
             plt.close(ax.figure)
@@ -52,7 +54,7 @@ def write_population(result: PopulationResult, out: Any, *,
                 "name", "intrinsic_factor", "food_release", "ileal_resection_cm",
                 "egfr_ml_min", "metformin", "diet_ug_per_day", "baseline_serum_pmol_per_l",
                 "baseline_stores_ug", "baseline_mma_nmol_per_l", "baseline_hcy_umol_per_l")},
-            "markers_method": result.markers.attrs.get("method"),
+            "markers_method": result.markers.attrs.get("method") if has_markers else None,
             "variability_cv": dict(spec.variability),
             "covariates": spec.covariates_text(),
             "parameter_uncertainty": spec.parameter_uncertainty,
