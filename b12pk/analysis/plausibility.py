@@ -228,6 +228,13 @@ def _oral_response(c: Mapping[str, Any]) -> float:
     return oral_response(None, c["regimen"], c["patient"], float(c["day"]), c["quantity"])
 
 
+def _marker_level(c: Mapping[str, Any]) -> float:
+    settings = {} if c.get("serum_pmol_per_l") is None else \
+        {"serum_pmol_per_l": float(c["serum_pmol_per_l"])}
+    df = simulate([], Patient.preset(c["patient"], **settings), 1.0, times=[0.0])
+    return float(df[c["column"]].iloc[0])
+
+
 def _years_to_deficiency(c: Mapping[str, Any]) -> float:
     return years_to_deficiency(c["patient"], float(c["horizon_years"]),
                                cut_pmol_per_l=c.get("cut_pmol_per_l"),
@@ -240,5 +247,5 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "body_ceiling": _body_ceiling, "holotc_share": _holotc_share,
     "serum_ratio": _serum_ratio, "years_to_deficiency": _years_to_deficiency,
     "oral_response": _oral_response, "retained_ratio": _retained_ratio,
-    "repeated_urine": _repeated_urine,
+    "repeated_urine": _repeated_urine, "marker_level": _marker_level,
 }
