@@ -14,9 +14,10 @@ from b12pk.analysis.plausibility import check_plausibility, load_checks
 # brings one inside its published range fails here and is moved to the passing list. The
 # first three are early after an injection, where hydroxocobalamin leaves the injection site
 # more slowly in the model (hydroxo_depot_half_life_h, 2.5 h) than "about the same serum at
-# 1 h" (Scand J Haematol 1964) allows.
+# 1 h" (Scand J Haematol 1964) allows. The fourth is MMA at a low serum without treatment:
+# the model's serum-stores relation puts near-empty stores behind a low serum (README).
 KNOWN_OUTSIDE = {"serum_ratio_oh_cn_500_5h", "serum_ratio_oh_cn_500_24h",
-                 "serum_ratio_oh_cn_1h"}
+                 "serum_ratio_oh_cn_1h", "mma_serum_below_126"}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_every_check_is_computed_with_its_source(plausibility):
 def test_check_lies_in_its_published_range(plausibility, check_id, request):
     if check_id in KNOWN_OUTSIDE:
         request.applymarker(pytest.mark.xfail(strict=True, reason="known distortion "
-                                                                  "(Physiology v2)"))
+                                                                  "(README, plausibility)"))
     row = plausibility.table.set_index("id").loc[check_id]
     assert row.low <= row.model <= row.high, (check_id, row.model, row.low, row.high)
 
