@@ -484,8 +484,10 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
         write_population(result, args.out, argv=["b12pk", *argv], trajectories=traj)
     last = result.bands[result.bands.time_days == result.bands.time_days.max()]
     deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])
+    normal = result.marker_normal["mma_nmol_per_l_normal_probability"].iloc[-1]
     print(f"b12pk: wrote {args.out}/ ({result.n:,} patients, seed {result.seed}; "
-          f"{deficient:.1f}% deficient at day {result.days:g}). Educational simulation.")
+          f"{deficient:.1f}% deficient and {100.0 * normal:.1f}% with methylmalonic acid "
+          f"normal at day {result.days:g}). Educational simulation.")
     return 0
 
 

@@ -1210,14 +1210,14 @@ def marker_terms(sys_: System, patient: Patient, y0: np.ndarray
     level at the baseline stores (see :func:`_individual_terms`).
     """
     out = {}
-    cvs = marker_variability()
     for m in sys_.decl.markers:
         ref, fold, half, hill = (float(expr(sys_.rates)) for _key, expr in m.terms())
         given = getattr(patient, f"baseline_{m.column}", None)
         if given is not None:
             driver = float(sys_.output(m.driver, y0, dosed_ug=0.0, diet_ug=0.0))
             signal = float(laws.deficiency_signal(driver, half, hill))
-            ref, fold = _individual_terms(m, float(given), ref, fold, signal, cvs[m.column])
+            ref, fold = _individual_terms(m, float(given), ref, fold, signal,
+                                          marker_variability().get(m.column, 0.0))
         out[m.column] = (ref, fold, half, hill)
     return out
 

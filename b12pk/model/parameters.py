@@ -606,17 +606,19 @@ def lab_bands() -> Mapping[str, Any]:
     return MappingProxyType(data)
 
 
-def marker_variability() -> dict[str, float]:
+@lru_cache(maxsize=1)
+def marker_variability() -> Mapping[str, float]:
     """Each functional marker's column -> between-patient CV of its reference level
     (``data/variability.toml [markers]``; 0 for a marker without an entry)."""
     from .declaration import declaration
 
     table = _read_toml("variability.toml").get("markers", {})
-    return {m.column: float(table.get(m.column, {}).get("cv", 0.0))
-            for m in declaration().markers}
+    return MappingProxyType({m.column: float(table.get(m.column, {}).get("cv", 0.0))
+                             for m in declaration().markers})
 
 
-def marker_limits() -> dict[str, tuple[float, str]]:
+@lru_cache(maxsize=1)
+def marker_limits() -> Mapping[str, tuple[float, str]]:
     """Each functional marker's column -> (level below which it reads as normal, label),
     from the table of ``data/lab_bands.toml`` that ``data/model.toml [markers]`` names."""
     from .declaration import declaration
@@ -629,7 +631,7 @@ def marker_limits() -> dict[str, tuple[float, str]]:
             raise FileFormatError(f"data/lab_bands.toml: marker {m.column} names table "
                                   f"[{m.band}], which lacks normal_below")
         out[m.column] = (float(entry["normal_below"]), str(entry.get("label", m.words)))
-    return out
+    return MappingProxyType(out)
 
 
 def serum_bands_pmol_per_l() -> list[tuple[str, float, float]]:
