@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +22,7 @@ import numpy as np
 
 from .._data import data_path
 from ..engine.core import simulate
-from ..errors import FileFormatError
+from ..errors import B12pkWarning, FileFormatError
 from ..io import echo
 from ..model.parameters import Patient, serum_to_pmol_per_l
 from ..regimen.language import Regimen
@@ -335,9 +336,11 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
         settings = {} if s0 is None else {"serum_pmol_per_l": s0}
         if base is not None and use == "validation" and not ratio_row:
             settings[key] = base
-        patient = Patient.preset(preset, **settings)
-        sim = simulate(Regimen.parse(row.regimen_text), patient, days=max(t, 1.0),
-                       times=[0.0, t] if t > 0 else [0.0])
+        with warnings.catch_warnings():  # a start above the storage capacity (the
+            warnings.simplefilter("ignore", B12pkWarning)  # alternative reading) is no news
+            patient = Patient.preset(preset, **settings)
+            sim = simulate(Regimen.parse(row.regimen_text), patient, days=max(t, 1.0),
+                           times=[0.0, t] if t > 0 else [0.0])
         level = sim[MARKER_COLUMNS[row.outcome]]
         preds.append(float(level.iloc[-1] / level.iloc[0]) if ratio_row
                      else float(level.iloc[-1]))

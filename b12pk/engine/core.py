@@ -1226,26 +1226,35 @@ def _individual_terms(m: Any, given: float, ref: float, fold: float, signal: flo
                       cv: float) -> tuple[float, float]:
     """(reference, max_fold) that put the marker at ``given`` at the start.
 
-    The patient's reference level moves first, within :data:`MARKER_REFERENCE_SDS` SDs of
-    the between-patient variability around the typical one (a level off the typical one is
-    mostly the patient's own: kidney, age, folate); only what that cannot explain changes
-    the fold, from 0 (no response to B12) to the top of its parameter's declared range. A
-    baseline that both together cannot reach sets the reference outside its band, with a
-    warning."""
-    sigma = math.sqrt(math.log1p(cv * cv))
-    band = (ref * math.exp(-MARKER_REFERENCE_SDS * sigma),
-            ref * math.exp(MARKER_REFERENCE_SDS * sigma))
+    The log distance from the typical level is shared between the patient's reference
+    level and their rise (fold) as the most probable split under log-normal between-patient
+    variability of each: the reference's SD from ``cv`` (``data/variability.toml
+    [markers]``), the fold's assumed equal to it. A replete patient's deviation thus goes
+    mostly to the reference (the fold barely acts there); a deficient patient's to both.
+    The fold stays from 0 to the top of its parameter's declared range; the baseline is met
+    exactly, with a warning when the reference has to leave :data:`MARKER_REFERENCE_SDS` SDs.
+    """
+    from scipy.optimize import minimize_scalar
+
+    sigma = max(math.sqrt(math.log1p(cv * cv)), 1e-6)
+    if fold > 0.0 and signal > 0.0:
+        delta = math.log(given / (ref * (1.0 + fold * signal)))
+        base = math.log1p(fold * signal)
+
+        def cost(b: float) -> float:
+            a = delta - (math.log1p(fold * math.exp(b) * signal) - base)
+            return (a * a + b * b) / (sigma * sigma)
+
+        top = math.log(_fold_top(m) / fold) if math.isfinite(_fold_top(m)) else 20.0
+        b = minimize_scalar(cost, bounds=(-30.0, max(top, -30.0)), method="bounded",
+                            options={"xatol": 1e-10}).x
+        fold = fold * math.exp(b)
     own = given / (1.0 + fold * signal)
-    if not band[0] <= own <= band[1] and signal > 0.0:
-        edge = min(max(own, band[0]), band[1])
-        fold = min(max((given / edge - 1.0) / signal, 0.0), _fold_top(m))
-        own = given / (1.0 + fold * signal)
-    if not band[0] * (1 - 1e-9) <= own <= band[1] * (1 + 1e-9):
+    if abs(math.log(own / ref)) > MARKER_REFERENCE_SDS * sigma * (1 + 1e-9):
         warnings.warn(f"baseline {m.words} {given:g} {m.unit} is further from the model's "
                       f"typical level at this patient's stores than its between-patient "
-                      f"variability and the declared range of its rise explain; the patient's "
-                      f"reference level is set to {own:.3g} {m.unit}", B12pkWarning,
-                      stacklevel=5)
+                      f"variability explains; the patient's reference level is set to "
+                      f"{own:.3g} {m.unit} (typical {ref:.3g})", B12pkWarning, stacklevel=5)
     return own, fold
 
 
