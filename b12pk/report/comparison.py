@@ -437,7 +437,29 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
     items.append(("table", ["trial", "arm", "preset", "day", "statistic", "observed",
                             "spread", "predicted", "predicted (alternative preset)",
                             "ratio", "within 2-fold", "within spread"], rows))
+    items.extend(_marker_trust_items(validation))
     return items
+
+
+def _marker_trust_items(validation: Any) -> list[tuple]:
+    """The functional markers' fit and validation (``Validation.markers``)."""
+    m = getattr(validation, "markers", None)
+    if m is None or not len(m):
+        return []
+    s = validation.summary()
+    fit, check = s.get("markers_training"), s.get("markers")
+    text = ["Methylmalonic acid and homocysteine:"]
+    if fit:
+        text.append(f"fitted to {fit['n_points']} trial means (fold error {fit['gmfe']:.2f});")
+    if check:
+        text.append(f"against {check['n_points']} points not used in the fit, geometric mean "
+                    f"fold error {check['gmfe']:.2f}, bias {check['bias']:.2f}.")
+    rows = [[r.use, r.trial, r.arm, r.outcome, f"{r.time_days:g}", r.statistic,
+             f"{r.observed:.3g}", f"{r.predicted:.3g}", f"{r.ratio:.2f}"]
+            for r in m.itertuples()]
+    return [("h3", "Functional markers"), ("p", " ".join(text)),
+            ("table", ["use", "trial", "arm", "marker", "day", "statistic", "observed",
+                       "predicted", "ratio"], rows)]
 
 
 MARKER_TEXT = (
@@ -446,8 +468,11 @@ MARKER_TEXT = (
     "mean MMA of one trial (Kuzminski 1998, both arms, before and after 4 months) and "
     "checked on homocysteine points not used in the fit (b12pk validate). They rise above "
     "their normal limits when the stores are low, whatever the serum B12; the model gives "
-    "every patient of a preset the same reference level (kidney function scales it), so a "
-    "patient's own measured baseline (Patient baseline_mma_nmol_per_l) is better where known."
+    "every patient of a preset the same reference level (kidney function scales it: in "
+    "kidney disease a raised MMA or homocysteine need not mean B12 deficiency), so a "
+    "patient's own measured baseline (b12pk simulate --baseline-mma) is better where known. "
+    "Known miss: without treatment at a low serum the model's MMA is far higher than in "
+    "population surveys (README, plausibility)."
 )
 
 
