@@ -103,10 +103,13 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     out["stores"] = plot.save_figure(fig, fig_dir / "stores")[0]
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 5.2), sharey=True, squeeze=False,
+    fig, axes = plt.subplots(2, n, figsize=(6.5 * n, 9.0), sharey="row", squeeze=False,
                              layout="constrained")
-    for ax, (label, results) in zip(axes[0], by_patient.items()):
-        plot.plot_markers(results, "mma_nmol_per_l", ax=ax, title=label, show_legend=False)
+    for k, (label, results) in enumerate(by_patient.items()):
+        plot.plot_markers(results, "mma_nmol_per_l", ax=axes[0][k],
+                          title=f"{label}: methylmalonic acid", show_legend=False)
+        plot.plot_markers(results, "hcy_umol_per_l", ax=axes[1][k],
+                          title=f"{label}: total homocysteine", show_legend=False)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     out["mma"] = plot.save_figure(fig, fig_dir / "mma")[0]
@@ -516,9 +519,10 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
     if "stores" in figs:
         res.append(("img", figs["stores"], "Body stores (ug) over time"))
     if "mma" in figs:
-        res.append(("img", figs["mma"], "Methylmalonic acid (MMA) over time, one panel per "
-                    "patient, one curve per regimen; dashed: the normal limit (MMA > 271 "
-                    "nmol/L confirms deficiency in the seed documents)"))
+        res.append(("img", figs["mma"], "Methylmalonic acid (MMA, top) and total "
+                    "homocysteine (bottom) over time, one column per patient, one curve per "
+                    "regimen; dashed: the normal limit (MMA > 271 nmol/L confirms deficiency, "
+                    "target homocysteine < 10 umol/L, in the seed documents)"))
         res.append(("p", MARKER_TEXT))
     if "summary" in figs:
         res.append(("img", figs["summary"], "Summary metrics by regimen and patient"))
