@@ -406,7 +406,7 @@ PATIENT_FILE_CASES = [
     ("preset-unknown", PAT + "preset = 'martian'\n", UnknownNameError,
      ["patient 1", "'martian'", "accepted: healthy"]),
     ("setting-unknown", PAT + "preset = 'vegan'\ncolour = 'blue'\n", UnknownNameError,
-     ["'colour'", "accepted: baseline_serum_pmol_per_l"]),
+     ["'colour'", "accepted: baseline_hcy_umol_per_l", "baseline_serum_pmol_per_l"]),
     ("name-key", PAT + "preset = 'vegan'\nname = 'x'\n", FileFormatError,
      ["'name' is not a patient setting", "'label'"]),
     ("label-not-text", PAT + "preset = 'vegan'\nlabel = [1]\n", FileFormatError,
