@@ -29,7 +29,9 @@ Rubric (fixed before the numbers were looked at; also in ``data/claims/README.md
    line supports if the share of variants for which it holds lies in [lo, hi], is mixed within
    0.25 of that interval, else contradicts.
 3. **Data line.** A trial dataset that bears on the claim *supports*, is *mixed* or
-   *contradicts* (see :data:`DATA_CHECKS`); ``!name`` means the dataset bears on the opposite.
+   *contradicts*, computed from its numbers by the rule each check states (see
+   :data:`DATA_CHECKS`, :func:`data_evidence`); ``!name`` means the dataset bears on the
+   opposite.
 4. **Verdict.** The primary line is the model for ``quantitative-pk`` and the data for
    ``trial-outcome`` (the other line is secondary; if the primary is absent the secondary is
    used). supports -> *consistent*, mixed -> *partly consistent*, contradicts ->
@@ -64,11 +66,12 @@ from .._data import data_path
 from ..errors import FileFormatError, InputError
 from ..io import echo
 from ..model.parameters import (Patient, default_parameters, marker_limits, parameter_table,
-                                serum_bands_pmol_per_l)
+                                serum_bands_pmol_per_l, serum_to_pmol_per_l)
 from ..regimen.language import Regimen
 
 __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
+    "data_evidence", "judge", "wilson", "newcombe", "DataEvidence",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
     "verdict_from_lines", "share_line", "contradictions", "panel_courses", "PANELS",
     "RUBRIC_MARKDOWN", "clear_cache",
@@ -529,11 +532,43 @@ def _referenced(check: _Check, labels: Sequence[str]) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class DataEvidence:
-    """What a trial dataset says about a claim: ``line`` and the numbers in words."""
+    """What a dataset says about its proposition (the side a claim that names it without
+    ``!`` takes): ``line`` (supports / mixed / contradicts) computed from the numbers by
+    ``rule``, and the numbers in words."""
 
     line: str        # supports / mixed / contradicts
     text: str
     source: str
+    rule: str = ""
+
+
+def judge(holds: Sequence[bool]) -> str:
+    """The data line from the comparisons a rule makes: supports when every one holds,
+    contradicts when none does, mixed otherwise (no comparison: mixed)."""
+    holds = [bool(h) for h in holds]
+    if holds and all(holds):
+        return "supports"
+    if holds and not any(holds):
+        return "contradicts"
+    return "mixed"
+
+
+def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95 % interval of a proportion ``k / n``."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def newcombe(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:
+    """Difference of two proportions ``k1/n1 - k2/n2`` and its 95 % interval (Newcombe's
+    hybrid score method, from the Wilson intervals of each)."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), \
+        d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 @lru_cache(maxsize=1)
@@ -546,20 +581,35 @@ def _trials() -> dict[str, Any]:
         return {}
 
 
-def _row(stem: str, **match: Any) -> Any:
+def _rows(stem: str, **match: Any) -> Any:
     df = _trials().get(stem)
     if df is None:
         return None
-    sel = df
     for k, v in match.items():
-        sel = sel[sel[k] == v]
-    return sel.iloc[0] if len(sel) else None
+        df = df[df[k] == v]
+    return df
+
+
+def _row(stem: str, **match: Any) -> Any:
+    sel = _rows(stem, **match)
+    return sel.iloc[0] if sel is not None and len(sel) else None
+
+
+def _pmol(row: Any) -> float:
+    return serum_to_pmol_per_l(float(row["value"]), row["unit"])
+
+
+PA_COHORT_RULE = ("supports when the median serum at 1 month is at or above the deficiency "
+                  "cut-off, at least three quarters are no longer deficient at 1 month and "
+                  "at most a tenth deficient at 12 months; contradicts when none of these "
+                  "holds")
 
 
 def _pa_oral_cohort() -> DataEvidence | None:
     r30 = _row("pa_oral_cohort2024", outcome="pct_normalised", time_days=30)
+    r365 = _row("pa_oral_cohort2024", outcome="pct_deficient", time_days=365)
     med = _row("pa_oral_cohort2024", outcome="serum_b12", time_days=30)
-    if r30 is None or med is None:
+    if r30 is None or med is None or r365 is None:
         return None
     model = metric("serum_d30", _simulate("1000 mcg cyanocobalamin oral daily",
                                           "pernicious-anaemia@148", None, (), 60.0), 60.0)
@@ -569,47 +619,88 @@ def _pa_oral_cohort() -> DataEvidence | None:
         q1, q3 = math.nan, math.nan
     where = ("below the trial's IQR: the model under-predicts oral uptake in PA" if model < q1
              else "above the trial's IQR" if model > q3 else "within the trial's IQR")
+    line = judge([_pmol(med) >= DEF, float(r30["value"]) >= 75.0,
+                  float(r365["value"]) <= 10.0])
     return DataEvidence(
-        "supports",
+        line,
         f"PA cohort 2024 (n=26, oral 1000 µg/d, 100% PA): {r30['value']:g}% no longer deficient "
-        f"at 1 month, none deficient at 12 months; median serum 148 -> {med['value']:g} pmol/L "
-        f"(IQR {med['spread']}) at 1 month. Model (PA, baseline 148): {model:.0f} pmol/L at "
-        f"day 30, {where}",
-        "pa_oral_cohort2024")
+        f"at 1 month, {r365['value']:g}% deficient at 12 months; median serum 148 -> "
+        f"{med['value']:g} pmol/L (IQR {med['spread']}) at 1 month (cut-off {DEF:.0f}). Model "
+        f"(PA, baseline 148): {model:.0f} pmol/L at day 30, {where}",
+        "pa_oral_cohort2024", PA_COHORT_RULE)
+
+
+ORAL_VS_IM_RULE = ("supports when the oral arm is at least as good as the IM arm in every "
+                   "reported outcome (serum B12 not lower; methylmalonic acid and homocysteine "
+                   "not higher); contradicts when it is worse in every one")
 
 
 def _kuzminski() -> DataEvidence | None:
-    o = _row("kuzminski1998", arm="oral", outcome="serum_b12", time_days=120)
-    i = _row("kuzminski1998", arm="im", outcome="serum_b12", time_days=120)
-    if o is None or i is None:
+    pairs = []
+    for outcome, name, better in (("serum_b12", "serum B12", 1.0), ("mma", "MMA", -1.0),
+                                  ("homocysteine", "homocysteine", -1.0)):
+        o = _row("kuzminski1998", arm="oral", outcome=outcome, time_days=120)
+        i = _row("kuzminski1998", arm="im", outcome=outcome, time_days=120)
+        if o is not None and i is not None:
+            pairs.append((name, float(o["value"]), float(i["value"]), o["unit"], better))
+    if not pairs:
         return None
+    line = judge([b * (o - i) >= 0.0 for _, o, i, _, b in pairs])
+    words = "; ".join(f"{name} {o:g} vs {i:g} {unit}" for name, o, i, unit, _ in pairs)
     return DataEvidence(
-        "supports",
-        f"Kuzminski 1998 (mixed deficiency): oral 2000 µg/d {o['value']:g} vs IM 1000 µg "
-        f"(9 doses) {i['value']:g} pg/mL at 4 months (IM sampled near a trough)", "kuzminski1998")
+        line, f"Kuzminski 1998 (mixed deficiency) at 4 months, oral 2000 µg/d vs IM 1000 µg "
+        f"(9 doses; IM sampled near a trough): {words}", "kuzminski1998", ORAL_VS_IM_RULE)
+
+
+DIFFERENCE_RULE = ("for each reported oral-minus-IM difference with its 95 % CI: it holds "
+                   "unless the whole interval lies below 0 (oral significantly worse); supports "
+                   "when every difference holds, contradicts when none does, mixed otherwise")
+
+
+def _ci(text: Any) -> tuple[float, float]:
+    lo, hi = (float(x) for x in str(text).split(" to "))
+    return lo, hi
 
 
 def _ob12() -> DataEvidence | None:
-    o = _row("ob12_sanzcuesta2020", arm="oral", time_days=56, n=140)
-    i = _row("ob12_sanzcuesta2020", arm="im", time_days=56, n=143)
-    if o is None or i is None:
+    diffs = _rows("ob12_sanzcuesta2020", outcome="pct_normalised_difference")
+    if diffs is None or not len(diffs):
         return None
+    cis = [(float(r.time_days), int(r.n), float(r.value), *_ci(r.spread))
+           for r in diffs.itertuples()]
+    line = judge([hi >= 0.0 for *_, hi in cis])
+    words = "; ".join(f"week {t / 7:.0f} (n {n}) {v:+g} points (95% CI {lo:g} to {hi:g})"
+                      for t, n, v, lo, hi in cis)
     return DataEvidence(
-        "supports",
-        f"OB12 2020 (elderly, ITT): normalised at week 8 oral 1 mg/d {o['value']:g}% vs IM "
-        f"{i['value']:g}% (difference 4.8%, 95% CI -1.3 to 10.9); at week 52 (oral then weekly) "
-        "73.6% vs 80.4%", "ob12_sanzcuesta2020")
+        line, f"OB12 2020 (elderly, normalised >= 211 pg/mL), oral minus IM, ITT and "
+        f"per-protocol: {words}", "ob12_sanzcuesta2020", DIFFERENCE_RULE)
 
 
 def _castelli() -> DataEvidence | None:
-    o = _row("castelli2011", arm="oral", time_days=90)
-    i = _row("castelli2011", arm="im", time_days=90)
-    if o is None or i is None:
+    days = sorted(set(_rows("castelli2011").time_days)) if _rows("castelli2011") is not None \
+        else []
+    cis = []
+    for t in days:
+        o = _row("castelli2011", arm="oral", time_days=t)
+        i = _row("castelli2011", arm="im", time_days=t)
+        if o is None or i is None:
+            continue
+        ko, ki = float(o["value"]) / 100 * o["n"], float(i["value"]) / 100 * i["n"]
+        d, lo, hi = newcombe(ko, float(o["n"]), ki, float(i["n"]))
+        cis.append((t, float(o["value"]), float(i["value"]), 100 * d, 100 * lo, 100 * hi))
+    if not cis:
         return None
+    line = judge([hi >= 0.0 for *_, hi in cis])
+    words = "; ".join(f"day {t + 1:g}: {o:g}% oral vs {i:g}% IM (difference {d:+.0f}, 95% CI "
+                      f"{lo:.0f} to {hi:.0f})" for t, o, i, d, lo, hi in cis)
     return DataEvidence(
-        "supports",
-        f"Castelli 2011: >= 350 pg/mL at day 91 in {o['value']:g}% oral (proprietary 1000 µg "
-        f"formulation) vs {i['value']:g}% IM", "castelli2011")
+        line, f"Castelli 2011 (>= 350 pg/mL; oral is a proprietary 1000 µg formulation): "
+        f"{words}", "castelli2011", DIFFERENCE_RULE + " (Newcombe intervals from the shares)")
+
+
+REPLETE_RULE = ("supports when the reported mean serum at the last time point is in the "
+                "'deficiency unlikely' band, contradicts when it is in the deficient band, "
+                "mixed in between")
 
 
 def _lonterman() -> DataEvidence | None:
@@ -619,23 +710,33 @@ def _lonterman() -> DataEvidence | None:
         return None
     text = d28["regimen_text"]
     df = _simulate(text, "vegan", 120.0, (), 35.0)
+    last = _pmol(d28)
+    line = "supports" if last >= REPLETE else "contradicts" if last < DEF else "mixed"
     return DataEvidence(
-        "supports",
+        line,
         f"Lonterman 2000 (intranasal hydroxo 1500 µg, n=21): 120 -> {d7['value']:g} (day 7) -> "
-        f"{d28['value']:g} pmol/L (day 28, replete); model for that regimen: "
-        f"{metric('serum_d7', df, 35):.0f} and {metric('serum_d28', df, 35):.0f} pmol/L",
-        "lonterman2000")
+        f"{d28['value']:g} pmol/L (day 28; replete from {REPLETE:.0f}); model for that "
+        f"regimen: {metric('serum_d7', df, 35):.0f} and {metric('serum_d28', df, 35):.0f} "
+        "pmol/L", "lonterman2000", REPLETE_RULE)
+
+
+GLASS_RULE = ("the serum 6 months after the course (at least the reported multiple of the "
+              "mean baseline) bounds the serum at 2-3 months from below: supports when that "
+              "bound is in the 'deficiency unlikely' band, contradicts when it is deficient, "
+              "mixed in between")
 
 
 def _glass() -> DataEvidence | None:
+    base = _row("glass1966", outcome="serum_b12", time_days=0)
     r = _row("glass1966", time_days=190)
-    if r is None:
+    if r is None or base is None:
         return None
+    bound = _pmol(base) * float(r["value"])
+    line = "supports" if bound >= REPLETE else "contradicts" if bound < DEF else "mixed"
     return DataEvidence(
-        "supports",
-        "Glass 1966: 6 hydroxocobalamin 1000 µg injections kept serum > 3x baseline 6 months "
-        "and 2x baseline 10 months after the course (no maintenance), consistent with "
-        "2-3-monthly hydroxocobalamin intervals", "glass1966")
+        line, f"Glass 1966: 6 hydroxocobalamin 1000 µg injections kept serum > {r['value']:g}x "
+        f"the mean baseline ({base['value']:g} {base['unit']}) 6 months after the course "
+        f"(at least {bound:.0f} pmol/L, without maintenance)", "glass1966", GLASS_RULE)
 
 
 def _literature(name: str) -> Any:
@@ -647,6 +748,10 @@ def _literature(name: str) -> Any:
         return None
 
 
+PASSIVE_RULE = ("supports when the absorbed share of 1000 µg without intrinsic factor is in "
+                "0.5-2 %, contradicts otherwise")
+
+
 def _carmel_passive() -> DataEvidence | None:
     df = _literature("carmel2008_table1.csv")
     if df is None:
@@ -655,8 +760,14 @@ def _carmel_passive() -> DataEvidence | None:
     if not len(r):
         return None
     v = float(r.iloc[0]["value_ug"])
-    return DataEvidence("supports", f"Carmel 2008 Table 1: without IF about {v:g} µg of a 1000 µg "
-                        f"oral dose is absorbed ({v / 10:.1f}%)", "carmel2008_table1")
+    line = "supports" if 0.005 <= v / 1000.0 <= 0.02 else "contradicts"
+    return DataEvidence(line, f"Carmel 2008 Table 1: without IF about {v:g} µg of a 1000 µg "
+                        f"oral dose is absorbed ({v / 10:.1f}%)", "carmel2008_table1",
+                        PASSIVE_RULE)
+
+
+RETAINED_RULE = ("supports when 1000 µg IM retains more than 100 µg IM, contradicts "
+                 "otherwise")
 
 
 def _carmel_100_vs_1000() -> DataEvidence | None:
@@ -664,27 +775,61 @@ def _carmel_100_vs_1000() -> DataEvidence | None:
     if df is None:
         return None
     r = df[df["quantity"] == "retained"].set_index("dose_ug")["value_ug"]
-    return DataEvidence("supports", f"Carmel 2008 Table 1: an injection of 100 µg retains "
-                        f"{r[100]:g} µg, of 1000 µg {r[1000]:g} µg (about 3x more)",
-                        "carmel2008_table1")
+    if 100 not in r.index or 1000 not in r.index:
+        return None
+    line = "supports" if r[1000] > r[100] else "contradicts"
+    return DataEvidence(line, f"Carmel 2008 Table 1: an injection of 100 µg retains "
+                        f"{r[100]:g} µg, of 1000 µg {r[1000]:g} µg ({r[1000] / r[100]:.1f}x)",
+                        "carmel2008_table1", RETAINED_RULE)
+
+
+URINE_RULE = ("each source's urinary share of 1000 µg IM cyanocobalamin (a range: its low "
+              "end) holds when it is at least 50 %; supports when all hold, contradicts when "
+              "none does")
+
+
+def _loss(r: Any) -> float:
+    v = r.urinary_loss_fraction
+    return float(r.low) if v != v else float(v)   # NaN: a range, its low end
 
 
 def _urine_loss_cyano() -> DataEvidence | None:
     df = _literature("injection_urinary_loss.csv")
     if df is None:
         return None
-    return DataEvidence("supports", "urinary loss after 1000 µg IM cyanocobalamin: 50-98% in 48 h "
-                        "(US label), 85% (Swissmedic), ~80% in 24 h (1964)",
-                        "injection_urinary_loss")
+    sel = df[(df.form == "cyanocobalamin") & (df.dose_ug == 1000) & (df.route == "im")]
+    if not len(sel):
+        return None
+    shares = [(r.source, r.window_h, _loss(r)) for r in sel.itertuples()]
+    words = "; ".join(f"{src} {100 * v:.0f}%" + (f" in {w:g} h" if w == w else "")
+                      for src, w, v in shares)
+    return DataEvidence(judge([v >= 0.5 for *_, v in shares]),
+                        f"urinary loss after 1000 µg IM cyanocobalamin: {words}",
+                        "injection_urinary_loss", URINE_RULE)
+
+
+FORMS_RULE = ("for each source and window reporting both forms after the same dose: holds "
+              "when hydroxocobalamin's urinary share is lower; supports when all hold, "
+              "contradicts when none does")
 
 
 def _urine_hydroxo_vs_cyano() -> DataEvidence | None:
     df = _literature("injection_urinary_loss.csv")
     if df is None:
         return None
-    return DataEvidence("supports", "urinary loss after 1000 µg IM: hydroxocobalamin 27% vs "
-                        "cyanocobalamin 69% in 72 h (1961); 25% vs 80% in 24 h (1964)",
-                        "injection_urinary_loss")
+    pairs = []
+    for (src, dose, window), grp in df.groupby(["source", "dose_ug", "window_h"]):
+        by = grp.set_index("form")["urinary_loss_fraction"]
+        if {"hydroxocobalamin", "cyanocobalamin"} <= set(by.index):
+            pairs.append((src, dose, window, float(by["hydroxocobalamin"]),
+                          float(by["cyanocobalamin"])))
+    if not pairs:
+        return None
+    words = "; ".join(f"{src} {d:g} µg in {w:g} h: {100 * h:.0f}% vs {100 * c:.0f}%"
+                      for src, d, w, h, c in pairs)
+    return DataEvidence(judge([h < c for *_, h, c in pairs]),
+                        f"urinary loss after IM, hydroxo- vs cyanocobalamin: {words}",
+                        "injection_urinary_loss", FORMS_RULE)
 
 
 DATA_CHECKS: dict[str, Callable[[], DataEvidence | None]] = {
@@ -693,8 +838,20 @@ DATA_CHECKS: dict[str, Callable[[], DataEvidence | None]] = {
     "carmel_passive": _carmel_passive, "carmel_100_vs_1000": _carmel_100_vs_1000,
     "urine_loss_cyano": _urine_loss_cyano, "urine_hydroxo_vs_cyano": _urine_hydroxo_vs_cyano,
 }
-"""Trial datasets a claim can name in ``data_checks``; each says whether it supports the
-claim's side (``!name``: the dataset bears on the opposite side)."""
+"""Datasets a claim can name in ``data_checks``. Each computes whether its numbers support
+its proposition, by the rule it states (``DataEvidence.rule``); ``!name`` in a claim means
+the claim takes the opposite side, so the line is flipped."""
+
+def data_evidence() -> dict[str, DataEvidence]:
+    """Every dataset comparison of :data:`DATA_CHECKS` with its computed line and rule (the
+    ones whose data are missing are left out)."""
+    out = {}
+    for name, check in DATA_CHECKS.items():
+        ev = check()
+        if ev is not None:
+            out[name] = ev
+    return out
+
 
 _FLIP = {"supports": "contradicts", "contradicts": "supports", "mixed": "mixed"}
 
@@ -1036,7 +1193,8 @@ deficient < 132.8 pmol/L, deficiency unlikely >= 258 pmol/L; *adequate* = replet
 at the steady-state trough, never deficient after day 30). The **model line** supports the claim
 if the proposition holds at the default parameters *and* at the low and high end of each
 parameter that matters, contradicts it if it holds in none, else is mixed. The **data line**
-says whether a trial dataset supports it. Primary line: model for *quantitative-pk*, data for
+says whether a trial dataset supports it, computed from the dataset's numbers by a stated rule
+(the table of rules below). Primary line: model for *quantitative-pk*, data for
 *trial-outcome*; supports = consistent, mixed = partly consistent, contradicts = inconsistent;
 a secondary line pointing the other way gives partly consistent; claims with a part the model
 cannot check (symptoms, MMA, shares of patients) are at best partly consistent;

@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 from ..analysis.evidence import (CATEGORIES, NOT_CHECKABLE, RUBRIC_MARKDOWN, VERDICTS,
-                                 EvidenceResult, evaluate_claims)
+                                 EvidenceResult, data_evidence, evaluate_claims)
 from ..io import atomic_output_dir, output_dir_target
 from ..plot.evidence import plot_evidence
 
@@ -41,6 +41,13 @@ def evidence_markdown(result: EvidenceResult) -> str:
     if len(cj):
         lines += ["", "Not checkable by a PK model (clinical judgement): "
                   + "; ".join(f"{r.id} ({_md_escape(r.claim)})" for r in cj.itertuples()) + "."]
+    lines += ["", "### Data comparisons and their rules", "",
+              "Each dataset's line is computed from its numbers by the rule beside it (a claim "
+              "that takes the opposite side flips it).", "",
+              "| dataset | line | rule | numbers |", "|---|---|---|---|"]
+    for name, ev in data_evidence().items():
+        lines.append(f"| {name} | **{ev.line}** | {_md_escape(ev.rule)} | "
+                     f"{_md_escape(ev.text)} |")
     c = result.contradictions
     if len(c):
         lines += ["", "### Where the seeds contradict each other", "",
