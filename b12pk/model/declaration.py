@@ -30,7 +30,7 @@ from ..errors import FileFormatError
 
 
 __all__ = ["Expr", "Compartment", "Flow", "Route", "Absorption", "Marker", "Declaration",
-           "declaration",
+           "declaration", "MARKER_KEYS",
            "LAW_PARAMETERS", "PATIENT_QUANTITIES", "FORM_TEXT_KEYS"]
 
 def _min(*args: Any) -> Any:
@@ -251,7 +251,7 @@ class Declaration:
     forms: Mapping[str, Mapping[str, Any]]
     form_properties: tuple
     per_form_rates: frozenset
-    markers: tuple = ()  # (Marker, ...)
+    markers: tuple[Marker, ...] = ()
 
     def compartment(self, name: str) -> Compartment:
         for c in self.compartments:
