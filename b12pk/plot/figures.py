@@ -1085,9 +1085,15 @@ def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,
         ax.set_ylim(*(ylim if ylim is not None else (0, max(highs) * 1.08)))
         ax.set_ylabel("Body B12 stores (µg)")
         default = "Body B12 stores in the virtual population"
+    return _finish_time_axes(ax, tu, horizon, default if title is None else title,
+                             show_legend)
+
+
+def _finish_time_axes(ax: "Axes", tu: str, horizon: float, title: str,
+                      show_legend: bool) -> "Axes":
+    """Time axis, bold left title, light grid, no top/right spines, legend below."""
     _format_time_axis(ax, tu, horizon)
-    ax.set_title(default if title is None else title, loc="left", fontsize=11,
-                 fontweight="bold")
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     ax.grid(True, color="#DDDDDD", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
@@ -1158,16 +1164,8 @@ def plot_markers(results: "Mapping[str, Any]", column: str = "mma_nmol_per_l",
         lows.append(float(np.nanmin(y)))
         highs.append(float(np.nanmax(y)))
     default = _marker_axis(ax, column, lows, highs, None, True)
-    _format_time_axis(ax, tu, horizon)
-    ax.set_title(default if title is None else title, loc="left", fontsize=11,
-                 fontweight="bold")
-    ax.grid(True, color="#DDDDDD", linewidth=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    if show_legend:
-        _legend_below(ax)
-    return ax
+    return _finish_time_axes(ax, tu, horizon, default if title is None else title,
+                             show_legend)
 
 
 def plot_band_probabilities(population: Any, ax: "Axes | None" = None, *,
