@@ -128,3 +128,21 @@ def test_a_claim_on_the_other_side_flips_the_line(trials):
     df.loc[df.outcome == "pct_normalised_difference", "spread"] = "-12 to -1"
     line, text = ev._data_line(["!ob12"])
     assert line == "supports" and "[supports]" in text
+
+
+def test_margin_is_the_relative_distance_to_the_line():
+    check = ev._parse_check("A.serum_d1 >= REPLETE; A.trough_ss <= 300")
+    values = {("A", "serum_d1"): ev.REPLETE * 1.01, ("A", "trough_ss"): 330.0}
+    margins = ev._margins(check, ["A"], lambda lab, met: values[(lab, met)])
+    by_text = {text.split(" (")[0]: m for m, text in margins}
+    assert by_text["A.serum_d1 >= REPLETE"] == pytest.approx(0.01)
+    assert by_text["A.trough_ss <= 300"] == pytest.approx(-0.1)
+
+
+def test_close_calls_are_flagged_in_the_evidence_table():
+    from b12pk.analysis.evidence import evaluate_claims
+
+    t = evaluate_claims(ids=["C005", "C002"]).table.set_index("id")
+    assert bool(t.loc["C005", "close_call"])          # trough 243 against the 258 line
+    assert abs(t.loc["C005", "closest_margin_pct"]) < 10.0
+    assert not bool(t.loc["C002", "close_call"])

@@ -71,7 +71,7 @@ from ..regimen.language import Regimen
 
 __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
-    "data_evidence", "judge", "wilson", "newcombe", "DataEvidence",
+    "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
     "verdict_from_lines", "share_line", "contradictions", "panel_courses", "PANELS",
     "RUBRIC_MARKDOWN", "clear_cache",
@@ -515,6 +515,29 @@ def _holds(check: _Check, labels: Sequence[str], values: Callable[[str, str], fl
     return True
 
 
+#: A proposition within this relative distance of its line is flagged as a close call.
+CLOSE_CALL = 0.10
+
+
+def _margins(check: _Check, labels: Sequence[str], values: Callable[[str, str], float]
+             ) -> list[tuple[float, str]]:
+    """Signed relative margin of every numeric comparison of ``check`` (positive: holds with
+    that room; negative: fails by that much), with the comparison in words."""
+    out = []
+    for _neg, conds in check.groups:
+        for c in conds:
+            if c.op not in (">=", ">", "<=", "<") or any(
+                    t.metric and t.metric.startswith("rise") for t in (c.lhs, c.rhs)):
+                continue  # band comparisons and the 0/1 indicator have no distance
+            for (la, a), (lb, b) in itertools.product(_term_values(c.lhs, labels, values),
+                                                      _term_values(c.rhs, labels, values)):
+                if not (math.isfinite(a) and math.isfinite(b)) or b == 0.0:
+                    continue
+                m = (a - b) / abs(b) if c.op.startswith(">") else (b - a) / abs(b)
+                out.append((m, f"{c.text} ({_fmt(a)} vs {_fmt(b)})"))
+    return out
+
+
 def _referenced(check: _Check, labels: Sequence[str]) -> list[tuple[str, str]]:
     out = []
     for _neg, conds in check.groups:
@@ -946,7 +969,8 @@ class EvidenceResult:
 
 EVIDENCE_COLUMNS = ("id", "seed_file", "category", "claim", "population", "verdict",
                     "model_line", "data_line", "scenarios_holding", "key_numbers",
-                    "uncertainty", "data_evidence", "partial", "topic", "side", "quote",
+                    "uncertainty", "data_evidence", "closest_margin_pct",
+                    "closest_comparison", "close_call", "partial", "topic", "side", "quote",
                     "cited_source", "notes")
 
 
@@ -974,7 +998,8 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
            "topic": row["topic"], "side": row["side"], "quote": row["quote"],
            "cited_source": row["cited_source"], "notes": row["notes"],
            "model_line": "", "data_line": "", "scenarios_holding": "", "key_numbers": "",
-           "uncertainty": "", "data_evidence": ""}
+           "uncertainty": "", "data_evidence": "", "closest_margin_pct": math.nan,
+           "closest_comparison": "", "close_call": False}
     partial = row["partial"].strip().lower() in ("yes", "true", "1")
     if row["category"] == "clinical-judgement":
         out["verdict"] = NOT_CHECKABLE
@@ -1006,6 +1031,12 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
             nums.append(f"{pop}: " + ", ".join(f"{lab}.{met}={_fmt(vals(lab, met))}"
                                                 for lab, met in refs))
         out["key_numbers"] = " | ".join(nums)
+        margins = [m for pop in pops for m in _margins(check, labels, values_for(pop, None, ()))]
+        if margins:
+            m, text = min(margins, key=lambda x: abs(x[0]))
+            out["closest_margin_pct"] = 100.0 * m
+            out["closest_comparison"] = text
+            out["close_call"] = abs(m) < CLOSE_CALL
         if check.share is None:
             held, failed = [], []
             for name, ov in scen:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..analysis.evidence import (CATEGORIES, NOT_CHECKABLE, RUBRIC_MARKDOWN, VERDICTS,
-                                 EvidenceResult, data_evidence, evaluate_claims)
+from ..analysis.evidence import (CATEGORIES, CLOSE_CALL, NOT_CHECKABLE, RUBRIC_MARKDOWN,
+                                 VERDICTS, EvidenceResult, data_evidence, evaluate_claims)
 from ..io import atomic_output_dir, output_dir_target
 from ..plot.evidence import plot_evidence
 
@@ -30,13 +30,20 @@ def evidence_markdown(result: EvidenceResult) -> str:
     vc = t["verdict"].value_counts()
     lines.append("Verdicts: " + ", ".join(f"{v} {int(vc.get(v, 0))}" for v in VERDICTS) + ".")
     lines += ["", RUBRIC_MARKDOWN, "", "### Verdicts", "",
-              "| id | claim | verdict | scenarios | key numbers (default parameters) |",
-              "|---|---|---|---|---|"]
+              f"Margin: the comparison nearest its line at the default parameters, as the "
+              f"relative distance to it (negative: it fails by that much); within "
+              f"{100 * CLOSE_CALL:.0f} % is a **close call**, where a small change in the model "
+              "or the reading of the claim would turn the verdict.", "",
+              "| id | claim | verdict | scenarios | margin | key numbers (default parameters) |",
+              "|---|---|---|---|---|---|"]
     for r in t.itertuples():
         if r.verdict == NOT_CHECKABLE and r.category == "clinical-judgement":
             continue
+        margin = "" if r.closest_margin_pct != r.closest_margin_pct else (
+            f"{r.closest_margin_pct:+.1f} % ({_md_escape(r.closest_comparison)})"
+            + (" **close call**" if r.close_call else ""))
         lines.append(f"| {r.id} | {_md_escape(r.claim)} | **{r.verdict}** | "
-                     f"{r.scenarios_holding} | {_md_escape(r.key_numbers)[:300]} |")
+                     f"{r.scenarios_holding} | {margin} | {_md_escape(r.key_numbers)[:300]} |")
     cj = t[t["category"] == "clinical-judgement"]
     if len(cj):
         lines += ["", "Not checkable by a PK model (clinical judgement): "
