@@ -142,7 +142,9 @@ def test_margin_is_the_relative_distance_to_the_line():
 def test_close_calls_are_flagged_in_the_evidence_table():
     from b12pk.analysis.evidence import evaluate_claims
 
-    t = evaluate_claims(ids=["C005", "C002"]).table.set_index("id")
-    assert bool(t.loc["C005", "close_call"])          # trough 243 against the 258 line
-    assert abs(t.loc["C005", "closest_margin_pct"]) < 10.0
+    t = evaluate_claims(ids=["C005", "C007", "C002"]).table.set_index("id")
+    assert bool(t.loc["C007", "close_call"])    # IM and oral both replete on day 1: a tie
+    assert abs(t.loc["C007", "closest_margin_pct"]) < 10.0
+    # C005 fails clearly: its decisive comparison (a trough of 190 against 258) is far
+    assert t.loc["C005", "closest_margin_pct"] < -10.0 and not bool(t.loc["C005", "close_call"])
     assert not bool(t.loc["C002", "close_call"])

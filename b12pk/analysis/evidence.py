@@ -521,10 +521,13 @@ CLOSE_CALL = 0.10
 
 def _margins(check: _Check, labels: Sequence[str], values: Callable[[str, str], float]
              ) -> list[tuple[float, str]]:
-    """Signed relative margin of every numeric comparison of ``check`` (positive: holds with
-    that room; negative: fails by that much), with the comparison in words."""
+    """Signed relative margin of every numeric comparison that must hold (the groups that
+    are not negated; positive: holds with that room; negative: fails by that much), with the
+    comparison in words."""
     out = []
-    for _neg, conds in check.groups:
+    for neg, conds in check.groups:
+        if neg:
+            continue
         for c in conds:
             if c.op not in (">=", ">", "<=", "<") or any(
                     t.metric and t.metric.startswith("rise") for t in (c.lhs, c.rhs)):
@@ -1032,8 +1035,8 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
                                                 for lab, met in refs))
         out["key_numbers"] = " | ".join(nums)
         margins = [m for pop in pops for m in _margins(check, labels, values_for(pop, None, ()))]
-        if margins:
-            m, text = min(margins, key=lambda x: abs(x[0]))
+        if margins:  # the decisive comparison: the one that fails most, or holds least
+            m, text = min(margins, key=lambda x: x[0])
             out["closest_margin_pct"] = 100.0 * m
             out["closest_comparison"] = text
             out["close_call"] = abs(m) < CLOSE_CALL

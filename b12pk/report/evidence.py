@@ -30,8 +30,9 @@ def evidence_markdown(result: EvidenceResult) -> str:
     vc = t["verdict"].value_counts()
     lines.append("Verdicts: " + ", ".join(f"{v} {int(vc.get(v, 0))}" for v in VERDICTS) + ".")
     lines += ["", RUBRIC_MARKDOWN, "", "### Verdicts", "",
-              f"Margin: the comparison nearest its line at the default parameters, as the "
-              f"relative distance to it (negative: it fails by that much); within "
+              f"Margin: the decisive comparison at the default parameters (the one that fails "
+              f"most, or holds with the least room), as its relative distance to its line "
+              f"(negative: it fails by that much); within "
               f"{100 * CLOSE_CALL:.0f} % is a **close call**, where a small change in the model "
               "or the reading of the claim would turn the verdict.", "",
               "| id | claim | verdict | scenarios | margin | key numbers (default parameters) |",
