@@ -17,8 +17,8 @@ import sys
 from typing import Callable, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
-from .io import (Interrupted, atomic_write_text, echo, handle_signals, output_dir_target,
-                 pending_signal, staging_dir)
+from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_uninterrupted,
+                 output_dir_target, pending_signal, staging_dir)
 from .limits import MAX_CHUNK, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
@@ -612,6 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
 
+#: Commands that draw figures (matplotlib is imported with signals held first).
+_PLOTTING = frozenset({"compare", "population", "validate", "evidence"})
+
+
 def _run(argv: list[str]) -> int:
     try:
         parser = _build_parser()
@@ -622,6 +626,8 @@ def _run(argv: list[str]) -> int:
         if args.command is None:
             parser.print_help()
             return 0
+        if args.command in _PLOTTING:  # compiled extensions loaded before any output exists
+            import_uninterrupted("matplotlib", "matplotlib.pyplot")
         if args.command == "compare":
             return _cmd_compare(args, argv)
         if args.command == "simulate":

@@ -692,3 +692,18 @@ def test_legacy_temporaries_of_the_output_being_written_are_removed(tmp_path):
                                                           ".rep.tmp-notes123", "rep"]
     assert (tmp_path / "rep" / "report.md").exists()
 
+
+
+def test_a_signal_during_a_held_import_waits_for_the_import(tmp_path, monkeypatch):
+    # a signal inside a compiled extension's initialisation used to abort the interpreter
+    # at exit (SIGABRT): imports under import_uninterrupted finish first, then it is raised
+    from b12pk.io import Interrupted, handle_signals, import_uninterrupted
+
+    (tmp_path / "b12pk_sigmod.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.05)\n"
+        "done = True\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with handle_signals():
+        with pytest.raises(Interrupted):
+            import_uninterrupted("b12pk_sigmod")
+    assert sys.modules["b12pk_sigmod"].done

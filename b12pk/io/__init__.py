@@ -10,7 +10,8 @@ writes a result.
 """
 
 from .output import (Interrupted, atomic_output_dir, atomic_output_file, atomic_write_text,
-                     check_interrupted, handle_signals, output_dir_target,
+                     check_interrupted, handle_signals, import_uninterrupted,
+                     output_dir_target,
                      output_file_target, pending_signal,
                      remove_stale_temporaries, staging_dir)
 from .read import read_bytes, read_text, read_toml
@@ -18,7 +19,9 @@ from .text import check_label, echo, echo_path, sanitize_message
 from .values import as_finite_float, is_finite_real
 
 __all__ = ["Interrupted", "atomic_output_dir", "atomic_output_file", "atomic_write_text",
-           "check_interrupted", "handle_signals", "pending_signal", "output_file_target", "output_dir_target", "remove_stale_temporaries", "staging_dir",
+           "check_interrupted", "handle_signals", "import_uninterrupted", "pending_signal",
+           "output_file_target", "output_dir_target", "remove_stale_temporaries",
+           "staging_dir",
            "read_bytes", "read_text", "read_toml", "echo", "echo_path", "sanitize_message",
            "check_label",
            "as_finite_float", "is_finite_real"]

@@ -38,6 +38,7 @@ from ..errors import OutputError
 from .text import echo, echo_path
 
 __all__ = ["Interrupted", "handle_signals", "pending_signal", "check_interrupted",
+           "import_uninterrupted",
            "atomic_output_dir", "atomic_output_file", "atomic_write_text", "output_dir_target",
            "output_file_target", "remove_stale_temporaries", "staging_dir", "SIGNATURE_KEY",
            "HOST_TAG"]
@@ -166,6 +167,18 @@ def _no_interruption() -> Iterator[None]:
             if not _raised:
                 _raised.append(signum)
                 raise Interrupted(signum)
+
+
+def import_uninterrupted(*modules: str) -> None:
+    """Import ``modules`` with SIGINT/SIGTERM held until they are in (then raised as
+    :class:`Interrupted`): a signal inside a compiled extension's initialisation (e.g.
+    matplotlib's ft2font) leaves it half-initialised, and the interpreter aborts at exit
+    (SIGABRT) instead of reporting the interruption."""
+    import importlib
+
+    with _no_interruption():
+        for name in modules:
+            importlib.import_module(name)
 
 
 # -- temporaries ---------------------------------------------------------------------------
