@@ -306,3 +306,11 @@ def test_cli_takes_a_measured_baseline_mma(tmp_path):
                            "--baseline-mma", "-3", "--out", str(tmp_path / "x.csv")]) != 0
     assert not (tmp_path / "x.csv").exists()
 
+
+
+def test_validate_writes_the_markers_figure(tmp_path):
+    import b12pk.cli
+
+    assert b12pk.cli.main(["validate", "--out", str(tmp_path / "val")]) == 0
+    for name in ("markers.csv", "markers_vs_observed.png", "markers_vs_observed.svg"):
+        assert (tmp_path / "val" / name).is_file(), name

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..analysis.validate import Validation, validation_summary
 
-__all__ = ["plot_validation"]
+__all__ = ["plot_validation", "plot_marker_validation"]
 
 
 def plot_validation(validation: Validation, ax: Any = None) -> Any:
@@ -66,3 +66,49 @@ def plot_validation(validation: Validation, ax: Any = None) -> Any:
     ax.legend(fontsize=8, loc="upper left", frameon=False)
     ax.grid(True, which="major", color="#E5E5E5")
     return ax
+
+
+def plot_marker_validation(validation: Validation, ax: Any = None) -> Any:
+    """The functional markers' points as predicted / observed (log axis, one row per point;
+    filled: not used in the fit, open: fitted), with the identity and a 1.25- and 2-fold band.
+    """
+    import matplotlib.pyplot as plt
+
+    m = validation.markers
+    if m is None or not len(m):
+        raise ValueError("this validation has no functional-marker points")
+    m = m.sort_values(["use", "trial", "outcome", "time_days"]).reset_index(drop=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8.0, 0.42 * len(m) + 1.8), layout="constrained")
+    y = np.arange(len(m))[::-1]
+    ax.axvspan(0.5, 2.0, color="#EAEAEA", label="within 2-fold")
+    ax.axvspan(0.8, 1.25, color="#CFCFCF", label="within 1.25-fold")
+    ax.axvline(1.0, color="#333333", linewidth=1.0)
+    names = {"mma": "MMA", "homocysteine": "tHcy"}
+    for use, filled in (("validation", True), ("training", False)):
+        part = m["use"] == use
+        ax.scatter(m.loc[part, "ratio"], y[part.to_numpy()], s=44, zorder=3,
+                   color="#0072B2" if filled else "white", edgecolor="#0072B2",
+                   label="not used in the fit" if filled else "fitted")
+    labels = [f"{r.trial} {r.arm}, {names.get(r.outcome, r.outcome)}, day "
+              f"{r.time_days:g}" + (" (ratio to baseline)" if r.unit == "ratio" else "")
+              for r in m.itertuples()]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(0.4, 2.5)
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xticks([0.5, 0.8, 1.0, 1.25, 2.0])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("predicted / observed")
+    s = validation.summary().get("markers")
+    title = "Methylmalonic acid and homocysteine: b12pk vs trial data"
+    if s:
+        title += f"\nnot used in the fit: {s['n_points']} points, GMFE {s['gmfe']:.2f}"
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4,
+              frameon=False)
+    ax.grid(True, axis="x", color="#E5E5E5")
+    return ax
+

@@ -9,7 +9,7 @@ from ..analysis.plausibility import Plausibility
 from ..analysis.validate import Validation
 from ..io import atomic_output_dir
 from ..plot.figures import save_figure
-from ..plot.validation import plot_validation
+from ..plot.validation import plot_marker_validation, plot_validation
 
 __all__ = ["write_validation"]
 
@@ -17,7 +17,7 @@ __all__ = ["write_validation"]
 def write_validation(validation: Validation, out: str | Path,
                      plausibility: Plausibility | None = None) -> Path:
     """Write ``validation.csv``, ``markers.csv`` (functional markers), ``not_checkable.csv``,
-    ``summary.json`` and the
+    ``summary.json``, the markers' predicted-over-observed figure and the
     predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
     ``plausibility.csv`` when ``plausibility`` is given (its summary then joins
     ``summary.json``)."""
@@ -41,4 +41,8 @@ def write_validation(validation: Validation, out: str | Path,
         ax = plot_validation(validation)
         save_figure(ax.figure, tmp / "predicted_vs_observed")
         plt.close(ax.figure)
+        if validation.markers is not None and len(validation.markers):
+            ax = plot_marker_validation(validation)
+            save_figure(ax.figure, tmp / "markers_vs_observed")
+            plt.close(ax.figure)
     return Path(out)
