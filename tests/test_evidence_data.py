@@ -148,3 +148,28 @@ def test_close_calls_are_flagged_in_the_evidence_table():
     # C005 fails clearly: its decisive comparison (a trough of 190 against 258) is far
     assert t.loc["C005", "closest_margin_pct"] < -10.0 and not bool(t.loc["C005", "close_call"])
     assert not bool(t.loc["C002", "close_call"])
+
+
+def test_options_are_judged_one_by_one():
+    from b12pk.analysis.evidence import evaluate_claims
+
+    t = evaluate_claims(ids=["C101"]).table.set_index("id")
+    # oral 1000-2000 ug daily holds, 1000 ug cyanocobalamin IM monthly without loading fails
+    assert t.loc["C101", "model_line"] == "mixed"
+    assert t.loc["C101", "scenarios_holding"].startswith("option 1: 5/5; option 2: 0/5")
+    assert "[adequate(A*)] supports" in t.loc["C101", "uncertainty"]
+
+
+def test_options_combine_to_a_line():
+    assert ev._combine(["supports", "supports"]) == "supports"
+    assert ev._combine(["supports", "contradicts"]) == "mixed"
+    assert ev._combine(["contradicts", "contradicts"]) == "contradicts"
+    assert ev._combine(["mixed", "supports"]) == "mixed"
+
+
+def test_a_share_check_cannot_have_options():
+    import b12pk
+
+    with pytest.raises(b12pk.FileFormatError, match="cannot have options"):
+        ev._parse_options("share[0.1,0.5]: adequate(A) || adequate(B)")
+    assert len(ev._parse_options("adequate(A*) || adequate(B)")) == 2

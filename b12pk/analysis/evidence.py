@@ -167,7 +167,7 @@ def _validate_claims(df: Any, where: str = "claims") -> Any:
             raise FileFormatError(f"{at}: a clinical-judgement claim has no check")
         try:
             if row["check"].strip():
-                _parse_check(row["check"])
+                _parse_options(row["check"])
                 regs = _parse_regimens(row["regimens"])
                 if not regs:
                     raise FileFormatError("a check needs regimens")
@@ -333,6 +333,29 @@ def _parse_check(text: str) -> _Check:
     if not groups:
         raise FileFormatError("empty check")
     return _Check(tuple(groups), share)
+
+
+def _parse_options(text: str) -> list[_Check]:
+    """The options of a claim ("X or Y"): checks separated by ``||``, each judged on its
+    own (a share check cannot have options)."""
+    options = [_parse_check(part) for part in text.split("||")]
+    if len(options) > 1 and any(o.share is not None for o in options):
+        raise FileFormatError("a share[...] check cannot have options (||)")
+    return options
+
+
+def _option_name(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _combine(lines: Sequence[str]) -> str:
+    """Model line of a claim with options: supports when every option is supported,
+    contradicts when every one is contradicted, mixed otherwise."""
+    if all(x == "supports" for x in lines):
+        return "supports"
+    if all(x == "contradicts" for x in lines):
+        return "contradicts"
+    return "mixed"
 
 
 def _parse_regimens(cell: str) -> dict[str, tuple[str, str]]:
@@ -1010,7 +1033,7 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
         return out
     model_line = None
     if row["check"].strip():
-        check = _parse_check(row["check"])
+        options = _parse_options(row["check"])
         regs = _parse_regimens(row["regimens"])
         labels = list(regs)
         pops = _split(row["populations"])
@@ -1027,38 +1050,40 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
                 return metric(met, df, days)
             return values
 
-        refs = _referenced(check, labels)
+        refs = [r for check in options for r in _referenced(check, labels)]
+        refs = list(dict.fromkeys(refs))
         nums = []
         for pop in pops:
             vals = values_for(pop, None, ())
             nums.append(f"{pop}: " + ", ".join(f"{lab}.{met}={_fmt(vals(lab, met))}"
                                                 for lab, met in refs))
         out["key_numbers"] = " | ".join(nums)
-        margins = [m for pop in pops for m in _margins(check, labels, values_for(pop, None, ()))]
-        if margins:  # the decisive comparison: the one that fails most, or holds least
-            m, text = min(margins, key=lambda x: x[0])
+        decisive = []
+        for check in options:
+            margins = [m for pop in pops
+                       for m in _margins(check, labels, values_for(pop, None, ()))]
+            if margins:  # the one that fails most, or holds with the least room
+                decisive.append(min(margins, key=lambda x: x[0]))
+        if decisive:  # with options: the option nearest its line
+            m, text = min(decisive, key=lambda x: abs(x[0])) if len(options) > 1 \
+                else decisive[0]
             out["closest_margin_pct"] = 100.0 * m
             out["closest_comparison"] = text
             out["close_call"] = abs(m) < CLOSE_CALL
-        if check.share is None:
-            held, failed = [], []
-            for name, ov in scen:
-                ok = all(_holds(check, labels, values_for(p, None, ov)) for p in pops)
-                (held if ok else failed).append(name)
-            n = len(scen)
-            model_line = ("supports" if len(held) == n else
-                          "contradicts" if not held else "mixed")
-            out["scenarios_holding"] = f"{len(held)}/{n}"
-            if failed and held:
-                out["uncertainty"] = ("holds at " + ", ".join(held) + "; fails at "
-                                      + ", ".join(failed))
-            elif failed:
-                out["uncertainty"] = f"fails in all {n} scenarios (default and parameter range ends)"
+        if options[0].share is None:
+            texts = [_option_name(t) for t in row["check"].split("||")]
+            results = [_scenario_line(check, labels, pops, scen, values_for)
+                       for check in options]
+            model_line = _combine([r[0] for r in results])
+            if len(options) == 1:
+                out["scenarios_holding"], out["uncertainty"] = results[0][1], results[0][2]
             else:
-                out["uncertainty"] = (f"holds in all {n} scenarios" +
-                                      (" (" + ", ".join(s for s, _ in scen[1:]) + ")"
-                                       if n > 1 else ""))
+                out["scenarios_holding"] = "; ".join(f"option {k + 1}: {r[1]}"
+                                                     for k, r in enumerate(results))
+                out["uncertainty"] = "options judged one by one: " + "; ".join(
+                    f"[{t}] {r[0]} ({r[2]})" for t, r in zip(texts, results))
         else:
+            check = options[0]
             lo, hi = check.share
             n_ok = n_all = 0
             for pop in pops:
@@ -1085,6 +1110,27 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
     else:
         out["verdict"] = verdict_from_lines(row["category"], model_line, data_line, partial)
     return out
+
+
+def _scenario_line(check: _Check, labels: Sequence[str], pops: Sequence[str],
+                   scen: Sequence[tuple[str, tuple]], values_for: Callable
+                   ) -> tuple[str, str, str]:
+    """(model line, scenarios holding, in words) of one check over the scenarios: it holds
+    in a scenario when it holds in every population."""
+    held, failed = [], []
+    for name, ov in scen:
+        ok = all(_holds(check, labels, values_for(p, None, ov)) for p in pops)
+        (held if ok else failed).append(name)
+    n = len(scen)
+    line = "supports" if len(held) == n else "contradicts" if not held else "mixed"
+    if failed and held:
+        words = "holds at " + ", ".join(held) + "; fails at " + ", ".join(failed)
+    elif failed:
+        words = f"fails in all {n} scenarios (default and parameter range ends)"
+    else:
+        words = (f"holds in all {n} scenarios" +
+                 (" (" + ", ".join(s for s, _ in scen[1:]) + ")" if n > 1 else ""))
+    return line, f"{len(held)}/{n}", words
 
 
 def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
