@@ -173,3 +173,13 @@ def test_a_share_check_cannot_have_options():
     with pytest.raises(b12pk.FileFormatError, match="cannot have options"):
         ev._parse_options("share[0.1,0.5]: adequate(A) || adequate(B)")
     assert len(ev._parse_options("adequate(A*) || adequate(B)")) == 2
+
+
+def test_a_population_can_start_replete():
+    import b12pk
+
+    p = ev._patient("roux-en-y@replete")
+    assert p.baseline_stores_ug == pytest.approx(b12pk.steady_state_stores_ug("healthy"))
+    assert p.baseline_serum_pmol_per_l is None
+    with pytest.raises(b12pk.FileFormatError, match="@replete"):
+        ev._patient("roux-en-y@full")

@@ -379,13 +379,19 @@ def _regimen(text: str) -> Regimen:
 
 @lru_cache(maxsize=None)
 def _patient(spec: str, baseline: float | None = None) -> Patient:
-    """``preset[@baseline|@ss][:diet=x]`` -> Patient."""
-    m = re.match(r"^([a-z-]+)(?:@(ss|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
+    """``preset[@baseline|@ss|@replete][:diet=x]`` -> Patient (``@replete``: the stores of
+    a healthy adult on a usual diet, e.g. just after bariatric surgery)."""
+    m = re.match(r"^([a-z-]+)(?:@(ss|replete|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
     if not m:
-        raise FileFormatError(f"cannot read population {spec!r} (expected preset[@serum][:diet=x])")
+        raise FileFormatError(f"cannot read population {spec!r} (expected "
+                              "preset[@serum|@ss|@replete][:diet=x])")
     kw: dict[str, Any] = {}
     if m[2] == "ss":
         kw["serum_pmol_per_l"] = None
+    elif m[2] == "replete":
+        from ..engine.core import steady_state_stores_ug
+
+        kw["stores_ug"] = steady_state_stores_ug("healthy")
     elif m[2]:
         kw["serum_pmol_per_l"] = float(m[2])
     if baseline is not None:
