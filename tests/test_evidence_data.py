@@ -183,3 +183,11 @@ def test_a_population_can_start_replete():
     assert p.baseline_serum_pmol_per_l is None
     with pytest.raises(b12pk.FileFormatError, match="@replete"):
         ev._patient("roux-en-y@full")
+
+
+def test_a_day_metric_reads_the_trough_when_a_dose_falls_that_day():
+    df = ev._simulate("1000 mcg cyanocobalamin IM monthly", "vegan@110", None, (), 120.0)
+    s = df.set_index("time_days")["serum_pmol_per_l"]
+    at = ev.metric("serum_d90", df, 120.0)
+    assert at == pytest.approx(s[90.0])
+    assert at < s[89.0] and at < s[91.0] / 3   # before the day-90 injection acts
