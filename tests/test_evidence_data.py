@@ -191,3 +191,8 @@ def test_a_day_metric_reads_the_trough_when_a_dose_falls_that_day():
     at = ev.metric("serum_d90", df, 120.0)
     assert at == pytest.approx(s[90.0])
     assert at < s[89.0] and at < s[91.0] / 3   # before the day-90 injection acts
+
+
+def test_a_replete_population_takes_a_share_claims_baseline():
+    p = ev._patient("roux-en-y@replete", 90.0)
+    assert p.baseline_serum_pmol_per_l == 90.0 and p.baseline_stores_ug is None

@@ -394,7 +394,8 @@ def _patient(spec: str, baseline: float | None = None) -> Patient:
         kw["stores_ug"] = steady_state_stores_ug("healthy")
     elif m[2]:
         kw["serum_pmol_per_l"] = float(m[2])
-    if baseline is not None:
+    if baseline is not None:  # a share claim's crude variants: the serum, not the stores
+        kw.pop("stores_ug", None)
         kw["serum_pmol_per_l"] = baseline
     if m[3]:
         kw["diet_ug_per_day"] = float(m[3])
