@@ -349,8 +349,8 @@ def _option_name(text: str) -> str:
 
 
 def _combine(lines: Sequence[str]) -> str:
-    """Model line of a claim with options: supports when every option is supported,
-    contradicts when every one is contradicted, mixed otherwise."""
+    """One line from several (a claim's options, or its datasets): supports when every one
+    supports, contradicts when every one contradicts, mixed otherwise."""
     if all(x == "supports" for x in lines):
         return "supports"
     if all(x == "contradicts" for x in lines):
@@ -658,7 +658,7 @@ def _pmol(row: Any) -> float:
 PA_COHORT_RULE = ("supports when the median serum at 1 month is at or above the deficiency "
                   "cut-off, at least three quarters are no longer deficient at 1 month and "
                   "at most a tenth deficient at 12 months; contradicts when none of these "
-                  "holds")
+                  "holds (three quarters and a tenth: assumed readings of 'effective')")
 
 
 def _pa_oral_cohort() -> DataEvidence | None:
@@ -924,13 +924,7 @@ def _data_line(names: Sequence[str]) -> tuple[str | None, str]:
         texts.append(f"[{line}] {ev.text}")
     if not lines:
         return None, ""
-    if all(x == "supports" for x in lines):
-        out = "supports"
-    elif all(x == "contradicts" for x in lines):
-        out = "contradicts"
-    else:
-        out = "mixed"
-    return out, " || ".join(texts)
+    return _combine(lines), " || ".join(texts)
 
 
 # --------------------------------------------------------------------------------------

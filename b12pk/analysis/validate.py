@@ -88,17 +88,13 @@ def suspected_mechanisms() -> list[dict[str, str]]:
     return list(_config().get("suspected", []))
 
 
-def _to_pmol(value: float, unit: str) -> float:
-    return serum_to_pmol_per_l(value, unit)
-
-
 def _spread_interval(row: Any) -> tuple[float, float] | None:
     """Observed interval (pmol/L or ratio) from the spread columns, or None."""
     kind = str(row.spread_kind) if isinstance(row.spread_kind, str) else ""
     spread = row.spread if isinstance(row.spread, str) else ""
     if not kind or not spread:
         return None
-    conv = (lambda v: _to_pmol(v, row.unit)) if row.outcome.startswith("serum") and \
+    conv = (lambda v: serum_to_pmol_per_l(v, row.unit)) if row.outcome.startswith("serum") and \
         row.statistic != "ratio_to_baseline" else float
     if kind in ("SD", "SE"):
         centre, half = conv(row.value), conv(float(spread))
@@ -239,7 +235,7 @@ def validate(folder: str | Path | None = None) -> Validation:
             regimen = Regimen.parse(row.regimen_text)
             baseline = None
             if not (isinstance(row.baseline_value, float) and math.isnan(row.baseline_value)):
-                baseline = _to_pmol(float(row.baseline_value),
+                baseline = serum_to_pmol_per_l(float(row.baseline_value),
                                     "pg/mL" if row.statistic == "ratio_to_baseline"
                                     else row.unit)
             sampling = meta["sampling"]
@@ -249,7 +245,7 @@ def validate(folder: str | Path | None = None) -> Validation:
             if row.statistic == "ratio_to_baseline":
                 observed = float(row.value)
             else:
-                observed = _to_pmol(float(row.value), row.unit)
+                observed = serum_to_pmol_per_l(float(row.value), row.unit)
             interval = _spread_interval(row)
             ratio = pred / observed
             rows.append({
@@ -327,7 +323,7 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
     if t <= 0 and use == "validation":
         return "baseline (used as the starting value, not a prediction)"
     serum = df[(df.arm == row.arm) & (df.outcome == "serum_b12") & (df.time_days == 0)]
-    s0 = _to_pmol(float(serum.value.iloc[0]), serum.unit.iloc[0]) if len(serum) else \
+    s0 = serum_to_pmol_per_l(float(serum.value.iloc[0]), serum.unit.iloc[0]) if len(serum) else \
         meta.get("assumed_baseline_serum_pmol_per_l")
     key = f"baseline_{MARKER_COLUMNS[row.outcome]}"
     preds = []
