@@ -133,6 +133,34 @@ def test_duplicate_ids_are_refused(tmp_path):
         ev.load_claims(path)
 
 
+def test_a_quote_catalogued_twice_is_refused(tmp_path):
+    twin = CLAIMS.head(1).copy()
+    twin["id"] = "C099"
+    twin["check"] = ""
+    path = tmp_path / "claims.csv"
+    pd.concat([CLAIMS.head(2), twin]).to_csv(path, index=False)
+    with pytest.raises(FileFormatError, match="C001 and C099 quote the same words"):
+        ev.load_claims(path)
+
+
+def test_one_proposition_checked_twice_in_one_article_is_refused(tmp_path):
+    first = CLAIMS[CLAIMS["id"] == "C102"]
+    twin = first.copy()
+    twin["id"], twin["quote"] = "C199", "Oral supplementation is effective"
+    path = tmp_path / "claims.csv"
+    pd.concat([first, twin]).to_csv(path, index=False)
+    with pytest.raises(FileFormatError, match="C102 and C199 of one article check the same"):
+        ev.load_claims(path)
+
+
+def test_merged_claims_keep_every_quote_and_name_the_merged_ids():
+    row = CLAIMS.set_index("id").loc["C102"]
+    assert len(row["quote"].split(" | ")) == 3
+    assert row["merged"] == "C103; C111"
+    assert not set(CLAIMS["id"]) & {"C103", "C111", "C108", "C204", "C213", "C310", "C312",
+                                     "C413"}
+
+
 # ---------------------------------------------------------------- evaluation
 
 IDS = ["C307", "C004", "C002", "C010"]
@@ -187,15 +215,47 @@ def test_unknown_id_is_refused():
 
 # ---------------------------------------------------------------- contradictions and outputs
 
+def _sides(verdicts, sides, seeds):
+    n = len(verdicts)
+    return pd.DataFrame({"id": [f"X{i}" for i in range(n)], "verdict": verdicts,
+                         "topic": ["t"] * n, "side": sides, "seed_file": seeds,
+                         "key_numbers": ["k"] * n, "data_evidence": [""] * n})
+
+
 def test_contradictions_pick_the_better_side():
-    table = pd.DataFrame({
-        "id": ["X1", "X2", "X3"], "verdict": [ev.CONSISTENT, ev.INCONSISTENT, ev.PARTLY],
-        "topic": ["t", "t", "t"], "side": ["yes", "no", "no"],
-        "key_numbers": ["a", "b", "c"], "data_evidence": ["", "", ""]})
+    seeds = list(ev.articles())
+    table = _sides([ev.CONSISTENT, ev.INCONSISTENT, ev.PARTLY], ["yes", "no", "no"],
+                   [seeds[0], seeds[1], seeds[1]])
     c = ev.contradictions(table)
     assert len(c) == 1
     assert c["supports"].iloc[0] == "side A: yes"
     assert c["score_b"].iloc[0] == pytest.approx(0.25)
+    assert c["where"].iloc[0] == "between articles"
+
+
+def test_an_article_counts_once_on_its_side():
+    seeds = list(ev.articles())
+    # three sentences of one article and one of another on side "yes"
+    table = _sides([ev.CONSISTENT] * 3 + [ev.INCONSISTENT, ev.PARTLY],
+                   ["yes"] * 4 + ["no"], seeds[:1] * 3 + [seeds[1], seeds[2]])
+    c = ev.contradictions(table)
+    assert c["score_a"].iloc[0] == pytest.approx(0.5)     # (1 + 0) / 2, not 3/4
+    assert c["supports"].iloc[0] == "neither clearly"
+
+
+def test_an_article_on_both_sides_is_a_disagreement_within_it():
+    seeds = list(ev.articles())
+    table = _sides([ev.CONSISTENT, ev.INCONSISTENT], ["yes", "no"], [seeds[3], seeds[3]])
+    c = ev.contradictions(table)
+    title = ev.article_title(seeds[3], short=True)
+    assert c["where"].iloc[0] == f"within \u201c{title}\u201d"
+
+
+def test_the_shipped_contradictions_are_between_sides_that_disagree(full_result):
+    c = full_result.contradictions
+    assert len(c) >= 3
+    assert "intranasal" not in set(c["topic"])     # both regimens of one article: no conflict
+    assert (c["side_a"] != c["side_b"]).all()
 
 
 def test_markdown_figure_and_files(result, tmp_path):

@@ -83,7 +83,8 @@ CONSISTENT, PARTLY, INCONSISTENT, NOT_CHECKABLE = (
 VERDICTS = (CONSISTENT, PARTLY, INCONSISTENT, NOT_CHECKABLE)
 CLAIM_COLUMNS = ("id", "seed_file", "quote", "assertion", "population", "regimen_ids",
                  "regimens", "populations", "check", "sensitivity", "data_checks", "days",
-                 "partial", "cited_refs", "cited_source", "category", "topic", "side", "notes")
+                 "partial", "cited_refs", "cited_source", "category", "topic", "side", "merged",
+                 "notes")
 REQUIRED = ("id", "seed_file", "quote", "assertion", "category")
 SHARE_BASELINES = (60.0, 90.0, 120.0, 150.0)
 SHARE_SLACK = 0.25
@@ -189,6 +190,7 @@ def _validate_claims(df: Any, where: str = "claims") -> Any:
             raise FileFormatError(f"{at}: {exc}") from None
         except InputError as exc:
             raise FileFormatError(f"{at}: {exc}") from None
+    _refuse_duplicates(df, where)
     days = []
     for v in df["days"]:
         try:
@@ -197,6 +199,32 @@ def _validate_claims(df: Any, where: str = "claims") -> Any:
             raise FileFormatError(f"{where}: days {v!r} is not a number") from None
     df["days"] = days
     return df.reset_index(drop=True)
+
+
+def _refuse_duplicates(df: Any, where: str) -> None:
+    """One verdict per claim: two rows of one article that quote the same words, or check
+    the same proposition (same regimens, populations and check), are refused."""
+    quotes: dict[tuple[str, str], str] = {}
+    props: dict[tuple[str, str, str, str], str] = {}
+    for _, row in df.iterrows():
+        rid, seed = row["id"].strip(), row["seed_file"].strip()
+        for frag in row["quote"].split(" | "):
+            key = (seed, _norm(frag).lower())
+            if key in quotes and quotes[key] != rid:
+                raise FileFormatError(f"{where}: claims {quotes[key]} and {rid} quote the same "
+                                      f"words of one article ({echo(frag, 50)}); merge them "
+                                      "into one row (join distinct quotes with ' | ')")
+            quotes[key] = rid
+        if not row["check"].strip():
+            continue
+        key2 = (seed, _norm(row["regimens"]), _norm(row["populations"]),
+                _norm(row["check"]))
+        if key2 in props:
+            raise FileFormatError(f"{where}: claims {props[key2]} and {rid} of one article check "
+                                  "the same proposition (same regimens, populations and check); "
+                                  "merge them into one row, its quotes joined with ' | ' and the "
+                                  "merged ids in column 'merged'")
+        props[key2] = rid
 
 
 def quote_problems(claims: Any = None, seeds: str | Path | None = None) -> list[str]:
@@ -1215,14 +1243,68 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
 
 _SCORE = {CONSISTENT: 1.0, PARTLY: 0.5, INCONSISTENT: 0.0}
 
+CONTRADICTIONS_RULE = (
+    "A row is a pair of sides of one topic that the catalogue marks as disagreeing "
+    "(column side); it is a disagreement between articles, or within one article when that "
+    "article stands on both sides. A side's score is the mean over the articles on that side "
+    "of each article's mean verdict score (consistent 1, partly consistent 0.5, inconsistent 0; "
+    "claims not checkable left out), so that an article counts once however many sentences "
+    "repeat its position. The model and data support side A (B) when its score beats the "
+    "other's by 0.25 or more, both sides when both score 0.75 or more, else neither clearly.")
+
+
+@lru_cache(maxsize=1)
+def articles() -> dict[str, dict[str, str]]:
+    """The seed articles by file name: ``{"title": ..., "short": ...}``
+    (``data/claims/articles.toml``)."""
+    import tomllib
+
+    with open(data_path("claims", "articles.toml"), "rb") as fh:
+        doc = tomllib.load(fh)
+    return {a["seed_file"]: {"title": a["title"], "short": a["short"]}
+            for a in doc["article"]}
+
+
+def article_title(seed_file: str, short: bool = False) -> str:
+    """The title of a seed article (its short name if ``short``); the file name if unknown."""
+    a = articles().get(seed_file)
+    return seed_file if a is None else a["short" if short else "title"]
+
+
+def side_score(group: Any) -> float | None:
+    """Score of one side (:data:`CONTRADICTIONS_RULE`): the mean over articles of each
+    article's mean verdict score; None when none of its claims is checkable."""
+    per_article = []
+    for _seed, g in group.groupby("seed_file", sort=True):
+        sc = [_SCORE[v] for v in g["verdict"] if v in _SCORE]
+        if sc:
+            per_article.append(sum(sc) / len(sc))
+    return sum(per_article) / len(per_article) if per_article else None
+
+
+def _supports(a: str, b: str, sa: float | None, sb: float | None) -> str:
+    if sa is None or sb is None:
+        return "not checkable"
+    if sa >= 0.75 and sb >= 0.75:
+        return "both sides (no conflict in the model)"
+    if sa - sb >= 0.25:
+        return f"side A: {a}"
+    if sb - sa >= 0.25:
+        return f"side B: {b}"
+    return "neither clearly"
+
+
+def _where(ga: Any, gb: Any) -> str:
+    both = sorted(set(ga["seed_file"]) & set(gb["seed_file"]))
+    seeds = sorted(set(ga["seed_file"]) | set(gb["seed_file"]))
+    between = ("between articles" if len(seeds) > 1 else "")
+    within = "; ".join(f"within \u201c{article_title(s, short=True)}\u201d" for s in both)
+    return "; ".join(x for x in (between, within) if x)
+
 
 def contradictions(table: Any) -> Any:
-    """Where the seeds contradict each other: one row per pair of sides within a topic.
-
-    A side's score is the mean over its checked claims of consistent 1, partly 0.5,
-    inconsistent 0; the model and data support a side if its score beats the other's by at
-    least 0.25, "both sides" if both score >= 0.75, else "neither clearly".
-    """
+    """Where the seed articles disagree: one row per pair of sides within a topic
+    (:data:`CONTRADICTIONS_RULE`)."""
     import pandas as pd
 
     rows = []
@@ -1231,37 +1313,32 @@ def contradictions(table: Any) -> Any:
         sides = list(dict.fromkeys(grp["side"]))
         for a, b in itertools.combinations(sides, 2):
             ga, gb = grp[grp["side"] == a], grp[grp["side"] == b]
+            sa, sb = side_score(ga), side_score(gb)
 
-            def summary(g: Any) -> tuple[str, float | None]:
-                items = [f"{r.id} ({r.verdict})" for r in g.itertuples()]
-                sc = [_SCORE[v] for v in g["verdict"] if v in _SCORE]
-                return "; ".join(items), (sum(sc) / len(sc) if sc else None)
+            def items(g: Any) -> str:
+                return "; ".join(f"{r.id} ({r.verdict})" for r in g.itertuples())
 
-            ca, sa = summary(ga)
-            cb, sb = summary(gb)
-            if sa is None or sb is None:
-                sup = "not checkable"
-            elif sa >= 0.75 and sb >= 0.75:
-                sup = "both sides (no conflict in the model)"
-            elif sa - sb >= 0.25:
-                sup = f"side A: {a}"
-            elif sb - sa >= 0.25:
-                sup = f"side B: {b}"
-            else:
-                sup = "neither clearly"
+            def arts(g: Any) -> str:
+                return "; ".join(article_title(s, short=True)
+                                 for s in sorted(set(g["seed_file"])))
 
             def numbers(g: Any) -> str:
                 return " / ".join(f"{r.id}: {r.key_numbers}" for r in g.itertuples()
-                                  if r.key_numbers)[:900]
+                                  if r.key_numbers)
 
             data = sorted({d for d in pd.concat([ga, gb])["data_evidence"] if d})
-            rows.append({"topic": topic, "side_a": a, "claims_a": ca,
-                         "score_a": sa, "side_b": b, "claims_b": cb, "score_b": sb,
+            rows.append({"topic": topic, "where": _where(ga, gb),
+                         "side_a": a, "claims_a": items(ga), "articles_a": arts(ga),
+                         "score_a": sa, "side_b": b, "claims_b": items(gb),
+                         "articles_b": arts(gb), "score_b": sb,
                          "model_a": numbers(ga), "model_b": numbers(gb),
-                         "data": " || ".join(data)[:1500], "supports": sup})
-    return pd.DataFrame(rows, columns=["topic", "side_a", "claims_a", "score_a", "side_b",
-                                       "claims_b", "score_b", "model_a", "model_b", "data",
-                                       "supports"])
+                         "data": " || ".join(data), "supports": _supports(a, b, sa, sb)})
+    return pd.DataFrame(rows, columns=CONTRADICTION_COLUMNS)
+
+
+CONTRADICTION_COLUMNS = ["topic", "where", "side_a", "claims_a", "articles_a", "score_a",
+                         "side_b", "claims_b", "articles_b", "score_b", "model_a", "model_b",
+                         "data", "supports"]
 
 
 # --------------------------------------------------------------------------------------

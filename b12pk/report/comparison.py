@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..analysis.compare import SUMMARY_COLUMNS, Comparison
+from ..analysis.evidence import CONTRADICTIONS_RULE, article_title
 from ..io import atomic_output_dir
 from ..model.parameters import lab_bands, parameter_table
 
@@ -374,6 +375,12 @@ def _evidence_figure(evidence: Any, fig_dir: Path) -> Path:
     return path
 
 
+def _scores(a: float | None, b: float | None) -> str:
+    def one(x: float | None) -> str:
+        return "n/a" if x is None or x != x else f"{x:.2f}"
+    return f"{one(a)} / {one(b)}"
+
+
 def _evidence_items(evidence: Any, figs: dict[str, Path]) -> list[tuple]:
     counts = evidence.counts()
     items: list[tuple] = [
@@ -391,13 +398,18 @@ def _evidence_items(evidence: Any, figs: dict[str, Path]) -> list[tuple]:
         items.append(("img", figs["evidence"], "The contested questions: simulated serum "
                       "curves beside the claims"))
     t = evidence.table
-    items.append(("table", ["id", "seed", "claim", "verdict", "key numbers"],
-                  [[r.id, r.seed_file[:3], r.claim, r.verdict, str(r.key_numbers)[:300]]
-                   for r in t.itertuples()]))
+    items.append(("table", ["id", "article", "claim", "verdict", "key numbers"],
+                  [[r.id, article_title(r.seed_file, short=True), r.claim, r.verdict,
+                    str(r.key_numbers)] for r in t.itertuples()]))
     c = evidence.contradictions
     if len(c):
-        items.append(("h3", "Where the seeds contradict each other"))
-        items.append(("table", list(c.columns), c.astype(str).values.tolist()))
+        items.append(("h3", "Where the seed articles disagree"))
+        items.append(("p", CONTRADICTIONS_RULE))
+        items.append(("table", ["topic", "where", "side A (claims)", "side B (claims)",
+                                "scores A / B", "model and data support"],
+                      [[r.topic, r.where, f"{r.side_a}: {r.claims_a}",
+                        f"{r.side_b}: {r.claims_b}", _scores(r.score_a, r.score_b),
+                        r.supports] for r in c.itertuples()]))
     return items
 
 
