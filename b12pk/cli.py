@@ -9,12 +9,13 @@ failures; no traceback, and no partial output is left behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
 import os
 import re
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_uninterrupted,
@@ -599,10 +600,38 @@ def _one_line(exc: BaseException) -> str:
     return sanitize_message(str(exc))
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """b12pk's warnings on the command line: one line each, ``b12pk: warning: ...``, each
+    distinct message once per run (not Python's file:line and source echo)."""
+    import warnings
+
+    from .errors import B12pkWarning
+
+    seen: set[str] = set()
+    previous = warnings.showwarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+             line: Any = None) -> None:
+        if not issubclass(category, B12pkWarning):
+            previous(message, category, filename, lineno, file, line)
+            return
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            sys.stderr.write(f"b12pk: warning: {text}\n")
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with handle_signals():  # first: Ctrl-C during the imports below is handled too
+    with handle_signals(), _warnings_as_lines():  # first: Ctrl-C during imports is handled
         code = _run(argv)
         signum = pending_signal()  # a signal whose exception a library callback swallowed
         if signum is not None and code < 128:

@@ -292,3 +292,14 @@ def test_compare_command_draws_parameter_uncertainty(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert "trough_ss_pmol_per_l_p95" in summary.columns
     assert "90 % intervals over 6 parameter sets" in (out / "report.md").read_text("utf-8")
+
+
+def test_a_model_warning_is_one_line_on_the_command_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "b12pk.cli", "simulate", "--regimen",
+                          "1000 mcg cyanocobalamin IV once", "--days", "5", "--out",
+                          str(tmp_path / "iv.csv")], capture_output=True, text=True)
+    assert out.returncode == 0
+    lines = out.stderr.splitlines()
+    warned = [ln for ln in lines if ln.startswith("b12pk: warning: intravenous")]
+    assert len(warned) == 1
+    assert not any(".py:" in ln for ln in lines)     # no file:line or source echo

@@ -79,11 +79,25 @@ def test_rubric_rejects_unknown_lines_and_categories():
         ev.verdict_from_lines("opinion", "supports", None)
 
 
-@pytest.mark.parametrize("share,want", [
-    (0.0, "mixed"), (0.01, "supports"), (0.5, "supports"), (0.74, "mixed"),
-    (0.76, "contradicts"), (1.0, "contradicts")])
-def test_share_line_edges(share, want):
-    assert ev.share_line(share, 0.01, 0.5) == want
+@pytest.mark.parametrize("k,want", [
+    (25, "supports"), (50, "supports"), (20, "mixed"), (56, "mixed"), (10, "contradicts"),
+    (70, "contradicts"), (0, "contradicts"), (100, "contradicts")])
+def test_share_line_uses_the_claimed_range_and_the_sampling_interval(k, want):
+    assert ev.share_line(k, 100, 0.25, 0.5) == want
+
+
+def test_share_line_refuses_impossible_counts():
+    with pytest.raises(InputError):
+        ev.share_line(5, 4, 0.0, 1.0)
+
+
+def test_virtual_patients_vary_and_reproduce():
+    one = ev.virtual_patients("pernicious-anaemia@110")
+    assert len(one) == ev.SHARE_PATIENTS
+    assert one == ev.virtual_patients.__wrapped__("pernicious-anaemia@110")   # same seed
+    baselines = [p.baseline_serum_pmol_per_l for p, _ in one]
+    assert min(baselines) < 110 < max(baselines)
+    assert len({ov for _, ov in one}) == len(one)
 
 
 # ---------------------------------------------------------------- bad rows
@@ -182,7 +196,7 @@ def test_known_verdicts(result):
     assert t.loc["C307", "verdict"] == ev.CONSISTENT          # monthly beats 3-monthly
     assert t.loc["C010", "verdict"] == ev.NOT_CHECKABLE       # clinical judgement
     assert t.loc["C004", "data_line"] == "supports"           # PA cohort 88.5 %
-    assert "variants" in t.loc["C004", "scenarios_holding"]
+    assert "virtual patients" in t.loc["C004", "scenarios_holding"]
     assert t.loc["C002", "verdict"] == ev.CONSISTENT          # passive ~1 %
     assert "trough_ss" in t.loc["C307", "key_numbers"]
 

@@ -55,6 +55,7 @@ import math
 import os
 import re
 import textwrap
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,7 +64,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .._data import data_path
-from ..errors import FileFormatError, InputError
+from ..errors import B12pkWarning, FileFormatError, InputError
 from ..io import echo
 from ..model.parameters import (Patient, default_parameters, marker_limits, parameter_table,
                                 serum_bands_pmol_per_l, serum_to_pmol_per_l)
@@ -73,7 +74,8 @@ __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
     "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
-    "verdict_from_lines", "share_line", "contradictions", "panel_courses", "PANELS",
+    "verdict_from_lines", "share_line", "SHARE_RULE", "virtual_patients", "contradictions",
+    "panel_courses", "PANELS",
     "RUBRIC_MARKDOWN", "clear_cache",
 ]
 
@@ -86,8 +88,8 @@ CLAIM_COLUMNS = ("id", "seed_file", "quote", "assertion", "population", "regimen
                  "partial", "cited_refs", "cited_source", "category", "topic", "side", "merged",
                  "notes")
 REQUIRED = ("id", "seed_file", "quote", "assertion", "category")
-SHARE_BASELINES = (60.0, 90.0, 120.0, 150.0)
-SHARE_SLACK = 0.25
+SHARE_PATIENTS = 100
+SHARE_SEED = 22
 STEADY_WINDOW = 90.0
 
 
@@ -449,18 +451,59 @@ def _param_range(name: str) -> tuple[float, float, float]:
 # --------------------------------------------------------------------------------------
 # Simulation and metrics
 
-@lru_cache(maxsize=2048)
 def _simulate(reg_text: str, pop: str, baseline: float | None,
               overrides: tuple[tuple[str, float], ...], days: float) -> Any:
+    return _run(reg_text, _patient(pop, baseline), overrides, days)
+
+
+@lru_cache(maxsize=4096)
+def _run(reg_text: str, patient: Patient, overrides: tuple[tuple[str, float], ...],
+         days: float) -> Any:
     from ..engine.core import simulate
 
     params = default_parameters().replace(**dict(overrides)) if overrides else None
-    return simulate(_regimen(reg_text), _patient(pop, baseline), days, parameters=params)
+    return simulate(_regimen(reg_text), patient, days, parameters=params)
 
 
 def clear_cache() -> None:
     """Forget cached simulations (for reproducibility checks)."""
-    _simulate.cache_clear()
+    _run.cache_clear()
+    virtual_patients.cache_clear()
+
+
+#: The parameters a virtual population varies between patients (data/variability.toml).
+_VARIED = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
+           "uptake_vmax_ug_per_day", "nasal_bioavailability")
+
+
+@lru_cache(maxsize=64)
+def virtual_patients(pop: str, overrides: tuple[tuple[str, float], ...] = (),
+                     n: int = SHARE_PATIENTS, seed: int = SHARE_SEED
+                     ) -> tuple[tuple[Patient, tuple[tuple[str, float], ...]], ...]:
+    """The virtual patients a share-of-patients claim is judged in: ``n`` draws of
+    :func:`b12pk.population.sample_patients` around the population ``pop``
+    (between-patient variability of ``data/variability.toml``: absorption, losses, diet,
+    baseline serum), as ``(patient, parameter overrides)`` pairs; the same seed gives the
+    same patients."""
+    import dataclasses
+
+    from ..population.core import PopulationSpec, sample_patients
+
+    typical = _patient(pop)
+    if overrides:
+        typical = dataclasses.replace(typical, overrides={**typical.overrides, **dict(overrides)})
+    draws = sample_patients(PopulationSpec(typical, n=n, seed=seed))
+    out = []
+    for r in draws.to_dict("records"):
+        kw: dict[str, Any] = {"diet_ug_per_day": float(r["diet_ug_per_day"])}
+        for col in ("baseline_serum_pmol_per_l", "baseline_stores_ug"):
+            if col in r:
+                kw[col] = float(r[col])
+        patient = dataclasses.replace(typical, **kw)
+        ov = dict(overrides)
+        ov.update({k: float(r[k]) for k in _VARIED if k in r})
+        out.append((patient, tuple(sorted(ov.items()))))
+    return tuple(out)
 
 
 def _interp(df: Any, col: str, day: float) -> float:
@@ -984,11 +1027,24 @@ def verdict_from_lines(category: str, model: str | None, data: str | None,
     return verdict
 
 
-def share_line(share: float, lo: float, hi: float, slack: float = SHARE_SLACK) -> str:
-    """Model line of a share-of-patients claim: the share of variants vs the claimed range."""
+SHARE_RULE = ("a share-of-patients claim is judged in a virtual population (between-patient "
+              "variability of data/variability.toml): supports when the share of virtual "
+              "patients for whom the proposition holds lies in the claimed range, mixed when "
+              "it lies outside but its 95 % Wilson interval reaches the range, contradicts "
+              "otherwise; 'up to X %' is read as X/2 to X % (a share below half the stated "
+              "maximum would make the sentence misleading; reading assumed)")
+
+
+def share_line(k: int, n: int, lo: float, hi: float) -> str:
+    """Model line of a share-of-patients claim (:data:`SHARE_RULE`): ``k`` of ``n`` virtual
+    patients for whom the proposition holds against the claimed range ``[lo, hi]``."""
+    if n < 1 or not 0 <= k <= n:
+        raise InputError(f"a share needs 0 <= k <= n and n >= 1, got k={k!r}, n={n!r}")
+    share = k / n
     if lo - 1e-12 <= share <= hi + 1e-12:
         return "supports"
-    if lo - slack <= share <= hi + slack:
+    low, high = wilson(k, n)
+    if high >= lo and low <= hi:
         return "mixed"
     return "contradicts"
 
@@ -1112,23 +1168,7 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
                 out["uncertainty"] = "options judged one by one: " + "; ".join(
                     f"[{t}] {r[0]} ({r[2]})" for t, r in zip(texts, results))
         else:
-            check = options[0]
-            lo, hi = check.share
-            n_ok = n_all = 0
-            for pop in pops:
-                for b in SHARE_BASELINES:
-                    for _name, ov in scen:
-                        n_all += 1
-                        n_ok += _holds(check, labels, values_for(pop, b, ov))
-            share = n_ok / n_all
-            model_line = share_line(share, lo, hi)
-            out["scenarios_holding"] = f"{n_ok}/{n_all} variants"
-            out["uncertainty"] = (f"share of crude patient variants (baseline "
-                                  f"{'/'.join(f'{b:g}' for b in SHARE_BASELINES)} pmol/L x "
-                                  f"{len(scen)} parameter scenarios) for which it holds: "
-                                  f"{share:.0%} vs claimed {lo:.0%}-{hi:.0%}; a typical-patient "
-                                  "model cannot give a population share")
-            partial = partial or row["category"] != "trial-outcome"
+            model_line = _share_claim(options[0], labels, regs, pops, base, days, out)
     data_line, data_text = _data_line(_split(row["data_checks"]))
     out["model_line"] = model_line or ""
     out["data_line"] = data_line or ""
@@ -1139,6 +1179,31 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
     else:
         out["verdict"] = verdict_from_lines(row["category"], model_line, data_line, partial)
     return out
+
+
+def _share_claim(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str, str]],
+                 pops: Sequence[str], base: tuple, days: float, out: dict[str, Any]) -> str:
+    """Model line of a share claim, judged in the virtual patients of each population
+    (:data:`SHARE_RULE`); fills the claim's scenario and uncertainty words."""
+    lo, hi = check.share
+    k = n = 0
+    for pop in pops:
+        for patient, ov in virtual_patients(pop, base):
+            def values(lab: str, met: str, patient: Patient = patient, ov: tuple = ov) -> float:
+                text, own_pop = regs[lab]
+                who = _patient(own_pop) if own_pop else patient
+                return metric(met, _run(text, who, ov, days), days)
+            n += 1
+            with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity
+                warnings.simplefilter("ignore", B12pkWarning)   # is simulated as drawn
+                k += _holds(check, labels, values)
+    low, high = wilson(k, n)
+    out["scenarios_holding"] = f"{k}/{n} virtual patients"
+    out["uncertainty"] = (f"share of virtual patients for whom it holds: {k / n:.0%} (95 % "
+                          f"interval {low:.0%}-{high:.0%}) vs claimed {lo:.0%}-{hi:.0%}; "
+                          "between-patient variability as in data/variability.toml (partly "
+                          "assumed)")
+    return share_line(k, n, lo, hi)
 
 
 def _scenario_line(check: _Check, labels: Sequence[str], pops: Sequence[str],
