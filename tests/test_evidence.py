@@ -296,3 +296,32 @@ def test_threads_give_the_same_verdicts_as_one():
 def test_bad_worker_counts_are_refused(workers):
     with pytest.raises(b12pk.InputError, match="workers"):
         ev.evaluate_claims(ids=["C001"], workers=workers)
+
+
+# ---------------------------------------------------------------- success lines
+
+def test_a_macro_takes_its_sources_success_line():
+    lines = ev.success_lines()
+    assert lines["OB12_NORMAL"]["value_pmol_per_l"] == pytest.approx(211 * 0.7378, abs=0.1)
+    check = ev._parse_check("adequate(A, OB12_NORMAL)")
+    consts = [c.rhs.const for _neg, conds in check.groups for c in conds]
+    assert consts[:2] == [lines["OB12_NORMAL"]["value_pmol_per_l"]] * 2
+    assert consts[2] == pytest.approx(ev.DEF)          # never deficient after day 30: unchanged
+
+
+def test_the_line_decides_the_verdict():
+    row = CLAIMS[CLAIMS["id"] == "C006"].copy()
+    judged = {}
+    for line in ("REPLETE", "DEF"):
+        row["check"] = f"adequate(A*, {line})"
+        judged[line] = ev.evaluate_claims(row, max_days=200).table["model_line"].iloc[0]
+    assert judged["REPLETE"] == "contradicts" and judged["DEF"] == "supports"
+
+
+@pytest.mark.parametrize("check,match", [
+    ("adequate(A, NOPE)", "unknown success line"),
+    ("adequate(A, REPLETE, DEF)", "takes 1 to 2 arguments"),
+    ("equivalent(A)", "takes 2 to 2 arguments")])
+def test_bad_macro_arguments_are_refused(tmp_path, check, match):
+    with pytest.raises(FileFormatError, match=match):
+        ev.load_claims(_write(tmp_path, check=check))

@@ -74,7 +74,7 @@ __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
     "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
-    "verdict_from_lines", "share_line", "SHARE_RULE", "virtual_patients", "contradictions",
+    "verdict_from_lines", "share_line", "success_lines", "SHARE_RULE", "virtual_patients", "contradictions",
     "panel_courses", "PANELS",
     "RUBRIC_MARKDOWN", "clear_cache",
 ]
@@ -260,13 +260,40 @@ def _split(cell: str, sep: str = ";") -> list[str]:
     return [p.strip() for p in str(cell).split(sep) if p.strip()]
 
 
+#: Macros: ``adequate(X)``, ``maintains(X)`` and ``loading(X)`` take an optional success
+#: line, ``adequate(X, OB12_NORMAL)`` (default REPLETE).
 _MACROS = {
-    "adequate": ("{0}.serum_d90 >= REPLETE", "{0}.trough_ss >= REPLETE",
+    "adequate": ("{0}.serum_d90 >= {L}", "{0}.trough_ss >= {L}",
                  "{0}.min_from_d30 >= DEF"),
-    "maintains": ("{0}.trough_ss >= REPLETE", "{0}.min_from_d60 >= DEF"),
-    "loading": ("{0}.serum_d30 >= REPLETE",),
+    "maintains": ("{0}.trough_ss >= {L}", "{0}.min_from_d60 >= DEF"),
+    "loading": ("{0}.serum_d30 >= {L}",),
     "equivalent": ("{0}.serum_d90 >=band {1}.serum_d90", "{0}.trough_ss >=band {1}.trough_ss"),
 }
+_MACRO_ARGS = {"adequate": (1, 2), "maintains": (1, 2), "loading": (1, 2), "equivalent": (2, 2)}
+
+
+@lru_cache(maxsize=1)
+def success_lines() -> dict[str, dict[str, Any]]:
+    """The named lines a check may use: ``{name: {"value_pmol_per_l", "text", "source"}}``
+    (DEF, REPLETE and ``data/claims/lines.toml``)."""
+    import tomllib
+
+    with open(data_path("claims", "lines.toml"), "rb") as fh:
+        doc = tomllib.load(fh)
+    band = ("bands of the article 'What is the recommended dose of vitamin B12 (cobalamin) "
+            "for treating deficiency?' (data/lab_bands.toml)")
+    out = {"DEF": {"value_pmol_per_l": DEF, "text": f"the deficient band's upper limit "
+                   f"(180 ng/L = {DEF:.0f} pmol/L)", "source": band},
+           "REPLETE": {"value_pmol_per_l": REPLETE, "text": f"'deficiency unlikely' "
+                       f"(> 350 ng/L = {REPLETE:.0f} pmol/L)", "source": band}}
+    for name, entry in doc.items():
+        value = entry.get("value_pmol_per_l")
+        if not isinstance(value, (int, float)) or not 0 < value < 1e5 or not entry.get("source"):
+            raise FileFormatError(f"data/claims/lines.toml [{name}]: needs value_pmol_per_l "
+                                  "(a positive number) and a source")
+        out[name] = {"value_pmol_per_l": float(value), "text": entry.get("text", name),
+                     "source": entry["source"]}
+    return out
 _TERM = re.compile(r"^(?:(?P<k>[0-9.]+)\s*\*\s*)?(?P<lab>[A-Z][0-9]?\*?)\.(?P<metric>[a-z_]+?(?:_d\d+)?)$")
 _COND = re.compile(r"^(?P<lhs>.+?)\s*(?P<op>>=band|>band|>=|<=|>|<)\s*(?P<rhs>.+)$")
 _SHARE = re.compile(r"^share\[(?P<lo>[0-9.]+),\s*(?P<hi>[0-9.]+)\]:\s*(?P<rest>.+)$")
@@ -308,10 +335,9 @@ class _Check:
 
 def _parse_term(text: str) -> _Term:
     text = text.strip()
-    if text == "DEF":
-        return _Term(const=DEF)
-    if text == "REPLETE":
-        return _Term(const=REPLETE)
+    lines = success_lines()
+    if text in lines:
+        return _Term(const=lines[text]["value_pmol_per_l"])
     if text in _MARKER_LIMITS:
         return _Term(const=_MARKER_LIMITS[text])
     try:
@@ -321,8 +347,8 @@ def _parse_term(text: str) -> _Term:
     m = _TERM.match(text)
     if not m:
         raise FileFormatError(f"cannot read term {text!r} (expected e.g. A.trough_ss, "
-                              "1.1*B.trough_ss, DEF, REPLETE, MMA_NORMAL, HCY_TARGET or a "
-                              "number)")
+                              "1.1*B.trough_ss, DEF, REPLETE, a line of data/claims/lines.toml, "
+                              "MMA_NORMAL, HCY_TARGET or a number)")
     metric = m["metric"]
     base = re.sub(r"_d\d+$", "", metric)
     if base not in _METRICS:
@@ -356,7 +382,15 @@ def _parse_check(text: str) -> _Check:
             name, args = mm[1], [a.strip() for a in mm[2].split(",")]
             if name not in _MACROS:
                 raise FileFormatError(f"unknown check {name!r}; known: {', '.join(_MACROS)}")
-            conds = tuple(_parse_cond(c.format(*args)) for c in _MACROS[name])
+            lo, hi = _MACRO_ARGS[name]
+            if not lo <= len(args) <= hi:
+                raise FileFormatError(f"{name}() takes {lo} to {hi} arguments, got "
+                                      f"{len(args)}: {body!r}")
+            line = args[1] if name != "equivalent" and len(args) == 2 else "REPLETE"
+            if line not in success_lines():
+                raise FileFormatError(f"unknown success line {line!r}; known: "
+                                      f"{', '.join(success_lines())}")
+            conds = tuple(_parse_cond(c.format(*args, L=line)) for c in _MACROS[name])
         else:
             conds = (_parse_cond(body),)
         groups.append((neg, conds))
