@@ -66,6 +66,7 @@ import numpy as np
 from .._data import data_path
 from ..errors import B12pkWarning, FileFormatError, InputError
 from ..io import echo
+from .claim_words import OP_WORDS, metric_unit, metric_words, value_words
 from ..model.parameters import (Patient, default_parameters, marker_limits, parameter_table,
                                 serum_bands_pmol_per_l, serum_to_pmol_per_l)
 from ..regimen.language import Regimen
@@ -74,7 +75,7 @@ __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
     "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
-    "verdict_from_lines", "share_line", "success_lines", "SHARE_RULE", "virtual_patients", "contradictions",
+    "verdict_from_lines", "share_line", "success_lines", "trace", "population_words", "SHARE_RULE", "virtual_patients", "contradictions",
     "panel_courses", "PANELS",
     "RUBRIC_MARKDOWN", "clear_cache",
 ]
@@ -317,6 +318,7 @@ class _Term:
     label: str | None = None
     metric: str | None = None
     const: float | None = None
+    name: str | None = None     # a named line (DEF, REPLETE, MMA_NORMAL, ...)
 
 
 @dataclass(frozen=True)
@@ -337,9 +339,9 @@ def _parse_term(text: str) -> _Term:
     text = text.strip()
     lines = success_lines()
     if text in lines:
-        return _Term(const=lines[text]["value_pmol_per_l"])
+        return _Term(const=lines[text]["value_pmol_per_l"], name=text)
     if text in _MARKER_LIMITS:
-        return _Term(const=_MARKER_LIMITS[text])
+        return _Term(const=_MARKER_LIMITS[text], name=text)
     try:
         return _Term(const=float(text))
     except ValueError:
@@ -648,6 +650,76 @@ def _holds(check: _Check, labels: Sequence[str], values: Callable[[str, str], fl
         if ok == neg:
             return False
     return True
+
+
+def population_words(spec: str) -> str:
+    """A population of the catalogue in words: ``pernicious-anaemia@110`` -> "pernicious
+    anaemia, serum B12 110 pmol/L at the start"."""
+    m = re.match(r"^([a-z-]+)(?:@(ss|replete|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
+    if not m:
+        return spec
+    words = m[1].replace("-", " ")
+    if m[2] == "ss":
+        words += ", at the untreated steady state"
+    elif m[2] == "replete":
+        words += ", starting with a healthy adult's body stores"
+    elif m[2]:
+        words += f", serum B12 {float(m[2]):g} pmol/L at the start"
+    if m[3]:
+        words += (", no B12 from food" if float(m[3]) == 0 else
+                  f", {float(m[3]):g} µg/day from food")
+    return words
+
+
+_LIMIT_WORDS = {"MMA_NORMAL": "the upper normal limit of methylmalonic acid",
+                "HCY_TARGET": "the homocysteine target"}
+
+
+def _term_words(term: _Term, lab: str, unit: str) -> str:
+    if term.const is not None:
+        if term.name in success_lines():
+            return success_lines()[term.name]["text"]
+        if term.name in _LIMIT_WORDS:
+            return f"{_LIMIT_WORDS[term.name]} ({value_words(term.const, unit)})"
+        return value_words(term.const, unit)
+    k = f"{term.k:g} × " if term.k not in (None, 1.0) else ""
+    return f"{k}regimen {lab}, {metric_words(term.metric)}"
+
+
+def _term_unit(term: _Term) -> str:
+    if term.metric:
+        return metric_unit(term.metric)
+    if term.name in ("MMA_NORMAL",):
+        return "nmol/L"
+    if term.name in ("HCY_TARGET",):
+        return "umol/L"
+    return "pmol/L" if term.name else ""
+
+
+def trace(check: _Check, labels: Sequence[str], values: Callable[[str, str], float]
+          ) -> list[str]:
+    """Every comparison of a check, step by step, with the numbers of ``values`` and whether
+    it holds ("... = 301 pmol/L, at or above 'deficiency unlikely' (258 pmol/L): holds")."""
+    steps = []
+    for neg, conds in check.groups:
+        part = []
+        for c in conds:
+            unit = _term_unit(c.lhs) or _term_unit(c.rhs)
+            for (la, a), (lb, b) in itertools.product(_term_values(c.lhs, labels, values),
+                                                      _term_values(c.rhs, labels, values)):
+                ok = _compare(a, c.op, b)
+                r_unit = _term_unit(c.rhs) or unit
+                rhs = _term_words(c.rhs, lb, r_unit)
+                rhs_value = "" if c.rhs.const is not None else f" = {value_words(b, r_unit)}"
+                part.append(f"{_term_words(c.lhs, la, unit)} = {value_words(a, unit)}, "
+                            f"{OP_WORDS[c.op]} {rhs}{rhs_value}: "
+                            f"{'holds' if ok else 'fails'}")
+        if neg:
+            steps.append("NOT all of [" + "; ".join(part) + "]: "
+                         + ("holds" if not all(s.endswith("holds") for s in part) else "fails"))
+        else:
+            steps.extend(part)
+    return steps
 
 
 #: A proposition within this relative distance of its line is flagged as a close call.
@@ -1115,8 +1187,8 @@ class EvidenceResult:
 EVIDENCE_COLUMNS = ("id", "seed_file", "category", "claim", "population", "verdict",
                     "model_line", "data_line", "scenarios_holding", "key_numbers",
                     "uncertainty", "data_evidence", "closest_margin_pct",
-                    "closest_comparison", "close_call", "partial", "topic", "side", "quote",
-                    "cited_source", "notes")
+                    "closest_comparison", "close_call", "trace", "partial", "topic", "side",
+                    "quote", "cited_source", "merged", "notes")
 
 
 def _scenarios(sens: Sequence[str]) -> list[tuple[str, tuple[tuple[str, float], ...]]]:
@@ -1141,10 +1213,11 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
     out = {"id": row["id"], "seed_file": row["seed_file"], "category": row["category"],
            "claim": row["assertion"], "population": row["population"], "partial": row["partial"],
            "topic": row["topic"], "side": row["side"], "quote": row["quote"],
+           "merged": row["merged"],
            "cited_source": row["cited_source"], "notes": row["notes"],
            "model_line": "", "data_line": "", "scenarios_holding": "", "key_numbers": "",
            "uncertainty": "", "data_evidence": "", "closest_margin_pct": math.nan,
-           "closest_comparison": "", "close_call": False}
+           "closest_comparison": "", "close_call": False, "trace": ""}
     partial = row["partial"].strip().lower() in ("yes", "true", "1")
     if row["category"] == "clinical-judgement":
         out["verdict"] = NOT_CHECKABLE
@@ -1177,6 +1250,15 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
             nums.append(f"{pop}: " + ", ".join(f"{lab}.{met}={_fmt(vals(lab, met))}"
                                                 for lab, met in refs))
         out["key_numbers"] = " | ".join(nums)
+        if options[0].share is None:
+            steps = []
+            for k, check in enumerate(options):
+                for pop in pops:
+                    head = (f"option {k + 1}, " if len(options) > 1 else "") + \
+                        population_words(pop)
+                    steps += [f"{head}: {st}" for st in
+                              trace(check, labels, values_for(pop, None, ()))]
+            out["trace"] = " || ".join(steps)
         decisive = []
         for check in options:
             margins = [m for pop in pops
