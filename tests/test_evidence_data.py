@@ -142,11 +142,13 @@ def test_margin_is_the_relative_distance_to_the_line():
 def test_close_calls_are_flagged_in_the_evidence_table():
     from b12pk.analysis.evidence import evaluate_claims
 
-    t = evaluate_claims(ids=["C005", "C007", "C002"]).table.set_index("id")
+    t = evaluate_claims(ids=["C006", "C007", "C002", "C201"]).table.set_index("id")
     assert bool(t.loc["C007", "close_call"])    # IM and oral both replete on day 1: a tie
     assert abs(t.loc["C007", "closest_margin_pct"]) < 10.0
-    # C005 fails clearly: its decisive comparison (a trough of 190 against 258) is far
-    assert t.loc["C005", "closest_margin_pct"] < -10.0 and not bool(t.loc["C005", "close_call"])
+    # C006 fails just: a trough of 190 against its article's line of 200
+    assert -10.0 < t.loc["C006", "closest_margin_pct"] < 0 and bool(t.loc["C006", "close_call"])
+    # C201 fails clearly: its decisive comparison (a trough near 180 against 258) is far
+    assert t.loc["C201", "closest_margin_pct"] < -10.0 and not bool(t.loc["C201", "close_call"])
     assert not bool(t.loc["C002", "close_call"])
 
 

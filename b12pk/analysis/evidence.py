@@ -76,7 +76,7 @@ __all__ = [
     "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
     "verdict_from_lines", "share_line", "success_lines", "trace", "population_words", "SHARE_RULE", "virtual_patients", "contradictions",
-    "panel_courses", "PANELS",
+    "panel_courses", "PANELS", "panel_points", "PANEL_POINTS",
     "RUBRIC_MARKDOWN", "clear_cache",
 ]
 
@@ -1564,6 +1564,42 @@ PANELS = (
       ("Hydroxo 1000 µg monthly (no loading)", "1000 mcg hydroxocobalamin IM monthly")),
      ("C308", "C212", "C104")),
 )
+
+
+#: Trial observations drawn over the panels: (panel title, trial, arm, label).
+PANEL_POINTS = (
+    ("Oral vs IM in pernicious anaemia", "pa_oral_cohort2024", "oral",
+     "PA cohort 2024: oral cyano 1000 µg daily (median, IQR; start 148 pmol/L)"),
+    ("Oral vs IM in pernicious anaemia", "kuzminski1998", "oral",
+     "Kuzminski 1998: oral cyano 2000 µg daily (mean; mixed causes)"),
+    ("Oral vs IM in pernicious anaemia", "kuzminski1998", "im",
+     "Kuzminski 1998: IM cyano 1000 µg x9 to day 90 (mean; mixed causes)"),
+)
+
+
+def panel_points() -> Any:
+    """The trial observations of :data:`PANEL_POINTS` in pmol/L: a tidy DataFrame with
+    ``panel``, ``label``, ``time_days``, ``serum_pmol_per_l`` and the spread's ends
+    ``low_pmol_per_l``/``high_pmol_per_l`` (NaN when none is reported)."""
+    import pandas as pd
+
+    rows = []
+    for panel, stem, arm, label in PANEL_POINTS:
+        sel = _rows(stem, arm=arm, outcome="serum_b12")
+        if sel is None:
+            continue
+        for r in sel.to_dict("records"):
+            lo = hi = math.nan
+            spread = str(r.get("spread") or "")
+            m = re.match(r"^\s*([0-9.]+)\s*-\s*([0-9.]+)\s*$", spread)
+            if m:
+                lo = serum_to_pmol_per_l(float(m[1]), r["unit"])
+                hi = serum_to_pmol_per_l(float(m[2]), r["unit"])
+            rows.append({"panel": panel, "label": label, "time_days": float(r["time_days"]),
+                         "serum_pmol_per_l": _pmol(r), "low_pmol_per_l": lo,
+                         "high_pmol_per_l": hi})
+    return pd.DataFrame(rows, columns=["panel", "label", "time_days", "serum_pmol_per_l",
+                                       "low_pmol_per_l", "high_pmol_per_l"])
 
 
 def panel_courses(days: float = 365.0) -> Any:

@@ -8,19 +8,21 @@ import textwrap
 from typing import Any
 
 from ..analysis.evidence import (DEF, PANELS, REPLETE, EvidenceResult, load_claims,
-                                 panel_courses)
+                                 panel_courses, panel_points)
 from ..errors import FileFormatError
 
 __all__ = ["plot_evidence"]
 
 
 def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0,
-                  courses: Any = None) -> Any:
+                  courses: Any = None, points: Any = None) -> Any:
     """Three panels (oral vs IM; maintenance interval; injection dose): simulated serum curves
     for the competing regimens over the seed bands, with the claims and verdicts below.
 
     ``courses``: from :func:`b12pk.analysis.evidence.panel_courses` (computed for ``days``
-    when not given)."""
+    when not given); ``points``: trial observations from
+    :func:`b12pk.analysis.evidence.panel_points` (read when not given), drawn over the
+    curves."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -43,6 +45,8 @@ def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0,
             pass
     if courses is None:
         courses = panel_courses(days)
+    if points is None:
+        points = panel_points()
     fig, axes = plt.subplots(1, 3, figsize=(17, 7.0), sharey=True)
     colors = ("#1b6ca8", "#e07b00", "#2a9d4a")
     ymin, ymax = 60.0, 4000.0
@@ -59,6 +63,7 @@ def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0,
             df = courses[(courses["panel"] == title) & (courses["label"] == label)]
             ax.plot(df["time_days"], df["serum_pmol_per_l"].clip(ymin, ymax), color=col,
                     lw=1.8, label=label)
+        _draw_points(ax, points[points["panel"] == title], ymin, ymax)
         ax.set_title(title, fontsize=12, fontweight="bold")
         ax.set_xlim(0, days)
         ax.set_ylim(ymin, ymax)
@@ -83,3 +88,14 @@ def plot_evidence(result: EvidenceResult | None = None, days: float = 365.0,
                  "educational, not advice)", fontsize=12.5)
     fig.subplots_adjust(left=0.05, right=0.99, top=0.9, bottom=0.36, wspace=0.06)
     return fig
+
+
+def _draw_points(ax: Any, pts: Any, ymin: float, ymax: float) -> None:
+    """Trial observations as black markers with their reported spread."""
+    markers = ("o", "s", "^", "D")
+    for (label, grp), mk in zip(pts.groupby("label", sort=False), markers):
+        y = grp["serum_pmol_per_l"].clip(ymin, ymax)
+        lo = (y - grp["low_pmol_per_l"]).clip(lower=0).fillna(0)
+        hi = (grp["high_pmol_per_l"] - y).clip(lower=0).fillna(0)
+        ax.errorbar(grp["time_days"], y, yerr=[lo, hi], fmt=mk, color="black", ms=5.5,
+                    mfc="white", capsize=3, lw=1.0, label=label, zorder=5)
