@@ -325,3 +325,17 @@ def test_the_line_decides_the_verdict():
 def test_bad_macro_arguments_are_refused(tmp_path, check, match):
     with pytest.raises(FileFormatError, match=match):
         ev.load_claims(_write(tmp_path, check=check))
+
+
+# ---------------------------------------------------------------- checks on numbers only
+
+def test_a_unit_conversion_claim_is_judged_without_simulation():
+    row = CLAIMS[CLAIMS["id"] == "C023"].copy()
+    assert ev.evaluate_claims(row).table["verdict"].iloc[0] == ev.INCONSISTENT
+    row["check"] = "133 >= 0.95*180 pg/mL; 133 <= 1.05*180 pg/mL"     # the right conversion
+    assert ev.evaluate_claims(row).table["verdict"].iloc[0] == ev.CONSISTENT
+
+
+def test_a_check_on_a_simulated_metric_still_needs_regimens(tmp_path):
+    with pytest.raises(FileFormatError, match="needs regimens"):
+        ev.load_claims(_write(tmp_path, regimens="", check="A.serum_d90 >= REPLETE"))

@@ -198,3 +198,13 @@ def test_a_day_metric_reads_the_trough_when_a_dose_falls_that_day():
 def test_a_replete_population_takes_a_share_claims_baseline():
     p = ev._patient("roux-en-y@replete", 90.0)
     assert p.baseline_serum_pmol_per_l == 90.0 and p.baseline_stores_ug is None
+
+
+def test_treated_homocysteine_follows_the_groups_against_the_target(trials):
+    assert ev._treated_hcy().line == "contradicts"       # 10.6, 12.2, 13.5 against 10
+    for stem in ("kuzminski1998", "pa_oral_cohort2024"):
+        df = trials[stem]
+        df.loc[(df["outcome"] == "homocysteine") & (df["time_days"] > 0), "value"] = 8.0
+    assert ev._treated_hcy().line == "supports"
+    _set(trials["pa_oral_cohort2024"], 13.5, outcome="homocysteine", time_days=30)
+    assert ev._treated_hcy().line == "mixed"

@@ -39,6 +39,7 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
                                                     "swissmedic30219")),
     "urine_hydroxo_vs_cyano": ("injection_urinary_loss", ("injection_urinary_loss",
                                                           "hydroxo1961", "swissmedic30219")),
+    "treated_hcy": ("trials/kuzminski1998", ("kuzminski1998",)),
 }
 
 

@@ -106,8 +106,11 @@ DEF, REPLETE = _bands()
 # Files
 
 def seeds_dir() -> Path:
-    """Where the seed documents live: ``<checkout>/../shared/seeds``."""
-    return Path(__file__).resolve().parents[2] / "shared" / "seeds"
+    """Where the seed documents live: ``<checkout>/shared/seeds`` or, beside the checkout,
+    ``<checkout>/../shared/seeds`` (the first that exists; the latter if neither)."""
+    checkout = Path(__file__).resolve().parents[2]
+    inside = checkout / "shared" / "seeds"
+    return inside if inside.is_dir() else checkout.parent / "shared" / "seeds"
 
 
 def claims_path() -> Path:
@@ -171,15 +174,15 @@ def _validate_claims(df: Any, where: str = "claims") -> Any:
             raise FileFormatError(f"{at}: a clinical-judgement claim has no check")
         try:
             if row["check"].strip():
-                _parse_options(row["check"])
+                simulated = _simulates(_parse_options(row["check"]))
                 regs = _parse_regimens(row["regimens"])
-                if not regs:
+                if not regs and simulated:
                     raise FileFormatError("a check needs regimens")
                 for _lab, (_text, pop) in regs.items():
                     if pop:
                         _patient(pop)
                 pops = _split(row["populations"])
-                if not pops:
+                if not pops and simulated:
                     raise FileFormatError("a check needs populations")
                 for p in pops:
                     _patient(p)
@@ -335,8 +338,23 @@ class _Check:
     share: tuple[float, float] | None = None
 
 
+#: A serum value with its unit: ``180 pg/mL``, ``0.95*350 ng/L`` (converted to pmol/L).
+_SERUM_CONST = re.compile(r"^(?:(?P<k>[0-9.]+)\s*\*\s*)?(?P<v>[0-9.]+)\s*"
+                          r"(?P<unit>pg/mL|ng/L|pmol/L)$")
+
+
+def _simulates(options: Sequence[_Check]) -> bool:
+    """Whether a check reads any simulated metric (else it compares numbers only)."""
+    return any(t.label for check in options for _neg, conds in check.groups
+               for c in conds for t in (c.lhs, c.rhs))
+
+
 def _parse_term(text: str) -> _Term:
     text = text.strip()
+    m = _SERUM_CONST.match(text)
+    if m:
+        k = float(m["k"]) if m["k"] else 1.0
+        return _Term(const=k * serum_to_pmol_per_l(float(m["v"]), m["unit"]))
     lines = success_lines()
     if text in lines:
         return _Term(const=lines[text]["value_pmol_per_l"], name=text)
@@ -953,6 +971,32 @@ def _lonterman() -> DataEvidence | None:
         "pmol/L", "lonterman2000", REPLETE_RULE)
 
 
+TREATED_HCY_RULE = ("for each treated group reporting total homocysteine after treatment "
+                    "(mean or median; Kuzminski 1998 at 4 months, the PA cohort 2024 at 1 "
+                    "month): it holds when the level is below the homocysteine target; "
+                    "supports when every group holds, contradicts when none does, else mixed")
+
+
+def _treated_hcy() -> DataEvidence | None:
+    target = _MARKER_LIMITS["HCY_TARGET"]
+    groups = []
+    for stem in ("kuzminski1998", "pa_oral_cohort2024"):
+        sel = _rows(stem, outcome="homocysteine")
+        if sel is None:
+            continue
+        for r in sel[sel["time_days"] > 0].to_dict("records"):
+            groups.append((stem, r["arm"], r["statistic"], float(r["value"]),
+                           float(r["time_days"])))
+    if not groups:
+        return None
+    line = judge([v < target for *_x, v, _t in groups])
+    words = "; ".join(f"{stem} {arm}: {stat} {v:g} µmol/L on day {t:g}"
+                      for stem, arm, stat, v, t in groups)
+    return DataEvidence(line, f"treated total homocysteine against the target "
+                              f"{target:g} µmol/L: {words}", "kuzminski1998; pa_oral_cohort2024",
+                        TREATED_HCY_RULE)
+
+
 GLASS_RULE = ("the serum 6 months after the course (at least the reported multiple of the "
               "mean baseline) bounds the serum at 2-3 months from below: supports when that "
               "bound is in the 'deficiency unlikely' band, contradicts when it is deficient, "
@@ -1070,6 +1114,7 @@ DATA_CHECKS: dict[str, Callable[[], DataEvidence | None]] = {
     "castelli": _castelli, "lonterman": _lonterman, "glass": _glass,
     "carmel_passive": _carmel_passive, "carmel_100_vs_1000": _carmel_100_vs_1000,
     "urine_loss_cyano": _urine_loss_cyano, "urine_hydroxo_vs_cyano": _urine_hydroxo_vs_cyano,
+    "treated_hcy": _treated_hcy,
 }
 """Datasets a claim can name in ``data_checks``. Each computes whether its numbers support
 its proposition, by the rule it states (``DataEvidence.rule``); ``!name`` in a claim means
@@ -1228,7 +1273,7 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
         options = _parse_options(row["check"])
         regs = _parse_regimens(row["regimens"])
         labels = list(regs)
-        pops = _split(row["populations"])
+        pops = _split(row["populations"]) or [""]   # "": a check on numbers only
         days = float(row["days"]) if not math.isnan(row["days"]) else 365.0
         if days_override is not None:
             days = min(days, days_override)
@@ -1255,7 +1300,7 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
             for k, check in enumerate(options):
                 for pop in pops:
                     head = (f"option {k + 1}, " if len(options) > 1 else "") + \
-                        population_words(pop)
+                        (population_words(pop) if pop else "numbers only")
                     steps += [f"{head}: {st}" for st in
                               trace(check, labels, values_for(pop, None, ()))]
             out["trace"] = " || ".join(steps)
