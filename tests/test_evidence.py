@@ -339,3 +339,21 @@ def test_a_unit_conversion_claim_is_judged_without_simulation():
 def test_a_check_on_a_simulated_metric_still_needs_regimens(tmp_path):
     with pytest.raises(FileFormatError, match="needs regimens"):
         ev.load_claims(_write(tmp_path, regimens="", check="A.serum_d90 >= REPLETE"))
+
+
+# ---------------------------------------------------------------- probability under the posterior
+
+def test_posterior_probability_reproduces_and_follows_the_verdict():
+    one = ev.evaluate_claims(ids=["C307", "C006"], draws=6, seed=3, max_days=400).table
+    two = ev.evaluate_claims(ids=["C307", "C006"], draws=6, seed=3, max_days=400).table
+    pd.testing.assert_frame_equal(one, two)
+    p = one.set_index("id")["probability_holds"]
+    assert p["C307"] == 1.0 and p["C006"] <= 0.5
+    plain = ev.evaluate_claims(ids=["C307"], max_days=400).table
+    assert math.isnan(plain["probability_holds"].iloc[0])
+
+
+@pytest.mark.parametrize("draws", [-1, 1.5, True, ev.MAX_DRAWS + 1])
+def test_bad_draw_counts_are_refused(draws):
+    with pytest.raises(InputError, match="draws"):
+        ev.evaluate_claims(ids=["C307"], draws=draws)

@@ -79,6 +79,8 @@ class ClaimCard:
     comparators: tuple[Comparator, ...]
     biases: tuple[str, ...]
     confidence: str
+    probability: float        # share of posterior draws in which it holds (NaN: not run)
+    draws: int
     notes: str
 
 
@@ -336,5 +338,6 @@ def claim_cards(result: "ev.EvidenceResult") -> list[ClaimCard]:
             comparators=tuple(comps), biases=tuple(biases),
             confidence=_confidence({**row, "sensitivity": c["sensitivity"],
                                     "check": c["check"]}, biases, comps),
-            notes=c["notes"]))
+            probability=float(row.get("probability_holds", math.nan)),
+            draws=int(result.settings.get("draws", 0) or 0), notes=c["notes"]))
     return cards

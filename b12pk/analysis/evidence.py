@@ -75,7 +75,7 @@ __all__ = [
     "CATEGORIES", "VERDICTS", "CLAIM_COLUMNS", "DATA_CHECKS", "EvidenceResult",
     "data_evidence", "judge", "wilson", "newcombe", "DataEvidence", "CLOSE_CALL",
     "seeds_dir", "claims_path", "load_claims", "quote_problems", "evaluate_claims",
-    "verdict_from_lines", "share_line", "success_lines", "trace", "population_words", "SHARE_RULE", "virtual_patients", "contradictions",
+    "verdict_from_lines", "share_line", "success_lines", "posterior_overrides", "MAX_DRAWS", "trace", "population_words", "SHARE_RULE", "virtual_patients", "contradictions",
     "panel_courses", "PANELS", "panel_points", "PANEL_POINTS",
     "RUBRIC_MARKDOWN", "clear_cache",
 ]
@@ -1232,7 +1232,8 @@ class EvidenceResult:
 EVIDENCE_COLUMNS = ("id", "seed_file", "category", "claim", "population", "verdict",
                     "model_line", "data_line", "scenarios_holding", "key_numbers",
                     "uncertainty", "data_evidence", "closest_margin_pct",
-                    "closest_comparison", "close_call", "trace", "partial", "topic", "side",
+                    "closest_comparison", "close_call", "probability_holds", "trace", "partial",
+                    "topic", "side",
                     "quote", "cited_source", "merged", "notes")
 
 
@@ -1253,8 +1254,40 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
-def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: float | None
-                  ) -> dict[str, Any]:
+#: Most posterior draws per claim (each is a full re-run of the claim).
+MAX_DRAWS = 500
+
+
+@lru_cache(maxsize=8)
+def posterior_overrides(base: tuple[tuple[str, float], ...], draws: int, seed: int
+                        ) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """``draws`` parameter sets from the fitted parameters' approximate posterior
+    (``data/calibration.toml [uncertainty]``) around ``base``, as override tuples."""
+    from ..model.parameters import parameter_uncertainty
+
+    unc = parameter_uncertainty()
+    params = default_parameters().replace(**dict(base)) if base else default_parameters()
+    out = []
+    for p in unc.draw(params, draws, seed):
+        ov = dict(base)
+        ov.update({n: float(p[n]) for n in unc.names})
+        out.append(tuple(sorted(ov.items())))
+    return tuple(out)
+
+
+def _probability(options: Sequence[_Check], labels: Sequence[str], pops: Sequence[str],
+                 values_for: Callable, base: tuple, draws: int, seed: int) -> float:
+    """Share of posterior draws in which every option holds in every population."""
+    held = 0
+    sets = posterior_overrides(base, draws, seed)
+    for ov in sets:
+        held += all(_holds(check, labels, values_for(p, None, ov, absolute=True))
+                    for check in options for p in pops)
+    return held / len(sets)
+
+
+def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: float | None,
+                  posterior: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     out = {"id": row["id"], "seed_file": row["seed_file"], "category": row["category"],
            "claim": row["assertion"], "population": row["population"], "partial": row["partial"],
            "topic": row["topic"], "side": row["side"], "quote": row["quote"],
@@ -1262,7 +1295,8 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
            "cited_source": row["cited_source"], "notes": row["notes"],
            "model_line": "", "data_line": "", "scenarios_holding": "", "key_numbers": "",
            "uncertainty": "", "data_evidence": "", "closest_margin_pct": math.nan,
-           "closest_comparison": "", "close_call": False, "trace": ""}
+           "closest_comparison": "", "close_call": False, "trace": "",
+           "probability_holds": math.nan}
     partial = row["partial"].strip().lower() in ("yes", "true", "1")
     if row["category"] == "clinical-judgement":
         out["verdict"] = NOT_CHECKABLE
@@ -1279,11 +1313,14 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
             days = min(days, days_override)
         scen = _scenarios(_split(row["sensitivity"]))
 
-        def values_for(pop: str, baseline: float | None, ov: tuple) -> Callable[[str, str], float]:
+        def values_for(pop: str, baseline: float | None, ov: tuple, absolute: bool = False
+                       ) -> Callable[[str, str], float]:
+            params = ov if absolute else tuple(sorted(dict(base + ov).items()))
+
             def values(lab: str, met: str) -> float:
                 text, own_pop = regs[lab]
                 df = _simulate(text, own_pop or pop, None if own_pop else baseline,
-                               tuple(sorted(dict(base + ov).items())), days)
+                               params, days)
                 return metric(met, df, days)
             return values
 
@@ -1316,6 +1353,9 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
             out["closest_margin_pct"] = 100.0 * m
             out["closest_comparison"] = text
             out["close_call"] = abs(m) < CLOSE_CALL
+        if options[0].share is None and posterior[0] > 0:
+            out["probability_holds"] = _probability(options, labels, pops, values_for, base,
+                                                    *posterior)
         if options[0].share is None:
             texts = [_option_name(t) for t in row["check"].split("||")]
             results = [_scenario_line(check, labels, pops, scen, values_for)
@@ -1392,6 +1432,7 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
                     overrides: dict[str, float] | None = None,
                     max_days: float | None = None,
                     workers: int | None = None,
+                    draws: int = 0, seed: int = 0,
                     progress: Callable[[int, int, str], None] | None = None) -> EvidenceResult:
     """Evaluate every claim of the catalogue.
 
@@ -1410,6 +1451,14 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
         Threads evaluating claims in parallel (default: one per CPU; the compiled transient
         integrator runs without the GIL, so 2 threads take about 0.6 of the time of one).
         Results do not depend on it.
+    draws : int
+        With ``draws`` > 0, each simulated claim (not share claims) is also judged at that
+        many draws of the fitted parameters from their approximate posterior
+        (``data/calibration.toml [uncertainty]``) and ``probability_holds`` is the share of
+        draws in which it holds (every option, every population). About ``draws`` times the
+        time of the plain run. 0: not computed (NaN).
+    seed : int
+        Seed of the posterior draws (the same seed gives the same probabilities).
     progress : callable, optional
         ``progress(done, total, claim_id)``.
 
@@ -1431,6 +1480,11 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
             raise InputError(f"unknown claim id(s): {shown}{more}; accepted: the ids of "
                              "data/claims/claims.csv, such as C001")
         claims = claims[claims["id"].isin(list(ids))].reset_index(drop=True)
+    if isinstance(draws, bool) or not isinstance(draws, int) or not 0 <= draws <= MAX_DRAWS:
+        raise InputError(f"draws={echo(draws)} is not accepted; accepted: a whole number from "
+                         f"0 to {MAX_DRAWS}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed={echo(seed)} is not accepted; accepted: a whole number >= 0")
     base: tuple[tuple[str, float], ...] = ()
     if overrides:
         default_parameters().replace(**overrides)   # validates
@@ -1447,7 +1501,8 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
 
         pool = ThreadPoolExecutor(max_workers=min(workers, len(records)))
         try:
-            futures = [pool.submit(_evaluate_row, r, base, max_days) for r in records]
+            futures = [pool.submit(_evaluate_row, r, base, max_days, (draws, seed))
+                       for r in records]
             for i, (fut, r) in enumerate(zip(futures, records)):
                 rows.append(fut.result())
                 if progress is not None:
@@ -1456,12 +1511,13 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
             pool.shutdown(wait=False, cancel_futures=True)
     else:
         for i, row in enumerate(records):
-            rows.append(_evaluate_row(row, base, max_days))
+            rows.append(_evaluate_row(row, base, max_days, (draws, seed)))
             if progress is not None:
                 progress(i + 1, len(records), row["id"])
     table = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
     return EvidenceResult(table=table, contradictions=contradictions(table), claims=claims,
-                          settings={"overrides": dict(base), "max_days": max_days})
+                          settings={"overrides": dict(base), "max_days": max_days,
+                                    "draws": draws, "seed": seed})
 
 
 # --------------------------------------------------------------------------------------

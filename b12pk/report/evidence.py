@@ -21,16 +21,22 @@ def _md_escape(text: str) -> str:
 
 
 def _verdict_table(result: EvidenceResult, cards: list[ClaimCard]) -> list[str]:
-    lines = ["| claim | article | what it asserts | verdict | confidence | margin |",
-             "|---|---|---|---|---|---|"]
+    draws = int(result.settings.get("draws", 0) or 0)
+    extra = f" P(holds), {draws} draws |" if draws else ""
+    lines = ["| claim | article | what it asserts | verdict | confidence | margin |" + extra,
+             "|---|---|---|---|---|---|" + ("---|" if draws else "")]
     by_id = {c.id: c for c in cards}
     for r in result.table.itertuples():
         if r.verdict == NOT_CHECKABLE and r.category == "clinical-judgement":
             continue
         card = by_id[r.id]
+        p = ""
+        if draws:
+            p = (f" {100 * card.probability:.0f} % |" if card.probability == card.probability
+                 else " |")
         lines.append(f"| [{r.id}](#{r.id.lower()}) | {_md_escape(article_title(r.seed_file, True))}"
                      f" | {_md_escape(r.claim)} | **{r.verdict}** | "
-                     f"{_md_escape(card.confidence)} | {_md_escape(card.margin)} |")
+                     f"{_md_escape(card.confidence)} | {_md_escape(card.margin)} |" + p)
     return lines
 
 
@@ -65,6 +71,9 @@ def _card_markdown(card: ClaimCard) -> list[str]:
             f"({k + 1}) {_md_escape(c)}" for k, c in enumerate(card.criterion)))
     if card.margin:
         out.append(f"- **Margin:** {_md_escape(card.margin)}")
+    if card.probability == card.probability:
+        out.append(f"- **Probability it holds** under the fitted parameters' approximate "
+                   f"posterior: {100 * card.probability:.0f} % of {card.draws} draws")
     if card.decided_by:
         out.append(f"- **Which scenario decides it:** {_md_escape(card.decided_by)}")
     for comp in card.comparators:
