@@ -278,13 +278,14 @@ def criterion_words(check_text: str) -> list[str]:
 
 # ------------------------------------------------------------------------------ cards
 
-def _margin_words(row: Any) -> str:
+def _margin_words(row: Any, share: bool = False) -> str:
     m = row["closest_margin_pct"]
     if not isinstance(m, float) or math.isnan(m):
         return ""
     side = "holds with" if m >= 0 else "fails by"
     call = " (close call)" if row["close_call"] else ""
-    return f"{side} {abs(m):.1f} % at the decisive comparison{call}"
+    who = "in the typical patient, " if share else ""
+    return f"{who}{side} {abs(m):.1f} % at the decisive comparison{call}"
 
 
 def _circular(comp: Comparator, claim: Any) -> bool:
@@ -333,7 +334,8 @@ def claim_cards(result: "ev.EvidenceResult") -> list[ClaimCard]:
             populations=tuple(ev.population_words(p) for p in pops),
             criterion=tuple(criterion_words(c["check"])), verdict=row["verdict"],
             model_line=row["model_line"], data_line=row["data_line"],
-            decided_by=row["uncertainty"], margin=_margin_words(row),
+            decided_by=row["uncertainty"],
+            margin=_margin_words(row, c["check"].strip().startswith("share[")),
             trace=tuple(s for s in str(row["trace"]).split(" || ") if s),
             comparators=tuple(comps), biases=tuple(biases),
             confidence=_confidence({**row, "sensitivity": c["sensitivity"],

@@ -1637,8 +1637,11 @@ says whether a trial dataset supports it, computed from the dataset's numbers by
 (the table of rules below). Primary line: model for *quantitative-pk*, data for
 *trial-outcome*; supports = consistent, mixed = partly consistent, contradicts = inconsistent;
 a secondary line pointing the other way gives partly consistent; claims with a part the model
-cannot check (symptoms, MMA, shares of patients) are at best partly consistent;
-*clinical-judgement* claims are not checkable by this model."""
+cannot check (symptoms, anaemia, outcomes it does not simulate) are at best partly consistent;
+claims about a share of patients are judged in 100 virtual patients (share against the claimed
+range, with its 95 % interval); *clinical-judgement* claims are not checkable by this model.
+Where a source defines its own success line (a trial's "normalised", an article's own band),
+the claim is judged against that line."""
 
 
 PANELS = (

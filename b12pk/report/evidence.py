@@ -47,7 +47,9 @@ def _card_markdown(card: ClaimCard) -> list[str]:
            ""]
     cite = card.citation
     if cite:
-        ref = cite.get("reference") or "none"
+        ref = cite.get("reference") or (
+            "; ".join(f"[{n.strip()}]" for n in cite.get("cited_refs", "").split(";")
+                      if n.strip()) or "none")
         status = {"yes": "in the article's list", "past end":
                   f"past the end of the article's list ({cite.get('list_length')} entries)",
                   "no list": "the article lists no references",
