@@ -208,3 +208,14 @@ def test_treated_homocysteine_follows_the_groups_against_the_target(trials):
     assert ev._treated_hcy().line == "supports"
     _set(trials["pa_oral_cohort2024"], 13.5, outcome="homocysteine", time_days=30)
     assert ev._treated_hcy().line == "mixed"
+
+
+def test_a_claim_that_names_no_form_is_judged_with_each_form():
+    from b12pk.analysis.evidence import evaluate_claims, load_claims
+
+    row = load_claims()
+    row = row[row["id"] == "C107"]
+    assert "cyanocobalamin" in row["regimens"].iloc[0] and \
+        "hydroxocobalamin" in row["regimens"].iloc[0]
+    t = evaluate_claims(row).table.iloc[0]
+    assert t["uncertainty"].startswith("options judged one by one")
