@@ -89,3 +89,13 @@ def test_trial_points_are_drawn_over_the_panels():
     fig = plot_evidence(None, days=60, points=pts)
     labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
     assert any("PA cohort 2024" in t for t in labels)
+
+
+def test_the_main_report_names_articles_and_states_the_scoring_rule(full_result, tmp_path):
+    from b12pk.report.comparison import write_report
+
+    comparison = b12pk.compare(days=60)
+    write_report(comparison, tmp_path / "r", figures=False, evidence=full_result)
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert "Where the seed articles disagree" in md and "counts once" in md
+    assert "Dose for treating deficiency" in md and "| 001 |" not in md
