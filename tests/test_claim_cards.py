@@ -94,7 +94,7 @@ def test_trial_points_are_drawn_over_the_panels():
 def test_the_main_report_names_articles_and_states_the_scoring_rule(full_result, tmp_path):
     from b12pk.report.comparison import write_report
 
-    comparison = b12pk.compare(days=60)
+    comparison = b12pk.compare(["1000 mcg cyanocobalamin oral daily"], ["vegan"], days=30)
     write_report(comparison, tmp_path / "r", figures=False, evidence=full_result)
     md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
     assert "Where the seed articles disagree" in md and "counts once" in md
