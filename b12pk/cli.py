@@ -279,7 +279,7 @@ def _looks_like_file(value: str) -> bool:
 
 def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> list:
     from .analysis.compare import NamedRegimen
-    from .regimen.language import Regimen, load_regimens
+    from .regimen.language import labelled_variants, load_regimens
 
     if not values:
         return []
@@ -295,7 +295,12 @@ def _regimens(values: Sequence[str] | None, default_form: str | None = None) -> 
                 out.append(NamedRegimen(label=r.label or r.to_text(), regimen=r))
         else:
             kwargs = {"default_form": default_form} if default_form is not None else {}
-            out.append(NamedRegimen(label=v.strip(), regimen=Regimen.parse(v, **kwargs)))
+            variants = labelled_variants(v, **kwargs)
+            if len(variants) > 1:
+                sys.stderr.write(f"b12pk: {echo(v)} holds a range: simulated at each end "
+                                 f"({len(variants)} regimens)\n")
+            out += [NamedRegimen(label=label if len(variants) > 1 else v.strip(), regimen=reg)
+                    for label, reg in variants]
     return out
 
 
@@ -398,6 +403,14 @@ def _refuse_input_as_output(out: str | None, *inputs: str | None) -> None:
                          "output another name")
 
 
+def _concat(frames: list) -> Any:
+    import pandas as pd
+
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs = dict(frames[0].attrs)
+    return out
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -407,9 +420,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     _refuse_input_as_output(args.out, args.regimen, args.patient)
     regimens = _regimens([args.regimen], default_form=args.form)
-    if len(regimens) != 1:
-        raise InputError(f"simulate takes exactly one regimen; {echo(args.regimen)} holds "
-                         f"{len(regimens)}")
     if _looks_like_file(args.patient):
         pats = load_patients(args.patient)
         if len(pats) != 1:
@@ -431,9 +441,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     patient = dataclasses.replace(patient, **changes)
     if args.seed and not args.uncertainty:
         raise InputError("--seed sets the parameter draws, so it needs --uncertainty N")
-    df = simulate(regimens[0].regimen, patient, days=args.days,
-                  hourly_after_injections=args.hourly, uncertainty=args.uncertainty,
-                  seed=args.seed)
+    frames = []
+    for named in regimens:   # a range or a file of several: one course each, by variant
+        part = simulate(named.regimen, patient, days=args.days,
+                        hourly_after_injections=args.hourly, uncertainty=args.uncertainty,
+                        seed=args.seed)
+        if len(regimens) > 1:
+            part.insert(0, "variant", named.label)
+        frames.append(part)
+    df = frames[0] if len(frames) == 1 else _concat(frames)
     for note in df.attrs.get("assumptions", ()):
         print(f"b12pk: note: {note}", file=sys.stderr)
     if args.out is None:

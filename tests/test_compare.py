@@ -58,8 +58,8 @@ def test_summary_arithmetic_on_a_known_curve():
     s = summarize(synthetic(serum), regimen, days=400)
     assert s["days_to_leave_deficient"] == 10.0  # first day >= 133 pmol/L
     assert s["serum_1mo_pmol_per_l"] == 300.0
-    assert s["pct_time_deficient"] == pytest.approx(100 * 10 / 401)
-    assert s["pct_time_not_replete"] == pytest.approx(100 * 20 / 401)
+    assert s["pct_time_deficient"] == pytest.approx(100 * 9 / 400)     # days 1-9 of 1-400
+    assert s["pct_time_not_replete"] == pytest.approx(100 * 19 / 400)
     assert s["total_dose_ug"] == 4000.0 and s["n_injections"] == 4.0
     assert s["stores_end_ug"] == 200.0 and s["urine_total_ug"] == 5.0
     assert s["trough_ss_pmol_per_l"] == 300.0

@@ -6,6 +6,8 @@ import math
 
 import pytest
 
+from b12pk.errors import B12pkWarning
+
 import b12pk
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -454,10 +456,10 @@ def test_unknown_word_error_quotes_text_position_expected_and_suggestion():
     assert (err.text, err.position) == (text, 12)
 
 
-def test_missing_route_error():
-    with pytest.raises(RegimenSyntaxError, match=r"end of the text \(position 20\): no route given"
-                                                 r".*oral, sublingual, IM"):
-        Regimen.parse("1000 mcg cyano daily")
+def test_missing_route_reads_as_oral_with_a_warning():
+    with pytest.warns(B12pkWarning, match="no route given: read as oral"):
+        reg = Regimen.parse("1000 mcg cyano daily")
+    assert reg.routes == ("oral",)
 
 
 def test_missing_amount_error():
@@ -476,11 +478,14 @@ def test_phase_without_end_before_then_error():
         Regimen.parse("1000 mcg IM daily, then monthly")
 
 
-def test_open_ended_without_stop_error():
-    with pytest.raises(RegimenSyntaxError, match=r'"until" \(position 30\): the open-ended phase '
-                                                 r"'until no further improvement' needs an explicit "
-                                                 r"stop.*\(max 6 weeks\).*open_ended_days"):
-        Regimen.parse("1000 mcg IM on alternate days until no further improvement")
+def test_open_ended_without_stop_takes_the_stated_assumption():
+    with pytest.warns(B12pkWarning, match=r"'until no further improvement' read as 6 weeks "
+                                          r"\(assumed"):
+        reg = Regimen.parse("1000 mcg IM on alternate days until no further improvement")
+    assert "(max 6 weeks)" in reg.to_text()
+    explicit = Regimen.parse("1000 mcg IM on alternate days until no further improvement "
+                             "(max 3 weeks)")
+    assert "(max 3 weeks)" in explicit.to_text()
 
 
 @pytest.mark.parametrize("word", ["biweekly", "bimonthly", "bi-weekly"])

@@ -42,9 +42,10 @@ SUMMARY_COLUMNS = {
     "serum_12mo_pmol_per_l": "serum B12 at 12 months (day 360), pmol/L",
     "trough_ss_pmol_per_l": "lowest serum B12 in the last 90 days of the horizon, pmol/L",
     "peak_ss_pmol_per_l": "highest serum B12 in the last 90 days of the horizon, pmol/L",
-    "pct_time_deficient": "share of days with serum B12 below the deficiency cut-off, %",
-    "pct_time_not_replete": "share of days with serum B12 in the deficient or indeterminate "
-                            "band (deficiency not yet 'unlikely'), %",
+    "pct_time_deficient": "share of days (day 1 to the end; day 0 is before the first dose) "
+                          "with serum B12 below the deficiency cut-off, %",
+    "pct_time_not_replete": "share of days (day 1 to the end) with serum B12 in the deficient "
+                            "or indeterminate band (deficiency not yet 'unlikely'), %",
     "total_dose_ug": "total B12 given, ug",
     "n_injections": "number of injections (IM, deep SC, IV)",
     "urine_total_ug": "B12 lost in urine, ug",
@@ -242,7 +243,7 @@ def summarize(df: Any, regimen: Regimen, days: float) -> dict[str, float]:
     window = t >= days - min(STEADY_WINDOW_DAYS, days / 3.0)
     out["trough_ss_pmol_per_l"] = float(serum[window].min())
     out["peak_ss_pmol_per_l"] = float(serum[window].max())
-    daily = np.isclose(t, np.round(t), atol=1e-9)
+    daily = np.isclose(t, np.round(t), atol=1e-9) & (t > 0)   # day 0 is before any dose
     out["pct_time_deficient"] = float(100.0 * np.mean(serum[daily] < cutoff))
     out["pct_time_not_replete"] = float(
         100.0 * np.mean(serum[daily] < _band_upper("indeterminate")))
@@ -284,6 +285,15 @@ def _as_items(items: Any, kind: str, single: tuple[type, ...]) -> list:
     return list(items)
 
 
+def _text_variants(text: str) -> list[tuple[str, Regimen]]:
+    """A regimen text, one per end of each range it holds (labelled with the end taken)."""
+    from ..regimen.language import labelled_variants
+
+    if "-" not in text and "\u2013" not in text and " to " not in text:
+        return [(text.strip(), as_regimen(text, "compare"))]
+    return labelled_variants(text)
+
+
 def _as_named_regimens(regimens: Any) -> list[NamedRegimen]:
     if regimens is None:
         return default_regimens()
@@ -299,8 +309,9 @@ def _as_named_regimens(regimens: Any) -> list[NamedRegimen]:
                 raise InputError(f"NamedRegimen {echo(r.label)}: regimen must be a Regimen, got "
                                  f"{type(r.regimen).__name__}")
             out.append(r)
-        elif isinstance(r, str):  # the text as the user wrote it is the label
-            out.append(NamedRegimen(label=r.strip(), regimen=as_regimen(r, "compare")))
+        elif isinstance(r, str):  # the text as the user wrote it is the label; a range
+            out += [NamedRegimen(label=label, regimen=reg)    # gives a regimen per end
+                    for label, reg in _text_variants(r)]
         elif isinstance(r, (Regimen, list, tuple)):
             reg = as_regimen(r, "compare")
             out.append(NamedRegimen(label=reg.label or reg.to_text(), regimen=reg))

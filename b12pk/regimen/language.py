@@ -22,6 +22,7 @@ import json
 import math
 import re
 import unicodedata
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -29,6 +30,7 @@ from typing import Any, Mapping, Sequence, Union
 import numpy as np
 
 from ..errors import (
+    B12pkWarning,
     DoseError,
     FileFormatError,
     HorizonError,
@@ -37,6 +39,7 @@ from ..errors import (
     ResourceError,
     UnknownNameError,
 )
+from .._data import data_path
 from ..io import as_finite_float, check_label, echo, echo_path, read_toml
 from ..model.declaration import declaration
 from ..limits import (MAX_DAILY_UG, MAX_DOSE_UG, MAX_DOSES_PER_DAY, MAX_EVENTS,
@@ -73,6 +76,7 @@ __all__ = [
     "Regimen",
     "parse_regimen",
     "regimen_variants",
+    "labelled_variants",
     "load_regimens",
     "regimens_from_toml",
     "regimens_to_toml",
@@ -1105,6 +1109,90 @@ def _tokenize(text: str) -> list[_Tok]:
     return toks
 
 
+#: Prescription abbreviations, as the words b12pk reads (qd, bid, qw, q3months, ...).
+_ABBREVIATIONS = {
+    "qd": ("daily",), "od": ("daily",), "qday": ("daily",), "qdaily": ("daily",),
+    "bid": ("twice", "daily"), "bd": ("twice", "daily"),
+    "tid": ("three", "times", "daily"), "tds": ("three", "times", "daily"),
+    "qid": ("four", "times", "daily"),
+    "qw": ("weekly",), "qwk": ("weekly",), "qweek": ("weekly",), "qweekly": ("weekly",),
+    "qmonth": ("monthly",), "qmo": ("monthly",), "qmonthly": ("monthly",),
+}
+_Q_EVERY = re.compile(r"^q(\d+)(d|days?|w|wks?|weeks?|mos?|months?)$")
+_Q_UNITS = {"d": "days", "w": "weeks", "wk": "weeks", "mo": "months"}
+_NOSTRIL_LEAD = frozenset({"in", "into", "per", "up", "one", "each", "a", "either", "the",
+                           "both"})
+_INJECTION_WORDS = frozenset({"injection", "injections", "injected", "shot", "shots"})
+
+
+def _everyday(toks: list[_Tok]) -> tuple[list[_Tok], list[str]]:
+    """Everyday prescription wording as the words the grammar reads: abbreviations (qd,
+    bid, qw, q3months), "in one nostril" (intranasal) and, when no route is written,
+    "injection" (read as IM, with a note). Returns the tokens and the readings noted."""
+    out: list[_Tok] = []
+    for t in toks:
+        if t.kind != "word":
+            out.append(t)
+            continue
+        words = _ABBREVIATIONS.get(t.text)
+        m = _Q_EVERY.match(t.text) if words is None else None
+        if m:
+            unit = m[2].rstrip("s")
+            words = ("every", m[1], _Q_UNITS.get(unit, unit + "s"))
+        if words is None:
+            out.append(t)
+            continue
+        out += [_Tok("num" if w.isdigit() else "word", w, t.start, t.end) for w in words]
+    toks, notes = _nostrils(out), []
+
+    def is_route(i: int) -> bool:
+        two = "".join(x.text for x in toks[i:i + 2]) if i + 1 < len(toks) else ""
+        return toks[i].kind == "word" and (_alias_key(toks[i].text) in _ROUTE_ALIASES
+                                           or two in ("deepsc", "bymouth", "peros"))
+    if not any(is_route(i) for i in range(len(toks))):
+        for i, t in enumerate(toks):
+            if t.kind == "word" and t.text in _INJECTION_WORDS:
+                toks[i] = _Tok("word", _readings()["injection"]["route"], t.start, t.end)
+                notes.append(f"'{t.text}' with no route is read as intramuscular (IM), the "
+                             "route of every injection regimen in the seed articles (write "
+                             "the route to change it)")
+                break
+    return toks, notes
+
+
+def _nostrils(toks: list[_Tok]) -> list[_Tok]:
+    """'(in) (one) nostril(s)' -> the route 'intranasal', or nothing when a nasal route is
+    already written."""
+    nasal = any(t.kind == "word" and _ROUTE_ALIASES.get(_alias_key(t.text)) == "intranasal"
+                for t in toks)
+    out: list[_Tok] = []
+    for t in toks:
+        if t.kind == "word" and t.text in ("nostril", "nostrils"):
+            start = t.start
+            while out and out[-1].kind == "word" and out[-1].text in _NOSTRIL_LEAD:
+                start = out.pop().start
+            if not nasal:
+                out.append(_Tok("word", "intranasal", start, t.end))
+                nasal = True
+            continue
+        out.append(t)
+    return out
+
+
+def _readings() -> dict[str, Any]:
+    """How open wording is read (``data/regimens/readings.toml``), read once."""
+    global _READINGS
+    if _READINGS is None:
+        import tomllib
+
+        with open(data_path("regimens", "readings.toml"), "rb") as fh:
+            _READINGS = tomllib.load(fh)
+    return _READINGS
+
+
+_READINGS: dict[str, Any] | None = None
+
+
 def _drop_soft_punctuation(toks: list[_Tok]) -> list[_Tok]:
     """Drop colons, a final full stop and hyphens joining two words ("alternate-day")."""
     out = []
@@ -1147,7 +1235,8 @@ _FILLER = frozenset({
     "of", "at", "as", "with", "via", "by", "the", "maintenance", "therapy", "treatment",
     "dosing", "dose", "injection", "injections", "injected", "administration", "administered",
     "supplementation", "supplement", "standard", "loading", "initial", "initially", "vitamin",
-    "b12", "cobalamin", "given", "phase", "regimen", "prophylactic",
+    "b12", "cobalamin", "given", "phase", "regimen", "prophylactic", "spray", "sprays",
+    "shot", "shots",
 })
 _SEPARATOR_WORDS = ("then", "thereafter")
 _IMPROVEMENT_ADJ = frozenset({"neurological", "neurologic", "clinical", "symptomatic",
@@ -1224,7 +1313,7 @@ class _Parser:
                                      f"{len(text):,} characters long; accepted: at most "
                                      f"{MAX_TEXT_CHARS:,}", text[:MAX_TEXT_CHARS], 0)
         self.text = text
-        self.toks = _tokenize(text)
+        self.toks, self.notes = _everyday(_tokenize(text))
         self.i = 0
         self.choices = tuple(choices)
         self.ranges: list[tuple[int, str]] = []
@@ -1790,9 +1879,18 @@ class _Parser:
         for st in states:
             phases.append(self.build_phase(st, phases[-1] if phases else None))
         try:
-            return Regimen(tuple(phases))
+            regimen = Regimen(tuple(phases))
         except HorizonError as exc:
             raise HorizonError(f"{self._quote()}: {exc}") from None
+        for text in self.notes:
+            warnings.warn(f"regimen {echo(self.text, quote=chr(34))}: {text}", B12pkWarning,
+                          stacklevel=4)
+        return regimen
+
+    def note(self, text: str) -> None:
+        """A reading of open wording, said once per regimen as a warning when it is built."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def build_phase(self, st: _PhaseState, prev: Phase | None) -> Phase:
         end = st.end_tok
@@ -1802,7 +1900,9 @@ class _Parser:
             raise self.error(end, "no amount given", (_EXPECT_AMOUNT,))
         route = st.route or (prev and prev.route)
         if route is None:
-            raise self.error(end, "no route given", (_EXPECT_ROUTE,))
+            route = _readings()["no_route"]["route"]
+            self.note(f"no route given: read as {_ROUTE_WORDS[route]} (a dose with no route "
+                      "is read as a supplement taken by mouth; write the route to change it)")
         form = st.form or (prev and prev.form) or self.default_form
         if form is None:
             raise self.error(end, "no form given", (_EXPECT_FORM,))
@@ -1824,13 +1924,49 @@ class _Parser:
     def open_duration(self, st: _PhaseState) -> Duration:
         dur = st.duration
         if isinstance(dur, UntilCondition) and dur.max_days is None:
-            if self.open_ended_days is None:
-                raise self.error(
-                    st.until_tok, f"the open-ended phase 'until {dur.condition}' needs an "  # type: ignore[arg-type]
-                    f"explicit stop: write 'until {dur.condition} (max 6 weeks)' or pass "
-                    f"open_ended_days=N", ("(max N weeks)",))
-            dur = UntilCondition(dur.condition, self.open_ended_days)
+            days = self.open_ended_days
+            if days is None:
+                reading = _readings()["open_endings"][dur.condition]
+                days = float(reading["days"])
+                self.note(f"'until {dur.condition}' read as {_plural(*_days_in_unit(days))} "
+                          f"({reading['status']}; write 'until {dur.condition} (max N weeks)' "
+                          "to set it)")
+            dur = UntilCondition(dur.condition, days)
         return dur
+
+
+_RANGE_SPLIT = re.compile(r"\s*(?:-|\u2013|\u2014|\bto\b)\s*")
+
+
+def labelled_variants(text: str, *, open_ended_days: float | None = None,
+                      default_form: str | None = "cyanocobalamin") -> list[tuple[str, Regimen]]:
+    """:func:`regimen_variants` with a label for each: the text with every range replaced
+    by the end that variant takes ("1000-2000 mcg oral daily" -> "1000 mcg oral daily",
+    "2000 mcg oral daily"). A text without ranges gives ``[(text, regimen)]``.
+
+    Raises as :func:`regimen_variants`.
+    """
+    first = _Parser(text, (), open_ended_days, default_form)
+    first.parse()
+    ranges = list(first.ranges)
+    if len(ranges) > MAX_RANGES:
+        return [(text, r) for r in regimen_variants(text, open_ended_days=open_ended_days,
+                                                     default_form=default_form)]
+    out: list[tuple[str, Regimen]] = []
+    seen: list[Regimen] = []
+    for choice in itertools.product((0, 1), repeat=len(ranges)):
+        parser = _Parser(text, choice, open_ended_days, default_form)
+        reg = parser.build(parser.parse())
+        if reg in seen:
+            continue
+        seen.append(reg)
+        label = text
+        for (pos, raw), pick in sorted(zip(ranges, choice), reverse=True):
+            ends = _RANGE_SPLIT.split(raw.strip(), maxsplit=1)
+            end = ends[pick] if len(ends) == 2 else raw
+            label = label[:pos] + end + label[pos + len(raw):]
+        out.append((" ".join(label.split()), reg))
+    return out
 
 
 # ---------------------------------------------------------------------------
