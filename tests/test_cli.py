@@ -303,3 +303,14 @@ def test_a_model_warning_is_one_line_on_the_command_line(tmp_path):
     warned = [ln for ln in lines if ln.startswith("b12pk: warning: intravenous")]
     assert len(warned) == 1
     assert not any(".py:" in ln for ln in lines)     # no file:line or source echo
+
+
+def test_the_report_opens_with_the_answer_at_a_glance(default_report):
+    md = (default_report / "report.md").read_text(encoding="utf-8")
+    first = md.split("\n## ")[1]
+    assert first.startswith("At a glance")
+    assert "figures/headline.png" in first and "steady-state trough (pmol/L)" in first
+    assert "What the model shows (not advice)" in first
+    summary = pd.read_csv(default_report / "summary.csv")
+    for trough in summary["trough_ss_pmol_per_l"].head(3):
+        assert f"| {trough:,.0f} |" in first

@@ -356,3 +356,50 @@ def test_compare_without_uncertainty_has_no_interval_columns():
     comp = compare(["1000 mcg IM monthly"], ["healthy"], 60)
     assert not [c for c in comp.summary.columns if c.endswith("_p5")]
     assert comp.uncertainty is None
+
+
+# ---------------------------------------------------------------- at a glance
+
+@pytest.fixture(scope="module")
+def small_comparison():
+    return b12pk.compare(["1000 mcg oral daily", "1000 mcg IM monthly"],
+                         ["vegan", "pernicious-anaemia"], days=240)
+
+
+def test_the_glance_table_holds_the_summary_figures(small_comparison):
+    from b12pk.analysis.compare import at_a_glance
+
+    c = small_comparison
+    g = at_a_glance(c)
+    s = c.summary
+    assert list(g["patient"]) == list(s["patient"]) and list(g["regimen"]) == list(s["regimen"])
+    assert np.allclose(g["steady-state trough (pmol/L)"], s["trough_ss_pmol_per_l"])
+    assert np.allclose(g["time deficient (%)"], s["pct_time_deficient"])
+    assert np.allclose(g["injections per year"], s["n_injections"] * 365 / 240)
+    assert np.allclose(g["B12 per year (mg)"], s["total_dose_ug"] * 365 / 240 / 1000)
+
+
+def test_the_glance_reading_names_what_holds_and_what_falls(small_comparison):
+    from b12pk.analysis.compare import at_a_glance, glance_reading
+
+    g = at_a_glance(small_comparison)
+    words = glance_reading(g, 258.2, 132.8)
+    assert len(words) == 2 and all("steady-state trough" in w for w in words)
+    forced = g.assign(**{"steady-state trough (pmol/L)": 100.0})
+    assert "into the deficient band on" in glance_reading(forced, 258.2, 132.8)[0]
+
+
+def test_trough_course_is_the_level_before_the_next_dose(small_comparison):
+    from b12pk.analysis.compare import trough_course
+
+    oral = small_comparison.results[(small_comparison.patients[0].label, "1000 mcg oral daily")]
+    assert np.allclose(trough_course(oral)["serum_pmol_per_l"], oral["serum_pmol_per_l"])
+    im = small_comparison.results[(small_comparison.patients[0].label, "1000 mcg IM monthly")]
+    low = trough_course(im)
+    kept = low["serum_pmol_per_l"].notna()
+    assert (low.loc[kept, "serum_pmol_per_l"] <= im.loc[kept, "serum_pmol_per_l"] + 1e-9).all()
+    between = low[(low["time_days"] > 31) & (low["time_days"] < 59)]["serum_pmol_per_l"]
+    assert between.nunique() == 1          # flat: the trough before the day-60 dose
+    assert low["serum_pmol_per_l"].notna().all()     # the horizon ends at a full cycle
+    cut = trough_course(im[im["time_days"] <= 225])    # it ends mid-cycle: no trough known
+    assert cut.loc[cut["time_days"] > 210, "serum_pmol_per_l"].isna().all()

@@ -22,7 +22,7 @@ from . import evidence as ev
 from .claim_words import OP_WORDS, metric_words
 
 __all__ = ["ClaimCard", "Comparator", "claim_cards", "citations", "comparator",
-           "criterion_words", "known_biases", "DATASETS", "BIAS_FOLD"]
+           "criterion_words", "known_biases", "validation_ratios", "DATASETS", "BIAS_FOLD"]
 
 #: The dataset (path under data/literature, without extension) behind each data check, and
 #: the words that name it in parameter sources (to tell a calibration check from support).
@@ -178,14 +178,19 @@ def _bias_table() -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def _validation_ratios() -> dict[str, list[float]]:
-    """Predicted/observed of each validation row, by ``trial`` and ``trial:arm``."""
+    """Predicted/observed of each validation row of a fresh :func:`validate` run."""
     import warnings
 
     from .validate import validate
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = validate().table
+        return validation_ratios(validate().table)
+
+
+def validation_ratios(table: Any) -> dict[str, list[float]]:
+    """Predicted/observed of each row of a validation table, by ``trial`` and
+    ``trial:arm``."""
     out: dict[str, list[float]] = {}
     for r in table.itertuples():
         for key in (r.trial, f"{r.trial}:{r.arm}"):
@@ -210,11 +215,14 @@ def _check_metrics(check_text: str) -> set[str]:
 
 
 def known_biases(regimens: dict[str, tuple[str, str]], pops: list[str],
-                 check_text: str | None = None) -> list[str]:
+                 check_text: str | None = None, *, ratios: dict[str, list[float]] | None = None,
+                 short: bool = False) -> list[str]:
     """The known model biases (``data/claims/biases.toml``) that apply to a claim's regimens,
     populations and (when given) the metrics its check reads, with their direction and size
     computed now from the validation rows that show them (predicted/observed beyond
-    :data:`BIAS_FOLD`)."""
+    :data:`BIAS_FOLD`). ``ratios``: from :func:`validation_ratios` (default: a fresh
+    validation run); ``short``: a few words each, for a table cell."""
+    ratios = _validation_ratios() if ratios is None else ratios
     metrics = _check_metrics(check_text) if check_text else None
     routes = {f.split()[-1] for f in _forms_of(regimens)}
     presets = {re.split(r"[@:]", p)[0] for p in pops} | {
@@ -225,13 +233,17 @@ def known_biases(regimens: dict[str, tuple[str, str]], pops: list[str],
             continue
         if metrics is not None and b.get("metrics") and not metrics & set(b["metrics"]):
             continue
-        ratios = [v for key in b["validation"] for v in _validation_ratios().get(key, [])]
-        if not ratios:
+        found = [v for key in b["validation"] for v in ratios.get(key, [])]
+        if not found:
             continue
-        gm = math.exp(sum(math.log(v) for v in ratios) / len(ratios))
+        gm = math.exp(sum(math.log(v) for v in found) / len(found))
         if 1 / BIAS_FOLD <= gm <= BIAS_FOLD:
             continue
-        shown = ", ".join(f"{v:.2f}" for v in ratios)
+        if short:
+            out.append(f"{b['what']} {'over' if gm > 1 else 'under'}-predicted in validation "
+                       f"(x{gm:.2f})")
+            continue
+        shown = ", ".join(f"{v:.2f}" for v in found)
         if gm > 1:
             out.append(f"{b['what']} is over-predicted (predicted/observed {shown}; "
                        f"{', '.join(b['validation'])}), so the model favours {b['favours']}")

@@ -28,7 +28,7 @@ from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
            "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS",
-           "INTERVAL_METRICS"]
+           "INTERVAL_METRICS", "at_a_glance", "glance_reading", "GLANCE_COLUMNS", "trough_course"]
 
 INJECTION_ROUTES = ("im", "deep-sc", "iv")
 MONTH_DAYS = 30.0
@@ -487,4 +487,127 @@ def _with_intervals(df: Any, regimen: Regimen, patient: Patient, days: float, n:
         lo, hi = (np.percentile(finite, INTERVAL_PERCENTILES) if finite.size
                   else (math.nan, math.nan))
         out[f"{m}_p5"], out[f"{m}_p95"] = float(lo), float(hi)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# At a glance
+
+#: The at-a-glance table's columns, with units, in reading order.
+GLANCE_COLUMNS = ("patient", "regimen", "leaves the deficient band (day)",
+                  "steady-state trough (pmol/L)", "time deficient (%)",
+                  "injections per year", "B12 per year (mg)", "caveats")
+
+#: A trough this much above the one of the window before it counts as still rising.
+STILL_RISING = 0.05
+
+
+def _still_rising(df: Any, days: float) -> bool:
+    """Whether serum is still rising at the end: the lowest value of the last
+    :data:`STEADY_WINDOW_DAYS` days exceeds that of the window before by
+    :data:`STILL_RISING`."""
+    t = df["time_days"].to_numpy()
+    serum = df["serum_pmol_per_l"].to_numpy()
+    w = min(STEADY_WINDOW_DAYS, days / 3.0)
+    last = serum[t >= days - w]
+    before = serum[(t >= days - 2 * w) & (t < days - w)]
+    return bool(before.size and last.size and last.min() > (1 + STILL_RISING) * before.min())
+
+
+def at_a_glance(comp: Comparison, validation: Any = None) -> Any:
+    """The main job's answer in one table: per patient and regimen, when serum leaves the
+    deficient band, the steady-state trough, the share of days deficient, injections and
+    B12 per year (the figures of ``comp.summary``, per year = x 365 / horizon), and the
+    caveats that apply (a route the validation shows to be biased, a trough not yet at
+    steady state).
+
+    Parameters
+    ----------
+    comp : Comparison
+    validation : b12pk.analysis.validate.Validation, optional
+        Its predicted/observed ratios size the route caveats (``data/claims/biases.toml``);
+        without it no route caveat is given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`GLANCE_COLUMNS`, one row per row of ``comp.summary``.
+    """
+    import pandas as pd
+
+    from .claim_cards import known_biases, validation_ratios
+
+    ratios = validation_ratios(validation.table) if validation is not None else {}
+    per_year = 365.0 / comp.days
+    pats = {p.label: p.patient for p in comp.patients}
+    regs = {r.label: r.regimen for r in comp.regimens}
+    rows = []
+    for s in comp.summary.to_dict("records"):
+        caveats = known_biases({"A": (regs[s["regimen"]].to_text(), "")},
+                               [pats[s["patient"]].name], "A.trough_ss >= REPLETE",
+                               ratios=ratios, short=True) if ratios else []
+        if _still_rising(comp.results[(s["patient"], s["regimen"])], comp.days):
+            caveats.append("serum still rising at the end: the trough is not yet at "
+                           "steady state")
+        rows.append({"patient": s["patient"], "regimen": s["regimen"],
+                     "leaves the deficient band (day)": s["days_to_leave_deficient"],
+                     "steady-state trough (pmol/L)": s["trough_ss_pmol_per_l"],
+                     "time deficient (%)": s["pct_time_deficient"],
+                     "injections per year": s["n_injections"] * per_year,
+                     "B12 per year (mg)": s["total_dose_ug"] * per_year / 1000.0,
+                     "caveats": "; ".join(caveats)})
+    return pd.DataFrame(rows, columns=list(GLANCE_COLUMNS))
+
+
+def glance_reading(glance: Any, replete: float, deficient: float) -> list[str]:
+    """A plain-language reading of :func:`at_a_glance`, one sentence per patient: on which
+    regimens the steady-state trough stays in the 'deficiency unlikely' band (>= ``replete``
+    pmol/L), on which it falls below it (and into the deficient band, < ``deficient``), and,
+    of the injected regimens that hold, the one with the fewest injections. It describes the
+    model, not advice."""
+    out = []
+    for patient, g in glance.groupby("patient", sort=False):
+        trough = g["steady-state trough (pmol/L)"]
+        ok, below, low = g[trough >= replete], g[trough < replete], g[trough < deficient]
+        words = [f"{patient}: the steady-state trough stays at or above {replete:.0f} pmol/L "
+                 f"on {_names(ok) or 'none of the regimens'}"]
+        if len(below):
+            words.append(f"it falls below on {_names(below)}"
+                         + (f" (into the deficient band on {_names(low)})" if len(low) else ""))
+        injected = ok[ok["injections per year"] > 0]
+        if len(injected):
+            best = injected.sort_values(["injections per year", "B12 per year (mg)"]).iloc[0]
+            words.append(f"of the injected regimens that hold, the fewest injections: "
+                         f"{best['regimen']} ({best['injections per year']:.0f} a year)")
+        out.append("; ".join(words) + ".")
+    return out
+
+
+def _names(g: Any) -> str:
+    return ", ".join(g["regimen"])
+
+
+def trough_course(df: Any) -> Any:
+    """A course with serum replaced by the lowest value it reaches before the next dose
+    (the trough the patient will fall to): flat steps between injections, the course
+    itself under daily dosing. For drawing many regimens on one axis without their peaks.
+
+    ``df``: a :func:`b12pk.simulate` output (``time_days``, ``serum_pmol_per_l``,
+    ``dosed_ug``); ``serum_pg_per_ml`` follows when present. Returns a copy."""
+    import pandas as pd
+
+    out = df.copy()
+    t = out["time_days"].to_numpy(dtype=float)
+    dosed = out["dosed_ug"].to_numpy(dtype=float)
+    dose_times = t[np.concatenate([[dosed[0] > 0], np.diff(dosed) > 0])]
+    segment = np.searchsorted(dose_times, t, side="left")   # a dose time's sample is pre-dose
+    serum = pd.Series(out["serum_pmol_per_l"].to_numpy(dtype=float))
+    low = serum[::-1].groupby(segment[::-1]).cummin()[::-1].to_numpy()
+    if dose_times.size > 1 and t[-1] - dose_times[-1] < dose_times[-1] - dose_times[-2] - 1e-9:
+        low = np.where(t > dose_times[-1], np.nan, low)   # its trough lies beyond the horizon
+    if "serum_pg_per_ml" in out:
+        y = serum.to_numpy()
+        out["serum_pg_per_ml"] = out["serum_pg_per_ml"].to_numpy() * np.where(
+            y > 0, low / np.where(y > 0, y, 1.0), 1.0)
+    out["serum_pmol_per_l"] = low
     return out

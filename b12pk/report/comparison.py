@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..analysis.compare import SUMMARY_COLUMNS, Comparison
+from ..analysis.compare import (SUMMARY_COLUMNS, Comparison, at_a_glance, glance_reading,
+                                trough_course)
 from ..analysis.evidence import CONTRADICTIONS_RULE, article_title
 from ..io import atomic_output_dir
 from ..model.parameters import lab_bands, parameter_table
@@ -90,6 +91,10 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     by_patient = comp.by_patient()
+    troughs = {p: {r: trough_course(df) for r, df in d.items()} for p, d in by_patient.items()}
+    fig = plot.plot_comparison(troughs)
+    out["headline"] = plot.save_figure(fig, fig_dir / "headline")[0]
+    plt.close(fig)
     fig = plot.plot_regimen_grid(by_patient)
     out["serum"] = plot.save_figure(fig, fig_dir / "serum")[0]
     plt.close(fig)
@@ -502,7 +507,8 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
                 for r in params.itertuples()]
     status_counts = params["status"].value_counts().to_dict()
     metric_rows = [[k, v] for k, v in SUMMARY_COLUMNS.items()]
-    sec: list[tuple[str, list[tuple]]] = []
+    sec: list[tuple[str, list[tuple]]] = [("At a glance", _glance_items(comp, figs,
+                                                                        validation))]
     sec.append(("Inputs", [
         ("p", f"Horizon: {comp.days:g} days. Day 1 of treatment is time 0; one month = 30 "
               "days."),
@@ -563,6 +569,44 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
     sec.append(("How far to trust this", _trust_items(validation, figs)
                 + _plausibility_items(plausibility) + _assumption_items(comp)))
     return sec
+
+
+def _glance_cell(column: str, v: Any) -> str:
+    if not isinstance(v, float):
+        return str(v)
+    if math.isnan(v):
+        return "never"
+    if column.startswith("leaves"):
+        return "< 1" if v < 1 else f"{v:.0f}"
+    if column.startswith("B12 per year"):
+        return _sig(v)
+    if column.startswith("time deficient"):
+        return f"{v:.1f}"
+    return f"{v:,.0f}"
+
+
+def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> list[tuple]:
+    """The first screen: the headline figure, the compact table and its reading."""
+    glance = at_a_glance(comp, validation)
+    bands = {b["name"]: b for b in lab_bands()["total_b12"]}
+    from ..model.parameters import serum_to_pmol_per_l
+
+    replete = serum_to_pmol_per_l(bands["indeterminate"]["high_ng_per_l"], "ng/L")
+    deficient = serum_to_pmol_per_l(bands["deficient"]["high_ng_per_l"], "ng/L")
+    items: list[tuple] = []
+    if "headline" in figs:
+        items.append(("img", figs["headline"], "Serum B12 each regimen falls to before its "
+                      "next dose (the troughs; peaks left out), one panel per patient, over the "
+                      "laboratory bands; the full courses are under Comparison"))
+    rows = [[_glance_cell(c, r[c]) for c in glance.columns] for r in glance.to_dict("records")]
+    items.append(("table", list(glance.columns), rows))
+    items.append(("p", "What the model shows (not advice): " + " ".join(
+        glance_reading(glance, replete, deficient))))
+    items.append(("p", f"Per year: over the {comp.days:g}-day horizon, scaled to 365 days "
+                  "(loading doses included). Caveats: a route whose serum the validation "
+                  "over- or under-predicts (data/claims/biases.toml, sized by this report's "
+                  "validation), and a trough not yet at steady state."))
+    return items
 
 
 def _plausibility_items(plausibility: Any) -> list[tuple]:
