@@ -19,6 +19,8 @@ from typing import Any
 from .._data import data_path
 from ..errors import FileFormatError
 from . import evidence as ev
+from . import biases
+from .biases import BIAS_FOLD, validation_ratios
 from .claim_words import OP_WORDS, metric_words
 
 __all__ = ["ClaimCard", "Comparator", "claim_cards", "citations", "comparator",
@@ -117,22 +119,13 @@ def _calibrated_from(keys: tuple[str, ...]) -> tuple[str, ...]:
                  if any(k in str(r.source) for k in keys) and str(r.status) != "assumed")
 
 
-def _forms_of(regimens: dict[str, tuple[str, str]]) -> set[str]:
-    out = set()
-    for text, _pop in regimens.values():
-        for phase in ev._regimen(text).phases:
-            route = phase.route.upper() if phase.route in ("im", "iv", "sc") else phase.route
-            out.add(f"{phase.form} {route}")
-    return out
-
-
 def _match(grade: dict[str, Any], regimens: dict[str, tuple[str, str]],
            pops: list[str]) -> str:
     if not grade:
         return "not graded"
     presets = {re.split(r"[@:]", p)[0] for p in pops}
     forms = {f.lower() for f in grade.get("forms", [])}
-    ours = {f.lower() for f in _forms_of(regimens)}
+    ours = {f.lower() for f in biases.forms_of(regimens)}
     same_forms = {f for f in ours if f in forms or
                   f"unspecified {f.split()[-1]}".lower() in forms}
     pop_words = ("population matches" if presets & set(grade.get("population_presets", []))
@@ -171,12 +164,6 @@ def comparator(name: str, flip: bool, regimens: dict[str, tuple[str, str]],
 # ------------------------------------------------------------------------------ biases
 
 @lru_cache(maxsize=1)
-def _bias_table() -> list[dict[str, Any]]:
-    with open(data_path("claims", "biases.toml"), "rb") as fh:
-        return list(tomllib.load(fh).get("bias", []))
-
-
-@lru_cache(maxsize=1)
 def _validation_ratios() -> dict[str, list[float]]:
     """Predicted/observed of each validation row of a fresh :func:`validate` run."""
     import warnings
@@ -186,21 +173,6 @@ def _validation_ratios() -> dict[str, list[float]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return validation_ratios(validate().table)
-
-
-def validation_ratios(table: Any) -> dict[str, list[float]]:
-    """Predicted/observed of each row of a validation table, by ``trial`` and
-    ``trial:arm``."""
-    out: dict[str, list[float]] = {}
-    for r in table.itertuples():
-        for key in (r.trial, f"{r.trial}:{r.arm}"):
-            if isinstance(r.ratio, float) and math.isfinite(r.ratio):
-                out.setdefault(key, []).append(r.ratio)
-    return out
-
-
-#: A validation ratio (geometric mean) beyond this fold either way counts as a bias (assumed).
-BIAS_FOLD = 1.1
 
 
 def _check_metrics(check_text: str) -> set[str]:
@@ -215,42 +187,11 @@ def _check_metrics(check_text: str) -> set[str]:
 
 
 def known_biases(regimens: dict[str, tuple[str, str]], pops: list[str],
-                 check_text: str | None = None, *, ratios: dict[str, list[float]] | None = None,
-                 short: bool = False) -> list[str]:
-    """The known model biases (``data/claims/biases.toml``) that apply to a claim's regimens,
-    populations and (when given) the metrics its check reads, with their direction and size
-    computed now from the validation rows that show them (predicted/observed beyond
-    :data:`BIAS_FOLD`). ``ratios``: from :func:`validation_ratios` (default: a fresh
-    validation run); ``short``: a few words each, for a table cell."""
-    ratios = _validation_ratios() if ratios is None else ratios
-    metrics = _check_metrics(check_text) if check_text else None
-    routes = {f.split()[-1] for f in _forms_of(regimens)}
-    presets = {re.split(r"[@:]", p)[0] for p in pops} | {
-        re.split(r"[@:]", own)[0] for _t, own in regimens.values() if own}
-    out = []
-    for b in _bias_table():
-        if b["route"] not in routes or (b.get("presets") and not presets & set(b["presets"])):
-            continue
-        if metrics is not None and b.get("metrics") and not metrics & set(b["metrics"]):
-            continue
-        found = [v for key in b["validation"] for v in ratios.get(key, [])]
-        if not found:
-            continue
-        gm = math.exp(sum(math.log(v) for v in found) / len(found))
-        if 1 / BIAS_FOLD <= gm <= BIAS_FOLD:
-            continue
-        if short:
-            out.append(f"{b['what']} {'over' if gm > 1 else 'under'}-predicted in validation "
-                       f"(x{gm:.2f})")
-            continue
-        shown = ", ".join(f"{v:.2f}" for v in found)
-        if gm > 1:
-            out.append(f"{b['what']} is over-predicted (predicted/observed {shown}; "
-                       f"{', '.join(b['validation'])}), so the model favours {b['favours']}")
-        else:
-            out.append(f"{b['what']} is under-predicted (predicted/observed {shown}; "
-                       f"{', '.join(b['validation'])}), so the model disfavours {b['favours']}")
-    return out
+                 check_text: str | None = None) -> list[str]:
+    """The known model biases that apply to a claim (:func:`b12pk.analysis.biases.
+    known_biases`), sized from a fresh validation run, for the metrics its check reads."""
+    return biases.known_biases(regimens, pops, _validation_ratios(),
+                               metrics=_check_metrics(check_text) if check_text else None)
 
 
 # ------------------------------------------------------------------------------ words
@@ -310,9 +251,9 @@ def _circular(comp: Comparator, claim: Any) -> bool:
     return bool(relevant & set(comp.calibration))
 
 
-def _confidence(row: Any, biases: list[str], comps: list[Comparator]) -> str:
+def _confidence(row: Any, applies: list[str], comps: list[Comparator]) -> str:
     reasons = []
-    if biases:
+    if applies:
         reasons.append("a known model bias applies")
     if row["close_call"]:
         reasons.append(f"within {100 * ev.CLOSE_CALL:.0f} % of its line")
@@ -337,7 +278,7 @@ def claim_cards(result: "ev.EvidenceResult") -> list[ClaimCard]:
             comp = comparator(name.lstrip("!"), name.startswith("!"), regs, pops)
             if comp is not None:
                 comps.append(comp)
-        biases = known_biases(regs, pops, c["check"]) if c["check"].strip() else []
+        applies = known_biases(regs, pops, c["check"]) if c["check"].strip() else []
         cards.append(ClaimCard(
             id=row["id"], article=ev.article_title(c["seed_file"]), quote=c["quote"],
             merged=c["merged"], citation=cites.get(row["id"], {}),
@@ -349,9 +290,9 @@ def claim_cards(result: "ev.EvidenceResult") -> list[ClaimCard]:
             decided_by=row["uncertainty"],
             margin=_margin_words(row, c["check"].strip().startswith("share[")),
             trace=tuple(s for s in str(row["trace"]).split(" || ") if s),
-            comparators=tuple(comps), biases=tuple(biases),
+            comparators=tuple(comps), biases=tuple(applies),
             confidence=_confidence({**row, "sensitivity": c["sensitivity"],
-                                    "check": c["check"]}, biases, comps),
+                                    "check": c["check"]}, applies, comps),
             probability=float(row.get("probability_holds", math.nan)),
             draws=int(result.settings.get("draws", 0) or 0), notes=c["notes"]))
     return cards

@@ -535,7 +535,7 @@ def at_a_glance(comp: Comparison, validation: Any = None) -> Any:
     """
     import pandas as pd
 
-    from .claim_cards import known_biases, validation_ratios
+    from .biases import known_biases, validation_ratios
 
     ratios = validation_ratios(validation.table) if validation is not None else {}
     per_year = 365.0 / comp.days
@@ -544,8 +544,8 @@ def at_a_glance(comp: Comparison, validation: Any = None) -> Any:
     rows = []
     for s in comp.summary.to_dict("records"):
         caveats = known_biases({"A": (regs[s["regimen"]].to_text(), "")},
-                               [pats[s["patient"]].name], "A.trough_ss >= REPLETE",
-                               ratios=ratios, short=True) if ratios else []
+                               [pats[s["patient"]].name], ratios, metrics={"trough_ss"},
+                               short=True)
         if _still_rising(comp.results[(s["patient"], s["regimen"])], comp.days):
             caveats.append("serum still rising at the end: the trough is not yet at "
                            "steady state")
