@@ -121,12 +121,27 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
     out["mma"] = plot.save_figure(fig, fig_dir / "mma")[0]
     plt.close(fig)
 
+    import textwrap
+
+    from matplotlib.ticker import MaxNLocator
+
     metrics = SUMMARY_CHART_METRICS
-    fig, axes = plt.subplots(2, 2, figsize=(13.0, 4.0 + 0.55 * len(comp.regimens) * 2),
-                             squeeze=False)
+    fig, axes = plt.subplots(2, 2, figsize=(14.0, 4.0 + 0.55 * len(comp.regimens) * 2),
+                             squeeze=False, layout="constrained")
     for ax, metric in zip(axes.ravel(), metrics):
-        plot.plot_summary(comp.summary, metric, ax=ax)
-    fig.tight_layout()
+        plot.plot_summary(comp.summary, metric, ax=ax, title="")
+        ax.set_title(textwrap.fill(ax.get_xlabel(), 48), loc="left", fontsize=11,
+                     fontweight="bold")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))   # wide numbers do not collide
+        legend = ax.get_legend()
+        if legend is not None:      # one legend for the figure, below the panels
+            legend.remove()
+    entries: dict[str, Any] = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(lab, h)
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+               ncol=min(4, len(entries)), frameon=False, fontsize=9)
     out["summary"] = plot.save_figure(fig, fig_dir / "summary")[0]
     plt.close(fig)
     return out
