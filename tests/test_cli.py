@@ -314,3 +314,12 @@ def test_the_report_opens_with_the_answer_at_a_glance(default_report):
     summary = pd.read_csv(default_report / "summary.csv")
     for trough in summary["trough_ss_pmol_per_l"].head(3):
         assert f"| {trough:,.0f} |" in first
+
+
+def test_the_population_line_reads_injections_at_their_trough(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "b12pk.cli", "population", "--regimen",
+                          "100 mcg cyanocobalamin IM monthly", "--patient", "pernicious-anaemia",
+                          "--n", "200", "--days", "65", "--out", str(tmp_path / "p")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "deficient at the trough before the day-60 dose" in out.stdout

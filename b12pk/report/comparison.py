@@ -305,6 +305,8 @@ def _population_table(populations: Any) -> Any:
             "median_serum_end_pmol_per_l": float(med.iloc[0]) if len(med) else float("nan"),
             "max_pct_trough_below_cutoff": float(tr["pct_below_cutoff"].max()) if len(tr)
             else float("nan"),
+            "pct_deficient_last_trough": float(tr["pct_below_cutoff"].iloc[-1]) if len(tr)
+            else float("nan"),
             "median_last_trough_pmol_per_l": float(tr["q50_pmol_per_l"].iloc[-1]) if len(tr)
             else float("nan"),
             **_share_mma_normal(res),
