@@ -40,7 +40,7 @@ EPILOG_COMPARE = """examples:
 
 --regimen takes regimen text or a TOML file ([[regimen]] entries with text = "...");
 --patient takes a preset name or a TOML file ([[patient]] entries with preset = "...").
-Without --regimen/--patient the seed documents' contested regimens and two deficient
+Without --regimen/--patient the source articles' contested regimens and two deficient
 patients are compared."""
 
 EPILOG_SIMULATE = """examples:
@@ -127,7 +127,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="covariate set for the population view (data/covariates.toml: "
                    "older-adults, pernicious-anaemia-age, crohn-ileocaecal, ckd-3-4)")
     c.add_argument("--evidence", action="store_true",
-                   help="add the evidence analysis of the seed documents' claims (minutes)")
+                   help="add the evidence analysis of the five source articles' claims (minutes)")
 
     s = sub.add_parser("simulate", help="one regimen and patient; time course as CSV",
                        description="Simulate one regimen for one patient and write the time "
@@ -238,7 +238,7 @@ def _build_parser() -> argparse.ArgumentParser:
     xs.add_argument("--check", action="store_true",
                     help="run libSBML's consistency checks and fail on any message")
 
-    ev = sub.add_parser("evidence", help="check the seed documents' claims against the model "
+    ev = sub.add_parser("evidence", help="check the five source articles' claims against the model "
                         "and trial data",
                         description="Evaluate every claim in data/claims/claims.csv and write "
                         "evidence.csv, contradictions.csv, evidence.md and evidence.png. The "

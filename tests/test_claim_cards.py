@@ -97,5 +97,5 @@ def test_the_main_report_names_articles_and_states_the_scoring_rule(full_result,
     comparison = b12pk.compare(["1000 mcg cyanocobalamin oral daily"], ["vegan"], days=30)
     write_report(comparison, tmp_path / "r", figures=False, evidence=full_result)
     md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
-    assert "Where the seed articles disagree" in md and "counts once" in md
+    assert "Where the source articles disagree" in md and "counts once" in md
     assert "Dose for treating deficiency" in md and "| 001 |" not in md

@@ -677,7 +677,7 @@ def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: boo
         if t != prev and t - prev <= SAME_INSTANT_DAYS * max(1.0, t):
             checked[i] = dataclasses.replace(ev, time_days=prev)
     if any(ev.route == "iv" for ev in checked):
-        warnings.warn("intravenous B12 is simulated, but the seed documents advise against it: "
+        warnings.warn("intravenous B12 is simulated, but the source articles advise against it: "
                       "most of an IV dose is lost in urine", B12pkWarning, stacklevel=3)
     return checked
 

@@ -974,7 +974,7 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
                + [h.get_label() for h in band_handles] + [lab for _, lab in interval],
                loc="outside lower center", ncol=min(4, len(handles) + 4), frameon=False,
                fontsize=9)
-    fig.suptitle("Serum B12 by regimen (bands from the seed documents; daily values)\n"
+    fig.suptitle("Serum B12 by regimen (bands from the source articles; daily values)\n"
                  + DISCLAIMER, fontsize=11, fontweight="bold")
     return fig
 

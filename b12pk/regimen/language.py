@@ -1154,7 +1154,7 @@ def _everyday(toks: list[_Tok]) -> tuple[list[_Tok], list[str]]:
             if t.kind == "word" and t.text in _INJECTION_WORDS:
                 toks[i] = _Tok("word", _readings()["injection"]["route"], t.start, t.end)
                 notes.append(f"'{t.text}' with no route is read as intramuscular (IM), the "
-                             "route of every injection regimen in the seed articles (write "
+                             "route of every injection regimen in the source articles (write "
                              "the route to change it)")
                 break
     return toks, notes

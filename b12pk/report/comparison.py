@@ -263,7 +263,7 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
         if pop_items:
             sections.insert(2, ("Virtual population", pop_items))
         if evidence is not None:
-            sections.insert(2, ("Evidence: the seed documents' claims",
+            sections.insert(2, ("Evidence: the source articles' claims",
                                 _evidence_items(evidence, figs)))
         (tmp / "report.md").write_text(_render_md(sections, DISCLAIMER), encoding="utf-8")
         (tmp / "report.html").write_text(_render_html(sections, DISCLAIMER, tmp),
@@ -356,7 +356,7 @@ def _population_figure(comp: Comparison, populations: Any, fig_dir: Path) -> Pat
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=9)
     fig.suptitle("Virtual population: median and 25-75% / 5-95% of serum B12; bands from "
-                 "the seed documents (red: deficient, amber: indeterminate, green: unlikely)",
+                 "the source articles (red: deficient, amber: indeterminate, green: unlikely)",
                  fontsize=10.5)
     path = save_figure(fig, fig_dir / "population")[0]
     plt.close(fig)
@@ -406,7 +406,7 @@ def _scores(a: float | None, b: float | None) -> str:
 def _evidence_items(evidence: Any, figs: dict[str, Path]) -> list[tuple]:
     counts = evidence.counts()
     items: list[tuple] = [
-        ("p", "Each dosing or kinetics claim of the five seed documents is quoted in "
+        ("p", "Each dosing or kinetics claim of the five source articles is quoted in "
               "data/claims/claims.csv and checked against the model (at default parameters "
               "and at the ends of the relevant parameter ranges) and against the trial data, "
               "under a fixed rubric (data/claims/README.md). Clinical-judgement claims are "
@@ -425,7 +425,7 @@ def _evidence_items(evidence: Any, figs: dict[str, Path]) -> list[tuple]:
                     str(r.key_numbers)] for r in t.itertuples()]))
     c = evidence.contradictions
     if len(c):
-        items.append(("h3", "Where the seed articles disagree"))
+        items.append(("h3", "Where the source articles disagree"))
         items.append(("p", CONTRADICTIONS_RULE))
         items.append(("table", ["topic", "where", "side A (claims)", "side B (claims)",
                                 "scores A / B", "model and data support"],
@@ -531,14 +531,14 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
               "days."),
         ("h3", "Patients"), ("table", PATIENT_HEADER, pats),
         ("h3", "Regimens"),
-        ("p", "Each default regimen is quoted from the seed document it comes from, with "
+        ("p", "Each default regimen is quoted from the source article it comes from, with "
               "the reading b12pk chose where the text leaves room."),
         ("table", REGIMEN_HEADER, regs),
     ]))
     res: list[tuple] = []
     if "serum" in figs:
         res.append(("img", figs["serum"], "Serum B12 over time, one panel per regimen, one "
-                    "curve per patient, over the laboratory bands of the seed documents "
+                    "curve per patient, over the laboratory bands of the source articles "
                     "(daily values; the peaks in the hours after an injection are in the "
                     "summary table as peak_ss_pmol_per_l)"))
     if comp.uncertainty:
@@ -557,13 +557,13 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
         res.append(("img", figs["mma"], "Methylmalonic acid (MMA, top) and total "
                     "homocysteine (bottom) over time, one column per patient, one curve per "
                     "regimen; dashed: the normal limit (MMA > 271 nmol/L confirms deficiency, "
-                    "target homocysteine < 10 umol/L, in the seed documents)"))
+                    "target homocysteine < 10 umol/L, in the source articles)"))
         res.append(("p", MARKER_TEXT))
     if "summary" in figs:
         res.append(("img", figs["summary"], "Summary metrics by regimen and patient"))
     sec.append(("Comparison", res))
     sec.append(("Laboratory bands", [
-        ("p", "Serum total B12 bands as the seed documents give them (ng/L = pg/mL; b12pk "
+        ("p", "Serum total B12 bands as the source articles give them (ng/L = pg/mL; b12pk "
               "converts with 1 pg/mL = 0.7378 pmol/L):"),
         ("table", ["band", "definition", "source"], band_rows),
         ("p", "Functional markers: the normal limit of each (below it the marker reads as "

@@ -100,7 +100,7 @@ def evidence_markdown(result: EvidenceResult, cards: list[ClaimCard] | None = No
     disagreements between the articles, and one card per claim."""
     cards = claim_cards(result) if cards is None else cards
     t = result.table
-    lines = ["## Evidence: the seed articles' claims checked against the model and trials", "",
+    lines = ["## Evidence: the source articles' claims checked against the model and trials", "",
              "> Educational simulation only: verdicts describe model patients and "
              "abstract-level trial data, not clinical truth, and are not prescriptions.", ""]
     cats = t["category"].value_counts()
