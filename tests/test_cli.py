@@ -316,10 +316,9 @@ def test_the_report_opens_with_the_answer_at_a_glance(default_report):
         assert f"| {trough:,.0f} |" in first
 
 
-def test_the_population_line_reads_injections_at_their_trough(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "b12pk.cli", "population", "--regimen",
-                          "100 mcg cyanocobalamin IM monthly", "--patient", "pernicious-anaemia",
-                          "--n", "200", "--days", "65", "--out", str(tmp_path / "p")],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "deficient at the trough before the day-60 dose" in out.stdout
+def test_the_population_line_reads_injections_at_their_trough(tmp_path, capsys):
+    code, out, err = run_cli(["population", "--regimen", "100 mcg cyanocobalamin IM monthly",
+                              "--patient", "pernicious-anaemia", "--n", "200", "--days", "65",
+                              "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert "deficient at the trough before the day-60 dose" in out

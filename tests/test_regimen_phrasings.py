@@ -3,8 +3,6 @@ text (with a one-line warning where b12pk assumes something), or is refused with
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import pandas as pd
@@ -96,12 +94,12 @@ def test_compare_takes_a_range_as_its_ends():
     assert list(c.summary["regimen"]) == ["1000 mcg oral daily", "2000 mcg oral daily"]
 
 
-def test_the_command_line_simulates_each_end_of_a_range(tmp_path):
+def test_the_command_line_simulates_each_end_of_a_range(tmp_path, capsys):
+    from b12pk.cli import main
+
     out = tmp_path / "range.csv"
-    run = subprocess.run([sys.executable, "-m", "b12pk.cli", "simulate", "--regimen",
-                          "1000-2000 mcg oral daily", "--days", "3", "--out", str(out)],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    assert main(["simulate", "--regimen", "1000-2000 mcg oral daily", "--days", "3", "--out",
+                 str(out)]) == 0
     df = pd.read_csv(out)
     assert list(dict.fromkeys(df["variant"])) == ["1000 mcg oral daily", "2000 mcg oral daily"]
-    assert "holds a range: simulated at each end (2 regimens)" in run.stderr
+    assert "holds a range: simulated at each end (2 regimens)" in capsys.readouterr().err
