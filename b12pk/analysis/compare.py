@@ -22,7 +22,8 @@ from ..engine.core import (INTERVAL_PERCENTILES, PARENTERAL, HOURLY_POINTS,
                           simulate_draws, simulate_memory_bytes)
 from ..errors import FileFormatError, InputError, UnknownNameError
 from ..io import check_label, echo, read_toml
-from ..model.parameters import Patient, marker_limits, serum_bands_pmol_per_l
+from ..model.parameters import (Patient, marker_limits, pmol_per_l_to_pg_per_ml,
+                                serum_bands_pmol_per_l)
 from ..limits import MAX_TOML_BYTES
 from ..regimen.language import DoseEvent, Regimen
 
@@ -606,8 +607,6 @@ def trough_course(df: Any) -> Any:
     if dose_times.size > 1 and t[-1] - dose_times[-1] < dose_times[-1] - dose_times[-2] - 1e-9:
         low = np.where(t > dose_times[-1], np.nan, low)   # its trough lies beyond the horizon
     if "serum_pg_per_ml" in out:
-        y = serum.to_numpy()
-        out["serum_pg_per_ml"] = out["serum_pg_per_ml"].to_numpy() * np.where(
-            y > 0, low / np.where(y > 0, y, 1.0), 1.0)
+        out["serum_pg_per_ml"] = pmol_per_l_to_pg_per_ml(low)
     out["serum_pmol_per_l"] = low
     return out

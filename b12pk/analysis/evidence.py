@@ -461,11 +461,15 @@ def _regimen(text: str) -> Regimen:
         raise FileFormatError(f"regimen {text!r}: {exc}") from None
 
 
+#: A population of the catalogue: ``preset[@serum|@ss|@replete][:diet=x]``.
+_POP_SPEC = re.compile(r"^([a-z-]+)(?:@(ss|replete|[0-9.]+))?(?::diet=([0-9.]+))?$")
+
+
 @lru_cache(maxsize=None)
 def _patient(spec: str, baseline: float | None = None) -> Patient:
     """``preset[@baseline|@ss|@replete][:diet=x]`` -> Patient (``@replete``: the stores of
     a healthy adult on a usual diet, e.g. just after bariatric surgery)."""
-    m = re.match(r"^([a-z-]+)(?:@(ss|replete|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
+    m = _POP_SPEC.match(spec.strip())
     if not m:
         raise FileFormatError(f"cannot read population {spec!r} (expected "
                               "preset[@serum|@ss|@replete][:diet=x])")
@@ -673,7 +677,7 @@ def _holds(check: _Check, labels: Sequence[str], values: Callable[[str, str], fl
 def population_words(spec: str) -> str:
     """A population of the catalogue in words: ``pernicious-anaemia@110`` -> "pernicious
     anaemia, serum B12 110 pmol/L at the start"."""
-    m = re.match(r"^([a-z-]+)(?:@(ss|replete|[0-9.]+))?(?::diet=([0-9.]+))?$", spec.strip())
+    m = _POP_SPEC.match(spec.strip())
     if not m:
         return spec
     words = m[1].replace("-", " ")
@@ -1388,15 +1392,16 @@ def _share_claim(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str
     (:data:`SHARE_RULE`); fills the claim's scenario and uncertainty words."""
     lo, hi = check.share
     k = n = 0
-    for pop in pops:
-        for patient, ov in virtual_patients(pop, base):
-            def values(lab: str, met: str, patient: Patient = patient, ov: tuple = ov) -> float:
-                text, own_pop = regs[lab]
-                who = _patient(own_pop) if own_pop else patient
-                return metric(met, _run(text, who, ov, days), days)
-            n += 1
-            with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity
-                warnings.simplefilter("ignore", B12pkWarning)   # is simulated as drawn
+    with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity is
+        warnings.simplefilter("ignore", B12pkWarning)   # simulated as drawn
+        for pop in pops:
+            for patient, ov in virtual_patients(pop, base):
+                def values(lab: str, met: str, patient: Patient = patient,
+                           ov: tuple = ov) -> float:
+                    text, own_pop = regs[lab]
+                    who = _patient(own_pop) if own_pop else patient
+                    return metric(met, _run(text, who, ov, days), days)
+                n += 1
                 k += _holds(check, labels, values)
     low, high = wilson(k, n)
     out["scenarios_holding"] = f"{k}/{n} virtual patients"

@@ -17,6 +17,7 @@ Units and calendar conventions (used everywhere in b12pk):
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
 import math
@@ -1179,18 +1180,13 @@ def _nostrils(toks: list[_Tok]) -> list[_Tok]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _readings() -> dict[str, Any]:
     """How open wording is read (``data/regimens/readings.toml``), read once."""
-    global _READINGS
-    if _READINGS is None:
-        import tomllib
+    import tomllib
 
-        with open(data_path("regimens", "readings.toml"), "rb") as fh:
-            _READINGS = tomllib.load(fh)
-    return _READINGS
-
-
-_READINGS: dict[str, Any] | None = None
+    with open(data_path("regimens", "readings.toml"), "rb") as fh:
+        return tomllib.load(fh)
 
 
 def _drop_soft_punctuation(toks: list[_Tok]) -> list[_Tok]:

@@ -22,7 +22,7 @@ from ..analysis.compare import (SUMMARY_COLUMNS, Comparison, at_a_glance, glance
                                 trough_course)
 from ..analysis.evidence import CONTRADICTIONS_RULE, article_title
 from ..io import atomic_output_dir
-from ..model.parameters import lab_bands, parameter_table
+from ..model.parameters import lab_bands, parameter_table, serum_bands_pmol_per_l
 
 __all__ = ["write_report"]
 
@@ -605,11 +605,8 @@ def _glance_cell(column: str, v: Any) -> str:
 def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> list[tuple]:
     """The first screen: the headline figure, the compact table and its reading."""
     glance = at_a_glance(comp, validation)
-    bands = {b["name"]: b for b in lab_bands()["total_b12"]}
-    from ..model.parameters import serum_to_pmol_per_l
-
-    replete = serum_to_pmol_per_l(bands["indeterminate"]["high_ng_per_l"], "ng/L")
-    deficient = serum_to_pmol_per_l(bands["deficient"]["high_ng_per_l"], "ng/L")
+    upper = {name: high for name, _low, high in serum_bands_pmol_per_l()}
+    replete, deficient = upper["indeterminate"], upper["deficient"]
     items: list[tuple] = []
     if "headline" in figs:
         items.append(("img", figs["headline"], "Serum B12 each regimen falls to before its "
