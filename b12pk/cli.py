@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_uninterrupted,
                  output_dir_target, pending_signal, staging_dir)
-from .limits import MAX_CHUNK, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
+from .limits import MAX_CHUNK, MAX_EVIDENCE_DRAWS, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
   b12pk compare                                   # seed regimens, two patients, 1 year
@@ -90,7 +90,7 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
 
 _SEED = _whole(0, 2 ** 63 - 1)
 _WORKERS = _whole(1, 1024)
-_DRAWS = _whole(0, 500)
+_DRAWS = _whole(0, MAX_EVIDENCE_DRAWS)
 _SEED = _whole(0, 2**32 - 1)
 
 
@@ -253,7 +253,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--draws", type=_DRAWS, default=0,
                     help="also judge each claim at N draws of the fitted parameters from "
                     "their approximate posterior and report the probability that it holds "
-                    "(0-500; each draw re-runs the claim: 20 draws take about 20 times as "
+                    f"(0-{MAX_EVIDENCE_DRAWS}; each draw re-runs the claim: 20 draws take about 20 times as "
                     "long; default 0: not computed)")
     ev.add_argument("--seed", type=_SEED, default=0, help="seed of the posterior draws")
     ev.add_argument("--out", default="b12pk-evidence", help="output folder")

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_POPULATION_TRANSIENTS", "MAX_POPULATION_PATIENT_DAYS",
     "MAX_CHUNK", "MAX_QUANTILES", "MAX_TRAJECTORY_VALUES", "MAX_SBML_EVENTS", "MEMORY_FRACTION",
     "MAX_UNCERTAINTY_DRAWS",
+    "MAX_EVIDENCE_DRAWS",
 ]
 
 # -- doses -------------------------------------------------------------------------------
@@ -103,6 +104,10 @@ MAX_PATIENTS = 100_000_000
 #: Stated: 10,000 one-year runs with injections take about 7 minutes; 100 give a 90 %
 #: interval to within a few percent.
 MAX_UNCERTAINTY_DRAWS = 10_000
+
+#: Most posterior draws per claim in the evidence analysis (each re-runs the claim; 500 draws
+#: of the whole catalogue take about three hours on 2 cores).
+MAX_EVIDENCE_DRAWS = 500
 
 #: Most work one population run (or one report's population view, all runs together) may
 #: ask for, so that no accepted run takes more than a few minutes on a 2-core machine:

@@ -499,7 +499,8 @@ GLANCE_COLUMNS = ("patient", "regimen", "leaves the deficient band (day)",
                   "steady-state trough (pmol/L)", "time deficient (%)",
                   "injections per year", "B12 per year (mg)", "caveats")
 
-#: A trough this much above the one of the window before it counts as still rising.
+#: A trough this much above the one of the window before it counts as still rising
+#: (assumed: 5 %, above the day-to-day wobble of a settled oral course).
 STILL_RISING = 0.05
 
 

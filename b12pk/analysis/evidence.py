@@ -66,6 +66,7 @@ import numpy as np
 from .._data import data_path
 from ..errors import B12pkWarning, FileFormatError, InputError
 from ..io import echo
+from ..limits import MAX_EVIDENCE_DRAWS
 from .claim_words import OP_WORDS, metric_unit, metric_words, value_words
 from ..model.parameters import (Patient, default_parameters, marker_limits, parameter_table,
                                 serum_bands_pmol_per_l, serum_to_pmol_per_l)
@@ -1258,8 +1259,8 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
-#: Most posterior draws per claim (each is a full re-run of the claim).
-MAX_DRAWS = 500
+#: Most posterior draws per claim (each is a full re-run of the claim; b12pk.limits).
+MAX_DRAWS = MAX_EVIDENCE_DRAWS
 
 
 @lru_cache(maxsize=8)
