@@ -253,7 +253,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--draws", type=_DRAWS, default=0,
                     help="also judge each claim at N draws of the fitted parameters from "
                     "their approximate posterior and report the probability that it holds "
-                    f"(0-{MAX_EVIDENCE_DRAWS}; each draw re-runs the claim: 20 draws take about 20 times as "
+                    f"(0-{MAX_EVIDENCE_DRAWS}; each draw re-runs the claim: 20 draws take "
+                    "about 20 times as "
                     "long; default 0: not computed)")
     ev.add_argument("--seed", type=_SEED, default=0, help="seed of the posterior draws")
     ev.add_argument("--out", default="b12pk-evidence", help="output folder")
