@@ -21,3 +21,16 @@ def data_dir() -> Path:
 def data_path(*parts: str) -> Path:
     """Path of a file under the data directory."""
     return data_dir().joinpath(*parts)
+
+
+def data_fingerprint() -> tuple:
+    """The state of every file under the data directory (path, size, modification time):
+    a key for results that depend only on the shipped data, recomputed when any file
+    changes."""
+    root = data_dir()
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            out.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return tuple(out)

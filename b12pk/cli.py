@@ -509,15 +509,8 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                      method=args.method)
         write_population(result, args.out, argv=["b12pk", *argv], trajectories=traj)
     normal = result.marker_normal["mma_nmol_per_l_normal_probability"].iloc[-1]
-    troughs = result.troughs
-    if troughs is not None and len(troughs):   # read where the cycle is lowest, not at the end
-        t_last = troughs.iloc[-1]
-        where = f"at the trough before the day-{t_last['time_days']:g} dose"
-        deficient = float(t_last["pct_below_cutoff"])
-    else:
-        last = result.bands[result.bands.time_days == result.bands.time_days.max()]
-        deficient = 100.0 * float(last.loc[last.band == "deficient", "probability"].iloc[0])
-        where = f"at day {result.days:g}"
+    low = result.last_trough()   # read where the cycle is lowest, not at the end
+    deficient, where = low["pct_deficient"], f"at the {low['where']}"
     print(f"b12pk: wrote {args.out}/ ({result.n:,} patients, seed {result.seed}; "
           f"{deficient:.1f}% deficient {where}; {100.0 * normal:.1f}% with methylmalonic acid "
           f"normal at day {result.days:g}). Educational simulation.")

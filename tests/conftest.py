@@ -16,3 +16,12 @@ def full_result():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ev.evaluate_claims(max_days=400)
+
+
+@pytest.fixture(scope="session")
+def validation():
+    """The shipped trial datasets validated once (shared by the validation, marker and plot
+    tests, which only read it)."""
+    from b12pk.analysis.validate import validate
+
+    return validate()

@@ -241,6 +241,10 @@ def test_compare_with_population_view(tmp_path, capsys):
     table = pd.read_csv(out / "population_summary.csv")
     assert table["n"].iloc[0] == 1024
     assert 0.0 <= table["max_pct_trough_below_cutoff"].iloc[0] <= 100.0
+    row = table.iloc[0]   # read before the last injection, not at an arbitrary point
+    assert row["read_at"] == "trough before the day-60 injection"
+    assert row["pct_not_replete_last_trough"] >= row["pct_deficient_last_trough"]
+    assert not any(c.endswith("_end") or "_end_" in c for c in table.columns)
     assert (out / "figures" / "population.png").is_file()
     assert "Virtual population" in (out / "report.md").read_text(encoding="utf-8")
 
@@ -321,4 +325,4 @@ def test_the_population_line_reads_injections_at_their_trough(tmp_path, capsys):
                               "--patient", "pernicious-anaemia", "--n", "200", "--days", "65",
                               "--out", str(tmp_path / "p")], capsys)
     assert code == 0, err
-    assert "deficient at the trough before the day-60 dose" in out
+    assert "deficient at the trough before the day-60 injection" in out

@@ -389,6 +389,22 @@ def test_the_glance_reading_names_what_holds_and_what_falls(small_comparison):
     assert "into the deficient band on" in glance_reading(forced, 258.2, 132.8)[0]
 
 
+def test_trough_course_carries_the_uncertainty_band():
+    from b12pk.analysis.compare import trough_course
+
+    df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", days=90,
+                        uncertainty=8, seed=1)
+    low = trough_course(df)
+    for col in ("serum_pmol_per_l_p5", "serum_pmol_per_l_p95"):
+        between = low[(low["time_days"] > 31) & (low["time_days"] < 59)][col]
+        assert between.nunique() == 1          # flat like the central course
+    kept = low["serum_pmol_per_l"].notna()
+    assert (low.loc[kept, "serum_pmol_per_l_p5"]
+            <= low.loc[kept, "serum_pmol_per_l_p95"] + 1e-9).all()
+    assert np.allclose(low["serum_pg_per_ml_p5"].dropna(),
+                       b12pk.pmol_per_l_to_pg_per_ml(low["serum_pmol_per_l_p5"].dropna()))
+
+
 def test_trough_course_is_the_level_before_the_next_dose(small_comparison):
     from b12pk.analysis.compare import trough_course
 

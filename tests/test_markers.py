@@ -191,10 +191,8 @@ def test_plot_markers_draws_the_normal_limit_and_refuses_unknown_markers():
         b12pk.plot_markers(df, "serum_pmol_per_l")
 
 
-def test_validation_reports_the_markers_fit_and_checks_them_on_other_points():
-    from b12pk.analysis.validate import validate
-
-    v = validate()
+def test_validation_reports_the_markers_fit_and_checks_them_on_other_points(validation):
+    v = validation
     m = v.markers
     assert set(m["use"]) == {"training", "validation"}
     s = v.summary()
@@ -203,13 +201,11 @@ def test_validation_reports_the_markers_fit_and_checks_them_on_other_points():
     assert s["markers_training"]["gmfe"] <= 1.25
 
 
-def test_eussen_dose_response_is_reproduced_within_a_third():
+def test_eussen_dose_response_is_reproduced_within_a_third(validation):
     # Eussen 2005 (abstract): MMA fell 16, 16, 23, 33, 33 % after 16 weeks of 2.5-1000 ug/day.
     # The abstract gives no spread; stated tolerance: each ratio to baseline within 1.33-fold
     # (the baseline serum is assumed, data/literature/trials/eussen2005.toml)
-    from b12pk.analysis.validate import validate
-
-    m = validate().markers
+    m = validation.markers
     e = m[m.trial == "eussen2005"].copy()
     e["dose"] = e.arm.str.replace("oral-", "").astype(float)
     e = e.sort_values("dose")

@@ -60,6 +60,11 @@ def test_notebook_states_purpose_and_disclaimer(path):
     assert "not a prescription" in text, path.name
 
 
+NOTEBOOK_PATIENTS = 256
+"""Virtual patients per population in the notebooks under test (1000 when a user runs
+them): the test checks that every cell runs, not the population's precision."""
+
+
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """Make the b12pk under test importable in the kernel (it may not be installed)."""
@@ -76,10 +81,12 @@ def kernel_env(tmp_path_factory):
                     "--sys-prefix)")
     package_root = str(Path(b12pk.__file__).resolve().parent.parent)
     figures = tmp_path_factory.mktemp("figures")  # the committed figures/ stay as they are
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "B12PK_FIGURES")}
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "B12PK_FIGURES",
+                                            "B12PK_NOTEBOOK_PATIENTS")}
     old = saved["PYTHONPATH"]
     os.environ["PYTHONPATH"] = os.pathsep.join([package_root] + ([old] if old else []))
     os.environ["B12PK_FIGURES"] = str(figures)
+    os.environ["B12PK_NOTEBOOK_PATIENTS"] = str(NOTEBOOK_PATIENTS)
     yield figures
     for key, value in saved.items():
         if value is None:

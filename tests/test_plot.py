@@ -271,3 +271,29 @@ def test_a_course_with_an_interval_is_drawn_with_a_shaded_band():
     plain = plot.plot_serum({"IM": b12pk.simulate("1000 mcg IM monthly", "healthy", 60)})
     assert not [c for c in plain.collections if c.get_gid() == "interval"]
     plt.close("all")
+
+
+def test_plot_regimen_grid_draws_dosing_cycles_as_envelopes_on_long_horizons():
+    df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", 120)
+    short = plot.plot_regimen_grid({"p": {"IM": df}})      # 120 days: daily values
+    assert not [c for c in short.axes[0].collections if c.get_gid() == "cycle-range"]
+    fig = plot.plot_regimen_grid({"p": {"IM": df}}, envelope=True)
+    ax = fig.axes[0]
+    assert len([c for c in ax.collections if c.get_gid() == "cycle-range"]) == 1
+    trough = _curves(ax)[0].get_ydata()
+    assert np.nanmax(trough) < df["serum_pmol_per_l"].max()     # the line is the trough
+    assert any("peak to trough" in t.get_text() for t in fig.legends[0].get_texts())
+    with pytest.raises(b12pk.InputError, match="envelope"):
+        plot.plot_regimen_grid({"p": {"IM": df}}, envelope="yes")
+
+
+def test_validation_points_are_numbered_with_a_key(validation):
+    from b12pk.plot.validation import plot_validation
+
+    val = validation
+    ax = plot_validation(val)
+    numbers = [t.get_text() for t in ax.texts]
+    n = int((val.table["unit"] == "pmol/L").sum())
+    assert numbers == [str(k) for k in range(1, n + 1)]
+    key = "\n".join(t.get_text() for a in ax.figure.axes if a is not ax for t in a.texts)
+    assert key.startswith("1  ") and f"\n{n}  " in key or n == 1

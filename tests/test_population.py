@@ -109,6 +109,32 @@ def test_lower_maintenance_dose_leaves_more_patients_deficient_before_injections
     assert low.troughs["q50_pmol_per_l"].iloc[-1] < high.troughs["q50_pmol_per_l"].iloc[-1]
 
 
+def test_not_replete_at_a_trough_includes_the_deficient():
+    pop = simulate_population("100 mcg cyanocobalamin IM monthly",
+                              PopulationSpec(PA, n=BLOCK, seed=2), 120)
+    tr = pop.troughs
+    assert (tr["pct_not_replete"] >= tr["pct_below_cutoff"]).all()
+    assert (tr["pct_not_replete"] <= 100.0).all()
+
+
+def test_last_trough_reads_before_the_last_injection():
+    pop = simulate_population("100 mcg cyanocobalamin IM monthly",
+                              PopulationSpec(PA, n=BLOCK, seed=2), 100)
+    low = pop.last_trough()
+    assert low["time_days"] == pop.troughs["time_days"].iloc[-1] < 100
+    assert low["pct_deficient"] == pop.troughs["pct_below_cutoff"].iloc[-1]
+    assert "before the day-" in low["where"]
+
+
+def test_last_trough_of_daily_oral_is_the_last_day():
+    pop = simulate_population(ORAL, PopulationSpec(PA, n=BLOCK, seed=2), 20)
+    low = pop.last_trough()
+    last = pop.bands.query("time_days == 20")
+    assert low["time_days"] == 20.0
+    assert low["pct_not_replete"] == pytest.approx(
+        100.0 * last.loc[last.band != "unlikely", "probability"].sum())
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(n=0), b12pk.InputError, "population size"),
     (dict(n=-5), b12pk.InputError, "population size"),

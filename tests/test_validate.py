@@ -16,11 +16,6 @@ from b12pk.analysis.calibrate import current_values, fit_pass, training_set
 from b12pk.analysis.validate import TRIAL_COLUMNS, load_trials, validate, validation_summary
 
 
-@pytest.fixture(scope="module")
-def validation():
-    return validate()
-
-
 def test_every_trial_dataset_carries_a_citation_and_the_columns():
     trials = load_trials()
     assert len(trials) >= 4

@@ -29,7 +29,8 @@ from ..regimen.language import DoseEvent, Regimen
 
 __all__ = ["NamedRegimen", "NamedPatient", "Comparison", "compare", "summarize",
            "default_regimens", "default_patients", "load_patients", "SUMMARY_COLUMNS",
-           "INTERVAL_METRICS", "at_a_glance", "glance_reading", "GLANCE_COLUMNS", "trough_course"]
+           "INTERVAL_METRICS", "at_a_glance", "glance_reading", "GLANCE_COLUMNS", "trough_course",
+           "cycle_envelope"]
 
 INJECTION_ROUTES = ("im", "deep-sc", "iv")
 MONTH_DAYS = 30.0
@@ -589,25 +590,67 @@ def _names(g: Any) -> str:
     return ", ".join(g["regimen"])
 
 
+def _dose_cycles(df: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Times (days), the dosing cycle of each row (a dose time's row ends the cycle before
+    it: its sample is taken before the dose has raised serum) and whether the last
+    cycle is cut short by the horizon."""
+    t = df["time_days"].to_numpy(dtype=float)
+    dosed = df["dosed_ug"].to_numpy(dtype=float)
+    dose_times = t[np.concatenate([[dosed[0] > 0], np.diff(dosed) > 0])]
+    cycle = np.searchsorted(dose_times, t, side="left")
+    cut = bool(dose_times.size > 1
+               and t[-1] - dose_times[-1] < dose_times[-1] - dose_times[-2] - 1e-9)
+    return t, cycle, cut and bool(t[-1] > dose_times[-1])
+
+
+def cycle_envelope(df: Any) -> Any:
+    """A course drawn as its dosing cycles: ``serum_pmol_per_l`` becomes the lowest level
+    of each cycle (the trough before the next dose) and ``serum_pmol_per_l_peak`` the
+    highest, both flat across the cycle (``serum_pg_per_ml`` and ``serum_pg_per_ml_peak``
+    follow). Daily dosing leaves the course as it is. A cycle cut short by the horizon has
+    no known trough (NaN). For long horizons, where daily values are a wall of spikes.
+
+    ``df``: a :func:`b12pk.simulate` output. Returns a copy."""
+    import pandas as pd
+
+    out = df.copy()
+    t, cycle, cut = _dose_cycles(out)
+    serum = pd.Series(out["serum_pmol_per_l"].to_numpy(dtype=float))
+    low = serum.groupby(cycle).transform("min").to_numpy()
+    high = serum.groupby(cycle).transform("max").to_numpy()
+    if cut:
+        last = cycle == cycle[-1]
+        low = np.where(last, np.nan, low)
+        high = np.where(last, np.nan, high)
+    out["serum_pmol_per_l"], out["serum_pmol_per_l_peak"] = low, high
+    if "serum_pg_per_ml" in out:
+        out["serum_pg_per_ml"] = pmol_per_l_to_pg_per_ml(low)
+        out["serum_pg_per_ml_peak"] = pmol_per_l_to_pg_per_ml(high)
+    return out
+
+
 def trough_course(df: Any) -> Any:
     """A course with serum replaced by the lowest value it reaches before the next dose
     (the trough the patient will fall to): flat steps between injections, the course
     itself under daily dosing. For drawing many regimens on one axis without their peaks.
 
     ``df``: a :func:`b12pk.simulate` output (``time_days``, ``serum_pmol_per_l``,
-    ``dosed_ug``); ``serum_pg_per_ml`` follows when present. Returns a copy."""
+    ``dosed_ug``); ``serum_pg_per_ml`` follows when present, and so do the 90 % interval
+    columns (``serum_pmol_per_l_p5``/``_p95``, from ``uncertainty=N``), each the lowest
+    value of its own percentile curve before the next dose. Returns a copy."""
     import pandas as pd
 
     out = df.copy()
-    t = out["time_days"].to_numpy(dtype=float)
-    dosed = out["dosed_ug"].to_numpy(dtype=float)
-    dose_times = t[np.concatenate([[dosed[0] > 0], np.diff(dosed) > 0])]
-    segment = np.searchsorted(dose_times, t, side="left")   # a dose time's sample is pre-dose
-    serum = pd.Series(out["serum_pmol_per_l"].to_numpy(dtype=float))
-    low = serum[::-1].groupby(segment[::-1]).cummin()[::-1].to_numpy()
-    if dose_times.size > 1 and t[-1] - dose_times[-1] < dose_times[-1] - dose_times[-2] - 1e-9:
-        low = np.where(t > dose_times[-1], np.nan, low)   # its trough lies beyond the horizon
-    if "serum_pg_per_ml" in out:
-        out["serum_pg_per_ml"] = pmol_per_l_to_pg_per_ml(low)
-    out["serum_pmol_per_l"] = low
+    _, segment, beyond = _dose_cycles(out)
+    for column in ("serum_pmol_per_l", "serum_pmol_per_l_p5", "serum_pmol_per_l_p95"):
+        if column not in out:
+            continue
+        serum = pd.Series(out[column].to_numpy(dtype=float))
+        low = serum[::-1].groupby(segment[::-1]).cummin()[::-1].to_numpy()
+        if beyond:
+            low = np.where(segment == segment[-1], np.nan, low)   # trough beyond the horizon
+        out[column] = low
+        pg = column.replace("pmol_per_l", "pg_per_ml")
+        if pg in out:
+            out[pg] = pmol_per_l_to_pg_per_ml(low)
     return out

@@ -78,8 +78,31 @@ def load_checks(path: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]
     return checks, sources
 
 
+_CACHE: dict[tuple, Plausibility] = {}
+"""The last result for the shipped checks, keyed by the data files' state and the
+parameter values."""
+
+
 def check_plausibility(path: Any = None) -> Plausibility:
-    """Compute every check of ``data/plausibility.toml`` (about 2 s)."""
+    """Compute every check of ``data/plausibility.toml`` (about 2 s; computed once per
+    process while ``data/`` and the parameters stay the same, each call getting its own
+    copy). ``path``: another checks file (never cached)."""
+    import copy
+
+    from .._data import data_fingerprint
+    from ..model.parameters import default_parameters
+
+    if path is not None:
+        return _check_plausibility(path)
+    key = (data_fingerprint(), repr(default_parameters()))
+    if key not in _CACHE:
+        result = _check_plausibility(None)
+        _CACHE.clear()
+        _CACHE[key] = result
+    return copy.deepcopy(_CACHE[key])
+
+
+def _check_plausibility(path: Any) -> Plausibility:
     import pandas as pd
 
     checks, _ = load_checks(path)

@@ -209,7 +209,19 @@ def _plot_curves(ax: "Axes", series: Mapping[str, "pd.DataFrame"], column: str,
                 label=None if any_band else INTERVAL_LABEL)
             band.set_gid("interval")
             any_band = True
+        if f"{column}_peak" in df.columns:
+            rng = ax.fill_between(t, y, df[f"{column}_peak"].to_numpy(dtype=float) * scale,
+                                  color=st["color"], alpha=0.16, linewidth=0, zorder=2,
+                                  step=None)
+            rng.set_gid("cycle-range")
     return lines
+
+
+#: Legend entry of the shaded dosing-cycle ranges (plot_regimen_grid(envelope=True)).
+CYCLE_RANGE_LABEL = "shaded: peak to trough within each dosing cycle; line: the trough"
+
+#: Horizon (days) beyond which plot_regimen_grid draws dosing cycles as envelopes by default.
+ENVELOPE_AFTER_DAYS = 400.0
 
 
 #: Legend entry of the shaded 90 % intervals (simulate(..., uncertainty=N)).
@@ -772,6 +784,11 @@ def plot_summary(summary: "pd.DataFrame", metric: str, ax: "Axes | None" = None,
     return ax
 
 
+_PANEL_H = 4.4
+"""Height of a plot_comparison panel (inches): with the legend, the headline figure of two
+patients fits a 1280 x 900 px first screen with the start of its table."""
+
+
 def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]]", *,
                     days: float | None = None, unit: str = "pmol/L",
                     time_unit: str = "auto", log: bool = True) -> "Figure":
@@ -794,7 +811,7 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
     Returns
     -------
     matplotlib Figure
-        6 inches wide per panel, about 5 high plus the legend; one legend below the panels
+        6 inches wide per panel, 4.4 high plus the legend; one legend below the panels
         and :data:`b12pk.DISCLAIMER` as a small grey footnote.
 
     Raises
@@ -847,8 +864,8 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
     ncol = max(1, min(n_entries, int(6.0 * n / col_in)))
     legend_rows = math.ceil(n_entries / ncol)
     legend_h = 0.35 + 0.34 * legend_rows
-    fig = plt.figure(figsize=(6.0 * n, 5.0 + legend_h), layout="constrained")
-    gs = fig.add_gridspec(2, n, height_ratios=[5.0, legend_h])
+    fig = plt.figure(figsize=(6.0 * n, _PANEL_H + legend_h), layout="constrained")
+    gs = fig.add_gridspec(2, n, height_ratios=[_PANEL_H, legend_h])
     axes = []
     for i, (patient, series) in enumerate(panels.items()):
         ax = fig.add_subplot(gs[0, i], sharey=axes[0] if axes else None)
@@ -883,7 +900,7 @@ def plot_comparison(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]
 
 def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFrame]]", *,
                       unit: str = "pmol/L", ncols: int = 3, daily: bool = True,
-                      time_unit: str = "auto") -> "Figure":
+                      time_unit: str = "auto", envelope: bool | None = None) -> "Figure":
     """Serum B12 in small multiples: one panel per regimen, one curve per patient.
 
     Easier to read than :func:`plot_comparison` when there are many regimens: every panel
@@ -902,6 +919,11 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
         short peaks of the first hours do not dominate; they are in the summary table).
     time_unit : {"auto", "days", "weeks", "months"}
         Unit of the x axes (month = 30 days).
+    envelope : bool, optional
+        Draw each dosing cycle as a shaded range from its peak to its trough, with the
+        trough as the line (:func:`b12pk.analysis.compare.cycle_envelope`), instead of every
+        daily value; None (default): when the horizon exceeds :data:`ENVELOPE_AFTER_DAYS`,
+        where daily values of monthly injections are a wall of spikes.
 
     Returns
     -------
@@ -910,8 +932,11 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
     import matplotlib.pyplot as plt
 
     from ..about import DISCLAIMER
+    from ..analysis.compare import cycle_envelope
 
     unit = _check_unit(unit)
+    if envelope is not None and not isinstance(envelope, bool):
+        raise InputError(f"envelope must be True, False or None, not {envelope!r}")
     _check_time_unit(time_unit)
     if not isinstance(results_by_patient, Mapping) or not results_by_patient:
         raise InputError("results_by_patient must be a non-empty mapping patient label -> "
@@ -929,10 +954,16 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
 
     grid = {r: {p: keep(results_by_patient[p][r]) for p in patients
                 if r in results_by_patient[p]} for r in regimens}
+    if envelope is None:
+        envelope = max(_horizon(s) for s in grid.values()) > ENVELOPE_AFTER_DAYS
+    if envelope:
+        grid = {r: {p: cycle_envelope(df) for p, df in s.items()} for r, s in grid.items()}
     scale = 1.0 if unit == "pmol/L" else pmol_per_l_to_pg_per_ml(1.0)
     cut = next(hi for name, _lo, hi, _l in _serum_bands(unit) if name == "deficient")
-    vals = np.concatenate([df["serum_pmol_per_l"].to_numpy(dtype=float) * scale
-                           for s in grid.values() for df in s.values()] + [np.array([cut])])
+    vals = np.concatenate([df[c].to_numpy(dtype=float) * scale
+                           for s in grid.values() for df in s.values()
+                           for c in ("serum_pmol_per_l", "serum_pmol_per_l_peak") if c in df]
+                          + [np.array([cut])])
     vals = vals[np.isfinite(vals) & (vals > 0)]
     ylim = (min(vals.min(), cut) / 1.6, max(vals.max(), cut * 3) * 1.6)
     horizon = max(_horizon(s) for s in grid.values())
@@ -969,12 +1000,15 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
         ("#F4B6B6", f"deficient (< {cut:.0f} {unit})"),
         ("#FCE3A8", "indeterminate"), ("#CFE8CF", "deficiency unlikely"))]
     interval = _interval_entry(list(axes.ravel()))
+    if envelope:
+        interval.append((mpatches.Patch(color="#777777", alpha=0.25), CYCLE_RANGE_LABEL))
     fig.legend(list(handles.values()) + [cutline] + band_handles + [h for h, _ in interval],
                list(handles) + [f"deficiency cut-off ({cut:.0f} {unit})"]
                + [h.get_label() for h in band_handles] + [lab for _, lab in interval],
                loc="outside lower center", ncol=min(4, len(handles) + 4), frameon=False,
                fontsize=9)
-    fig.suptitle("Serum B12 by regimen (bands from the source articles; daily values)\n"
+    what = "each dosing cycle's range" if envelope else "daily values"
+    fig.suptitle(f"Serum B12 by regimen (bands from the source articles; {what})\n"
                  + DISCLAIMER, fontsize=11, fontweight="bold")
     return fig
 

@@ -12,13 +12,47 @@ from ..analysis.validate import Validation, validation_summary
 __all__ = ["plot_validation", "plot_marker_validation"]
 
 
+#: Offsets (points) tried in turn for a point's number, so that numbers do not overlap.
+_LABEL_OFFSETS = ((5, 4), (5, -11), (-13, 4), (-13, -11), (5, 13), (-13, 13), (5, -20),
+                  (-13, -20), (14, 4), (-22, 4))
+
+
+def _place_numbers(xy: list[tuple[float, float]], lo: float, hi: float,
+                   width_pt: float = 400.0) -> list[tuple[int, int]]:
+    """An offset per point (in points) that keeps each number at least a label apart from
+    the numbers already placed (greedy; log axes from ``lo`` to ``hi``)."""
+    per_pt = math.log10(hi / lo) / width_pt
+    placed: list[tuple[float, float]] = []
+    out = []
+    for x, y in xy:
+        lx, ly = math.log10(x), math.log10(y)
+        best, best_gap = _LABEL_OFFSETS[0], -1.0
+        for dx, dy in _LABEL_OFFSETS:
+            px, py = lx + dx * per_pt, ly + dy * per_pt
+            gap = min((max(abs(px - qx) / 13.0, abs(py - qy) / 9.0) / per_pt
+                       for qx, qy in placed), default=math.inf)
+            if gap >= 1.0:
+                best = (dx, dy)
+                break
+            if gap > best_gap:
+                best, best_gap = (dx, dy), gap
+        placed.append((lx + best[0] * per_pt, ly + best[1] * per_pt))
+        out.append(best)
+    return out
+
+
 def plot_validation(validation: Validation, ax: Any = None) -> Any:
-    """Predicted versus observed (log axes, identity line, 2-fold band, points labelled)."""
+    """Predicted versus observed (log axes, identity line, 2-fold band). Each point carries
+    a number, and a key beside the axes (below them when ``ax`` is given) says which trial,
+    arm and time it is: labels written at the points overlapped."""
     import matplotlib.pyplot as plt
 
     table = validation.table
+    key_ax = None
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.5, 7.0), layout="constrained")
+        fig = plt.figure(figsize=(12.5, 7.2), layout="constrained")
+        grid = fig.add_gridspec(1, 2, width_ratios=[1.35, 1.0])
+        ax, key_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     conc = table[table["unit"] == "pmol/L"]
     lo = float(min(conc["observed"].min(), conc["predicted"].min())) / 2.5
     hi = float(max(conc["observed"].max(), conc["predicted"].max())) * 2.5
@@ -28,6 +62,8 @@ def plot_validation(validation: Validation, ax: Any = None) -> Any:
     markers = {"serum_b12": "o", "serum_b12_cmax": "^"}
     colours = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
     trials = list(dict.fromkeys(conc["trial"]))
+    keys: list[str] = []
+    points: list[tuple[float, float]] = []
     for i, trial in enumerate(trials):
         sub = conc[conc["trial"] == trial]
         for outcome, part in sub.groupby("outcome"):
@@ -43,10 +79,12 @@ def plot_validation(validation: Validation, ax: Any = None) -> Any:
                                 ecolor=colours[i % len(colours)], elinewidth=0.8, zorder=2)
                 when = (f"{r.time_days * 1440:.0f} min" if r.time_days < 1
                         else f"day {r.time_days:g}")
-                ax.annotate(f"{trial.split('_')[0]}: {r.arm}, {when}",
-                            (r.observed, r.predicted),
-                            textcoords="offset points", xytext=(5, 4), fontsize=7.5,
-                            color="#333333")
+                keys.append(f"{len(keys) + 1}  {trial}: {r.arm}, {when}")
+                points.append((float(r.observed), float(r.predicted)))
+    for k, ((x, y), off) in enumerate(zip(points, _place_numbers(points, lo, hi))):
+        ax.annotate(str(k + 1), (x, y), textcoords="offset points", xytext=off,
+                    fontsize=7.5, color="#333333")
+    _draw_key(ax, key_ax, keys)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -66,6 +104,23 @@ def plot_validation(validation: Validation, ax: Any = None) -> Any:
     ax.legend(fontsize=8, loc="upper left", frameon=False)
     ax.grid(True, which="major", color="#E5E5E5")
     return ax
+
+
+def _draw_key(ax: Any, key_ax: Any, keys: list[str]) -> None:
+    """The numbered key: in its own axes (two columns when long), or under ``ax``."""
+    lines = [k if len(k) <= 60 else k[:59] + "…" for k in keys]
+    if key_ax is None:
+        ax.text(0.0, -0.12, "\n".join(lines), transform=ax.transAxes, va="top",
+                fontsize=7, color="#333333")
+        return
+    key_ax.axis("off")
+    ncols = 1 if len(lines) <= 34 else 2
+    per = math.ceil(len(lines) / ncols)
+    for c in range(ncols):
+        key_ax.text(c / ncols, 1.0, "\n".join(lines[c * per:(c + 1) * per]),
+                    transform=key_ax.transAxes, va="top", ha="left",
+                    fontsize=7 if ncols == 1 else 6.5, color="#333333", linespacing=1.35)
+    key_ax.set_title("Points (trial: arm, time)", fontsize=9, loc="left")
 
 
 def plot_marker_validation(validation: Validation, ax: Any = None) -> Any:

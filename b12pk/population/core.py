@@ -485,6 +485,7 @@ class _Aggregate:
     repletion: np.ndarray = field(default=None)  # type: ignore[assignment]
     troughs: np.ndarray = field(default=None)  # type: ignore[assignment]
     trough_below: np.ndarray = field(default=None)  # type: ignore[assignment]
+    trough_not_replete: np.ndarray = field(default=None)  # type: ignore[assignment]
     sums: dict = field(default_factory=dict)  # block -> (2, n_times) serum and stores sums
     sum_total: Any = None  # sums of blocks 0 .. next_block - 1, added in block order
     next_block: int = 0
@@ -498,6 +499,7 @@ class _Aggregate:
         self.repletion = np.zeros(self.n_times + 1, np.int64)  # last = never
         self.troughs = np.zeros((self.n_troughs, _HIST_BINS), np.int32)
         self.trough_below = np.zeros(self.n_troughs, np.int64)
+        self.trough_not_replete = np.zeros(self.n_troughs, np.int64)
 
     def add_patient(self, serum: np.ndarray, stores: np.ndarray, trough_serum: np.ndarray,
                     cut: float, upper: float) -> None:
@@ -512,10 +514,12 @@ class _Aggregate:
         if self.n_troughs:
             self.troughs[np.arange(self.n_troughs), _bin_index(trough_serum)] += 1
             self.trough_below += trough_serum < cut
+            self.trough_not_replete += trough_serum < upper
         self.n += 1
 
     def merge(self, other: "_Aggregate") -> "_Aggregate":
-        for name in ("serum", "stores", "bands", "repletion", "troughs", "trough_below"):
+        for name in ("serum", "stores", "bands", "repletion", "troughs", "trough_below",
+                     "trough_not_replete"):
             getattr(self, name).__iadd__(getattr(other, name))
         self.n += other.n
         self.above_capacity += other.above_capacity
@@ -1145,6 +1149,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             ser = serum_of()
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
+            agg.trough_not_replete[trough_index[te]] += int(np.count_nonzero(ser < upper))
         for ev in groups.get(te, ()):
             amount, route, form = ev.amount_ug, ev.route, ev.form
             if route in PARENTERAL:
@@ -1315,7 +1320,9 @@ class PopulationResult:
         plus ``never_pct`` in ``attrs``.
     troughs : DataFrame
         One row per injection after the first: time_days (just before it), trough quantiles
-        (pmol/L) and ``pct_below_cutoff``.
+        (pmol/L), ``pct_below_cutoff`` (% of patients in the deficient band) and
+        ``pct_not_replete`` (% below the "deficiency unlikely" line: deficient or
+        indeterminate).
     means : DataFrame
         time_days, mean serum_pmol_per_l and stores_ug (exact sums, not histograms).
     markers : DataFrame
@@ -1343,6 +1350,35 @@ class PopulationResult:
     method: str = "fast"
     markers: Any = None
     marker_normal: Any = None
+
+    def last_trough(self) -> dict[str, Any]:
+        """Where the last dosing cycle is lowest, and the population there.
+
+        With injections: just before the last one within the horizon (``troughs``' last
+        row). Without (daily oral): the last day, sampled before that day's dose is
+        absorbed. Returns ``time_days``, ``where`` (words), ``pct_deficient``,
+        ``pct_not_replete`` (deficient or indeterminate) and ``median_pmol_per_l``.
+        A reading at an arbitrary point of an injection cycle would miss the trough
+        (the share below the cut-off can be 0 % at the horizon and 50 % before the next
+        dose)."""
+        tr = self.troughs
+        if tr is not None and len(tr):
+            row = tr.iloc[-1]
+            return {"time_days": float(row["time_days"]),
+                    "where": f"trough before the day-{row['time_days']:g} injection",
+                    "pct_deficient": float(row["pct_below_cutoff"]),
+                    "pct_not_replete": float(row["pct_not_replete"]),
+                    "median_pmol_per_l": float(row["q50_pmol_per_l"])}
+        t = float(self.bands["time_days"].max())
+        last = self.bands[self.bands["time_days"] == t]
+        prob = dict(zip(last["band"], last["probability"]))
+        q = self.quantiles[(self.quantiles["time_days"] == t)
+                           & (self.quantiles["quantile"] == 50.0)]["serum_pmol_per_l"]
+        return {"time_days": t, "where": f"day {t:g} (no injections)",
+                "pct_deficient": 100.0 * prob.get("deficient", 0.0),
+                "pct_not_replete": 100.0 * (prob.get("deficient", 0.0)
+                                            + prob.get("indeterminate", 0.0)),
+                "median_pmol_per_l": float(q.iloc[0]) if len(q) else float("nan")}
 
 
 _QUANTILE_ROWS = 1024
@@ -1427,7 +1463,7 @@ def _bytes_per_patient(n_parenteral_forms: int) -> int:
 
 def _aggregate_bytes(n_times: int, n_troughs: int) -> int:
     """Bytes of one :class:`_Aggregate` (int32 histograms dominate: 12 kB per time)."""
-    return (2 * n_times + n_troughs) * _HIST_BINS * 4 + n_times * 40 + n_troughs * 8
+    return (2 * n_times + n_troughs) * _HIST_BINS * 4 + n_times * 40 + n_troughs * 16
 
 
 def population_memory_bytes(n_times: int, n_troughs: int, chunk: int, workers: int,
@@ -1817,10 +1853,11 @@ def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,
     if len(trough_times):
         tq = _quantiles_from_counts(agg.troughs, qs)
         for i, t in enumerate(trough_times):
-            trough_rows.append((t, *tq[i], 100.0 * agg.trough_below[i] / agg.n))
+            trough_rows.append((t, *tq[i], 100.0 * agg.trough_below[i] / agg.n,
+                                100.0 * agg.trough_not_replete[i] / agg.n))
     troughs = pd.DataFrame(trough_rows, columns=["time_days", *[f"q{q:g}_pmol_per_l"
                                                                 for q in qs],
-                                                 "pct_below_cutoff"])
+                                                 "pct_below_cutoff", "pct_not_replete"])
     markers, normal = _marker_quantiles(agg, qs, out_times, spec)
     return PopulationResult(quantiles=quant, bands=bands, repletion=repletion,
                             troughs=troughs, means=means, n=agg.n, seed=spec.seed, spec=spec,

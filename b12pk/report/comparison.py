@@ -104,6 +104,9 @@ def _make_figures(comp: Comparison, fig_dir: Path) -> dict[str, Path]:
                              layout="constrained")
     for ax, (label, results) in zip(axes[0], by_patient.items()):
         plot.plot_stores(results, ax=ax, title=label, show_legend=False)
+    top = max(ax.get_ylim()[1] for ax in axes[0])   # shared axis: the highest panel's top
+    for ax in axes[0]:
+        ax.set_ylim(0, top)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=9)
     out["stores"] = plot.save_figure(fig, fig_dir / "stores")[0]
@@ -292,26 +295,31 @@ def _population_table(populations: Any) -> Any:
 
     rows = []
     for (patient, regimen), res in populations.items():
-        last = res.bands[res.bands["time_days"] == res.bands["time_days"].max()]
-        prob = dict(zip(last["band"], last["probability"]))
-        q = res.quantiles[res.quantiles["time_days"] == res.quantiles["time_days"].max()]
-        med = q.loc[q["quantile"] == 50.0, "serum_pmol_per_l"]
+        low = res.last_trough()
         tr = res.troughs
         rows.append({
             "patient": patient, "regimen": regimen, "n": res.n, "seed": res.seed,
-            "pct_deficient_end": 100.0 * prob.get("deficient", 0.0),
-            "pct_not_replete_end": 100.0 * (prob.get("deficient", 0.0)
-                                            + prob.get("indeterminate", 0.0)),
-            "median_serum_end_pmol_per_l": float(med.iloc[0]) if len(med) else float("nan"),
+            "read_at": low["where"],
+            "pct_deficient_last_trough": low["pct_deficient"],
+            "pct_not_replete_last_trough": low["pct_not_replete"],
+            "median_last_trough_pmol_per_l": low["median_pmol_per_l"],
             "max_pct_trough_below_cutoff": float(tr["pct_below_cutoff"].max()) if len(tr)
-            else float("nan"),
-            "pct_deficient_last_trough": float(tr["pct_below_cutoff"].iloc[-1]) if len(tr)
-            else float("nan"),
-            "median_last_trough_pmol_per_l": float(tr["q50_pmol_per_l"].iloc[-1]) if len(tr)
-            else float("nan"),
+            else low["pct_deficient"],
             **_share_mma_normal(res),
         })
     return pd.DataFrame(rows)
+
+
+#: Report headers of the population table (population_summary.csv keeps the column names).
+POPULATION_HEADERS = {
+    "patient": "Patient", "regimen": "Regimen", "read_at": "Read at",
+    "pct_deficient_last_trough": "Deficient (%)",
+    "pct_not_replete_last_trough": "Not replete (%)",
+    "median_last_trough_pmol_per_l": "Median serum (pmol/L)",
+    "max_pct_trough_below_cutoff": "Deficient at the worst trough (%)",
+    "pct_mma_normal_3mo": "MMA normal at 3 months (%)",
+    "pct_mma_normal_12mo": "MMA normal at 12 months (%)",
+}
 
 
 def _share_mma_normal(res: Any) -> dict[str, float]:
@@ -371,16 +379,19 @@ def _population_items(table: Any, figs: dict[str, Path], populations: Any) -> li
     items: list[tuple] = [
         ("p", f"Each regimen and patient simulated for {n:,} virtual patients with "
               "between-patient variability (data/variability.toml; each CV sourced or marked "
-              f"assumed{cov_text}): median and 25-75% / 5-95% bands of serum B12, the share "
-              "deficient at the end, the trough just before each injection, and the share "
+              f"assumed{cov_text}): median and 25-75% / 5-95% bands of serum B12; the shares "
+              "deficient and not replete where the last dosing cycle is lowest (just before "
+              "the last injection; for daily oral, on the last day), and at the worst trough "
+              "before any injection; and the share "
               "with methylmalonic acid below its normal limit at 3 and 12 months (the "
               "population's stores mixed with the markers' between-patient variability).")]
     if "population" in figs:
         items.append(("img", figs["population"], "Serum B12 in the virtual populations "
                       "(median line; 25-75% and 5-95% bands)"))
-    items.append(("table", list(table.columns),
+    shown = table[list(POPULATION_HEADERS)]
+    items.append(("table", list(POPULATION_HEADERS.values()),
                   [[_fmt(v, 1) if isinstance(v, float) else str(v) for v in row]
-                   for row in table.itertuples(index=False)]))
+                   for row in shown.itertuples(index=False)]))
     return items
 
 
@@ -609,15 +620,25 @@ def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> l
     replete, deficient = upper["indeterminate"], upper["deficient"]
     items: list[tuple] = []
     if "headline" in figs:
-        items.append(("img", figs["headline"], "Serum B12 each regimen falls to before its "
-                      "next dose (the troughs; peaks left out), one panel per patient, over the "
-                      "laboratory bands; the full courses are under Comparison"))
-    rows = [[_glance_cell(c, r[c]) for c in glance.columns] for r in glance.to_dict("records")]
-    items.append(("table", list(glance.columns), rows))
+        items.append(("img", figs["headline"], "Serum B12 troughs (the level each regimen "
+                      "falls to before its next dose), one panel per patient, over the "
+                      "laboratory bands; full courses under Comparison", "headline"))
+    notes: list[str] = []
+    rows = []
+    for r in glance.to_dict("records"):
+        marks = []
+        for caveat in filter(None, r["caveats"].split("; ")):
+            if caveat not in notes:
+                notes.append(caveat)
+            marks.append(str(notes.index(caveat) + 1))
+        rows.append([_glance_cell(c, r[c]) for c in glance.columns if c != "caveats"]
+                    + [", ".join(marks)])
+    items.append(("table", [c for c in glance.columns if c != "caveats"] + ["notes"], rows))
+    items.extend(("p", f"[{k}] {note}") for k, note in enumerate(notes, 1))
     items.append(("p", "What the model shows (not advice): " + " ".join(
         glance_reading(glance, replete, deficient))))
     items.append(("p", f"Per year: over the {comp.days:g}-day horizon, scaled to 365 days "
-                  "(loading doses included). Caveats: a route whose serum the validation "
+                  "(loading doses included). Notes: a route whose serum the validation "
                   "over- or under-predicts (data/claims/biases.toml, sized by this report's "
                   "validation), and a trough not yet at steady state."))
     return items
@@ -682,6 +703,8 @@ margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:1em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:.3em .5em;vertical-align:top;text-align:left}
 th{background:#f2f2f2} img{max-width:100%;height:auto} figcaption{color:#555;font-style:italic}
+figure{margin:0 0 .5em 0} .table{overflow-x:auto;max-width:100%}
+figure.headline img{max-height:60vh;width:auto}
 """
 
 
@@ -698,12 +721,14 @@ def _render_html(sections: list[tuple[str, list[tuple]]], disclaimer: str, root:
                 parts.append(f"<p>{html.escape(item[1])}</p>")
             elif kind == "h3":
                 parts.append(f"<h3>{html.escape(item[1])}</h3>")
-            elif kind == "table":
-                parts.append(_html_table(item[2], item[1]))
+            elif kind == "table":   # a wide table scrolls in its box, not the page
+                parts.append(f"<div class=\"table\">{_html_table(item[2], item[1])}</div>")
             elif kind == "img":
                 data = base64.b64encode(Path(item[1]).read_bytes()).decode("ascii")
                 alt = html.escape(item[2])
-                parts.append(f"<figure><img alt=\"{alt}\" src=\"data:image/png;base64,{data}\">"
+                css = f" class=\"{item[3]}\"" if len(item) > 3 else ""
+                parts.append(f"<figure{css}><img alt=\"{alt}\" "
+                             f"src=\"data:image/png;base64,{data}\">"
                              f"<figcaption>{alt}</figcaption></figure>")
     parts.append(f"<hr><p class=\"disclaimer\">{html.escape(disclaimer)}</p></body></html>")
     return "\n".join(parts)
