@@ -65,7 +65,8 @@ def test_html_report_is_self_contained(default_report):
 def test_markdown_report_states_it_is_educational_and_cites_seeds(default_report):
     text = (default_report / "report.md").read_text(encoding="utf-8")
     assert b12pk.DISCLAIMER in text
-    assert "003_641e187cc86a2616.txt" in text
+    assert "IM and nasal routes" in text          # the source article, named by its title
+    assert "003_641e187cc86a2616" not in text     # not by its file name
     assert "carmel2008" in text
 
 

@@ -389,6 +389,23 @@ def test_the_glance_reading_names_what_holds_and_what_falls(small_comparison):
     assert "into the deficient band on" in glance_reading(forced, 258.2, 132.8)[0]
 
 
+def test_cycle_envelope_holds_each_cycle_between_its_trough_and_peak(small_comparison):
+    from b12pk.analysis.compare import cycle_envelope
+
+    im = small_comparison.results[(small_comparison.patients[0].label, "1000 mcg IM monthly")]
+    env = cycle_envelope(im)
+    kept = env["serum_pmol_per_l"].notna()
+    raw = im.loc[kept, "serum_pmol_per_l"]
+    assert (env.loc[kept, "serum_pmol_per_l"] <= raw + 1e-9).all()
+    assert (env.loc[kept, "serum_pmol_per_l_peak"] >= raw - 1e-9).all()
+    cycle = env[(env["time_days"] > 31) & (env["time_days"] < 59)]
+    assert cycle["serum_pmol_per_l"].nunique() == 1 == cycle["serum_pmol_per_l_peak"].nunique()
+    oral = small_comparison.results[(small_comparison.patients[0].label, "1000 mcg oral daily")]
+    flat = cycle_envelope(oral)
+    assert np.allclose(flat["serum_pmol_per_l"], oral["serum_pmol_per_l"])
+    assert np.allclose(flat["serum_pmol_per_l_peak"], oral["serum_pmol_per_l"])
+
+
 def test_trough_course_carries_the_uncertainty_band():
     from b12pk.analysis.compare import trough_course
 

@@ -276,13 +276,16 @@ def test_a_course_with_an_interval_is_drawn_with_a_shaded_band():
 def test_plot_regimen_grid_draws_dosing_cycles_as_envelopes_on_long_horizons():
     df = b12pk.simulate("1000 mcg IM monthly", "pernicious-anaemia", 120)
     short = plot.plot_regimen_grid({"p": {"IM": df}})      # 120 days: daily values
-    assert not [c for c in short.axes[0].collections if c.get_gid() == "cycle-range"]
+    assert not [ln for ln in short.axes[0].lines if ln.get_gid() == "cycle-peak"]
     fig = plot.plot_regimen_grid({"p": {"IM": df}}, envelope=True)
     ax = fig.axes[0]
-    assert len([c for c in ax.collections if c.get_gid() == "cycle-range"]) == 1
+    peaks = [ln for ln in ax.lines if ln.get_gid() == "cycle-peak"]
+    assert len(peaks) == 1
     trough = _curves(ax)[0].get_ydata()
-    assert np.nanmax(trough) < df["serum_pmol_per_l"].max()     # the line is the trough
-    assert any("peak to trough" in t.get_text() for t in fig.legends[0].get_texts())
+    assert np.nanmax(trough) < df["serum_pmol_per_l"].max()     # the thick line: troughs
+    top = df["serum_pmol_per_l"].max()
+    assert 0.95 * top < np.nanmax(peaks[0].get_ydata()) <= top    # the thin line: peaks
+    assert any("each dosing cycle's peak" in t.get_text() for t in fig.legends[0].get_texts())
     with pytest.raises(b12pk.InputError, match="envelope"):
         plot.plot_regimen_grid({"p": {"IM": df}}, envelope="yes")
 

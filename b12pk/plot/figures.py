@@ -210,15 +210,16 @@ def _plot_curves(ax: "Axes", series: Mapping[str, "pd.DataFrame"], column: str,
             band.set_gid("interval")
             any_band = True
         if f"{column}_peak" in df.columns:
-            rng = ax.fill_between(t, y, df[f"{column}_peak"].to_numpy(dtype=float) * scale,
-                                  color=st["color"], alpha=0.16, linewidth=0, zorder=2,
-                                  step=None)
-            rng.set_gid("cycle-range")
+            # a thin line, not a fill: cycle ranges of several patients would stack up
+            peak = df[f"{column}_peak"].to_numpy(dtype=float) * scale
+            (top,) = ax.plot(t, peak, color=st["color"], linewidth=0.8, alpha=0.75, zorder=2,
+                             linestyle=st["linestyle"])
+            top.set_gid("cycle-peak")
     return lines
 
 
-#: Legend entry of the shaded dosing-cycle ranges (plot_regimen_grid(envelope=True)).
-CYCLE_RANGE_LABEL = "shaded: peak to trough within each dosing cycle; line: the trough"
+#: Legend entry of the dosing-cycle peaks (plot_regimen_grid(envelope=True)).
+CYCLE_RANGE_LABEL = "thin line: each dosing cycle's peak; thick line: its trough"
 
 #: Horizon (days) beyond which plot_regimen_grid draws dosing cycles as envelopes by default.
 ENVELOPE_AFTER_DAYS = 400.0
@@ -920,9 +921,8 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
     time_unit : {"auto", "days", "weeks", "months"}
         Unit of the x axes (month = 30 days).
     envelope : bool, optional
-        Draw each dosing cycle as a shaded range from its peak to its trough, with the
-        trough as the line (:func:`b12pk.analysis.compare.cycle_envelope`), instead of every
-        daily value; None (default): when the horizon exceeds :data:`ENVELOPE_AFTER_DAYS`,
+        Draw each dosing cycle by its peak (thin line) and its trough (thick line)
+        (:func:`b12pk.analysis.compare.cycle_envelope`) instead of every daily value; None (default): when the horizon exceeds :data:`ENVELOPE_AFTER_DAYS`,
         where daily values of monthly injections are a wall of spikes.
 
     Returns
@@ -1001,7 +1001,9 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
         ("#FCE3A8", "indeterminate"), ("#CFE8CF", "deficiency unlikely"))]
     interval = _interval_entry(list(axes.ravel()))
     if envelope:
-        interval.append((mpatches.Patch(color="#777777", alpha=0.25), CYCLE_RANGE_LABEL))
+        from matplotlib.lines import Line2D
+
+        interval.append((Line2D([], [], color="#777777", linewidth=0.8), CYCLE_RANGE_LABEL))
     fig.legend(list(handles.values()) + [cutline] + band_handles + [h for h, _ in interval],
                list(handles) + [f"deficiency cut-off ({cut:.0f} {unit})"]
                + [h.get_label() for h in band_handles] + [lab for _, lab in interval],

@@ -50,8 +50,8 @@ def plot_validation(validation: Validation, ax: Any = None) -> Any:
     table = validation.table
     key_ax = None
     if ax is None:
-        fig = plt.figure(figsize=(12.5, 7.2), layout="constrained")
-        grid = fig.add_gridspec(1, 2, width_ratios=[1.35, 1.0])
+        fig = plt.figure(figsize=(11.0, 7.2), layout="constrained")
+        grid = fig.add_gridspec(1, 2, width_ratios=[1.6, 1.0])
         ax, key_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     conc = table[table["unit"] == "pmol/L"]
     lo = float(min(conc["observed"].min(), conc["predicted"].min())) / 2.5
@@ -119,7 +119,7 @@ def _draw_key(ax: Any, key_ax: Any, keys: list[str]) -> None:
     for c in range(ncols):
         key_ax.text(c / ncols, 1.0, "\n".join(lines[c * per:(c + 1) * per]),
                     transform=key_ax.transAxes, va="top", ha="left",
-                    fontsize=7 if ncols == 1 else 6.5, color="#333333", linespacing=1.35)
+                    fontsize=8 if ncols == 1 else 6.5, color="#333333", linespacing=1.4)
     key_ax.set_title("Points (trial: arm, time)", fontsize=9, loc="left")
 
 

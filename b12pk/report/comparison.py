@@ -158,16 +158,18 @@ def _inputs_rows(comp: Comparison) -> tuple[list[list[str]], list[list[str]]]:
                     if pt.baseline_serum_pmol_per_l is not None else
                     f"{pt.baseline_stores_ug:g} ug stores" if pt.baseline_stores_ug is not None
                     else "steady state of diet")
-        pats.append([p.label, pt.name, baseline, f"{pt.diet_ug_per_day:g}",
+        pats.append([p.label, pt.name, baseline, _sig(pt.diet_ug_per_day),
                      f"{pt.if_route_factor:.2f}", f"{pt.egfr_ml_min:g}", p.why])
-    regs = [[r.label, r.regimen.to_text(), r.seed_file or "user", r.quote, r.reading]
-            for r in comp.regimens]
+    regs = [[r.label, r.regimen.to_text(),
+             article_title(r.seed_file, short=True) if r.seed_file else "user", r.quote,
+             r.reading] for r in comp.regimens]
     return pats, regs
 
 
 PATIENT_HEADER = ["label", "preset", "baseline", "diet (ug/day)", "IF route (x normal)",
                   "eGFR (mL/min)", "why"]
-REGIMEN_HEADER = ["label", "canonical text", "seed file", "sentence in the seed", "reading"]
+REGIMEN_HEADER = ["label", "canonical text", "source article", "sentence in the article",
+                  "reading"]
 
 
 def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
@@ -476,9 +478,9 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
         items.append(("table", ["trial", "arm", "finding", "suspected mechanism"],
                       [[m["trial"], m["arm"], m["finding"], m["mechanism"]] for m in misses]))
     t = validation.table
-    rows = [[r.trial, r.arm, r.preset, f"{r.time_days:g}", r.statistic, f"{r.observed:.3g}",
-             (f"{r.observed_low:.3g}-{r.observed_high:.3g}" if r.observed_low == r.observed_low
-              else ""), f"{r.predicted:.3g}", f"{r.predicted_alternative:.3g}",
+    rows = [[r.trial, r.arm, r.preset, _sig(r.time_days), r.statistic, _sig(r.observed),
+             (f"{_sig(r.observed_low)}-{_sig(r.observed_high)}" if r.observed_low == r.observed_low
+              else ""), _sig(r.predicted), _sig(r.predicted_alternative),
              f"{r.ratio:.2f}", "yes" if r.within_2fold else "no",
              {True: "yes", False: "no"}.get(r.within_spread, "n/a")]
             for r in t.itertuples()]
@@ -502,8 +504,8 @@ def _marker_trust_items(validation: Any) -> list[tuple]:
     if check:
         text.append(f"against {check['n_points']} points not used in the fit, geometric mean "
                     f"fold error {check['gmfe']:.2f}, bias {check['bias']:.2f}.")
-    rows = [[r.use, r.trial, r.arm, r.outcome, f"{r.time_days:g}", r.statistic,
-             f"{r.observed:.3g}", f"{r.predicted:.3g}", f"{r.ratio:.2f}"]
+    rows = [[r.use, r.trial, r.arm, r.outcome, _sig(r.time_days), r.statistic,
+             _sig(r.observed), _sig(r.predicted), f"{r.ratio:.2f}"]
             for r in m.itertuples()]
     return [("h3", "Functional markers"), ("p", " ".join(text)),
             ("table", ["use", "trial", "arm", "marker", "day", "statistic", "observed",
