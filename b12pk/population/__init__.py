@@ -6,9 +6,9 @@ Layer: above ``engine``; below ``analysis``. Writing a population's outputs is
 """
 
 from .core import (BLOCK, MAX_PATIENTS, QUANTILES, Covariate, PopulationResult,
-                   PopulationSpec, covariate_sets, default_variability, sample_patients,
-                   simulate_population)
+                   PopulationSpec, Watch, covariate_sets, default_variability,
+                   sample_patients, simulate_population)
 
-__all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
+__all__ = ["PopulationSpec", "PopulationResult", "Watch", "Covariate", "covariate_sets",
            "simulate_population", "sample_patients", "default_variability", "BLOCK",
            "MAX_PATIENTS", "QUANTILES"]

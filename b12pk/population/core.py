@@ -65,7 +65,7 @@ from ..model.parameters import setting as _patient_setting
 from ..model.declaration import LAW_PARAMETERS, declaration
 from ..regimen.language import PARENTERAL_ROUTES, DoseEvent, Regimen
 
-__all__ = ["PopulationSpec", "PopulationResult", "Covariate", "covariate_sets",
+__all__ = ["PopulationSpec", "PopulationResult", "Watch", "Covariate", "covariate_sets",
            "simulate_population", "sample_patients", "engine_settings",
            "check_population_work", "BLOCK",
            "MAX_PATIENTS", "QUANTILES", "default_variability"]
@@ -458,6 +458,36 @@ def _covariate_block(spec: PopulationSpec, block: int) -> dict[str, np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class Watch:
+    """A per-patient check: does the patient's serum stay at or above
+    ``threshold_pmol_per_l`` at every reading from ``start_day`` to ``end_day``?
+    ``reading``: "trough" (just before each injection after the first; each day for a
+    regimen without injections, sampled before that day's dose is absorbed) or "daily"."""
+
+    threshold_pmol_per_l: float
+    reading: str
+    start_day: float
+    end_day: float
+
+
+def _check_watch(watch: Any) -> tuple[Watch, ...]:
+    out = []
+    for w in watch or ():
+        try:
+            w = Watch(float(w.threshold_pmol_per_l), str(w.reading), float(w.start_day),
+                      float(w.end_day))
+        except (AttributeError, TypeError, ValueError):
+            raise InputError(f"watch entries need threshold_pmol_per_l, reading, start_day "
+                             f"and end_day; got {echo(w)}") from None
+        if w.reading not in ("trough", "daily") or not (w.threshold_pmol_per_l > 0) or \
+                not (0.0 <= w.start_day < w.end_day):
+            raise InputError(f"watch entry {echo(w)} is not accepted: reading 'trough' or "
+                             "'daily', a threshold > 0 and 0 <= start_day < end_day")
+        out.append(w)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------------------
 # Aggregates (mergeable integer counts)
 
@@ -490,6 +520,8 @@ class _Aggregate:
     sum_total: Any = None  # sums of blocks 0 .. next_block - 1, added in block order
     next_block: int = 0
     above_capacity: int = 0  # patients whose baseline needs stores above the capacity
+    n_watch: int = 0
+    watch_met: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         # int32 counts: a bin holds at most MAX_PATIENTS (< 2**31) patients
@@ -500,6 +532,7 @@ class _Aggregate:
         self.troughs = np.zeros((self.n_troughs, _HIST_BINS), np.int32)
         self.trough_below = np.zeros(self.n_troughs, np.int64)
         self.trough_not_replete = np.zeros(self.n_troughs, np.int64)
+        self.watch_met = np.zeros(self.n_watch + 1 if self.n_watch else 0, np.int64)
 
     def add_patient(self, serum: np.ndarray, stores: np.ndarray, trough_serum: np.ndarray,
                     cut: float, upper: float) -> None:
@@ -519,7 +552,7 @@ class _Aggregate:
 
     def merge(self, other: "_Aggregate") -> "_Aggregate":
         for name in ("serum", "stores", "bands", "repletion", "troughs", "trough_below",
-                     "trough_not_replete"):
+                     "trough_not_replete", "watch_met"):
             getattr(self, name).__iadd__(getattr(other, name))
         self.n += other.n
         self.above_capacity += other.above_capacity
@@ -804,8 +837,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                days: float, blocks: Sequence[int], forms: tuple[str, ...], typical_sys: System,
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
-               agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None
-               ) -> _Aggregate:
+               agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None,
+               watch: Sequence[Watch] = ()) -> _Aggregate:
     s = typical_sys
     p = s.p
     patient = spec.patient
@@ -816,8 +849,11 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     n = draw["if_capacity_ug"].size
     if agg is None:
-        agg = _Aggregate(len(out_times), len(trough_times))
+        agg = _Aggregate(len(out_times), len(trough_times), n_watch=len(watch))
     agg.n += n
+    # per-patient checks: the lowest serum at the times each one reads
+    w_min = np.full((len(watch), n), np.inf)
+    w_daily = [w.reading == "daily" or not len(trough_times) for w in watch]
     # per-patient settings set by covariates (scalars: the preset's, the same for all)
     cov_parts = [_covariate_block(spec, b) for b in blocks]
     cov = {k: np.concatenate([d[k] for d in cov_parts]) for k in cov_parts[0]}
@@ -954,6 +990,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def record(k: int) -> None:
         ser = serum_of()
+        for i, w in enumerate(watch):
+            if w_daily[i] and w.start_day <= out_times[k] <= w.end_day:
+                np.minimum(w_min[i], ser, out=w_min[i])
         if keep.size:
             traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:
@@ -1106,8 +1145,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         if _STOP.is_set():  # the run was interrupted: the other chunks need not finish
             raise _Stopped()
         te = times[i]
-        if fast is not None and not keep.size and not transient_live and te > t and \
-                oral_only(te):
+        if fast is not None and not keep.size and not any(w_daily) and not transient_live \
+                and te > t and oral_only(te):
             # a run of equal steps with oral doses and outputs only: one compiled call
             h = te - t
             j = i + 1
@@ -1150,6 +1189,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
             agg.trough_not_replete[trough_index[te]] += int(np.count_nonzero(ser < upper))
+            for i, w in enumerate(watch):
+                if not w_daily[i] and w.start_day <= te <= w.end_day:
+                    np.minimum(w_min[i], ser, out=w_min[i])
         for ev in groups.get(te, ()):
             amount, route, form = ev.amount_ug, ev.route, ev.form
             if route in PARENTERAL:
@@ -1177,6 +1219,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             k_out += 1
         i += 1
     agg.repletion += np.bincount(replete_at, minlength=len(out_times) + 1)
+    if len(watch):
+        met = w_min >= np.array([w.threshold_pmol_per_l for w in watch])[:, None]
+        agg.watch_met += np.append(met.sum(axis=1), np.all(met, axis=0).sum())
     if keep.size:
         _write_trajectories(traj[0], blocks[0], ids[keep], out_times, traj_rows)
     return agg
@@ -1335,6 +1380,8 @@ class PopulationResult:
     n, seed : int
     method : str
         The engine method that computed it ("fast" or "exact").
+    watch_met : tuple of int or None
+        With ``watch``: patients passing each check, then all checks together.
     """
 
     quantiles: Any
@@ -1350,6 +1397,7 @@ class PopulationResult:
     method: str = "fast"
     markers: Any = None
     marker_normal: Any = None
+    watch_met: "tuple[int, ...] | None" = None
 
     def last_trough(self) -> dict[str, Any]:
         """Where the last dosing cycle is lowest, and the population there.
@@ -1489,7 +1537,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                         client: Any = None, workers: int | None = None,
                         backend: str = "auto", trajectories: Any = None,
                         trajectory_patients: int | None = None,
-                        method: str = "fast") -> PopulationResult:
+                        method: str = "fast", watch: Sequence["Watch"] = ()
+                        ) -> PopulationResult:
     """Simulate a virtual population under one regimen (daily output).
 
     Parameters
@@ -1538,6 +1587,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         patient through the engine of :func:`b12pk.simulate` (with the same draws), so a
         population of one without variability is ``simulate`` to the last bit; about
         20 ms per patient-year with monthly injections: for checks and small populations.
+    watch : sequence of Watch
+        Per-patient checks (``method="fast"`` only): the result's ``watch_met`` counts the
+        patients who pass each check, and (last) all of them together.
 
     Returns
     -------
@@ -1581,6 +1633,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         raise InputError(f"workers={echo(workers)} is not accepted; accepted: a whole number "
                          ">= 1")
     check_population_work([(events, spec.n)], days, "this population")
+    watch = _check_watch(watch)
+    if watch and method != "fast":
+        raise InputError("watch (per-patient checks) needs method='fast'")
     traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days, create=False)
     qs = _check_quantiles(quantiles)
     forms = parenteral_forms(events)
@@ -1649,9 +1704,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             method)
 
     report = _progress_fn(progress, spec.n)
-    total = _Aggregate(len(out_times), len(trough_times))
+    total = _Aggregate(len(out_times), len(trough_times), n_watch=len(watch))
     if client is not None:
-        futures = [client.submit(_run_chunk, c, *args, backend, traj, pure=False)
+        futures = [client.submit(_run_chunk, c, *args, backend, traj, watch, pure=False)
                    for c in chunks]
         for fut in futures:  # integer counts and per-block sums: merge order does not matter
             total.merge(fut.result())
@@ -1661,7 +1716,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         _fast_kernels(backend)  # fails early when numba is asked for and missing
         if n_workers == 1:
             for c in chunks:
-                total.merge(_run_chunk(c, *args, backend, traj))
+                total.merge(_run_chunk(c, *args, backend, traj, watch))
                 report(total.n)
         else:
             # threads: numpy and the compiled kernels release the GIL; at most n_workers
@@ -1673,7 +1728,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                 pending, done = set(), set()
                 todo = iter(chunks)
                 for c in todo:
-                    pending.add(pool.submit(_run_chunk, c, *args, backend, traj))
+                    pending.add(pool.submit(_run_chunk, c, *args, backend, traj, watch))
                     if len(pending) >= n_workers:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
@@ -1695,7 +1750,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             B12pkWarning, stacklevel=2)
     return dataclasses.replace(
         _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days),
-        method=method)
+        method=method, watch_met=tuple(int(x) for x in total.watch_met) if watch else None)
 
 
 def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float, create: bool = True
@@ -1787,7 +1842,8 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
                forms: tuple[str, ...], sys_: System, out_times: np.ndarray,
                trough_times: Sequence[float], cut: float, upper: float,
                engine: "_BlockEngine", method: str = "fast", backend: str = "numpy",
-               traj: "tuple[str, int] | None" = None) -> _Aggregate:
+               traj: "tuple[str, int] | None" = None, watch: Sequence[Watch] = ()
+               ) -> _Aggregate:
     """Simulate the patients of some blocks together (vectorised over all of them).
 
     Per-patient draws depend only on (seed, block), and the sums are kept per block, so
@@ -1798,7 +1854,8 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
         return _run_block_exact(spec, events, days, blocks, forms, out_times, trough_times,
                                 cut, upper, agg, traj)
     return _run_block(spec, events, days, blocks, forms, sys_, engine, out_times,
-                      trough_times, cut, upper, _fast_kernels(backend), traj=traj)
+                      trough_times, cut, upper, _fast_kernels(backend), traj=traj,
+                      watch=watch)
 
 
 def _progress_fn(progress: Any, n: int) -> Callable[[int | None], None]:
