@@ -39,6 +39,9 @@ _LAZY = {
     "regimen.language": ("FORMS", "ROUTES", "DoseEvent", "Regimen", "load_regimens",
                          "parse_regimen", "regimen_variants"),
     "report.comparison": ("write_report",),
+    "analysis.design": ("design", "SearchSpace", "DesignResult"),
+    "analysis.targets": ("Target",),
+    "report.design": ("write_design",),
 }
 _HOME = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -70,6 +73,8 @@ __all__ = [
     "plot_regimen_grid", "plot_fan", "plot_band_probabilities", "save_figure",
     # evidence analysis
     "evaluate_claims", "load_claims", "write_evidence", "evidence_markdown",
+    # regimen design
+    "design", "SearchSpace", "DesignResult", "Target", "write_design",
     # model exchange (needs b12pk[sbml])
     "to_sbml", "write_sbml", "check_sbml", "SBMLUnavailableError",
     # populations

@@ -218,6 +218,45 @@ def _build_parser() -> argparse.ArgumentParser:
                     "approximate posterior (needs --method exact)")
     pp.add_argument("--out", default="b12pk-population", help="output folder")
 
+    d = sub.add_parser("design", help="find the least burdensome regimens that keep a share "
+                       "of patients at target",
+                       description="Simulate a grid of oral and injected regimens in a virtual "
+                       "population and find those that meet every target, the Pareto set of "
+                       "burden against the share meeting them, and the least burden per "
+                       "route; writes candidates.csv, pareto.csv, design.md, design.png and "
+                       "run.json. Educational: not a prescription.",
+                       epilog="example:\n  b12pk design --patient pernicious-anaemia "
+                       "--population 2000 \\\n    --target \"serum >= 200 pmol/L before "
+                       "every dose in 90 % of patients, from month 3 to year 2\" \\\n    "
+                       "--routes oral,IM --forms hydroxocobalamin,cyanocobalamin --out design",
+                       formatter_class=fmt)
+    d.add_argument("--patient", default="pernicious-anaemia", metavar="PRESET|FILE",
+                   help="patient preset or TOML file (default pernicious-anaemia)")
+    d.add_argument("--target", action="append", required=True, metavar="TEXT|FILE",
+                   help="a target as text, or a TOML file of [[target]] tables (repeatable; "
+                   "all must hold)")
+    d.add_argument("--population", type=_whole(1, 1_000_000), default=2000, metavar="N",
+                   help="most virtual patients per candidate (default 2000)")
+    d.add_argument("--routes", default="oral,IM", help="oral and/or IM (default oral,IM)")
+    d.add_argument("--forms", default="hydroxocobalamin,cyanocobalamin",
+                   help="forms of the injected candidates (default both)")
+    d.add_argument("--doses", default="1000", metavar="UG,...",
+                   help="injected doses in µg (default 1000)")
+    d.add_argument("--intervals", default="30,60,90", metavar="DAYS,...",
+                   help="maintenance intervals in days (default 30,60,90)")
+    d.add_argument("--loading", default="yes", choices=("yes", "no", "both"),
+                   help="injected candidates with the loading phase, without, or both "
+                   "(default yes)")
+    d.add_argument("--oral-doses", default="250,500,1000,2000", metavar="UG,...",
+                   help="daily oral doses in µg (default 250,500,1000,2000)")
+    d.add_argument("--burden", default="injections",
+                   choices=("injections", "ug", "visits", "pills"),
+                   help="the burden to minimise (default injections)")
+    d.add_argument("--seed", type=_SEED, default=0, help="seed of the patients (default 0)")
+    d.add_argument("--workers", type=_WORKERS, default=None,
+                   help="processes (default: one per CPU; does not change results)")
+    d.add_argument("--out", default="b12pk-design", help="output folder")
+
     xs = sub.add_parser("export-sbml", help="write the model for a patient as SBML (needs "
                         "b12pk[sbml])",
                         description="Write the B12 model for one patient (and the doses of a "
@@ -517,6 +556,40 @@ def _cmd_population(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def _numbers(text: str, option: str) -> tuple[float, ...]:
+    """Comma-separated numbers of an option (one-line error)."""
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(_number(part.strip()))
+        except (argparse.ArgumentTypeError, ValueError):
+            raise InputError(f"{option} {echo(text)}: {echo(part.strip())} is not a number; "
+                             "give comma-separated numbers, e.g. 30,60,90") from None
+    return tuple(out)
+
+
+def _cmd_design(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .analysis.design import SearchSpace, design
+    from .analysis.targets import as_targets
+    from .report.design import write_design
+
+    output_dir_target(args.out)  # refused before any work
+    targets = as_targets(list(args.target))
+    loading = {"yes": (True,), "no": (False,), "both": (True, False)}[args.loading]
+    space = SearchSpace(routes=tuple(r.strip() for r in args.routes.split(",")),
+                        forms=tuple(f.strip() for f in args.forms.split(",")),
+                        im_doses_ug=_numbers(args.doses, "--doses"),
+                        intervals_days=_numbers(args.intervals, "--intervals"),
+                        loading=loading,
+                        oral_doses_ug=_numbers(args.oral_doses, "--oral-doses"))
+    result = design(_one_patient(args.patient), targets, space=space, n=args.population,
+                    seed=args.seed, burden=args.burden, workers=args.workers, progress=True)
+    write_design(result, args.out, argv=["b12pk", *argv])
+    print(f"b12pk: wrote {args.out}/ ({len(result.table)} candidates); "
+          f"{result.summary_line()}. Educational simulation, not a prescription.")
+    return 0
+
+
 def _cmd_export_sbml(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -668,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Commands that draw figures (matplotlib is imported with signals held first).
-_PLOTTING = frozenset({"compare", "population", "validate", "evidence"})
+_PLOTTING = frozenset({"compare", "population", "validate", "evidence", "design"})
 
 
 def _run(argv: list[str]) -> int:
@@ -695,6 +768,8 @@ def _run(argv: list[str]) -> int:
             return _cmd_population(args, argv)
         if args.command == "validate":
             return _cmd_validate(args)
+        if args.command == "design":
+            return _cmd_design(args, argv)
         if args.command == "presets":
             return _cmd_presets()
         return _cmd_parameters()

@@ -21,7 +21,7 @@ from ..errors import FileFormatError, InputError, UnknownNameError
 from ..io import echo
 from ..model.parameters import pg_per_ml_to_pmol_per_l
 
-__all__ = ["Target", "parse_targets", "load_targets", "QUANTITIES", "READINGS"]
+__all__ = ["Target", "parse_targets", "load_targets", "as_targets", "QUANTITIES", "READINGS"]
 
 QUANTITIES = {"serum": "serum B12"}
 """What a target can read (pmol/L). holoTC and MMA are not yet read per patient by the
@@ -191,7 +191,7 @@ def load_targets(path: str | Path) -> tuple[Target, ...]:
     return tuple(out)
 
 
-def _targets(value: Any) -> tuple[Target, ...]:
+def as_targets(value: Any) -> tuple[Target, ...]:
     """Targets from a Target, text, a sequence of either, or a TOML path."""
     if isinstance(value, Target):
         return (value,)
@@ -200,6 +200,6 @@ def _targets(value: Any) -> tuple[Target, ...]:
     if isinstance(value, str):
         return parse_targets(value)
     if isinstance(value, (list, tuple)) and value:
-        return tuple(t for v in value for t in _targets(v))
+        return tuple(t for v in value for t in as_targets(v))
     raise InputError(f"targets must be a Target, its text, a list of them or a TOML file, "
                      f"not {type(value).__name__}")

@@ -990,9 +990,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     def record(k: int) -> None:
         ser = serum_of()
-        for i, w in enumerate(watch):
-            if w_daily[i] and w.start_day <= out_times[k] <= w.end_day:
-                np.minimum(w_min[i], ser, out=w_min[i])
+        for iw, w in enumerate(watch):
+            if w_daily[iw] and w.start_day <= out_times[k] <= w.end_day:
+                np.minimum(w_min[iw], ser, out=w_min[iw])
         if keep.size:
             traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:
@@ -1189,9 +1189,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
             agg.trough_not_replete[trough_index[te]] += int(np.count_nonzero(ser < upper))
-            for i, w in enumerate(watch):
-                if not w_daily[i] and w.start_day <= te <= w.end_day:
-                    np.minimum(w_min[i], ser, out=w_min[i])
+            for iw, w in enumerate(watch):   # (i is the event loop's index)
+                if not w_daily[iw] and w.start_day <= te <= w.end_day:
+                    np.minimum(w_min[iw], ser, out=w_min[iw])
         for ev in groups.get(te, ()):
             amount, route, form = ev.amount_ug, ev.route, ev.form
             if route in PARENTERAL:
