@@ -126,6 +126,13 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--covariates", default=None, metavar="SET",
                    help="covariate set for the population view (data/covariates.toml: "
                    "older-adults, pernicious-anaemia-age, crohn-ileocaecal, ckd-3-4)")
+    c.add_argument("--design", action="append", default=None, metavar="TARGET",
+                   help="add a regimen-design section for each patient: the least "
+                   "burdensome regimens of the default grid that meet this target "
+                   "(repeatable; all must hold)")
+    c.add_argument("--design-population", type=_whole(1, 1_000_000), default=1024,
+                   metavar="N", help="most virtual patients per design candidate (default "
+                   "1024)")
     c.add_argument("--evidence", action="store_true",
                    help="add the evidence analysis of the five source articles' claims (minutes)")
 
@@ -372,9 +379,10 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .report.comparison import write_report
 
     output_dir_target(args.out)  # refused before any work
-    if args.seed is not None and args.population is None and not args.uncertainty:
+    if args.seed is not None and args.population is None and not args.uncertainty \
+            and not args.design:
         raise InputError("--seed sets the random draws of the population view or of the "
-                         "parameters, so it needs --population N or --uncertainty N")
+                         "parameters, so it needs --population N, --uncertainty N or --design")
     if args.covariates is not None:  # checked before any simulation is run
         if args.population is None:
             raise InputError("--covariates needs --population N (covariates vary between the "
@@ -399,6 +407,11 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                               "the report's population view")
     from .analysis.validate import validate
 
+    targets = None
+    if args.design:   # read before any work: a bad target is a one-line error at once
+        from .analysis.targets import as_targets
+
+        targets = as_targets(list(args.design))
     comp = compare(regimens, patients, args.days, progress=_progress,
                    uncertainty=args.uncertainty, seed=args.seed or 0)
     evidence = None
@@ -417,11 +430,20 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                   covariates=args.covariates)
             populations[(p.label, r.label)] = simulate_population(r.regimen, spec, comp.days)
             _progress(i + 1, len(jobs), f"population {p.label} / {r.label}")
+    designs = None
+    if targets:
+        from .analysis.design import design
+
+        designs = {}
+        for i, p in enumerate(comp.patients):
+            designs[p.label] = design(p.patient, targets, n=args.design_population,
+                                      seed=args.seed or 0, workers=None)
+            _progress(i + 1, len(comp.patients), f"design {p.label}")
     from .analysis.plausibility import check_plausibility
 
     out = write_report(comp, args.out, argv=["b12pk", *argv], validation=validate(),
                        evidence=evidence, populations=populations,
-                       plausibility=check_plausibility())
+                       plausibility=check_plausibility(), designs=designs)
     n = len(comp.summary)
     print(f"b12pk: wrote {out}/ ({n} simulations: report.html, report.md, summary.csv, "
           "figures/, run.json). Educational simulation, not a prescription.")

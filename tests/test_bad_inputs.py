@@ -954,7 +954,7 @@ def test_round2_numeric_flags_refuse_bad_numbers(tmp_path, capsys, command, flag
 
 
 ROUND2_CLI_CASES = [
-    ("compare-seed-without-population", ["compare", "--seed", "3"], "needs --population N or --uncertainty N"),
+    ("compare-seed-without-population", ["compare", "--seed", "3"], "needs --population N, --uncertainty N or --design"),
     ("compare-uncertainty-negative", ["compare", "--uncertainty", "-2"], "uncertainty"),
     ("compare-population-zero", ["compare", "--population", "0"], "from 1 to"),
     ("evidence-max-days-nan", ["evidence", "--max-days", "nan"], "not a finite number"),

@@ -230,3 +230,26 @@ def test_design_shares_use_common_patients_across_candidates(oral_design):
     t = oral_design.table.sort_values("dose_ug")
     full = t[t["patients"] == t["patients"].max()]
     assert np.all(np.diff(full["met"].to_numpy()) >= 0)
+
+
+def test_compare_report_holds_a_design_section(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", "--regimen", "1000 mcg oral daily", "--patient",
+                 "pernicious-anaemia", "--days", "30", "--design",
+                 "serum >= 200 pmol/L before every dose in 90 % of patients, from day 20 to "
+                 "day 60", "--design-population", "64", "--out", str(out)])
+    assert code == 0
+    md = (out / "report.md").read_text(encoding="utf-8")
+    section = md.split("\n## Regimen design")[1].split("\n## ")[0]
+    assert "least injections burden" in section or "no candidate meets" in section
+    assert "figures/design_1.png" in section and (out / "design_1.csv").is_file()
+    record = json.loads((out / "run.json").read_text())
+    assert "design_1.csv" in record["b12pk_output"]["files"]
+
+
+def test_compare_refuses_a_bad_design_target_before_any_work(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["compare", "--design", "serum 200", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read the target" in err and err.count("\n") == 1
+    assert not out.exists()

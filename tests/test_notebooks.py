@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 EXPECTED = ("01_quick_start.ipynb", "02_oral_or_im.ipynb", "03_maintenance_intervals.ipynb",
-            "04_evidence.ipynb", "05_validation.ipynb")
+            "04_evidence.ipynb", "05_validation.ipynb", "06_design.ipynb")
 TIMEOUT_PER_CELL_S = 240
 BUDGET_PER_NOTEBOOK_S = 180  # the slowest, 04 (evidence), takes about 60 s on 2 cores
 

@@ -78,6 +78,9 @@ QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 
 TRANSIENT_STEP_DAYS = 1.0 / 384.0
 _EPS_UG = 1e-9
+TRANSIENT_MAX_STEP_DAYS = 1.0 / 24.0
+"""Longest step while an injection's fast pools are not yet empty (days): steps double
+from TRANSIENT_STEP_DAYS as the dose ages (at most 5 % of its age) up to this."""
 # Histogram bins (pmol/L or ug): the float64 exponent and the top _HIST_MANT mantissa bits,
 # i.e. 2**_HIST_MANT bins per doubling from 2**_HIST_EXP[0] to 2**_HIST_EXP[1] (0.0625 to
 # about 1e6); a bin is 0.4-0.8% wide. The index is an integer shift of the float's bits.
@@ -1111,7 +1114,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 # (a ladder of step sizes, so that propagators are reused from the cache)
                 age = t - last_parenteral
                 h = TRANSIENT_STEP_DAYS
-                while h * 2 <= min(0.05 * age, 1.0 / 24.0) and h * 2 <= t1 - t + 1e-12:
+                while h * 2 <= min(0.05 * age, TRANSIENT_MAX_STEP_DAYS) and \
+                        h * 2 <= t1 - t + 1e-12:
                     h *= 2
                 h = min(h, t1 - t)
                 slow_advance(h / 2)

@@ -204,7 +204,8 @@ def _run_record(comp: Comparison, argv: Sequence[str] | None) -> dict[str, Any]:
 
 def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | None = None,
                  figures: bool = True, validation: Any = None, evidence: Any = None,
-                 populations: Any = None, plausibility: Any = None) -> Path:
+                 populations: Any = None, plausibility: Any = None,
+                 designs: Any = None) -> Path:
     """Write the comparison report into folder ``out`` (atomically).
 
     Parameters
@@ -230,6 +231,10 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     plausibility : b12pk.analysis.plausibility.Plausibility, optional
         The model's physiology against published figures: the checks it fails are listed
         in "How far to trust this" (and all are written as ``plausibility.csv``).
+    designs : dict, optional
+        ``patient_label -> DesignResult`` (:func:`b12pk.design`): a "Regimen design" section
+        (the answer, the least burden per route, the figure, the Pareto set), and
+        ``design_<k>.csv`` with every candidate.
 
     Returns
     -------
@@ -265,6 +270,8 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
             if figures:
                 figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
         sections = _sections(comp, figs, validation, plausibility)
+        if designs:
+            sections.insert(1, ("Regimen design", _design_items(designs, tmp, figures)))
         if pop_items:
             sections.insert(2, ("Virtual population", pop_items))
         if evidence is not None:
@@ -290,6 +297,41 @@ def _validation_figure(validation: Any, fig_dir: Path) -> Path:
     path = save_figure(ax.figure, fig_dir / "validation")[0]
     plt.close(ax.figure)
     return path
+
+
+def _design_items(designs: Any, tmp: Path, figures: bool) -> list[tuple]:
+    """Per patient: the answer, the least burden per route, the figure, the Pareto set."""
+    import matplotlib.pyplot as plt
+
+    from ..plot.design import plot_design
+    from ..plot.figures import save_figure
+
+    items: list[tuple] = [("p", "The least burdensome regimens of a grid that keep a share of "
+                           "virtual patients at target (b12pk design; every candidate in the "
+                           "same patients, stopped once its 95 % interval is clear of the "
+                           "share asked for). A model prediction, not a prescription.")]
+    for k, (label, res) in enumerate(designs.items(), 1):
+        res.table.to_csv(tmp / f"design_{k}.csv", index=False, float_format="%.6g")
+        items += [("h3", label), ("p", "Targets: " + "; ".join(t.to_text()
+                                                            for t in res.targets)),
+                  ("p", res.summary_line() + ".")]
+        items += [("p", f"Least burden of its route ({route}): {row['regimen']}, "
+                        f"{100 * row['share_met']:.1f} % of patients") for route, row in
+                  res.per_route.items()]
+        if figures:
+            (tmp / "figures").mkdir(exist_ok=True)
+            fig = plot_design(res)
+            path = save_figure(fig, tmp / "figures" / f"design_{k}")[0]
+            plt.close(fig)
+            items.append(("img", path, f"{label}: share of patients meeting the targets"))
+        pareto = res.table[res.table["pareto"]]
+        items.append(("table", ["regimen", "burden per year", "patients",
+                                "meet every target (95 % interval)", "meets"],
+                      [[r.regimen, _sig(r.burden) if r.burden else "0", f"{r.patients:,}",
+                        f"{100 * r.share_met:.1f} % ({100 * r.share_low:.1f}-"
+                        f"{100 * r.share_high:.1f})", "yes" if r.meets else "no"]
+                       for r in pareto.itertuples()]))
+    return items
 
 
 def _population_table(populations: Any) -> Any:
