@@ -235,9 +235,9 @@ def test_design_shares_use_common_patients_across_candidates(oral_design):
 def test_compare_report_holds_a_design_section(tmp_path, capsys):
     out = tmp_path / "rep"
     code = main(["compare", "--regimen", "1000 mcg oral daily", "--patient",
-                 "pernicious-anaemia", "--days", "30", "--design",
-                 "serum >= 200 pmol/L before every dose in 90 % of patients, from day 20 to "
-                 "day 60", "--design-population", "64", "--out", str(out)])
+                 "pernicious-anaemia", "--days", "10", "--design",
+                 "serum >= 200 pmol/L before every dose in 90 % of patients, from day 5 to "
+                 "day 35", "--design-population", "16", "--out", str(out)])
     assert code == 0
     md = (out / "report.md").read_text(encoding="utf-8")
     section = md.split("\n## Regimen design")[1].split("\n## ")[0]

@@ -276,8 +276,10 @@ def design(patient: Patient | str, targets: Any, *, space: SearchSpace | None = 
         The kind of patient (a preset name or a Patient); between-patient variability is
         drawn around it (``data/variability.toml``).
     targets : Target, str, list of them, or a TOML file
-        What must hold (:mod:`b12pk.analysis.targets`); all targets together, per patient.
-        The horizon is the latest window's end.
+        What must hold (:mod:`b12pk.analysis.targets`). With several, a patient meets them
+        when all hold for that patient, and the share asked for is the largest of their
+        shares (each target's own share is in ``share_target_<k>``). The horizon is the
+        latest window's end.
     space : SearchSpace, optional
         The candidates (default: :class:`SearchSpace`'s grid).
     n : int

@@ -5,8 +5,9 @@ A target is written as text, like the regimen language::
     serum >= 200 pmol/L before every dose in 90 % of patients, from month 3 to year 5
     serum >= 148 pmol/L every day in 95% of patients from day 30
 
-or in TOML (``[[target]]`` tables with the fields of :class:`Target`). Errors are one line
-and say what is accepted.
+or in TOML (``[[target]]`` tables with the fields of :class:`Target`). Without a reading,
+a target is read before every dose; without a window, from month 3 (day 90) to year 2 (or a
+year after its start). Errors are one line and say what is accepted.
 """
 
 from __future__ import annotations

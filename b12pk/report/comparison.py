@@ -681,6 +681,12 @@ def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> l
     items.extend(("p", f"[{k}] {note}") for k, note in enumerate(notes, 1))
     items.append(("p", "What the model shows (not advice): " + " ".join(
         glance_reading(glance, replete, deficient))))
+    if not comp.uncertainty:
+        items.append(("p", "No uncertainty band is drawn: the curves are the model at its "
+                      "fitted parameters. b12pk compare --uncertainty 20 (Python: "
+                      "compare(..., uncertainty=20)) shades the 90 % interval from the "
+                      "parameters' uncertainty on the headline figure and gives each number "
+                      "its interval."))
     items.append(("p", f"Per year: over the {comp.days:g}-day horizon, scaled to 365 days "
                   "(loading doses included). Notes: a route whose serum the validation "
                   "over- or under-predicts (data/claims/biases.toml, sized by this report's "
