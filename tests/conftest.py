@@ -25,3 +25,14 @@ def validation():
     from b12pk.analysis.validate import validate
 
     return validate()
+
+
+@pytest.fixture(scope="session")
+def default_report(tmp_path_factory):
+    """The main job on built-in defaults (``b12pk compare``), run once for the session and
+    only read by the tests that use it (command line, rendered report)."""
+    from b12pk.cli import main
+
+    out = tmp_path_factory.mktemp("main") / "report"
+    assert main(["compare", "--out", str(out)]) == 0
+    return out

@@ -26,15 +26,6 @@ def run_cli(args, capsys):
     return code, captured.out, captured.err
 
 
-@pytest.fixture(scope="module")
-def default_report(tmp_path_factory):
-    """The main job on built-in defaults, run once for the module."""
-    out = tmp_path_factory.mktemp("main") / "report"
-    code = main(["compare", "--out", str(out)])
-    assert code == 0
-    return out
-
-
 def test_default_compare_writes_every_file(default_report):
     for name in ("report.html", "report.md", "summary.csv", "run.json"):
         assert (default_report / name).is_file(), name

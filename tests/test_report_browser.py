@@ -14,7 +14,6 @@ import subprocess
 
 import pytest
 
-from b12pk.cli import main
 
 WIDTH, HEIGHT = 1280, 900
 """The window: a common laptop screen (px)."""
@@ -56,12 +55,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory):
-    """The default report (a 60-day horizon: the same layout, sooner), measured in Chromium
-    at 1280 x 900 px."""
+def layout(tmp_path_factory, default_report):
+    """The default report (``b12pk compare``), measured in Chromium at 1280 x 900 px."""
     root = tmp_path_factory.mktemp("browser")
-    out = root / "report"
-    assert main(["compare", "--days", "60", "--out", str(out)]) == 0
+    out = default_report
     page = root / "probe.html"
     text = (out / "report.html").read_text(encoding="utf-8")
     page.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
