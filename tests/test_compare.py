@@ -379,6 +379,17 @@ def test_the_glance_table_holds_the_summary_figures(small_comparison):
     assert np.allclose(g["B12 per year (mg)"], s["total_dose_ug"] * 365 / 240 / 1000)
 
 
+def test_the_glance_table_says_when_body_b12_leaves_the_usual_range():
+    from b12pk.analysis.compare import at_a_glance
+
+    c = compare(["1000 mcg hydroxocobalamin IM every other day for 6 weeks",
+                 "100 mcg oral daily"], ["pernicious-anaemia"], 50)
+    notes = dict(zip(at_a_glance(c)["regimen"], at_a_glance(c)["caveats"]))
+    loading, oral = notes.values()
+    assert "above the usual adult range" in loading
+    assert "above the usual adult range" not in oral
+
+
 def test_the_glance_reading_names_what_holds_and_what_falls(small_comparison):
     from b12pk.analysis.compare import at_a_glance, glance_reading
 

@@ -517,12 +517,26 @@ def _still_rising(df: Any, days: float) -> bool:
     return bool(before.size and last.size and last.min() > (1 + STILL_RISING) * before.min())
 
 
+def _above_usual_stores(df: Any) -> str:
+    """A caveat when total body B12 rises above the usual adult range (the range of
+    ``reference_stores_ug`` in data/model.toml, from IOM 1998), else ''."""
+    from ..model.parameters import parameter_table
+
+    row = parameter_table().set_index("name").loc["reference_stores_ug"]
+    top = float(df["body_ug"].max()) if "body_ug" in df and len(df) else 0.0
+    if not top > float(row["high"]):
+        return ""
+    return (f"body B12 reaches {top / 1000.0:.1f} mg, above the usual adult range "
+            f"({float(row['low']) / 1000.0:g}-{float(row['high']) / 1000.0:g} mg, "
+            "data/model.toml reference_stores_ug)")
+
+
 def at_a_glance(comp: Comparison, validation: Any = None) -> Any:
     """The main job's answer in one table: per patient and regimen, when serum leaves the
     deficient band, the steady-state trough, the share of days deficient, injections and
     B12 per year (the figures of ``comp.summary``, per year = x 365 / horizon), and the
     caveats that apply (a route the validation shows to be biased, a trough not yet at
-    steady state).
+    steady state, body B12 above the usual adult range).
 
     Parameters
     ----------
@@ -549,9 +563,13 @@ def at_a_glance(comp: Comparison, validation: Any = None) -> Any:
         caveats = known_biases({"A": (regs[s["regimen"]].to_text(), "")},
                                [pats[s["patient"]].name], ratios, metrics={"trough_ss"},
                                short=True)
-        if _still_rising(comp.results[(s["patient"], s["regimen"])], comp.days):
+        course = comp.results[(s["patient"], s["regimen"])]
+        if _still_rising(course, comp.days):
             caveats.append("serum still rising at the end: the trough is not yet at "
                            "steady state")
+        above = _above_usual_stores(course)
+        if above:
+            caveats.append(above)
         rows.append({"patient": s["patient"], "regimen": s["regimen"],
                      "leaves the deficient band (day)": s["days_to_leave_deficient"],
                      "steady-state trough (pmol/L)": s["trough_ss_pmol_per_l"],

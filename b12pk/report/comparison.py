@@ -690,7 +690,8 @@ def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> l
     items.append(("p", f"Per year: over the {comp.days:g}-day horizon, scaled to 365 days "
                   "(loading doses included). Notes: a route whose serum the validation "
                   "over- or under-predicts (data/claims/biases.toml, sized by this report's "
-                  "validation), and a trough not yet at steady state."))
+                  "validation), a trough not yet at steady state, and body B12 above the "
+                  "usual adult range."))
     return items
 
 
