@@ -253,3 +253,16 @@ def test_compare_refuses_a_bad_design_target_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "cannot read the target" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_one_worker_runs_in_this_process(monkeypatch):
+    import concurrent.futures
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("workers=1 must not start a process pool")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", refuse)
+    res = design(PA, f"serum >= 200 pmol/L every day in 80 % of patients, {SHORT}",
+                 space=SearchSpace(routes=("oral",), oral_doses_ug=(500.0, 1000.0)), n=64,
+                 workers=1)
+    assert len(res.table) == 2

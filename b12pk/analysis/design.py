@@ -340,7 +340,7 @@ def _run_all(jobs: list[tuple], workers: int | None, progress: Any) -> list[dict
     import os
 
     report = _progress(progress, len(jobs))
-    n_workers = min(len(jobs), os.cpu_count() or 1 if workers is None else workers)
+    n_workers = min(len(jobs), (os.cpu_count() or 1) if workers is None else workers)
     if n_workers <= 1:
         out = []
         for job in jobs:
