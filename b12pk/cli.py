@@ -23,10 +23,11 @@ from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_un
 from .limits import MAX_CHUNK, MAX_EVIDENCE_DRAWS, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
-  b12pk compare                                   # seed regimens, two patients, 1 year
+  b12pk compare                                   # the articles' regimens, 2 patients, 1 year
   b12pk compare --regimen "1000 mcg hydroxocobalamin IM every 2 months" \\
                 --patient pernicious-anaemia --days 730 --out my-report
   b12pk simulate --regimen "2000 µg oral daily" --patient pernicious-anaemia --days 120
+  b12pk design --target "serum >= 200 pmol/L before every dose in 90 % of patients"
   b12pk presets
 
 Educational simulation only: not medical advice or a prescription."""
