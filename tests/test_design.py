@@ -266,3 +266,11 @@ def test_one_worker_runs_in_this_process(monkeypatch):
                  space=SearchSpace(routes=("oral",), oral_doses_ug=(500.0, 1000.0)), n=64,
                  workers=1)
     assert len(res.table) == 2
+
+
+def test_a_design_over_the_work_limit_is_refused_before_any_work(monkeypatch):
+    import b12pk.population.core as core
+
+    monkeypatch.setattr(core, "MAX_POPULATION_PATIENT_DAYS", 1000)
+    with pytest.raises(b12pk.ResourceError, match="first stage"):
+        design(PA, "serum >= 200 pmol/L in 90 % of patients", space=ORAL_ONLY, n=64)

@@ -24,7 +24,8 @@ import numpy as np
 from ..errors import InputError, UnknownNameError
 from ..io import echo
 from ..model.parameters import Patient
-from ..population.core import PopulationSpec, Watch, simulate_population
+from ..population.core import (PopulationSpec, Watch, check_population_work,
+                               simulate_population)
 from ..regimen.language import Regimen
 from .evidence import wilson
 from .targets import Target, as_targets
@@ -331,6 +332,9 @@ def design(patient: Patient | str, targets: Any, *, space: SearchSpace | None = 
     watch = tuple(Watch(t.threshold_pmol_per_l, t.reading, t.start_day, t.end_day)
                   for t in tgts)
     cands = candidate_regimens(space)
+    # the first stage is certain work: refused up front when over the population limits
+    check_population_work([(Regimen.parse(c.text).dose_events(days), min(int(n), STAGE))
+                           for c in cands], days, "this design's first stage")
     jobs = [(c.text, pat, watch, share, int(n), int(seed), days) for c in cands]
     results = _run_all(jobs, workers, progress)
     return _result(cands, results, tgts, burden, pat, n, seed, days, share)
