@@ -234,6 +234,8 @@ def test_io_error_names_the_users_path_not_the_temporary(tmp_path):
 @pytest.mark.parametrize("command", [
     ["compare", *FAST], ["validate"], ["evidence", "--ids", "C001", "--max-days", "30"],
     ["population", "--regimen", "1000 mcg oral daily", "--n", "50", "--days", "10"],
+    ["design", "--target", "serum >= 200 pmol/L in 90 % of patients from day 5 to day 20",
+     "--routes", "oral", "--oral-doses", "500", "--population", "16"],
 ])
 def test_every_command_refuses_a_users_folder(tmp_path, capsys, command):
     target = _user_folder(tmp_path)
@@ -247,6 +249,8 @@ def test_every_command_refuses_a_users_folder(tmp_path, capsys, command):
 @pytest.mark.parametrize("command", [
     ["compare", *FAST], ["validate"], ["evidence", "--ids", "C001", "--max-days", "30"],
     ["population", "--regimen", "1000 mcg oral daily", "--n", "50", "--days", "10"],
+    ["design", "--target", "serum >= 200 pmol/L in 90 % of patients from day 5 to day 20",
+     "--routes", "oral", "--oral-doses", "500", "--population", "16"],
 ])
 def test_every_command_signs_and_replaces_its_own_output(tmp_path, capsys, command):
     out = tmp_path / "out"
