@@ -47,6 +47,7 @@ def test_a_target_in_pg_per_ml_is_converted():
     ("serum >= 200 pmol/L in 90 % of patients from month 6 to month 2", "start < end"),
     ("serum >= 200 pmol/L in 90 % of patients from fortnight 2", "as a time"),
     ("mma >= 200 pmol/L in 90 % of patients", "not supported yet"),
+    ("ferritin >= 200 pmol/L in 90 % of patients", "unknown target quantity"),
     ("serum >= 200 mg in 90 % of patients", "cannot read the target"),
 ])
 def test_bad_targets_are_refused_in_one_line(text, match):
@@ -91,10 +92,30 @@ def test_trough_checks_read_before_each_injection():
     assert res.watch_met[0] <= round(256 * (1.0 - below_any)) + 1
 
 
+@pytest.mark.parametrize("quantity, column", [("serum", "serum_pmol_per_l"),
+                                               ("holotc", "holotc_pmol_per_l")])
+def test_a_check_reads_the_quantity_simulate_reports(quantity, column):
+    regimen = "1000 mcg hydroxocobalamin IM monthly"
+    low = b12pk.simulate(regimen, PA, 90).query("time_days >= 10")[column].min()
+    spec = PopulationSpec.without_variability(PA, n=2)
+    res = simulate_population(regimen, spec, 90, watch=[
+        Watch(low * 0.99, "daily", 10.0, 90.0, quantity),
+        Watch(low * 1.01, "daily", 10.0, 90.0, quantity)])
+    assert res.watch_met[:2] == (2, 0)
+
+
+def test_a_holotc_target_reads():
+    t = Target.parse("holotc >= 35 pmol/L before every dose in 90 % of patients")
+    assert t.quantity == "holotc" and t.threshold_pmol_per_l == 35.0
+
+
 def test_bad_checks_are_refused():
     with pytest.raises(b12pk.InputError, match="watch"):
         simulate_population("1000 mcg oral daily", PopulationSpec(PA, 10), 10,
                             watch=[Watch(200.0, "weekly", 0.0, 10.0)])
+    with pytest.raises(b12pk.InputError, match="quantity"):
+        simulate_population("1000 mcg oral daily", PopulationSpec(PA, 10), 10,
+                            watch=[Watch(200.0, "daily", 0.0, 10.0, "mma")])
 
 
 # ------------------------------------------------------------------------ the design

@@ -8,7 +8,7 @@ each threshold at every reading of its window. Patients are drawn in stages of
 comparison between candidates is not blurred by different draws), and a candidate stops
 early once the 95 % Wilson interval of its share lies clearly above or below the share
 asked for. A candidate *meets* the targets when the lower end of that interval reaches the
-share: a choice that a fresh population confirms.
+share: a choice that a fresh population confirms. Targets read total serum B12 or holoTC.
 
 Educational: a design is a model prediction, not a prescription.
 """
@@ -329,8 +329,8 @@ def design(patient: Patient | str, targets: Any, *, space: SearchSpace | None = 
                          ">= 1 or None")
     days = max(t.end_day for t in tgts)
     share = max(t.share for t in tgts)
-    watch = tuple(Watch(t.threshold_pmol_per_l, t.reading, t.start_day, t.end_day)
-                  for t in tgts)
+    watch = tuple(Watch(t.threshold_pmol_per_l, t.reading, t.start_day, t.end_day,
+                        t.quantity) for t in tgts)
     cands = candidate_regimens(space)
     # the first stage is certain work: refused up front when over the population limits
     check_population_work([(Regimen.parse(c.text).dose_events(days), min(int(n), STAGE))

@@ -24,11 +24,12 @@ from ..model.parameters import pg_per_ml_to_pmol_per_l
 
 __all__ = ["Target", "parse_targets", "load_targets", "as_targets", "QUANTITIES", "READINGS"]
 
-QUANTITIES = {"serum": "serum B12"}
-"""What a target can read (pmol/L). holoTC and MMA are not yet read per patient by the
-population engine (it keeps per-patient serum only), so they are refused with that reason."""
+QUANTITIES = {"serum": "total serum B12", "holotc": "holotranscobalamin (holoTC, active B12)"}
+"""What a target can read, per patient (pmol/L). Methylmalonic acid is not read per patient
+by the population engine (its levels are mixed in from the stores' distribution after the
+run), so MMA targets are refused with that reason."""
 
-NOT_YET = {"holotc": "holoTC", "mma": "methylmalonic acid (MMA)"}
+NOT_YET = {"mma": "methylmalonic acid (MMA)"}
 
 READINGS = {"trough": "before every dose (the trough; for daily oral, each day before that "
                       "day's dose is absorbed)",
@@ -50,8 +51,8 @@ class Target:
 
     Parameters
     ----------
-    quantity : {"serum"}
-        What is read.
+    quantity : {"serum", "holotc"}
+        What is read: total serum B12 or holotranscobalamin (pmol/L).
     threshold_pmol_per_l : float
         The level to stay at or above (pmol/L, > 0).
     share : float
@@ -73,7 +74,8 @@ class Target:
         q = str(self.quantity).lower()
         if q in NOT_YET:
             raise InputError(f"targets on {NOT_YET[q]} are not supported yet: the population "
-                             "engine reads serum B12 per patient; use serum")
+                             "engine reads serum B12 and holoTC per patient, not MMA; use "
+                             "serum or holotc")
         if q not in QUANTITIES:
             raise UnknownNameError(f"unknown target quantity {echo(self.quantity)}; accepted: "
                                    + ", ".join(QUANTITIES))

@@ -463,15 +463,22 @@ def _covariate_block(spec: PopulationSpec, block: int) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Watch:
-    """A per-patient check: does the patient's serum stay at or above
-    ``threshold_pmol_per_l`` at every reading from ``start_day`` to ``end_day``?
-    ``reading``: "trough" (just before each injection after the first; each day for a
-    regimen without injections, sampled before that day's dose is absorbed) or "daily"."""
+    """A per-patient check: does the patient's ``quantity`` ("serum": total serum B12, or
+    "holotc": holotranscobalamin, both pmol/L) stay at or above ``threshold_pmol_per_l`` at
+    every reading from ``start_day`` to ``end_day``? ``reading``: "trough" (just before
+    each injection after the first; each day for a regimen without injections, sampled
+    before that day's dose is absorbed) or "daily"."""
 
     threshold_pmol_per_l: float
     reading: str
     start_day: float
     end_day: float
+    quantity: str = "serum"
+
+
+WATCHED = ("serum", "holotc")
+"""Quantities a Watch can read per patient (the declaration's serum_pmol_per_l and
+holotc_pmol_per_l outputs)."""
 
 
 def _check_watch(watch: Any) -> tuple[Watch, ...]:
@@ -479,14 +486,15 @@ def _check_watch(watch: Any) -> tuple[Watch, ...]:
     for w in watch or ():
         try:
             w = Watch(float(w.threshold_pmol_per_l), str(w.reading), float(w.start_day),
-                      float(w.end_day))
+                      float(w.end_day), str(getattr(w, "quantity", "serum")))
         except (AttributeError, TypeError, ValueError):
             raise InputError(f"watch entries need threshold_pmol_per_l, reading, start_day "
                              f"and end_day; got {echo(w)}") from None
         if w.reading not in ("trough", "daily") or not (w.threshold_pmol_per_l > 0) or \
-                not (0.0 <= w.start_day < w.end_day):
-            raise InputError(f"watch entry {echo(w)} is not accepted: reading 'trough' or "
-                             "'daily', a threshold > 0 and 0 <= start_day < end_day")
+                not (0.0 <= w.start_day < w.end_day) or w.quantity not in WATCHED:
+            raise InputError(f"watch entry {echo(w)} is not accepted: quantity "
+                             f"{' or '.join(WATCHED)}, reading 'trough' or 'daily', a threshold "
+                             "> 0 and 0 <= start_day < end_day")
         out.append(w)
     return tuple(out)
 
@@ -991,11 +999,18 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     keep = np.nonzero(ids < traj[1])[0] if traj is not None else np.zeros(0, np.int64)
     traj_rows: list[tuple[int, np.ndarray, np.ndarray]] = []
 
+    def holotc_of() -> np.ndarray:
+        return y[_SLOW.index("holotc")] / Vp * to_pmol
+
+    def read_watch(daily: bool, te: float, ser: np.ndarray) -> None:
+        for iw, w in enumerate(watch):
+            if w_daily[iw] == daily and w.start_day <= te <= w.end_day:
+                np.minimum(w_min[iw], ser if w.quantity == "serum" else holotc_of(),
+                           out=w_min[iw])
+
     def record(k: int) -> None:
         ser = serum_of()
-        for iw, w in enumerate(watch):
-            if w_daily[iw] and w.start_day <= out_times[k] <= w.end_day:
-                np.minimum(w_min[iw], ser, out=w_min[iw])
+        read_watch(True, float(out_times[k]), ser)
         if keep.size:
             traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:
@@ -1193,9 +1208,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             agg.troughs[trough_index[te]] += np.bincount(_bin_index(ser), minlength=_HIST_BINS)
             agg.trough_below[trough_index[te]] += int(np.count_nonzero(ser < cut))
             agg.trough_not_replete[trough_index[te]] += int(np.count_nonzero(ser < upper))
-            for iw, w in enumerate(watch):   # (i is the event loop's index)
-                if not w_daily[iw] and w.start_day <= te <= w.end_day:
-                    np.minimum(w_min[iw], ser, out=w_min[iw])
+            read_watch(False, te, ser)
         for ev in groups.get(te, ()):
             amount, route, form = ev.amount_ug, ev.route, ev.form
             if route in PARENTERAL:
