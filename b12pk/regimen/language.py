@@ -1003,6 +1003,14 @@ def _check_daily_limits(runs: Sequence[DoseRun]) -> None:
     treatment day."""
     if not runs:
         return
+    for r in runs:   # one run over the limit: said before enumerating its doses
+        if r.count > MAX_DOSES_PER_DAY and r.interval_days > 0:
+            day = math.floor(r.time_days + 1e-9)
+            first = min(r.count, math.floor((day + 1 - r.time_days - 1e-9)
+                                            / r.interval_days) + 1)
+            if first > MAX_DOSES_PER_DAY:
+                raise DoseError(f"{first} doses on treatment day {day + 1} exceed the limit "
+                                f"of {MAX_DOSES_PER_DAY} doses a day (hourly dosing)")
     times = np.concatenate([r.time_days + r.interval_days * np.arange(r.count) for r in runs])
     amounts = np.concatenate([np.full(r.count, r.amount_ug) for r in runs])
     days, index = np.unique(np.floor(times + 1e-9), return_inverse=True)  # treatment days
