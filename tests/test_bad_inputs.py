@@ -20,9 +20,16 @@ from b12pk import (B12pkError, DoseError, DoseEvent, EventTableError, FileFormat
                    HorizonError, InputError, ParameterError, Patient, PatientError, Regimen,
                    RegimenSyntaxError, ResourceError, UnknownNameError)
 from b12pk.cli import main
+from b12pk.io import echo_path
 from b12pk.analysis.compare import compare, load_patients
 from b12pk.regimen.events import read_event_table, to_event_table
 from b12pk.regimen.language import Repeating, load_regimens, regimen_variants
+
+
+def _names_file(path, message: str) -> bool:
+    """The message names the file: in full, or cut from the front as echo_path cuts a long
+    path (how long a temporary path is depends on the machine, user and test runner)."""
+    return str(path) in message or echo_path(path) in message
 
 MiB = 1024 * 1024
 ORAL = Regimen.daily(1000)
@@ -371,7 +378,7 @@ def test_regimen_file_bad_input(tmp_path, content, cls, needles):
     with pytest.raises(B12pkError) as info:
         load_regimens(path)
     check(info, cls, needles)
-    assert str(path) in str(info.value)  # names the file
+    assert _names_file(path, str(info.value))
 
 
 def test_regimen_file_missing_or_a_folder(tmp_path):
@@ -433,7 +440,7 @@ def test_patient_file_bad_input(tmp_path, content, cls, needles):
     with pytest.raises(B12pkError) as info:
         load_patients(path)
     check(info, cls, needles)
-    assert str(path) in str(info.value)  # names the file
+    assert _names_file(path, str(info.value))
 
 
 # =======================================================================================
@@ -513,7 +520,7 @@ def test_event_table_bad_input(tmp_path, content, cls, needles):
     with pytest.raises(B12pkError) as info:
         read_event_table(path)
     check(info, cls, needles)
-    assert str(path) in str(info.value)  # names the file
+    assert _names_file(path, str(info.value))
 
 
 def test_event_table_bad_time_unit_and_default_form(tmp_path):
@@ -546,7 +553,8 @@ def test_big_files_are_refused_quickly(tmp_path, loader, name, size, needle):
     with pytest.raises(ResourceError) as info:
         loader(path)
     assert time.perf_counter() - start < 1.0
-    check(info, ResourceError, [str(path), f"{size / 1e6:.1f} MB", needle])
+    check(info, ResourceError, [f"{size / 1e6:.1f} MB", needle])
+    assert _names_file(path, str(info.value))
 
 
 def test_a_real_text_file_over_the_limit_is_refused(tmp_path):
@@ -682,7 +690,7 @@ def test_cli_simulate_out_is_a_folder(tmp_path, capsys):
     folder.mkdir()
     code = main(["simulate", "--regimen", OK_TEXT, "--days", "5", "--out", str(folder)])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("b12pk: error:") and str(folder) in err
+    assert code == 2 and err.startswith("b12pk: error:") and _names_file(folder, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
 
 
