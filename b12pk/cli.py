@@ -608,7 +608,8 @@ def _cmd_design(args: argparse.Namespace, argv: Sequence[str]) -> int:
     result = design(_one_patient(args.patient), targets, space=space, n=args.population,
                     seed=args.seed, burden=args.burden, workers=args.workers, progress=True)
     write_design(result, args.out, argv=["b12pk", *argv])
-    print(f"b12pk: wrote {args.out}/ ({len(result.table)} candidates); "
+    n = len(result.table)
+    print(f"b12pk: wrote {args.out}/ ({n} candidate{'s' if n != 1 else ''}); "
           f"{result.summary_line()}. Educational simulation, not a prescription.")
     return 0
 

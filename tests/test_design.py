@@ -43,7 +43,10 @@ def test_a_target_in_pg_per_ml_is_converted():
     ("serum 200", "cannot read the target"),
     ("serum >= 200 pmol/L before every dose", "names no share"),
     ("serum >= 200 pmol/L in 0 % of patients", "above 0 %"),
-    ("serum >= 200 pmol/L in 150 % of patients", "at most 100 %"),
+    ("serum >= 200 pmol/L in 150 % of patients", "at most 99.9 %"),
+    ("serum >= 200 pmol/L in 100 % of patients", "no finite population"),
+    ("serum >= 200 pmol/L evry day in 90 % of patients", "cannot read 'evry day'"),
+    ("mma <= 300 nmol/L in 90 % of patients", "not supported yet"),
     ("serum >= 200 pmol/L in 90 % of patients from month 6 to month 2", "start < end"),
     ("serum >= 200 pmol/L in 90 % of patients from fortnight 2", "as a time"),
     ("mma >= 200 pmol/L in 90 % of patients", "not supported yet"),
@@ -65,8 +68,14 @@ def test_targets_load_from_toml(tmp_path):
     assert first == parse_targets(["serum >= 200 pmol/L before every dose in 90 % of "
                                    "patients"])[0]
     assert second.reading == "daily" and second.share == 0.95
-    path.write_text('[[target]]\nlevel = 3\n')
+    path.write_text('[[target]]\nlevel = 3\nthreshold_pmol_per_l = 1.0\nshare = 0.5\n')
     with pytest.raises(b12pk.FileFormatError, match="unknown target field"):
+        load_targets(path)
+    path.write_text('[[target]]\nshare = 0.5\n')
+    with pytest.raises(b12pk.FileFormatError, match="needs threshold_pmol_per_l"):
+        load_targets(path)
+    path.write_text('[[target]]\ntext = "serum 200"\n')
+    with pytest.raises(b12pk.FileFormatError, match="targets.toml"):
         load_targets(path)
 
 
@@ -107,6 +116,25 @@ def test_a_check_reads_the_quantity_simulate_reports(quantity, column):
 def test_a_holotc_target_reads():
     t = Target.parse("holotc >= 35 pmol/L before every dose in 90 % of patients")
     assert t.quantity == "holotc" and t.threshold_pmol_per_l == 35.0
+
+
+def test_a_trough_check_reads_the_window_end_when_no_dose_falls_in_it():
+    # doses on days 0 and 90 only: no trough inside days 20-60, so the check reads day 60
+    spec = PopulationSpec.without_variability(PA, n=2)
+    regimen = "1000 mcg cyanocobalamin IM every 90 days"
+    day60 = b12pk.simulate(regimen, PA, 100).query("time_days == 60")["serum_pmol_per_l"]
+    res = simulate_population(regimen, spec, 60, watch=[
+        Watch(float(day60.iloc[0]) * 1.01, "trough", 20.0, 60.0),
+        Watch(float(day60.iloc[0]) * 0.99, "trough", 20.0, 60.0)])
+    assert res.watch_met[:2] == (0, 2)
+
+
+def test_burden_is_counted_over_at_least_a_year(oral_design):
+    short = design(PA, "serum >= 150 pmol/L before every dose in 50 % of patients, from day 5 "
+                   "to day 40", space=SearchSpace(routes=("IM",), forms=("cyanocobalamin",),
+                                                  intervals_days=(90.0,)), n=16)
+    # the loading course (6 injections), then every 90 days: about 10 in a year, not 6 x 9
+    assert 8.0 <= short.table["injections_per_year"].iloc[0] <= 11.0
 
 
 def test_bad_checks_are_refused():

@@ -202,7 +202,8 @@ class DesignResult:
         """One line: the choice, or that nothing meets the targets and the closest."""
         if self.chosen is not None:
             c = self.chosen
-            return (f"least {self.burden} burden that meets the targets: {c['regimen']} "
+            return (f"least burden ({BURDENS[self.burden]}) that meets the targets: "
+                    f"{c['regimen']} "
                     f"({_pct(c['share_met'])} of patients, 95 % interval "
                     f"{_pct(c['share_low'])}-{_pct(c['share_high'])})")
         c = self.closest
@@ -216,8 +217,11 @@ def _pct(x: float) -> str:
 
 
 def _burdens(regimen: Regimen, days: float) -> dict[str, float]:
-    events = regimen.dose_events(days)
-    per_year = 365.0 / days
+    """Burden per year, over the design's horizon or a year, whichever is longer (a short
+    window would scale a loading course up to a year)."""
+    span = max(float(days), 365.0)
+    events = regimen.dose_events(span)
+    per_year = 365.0 / span
     inj = [e for e in events if e.route in _PARENTERAL]
     return {"injections_per_year": len(inj) * per_year,
             "ug_per_year": sum(e.amount_ug for e in events) * per_year,

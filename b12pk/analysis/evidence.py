@@ -814,7 +814,8 @@ def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
+    # within [0, 1] and around p, also where rounding puts an end a hair past them
+    return min(max(centre - half, 0.0), p), max(min(centre + half, 1.0), p)
 
 
 def newcombe(k1: float, n1: float, k2: float, n2: float) -> tuple[float, float, float]:

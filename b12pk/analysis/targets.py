@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import FileFormatError, InputError, UnknownNameError
-from ..io import echo
+from ..io import echo, echo_path
 from ..model.parameters import pg_per_ml_to_pmol_per_l
 
 __all__ = ["Target", "parse_targets", "load_targets", "as_targets", "QUANTITIES", "READINGS"]
@@ -40,6 +40,10 @@ _UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 30.0, "year": 365.0}
 _ACCEPTED = ("accepted: 'serum >= 200 pmol/L before every dose in 90 % of patients, from "
              "month 3 to year 5' (units pmol/L, pg/mL or ng/L; 'before every dose' or 'every "
              "day'; 'from ... to ...' in days, weeks, months or years)")
+
+MAX_SHARE = 0.999
+"""Largest share of patients a target may ask for: the lower end of a 95 % interval never
+reaches 100 %, so a 100 % target could not be met by any candidate."""
 
 MAX_TARGET_DAYS = 36500.0
 """Latest day a target window may end (100 years, the engine's horizon limit)."""
@@ -88,9 +92,10 @@ class Target:
         if not self.threshold_pmol_per_l > 0:
             raise InputError(f"target threshold {self.threshold_pmol_per_l:g} pmol/L must be "
                              "> 0")
-        if not 0.0 < self.share <= 1.0:
+        if not 0.0 < self.share <= MAX_SHARE:
             raise InputError(f"target share {100.0 * self.share:g} % of patients must be "
-                             "above 0 % and at most 100 %")
+                             f"above 0 % and at most {100.0 * MAX_SHARE:g} % (no finite "
+                             "population confirms 100 %)")
         if self.reading not in READINGS:
             raise UnknownNameError(f"unknown target reading {echo(self.reading)}; accepted: "
                                    + ", ".join(READINGS))
@@ -104,6 +109,9 @@ class Target:
         if not isinstance(text, str):
             raise InputError(f"a target must be text, not {type(text).__name__}")
         raw = " ".join(text.replace("\u2265", ">=").replace("%", " % ").split()).lower()
+        first = raw.split(" ", 1)[0].rstrip("<>=")
+        if first in NOT_YET:
+            cls(first)   # says why it is not supported
         m = re.match(r"^(?P<q>[a-z]+)\s*(?P<op>>=|=>|>|at least)\s*(?P<v>\d+(?:\.\d+)?)\s*"
                      r"(?P<u>pmol/l|pg/ml|ng/l)\b(?P<rest>.*)$", raw)
         if not m:
@@ -112,16 +120,23 @@ class Target:
         value = value if m["u"] == "pmol/l" else pg_per_ml_to_pmol_per_l(value)
         rest = m["rest"]
         reading = "trough"
-        if re.search(r"\bevery day\b|\bdaily\b|\bat all times\b", rest):
+        daily = re.search(r"\bevery day\b|\bdaily\b|\bat all times\b", rest)
+        trough = re.search(r"\bbefore (every|each) (dose|injection)\b|\bat (the )?trough",
+                           rest)
+        if daily:
             reading = "daily"
-        elif not re.search(r"\bbefore (every|each) (dose|injection)\b|\bat (the )?trough", rest):
-            if rest.strip() and not re.search(r"\bin\b", rest):
-                raise InputError(f"cannot read the target {echo(text)}; {_ACCEPTED}")
         share = re.search(r"\bin (\d+(?:\.\d+)?) % of (?:the )?patients\b", rest)
         if not share:
             raise InputError(f"the target {echo(text)} names no share of patients; write e.g. "
                              "'in 90 % of patients'")
         window = re.search(r"\bfrom (?:day |week |month |year )?\S+.*$", rest)
+        left = rest
+        for found in (daily, trough, share, window):
+            if found:
+                left = left.replace(found.group(0), " ")
+        if re.sub(r"[\s,;.]+", "", left):
+            raise InputError(f"cannot read {echo(' '.join(left.replace(',', ' ').split()))} "
+                             f"in the target {echo(text)}; {_ACCEPTED}")
         start, end = 90.0, None
         if window:
             start, end = _window(window.group(0), text)
@@ -176,18 +191,26 @@ def load_targets(path: str | Path) -> tuple[Target, ...]:
     doc, _ = read_toml(path, MAX_TOML_BYTES, "target file")
     rows = doc.get("target")
     if not isinstance(rows, list) or not rows:
-        raise FileFormatError(f"{echo(str(path))} has no [[target]] table")
+        raise FileFormatError(f"{echo_path(path)} has no [[target]] table")
     out = []
     known = set(Target.__dataclass_fields__)
+    needed = ("threshold_pmol_per_l", "share")
     for row in rows:
         if not isinstance(row, dict):
-            raise FileFormatError(f"{echo(str(path))}: each [[target]] must be a table")
+            raise FileFormatError(f"{echo_path(path)}: each [[target]] must be a table")
         if "text" in row:
-            out.append(Target.parse(row["text"]))
+            try:
+                out.append(Target.parse(row["text"]))
+            except InputError as err:
+                raise FileFormatError(f"{echo_path(path)}: {err}") from None
             continue
+        missing = [k for k in needed if k not in row]
+        if missing:
+            raise FileFormatError(f"{echo_path(path)}: a [[target]] needs "
+                                  f"{' and '.join(missing)} (or text = \"...\")")
         bad = set(row) - known
         if bad:
-            raise FileFormatError(f"{echo(str(path))}: unknown target field(s) "
+            raise FileFormatError(f"{echo_path(path)}: unknown target field(s) "
                                   f"{', '.join(sorted(bad))}; accepted: text, "
                                   + ", ".join(sorted(known)))
         out.append(Target(**row))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 __all__ = ["plot_design"]
 
 _COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -39,7 +41,8 @@ def plot_design(result: Any) -> Any:
             label = ("oral cyanocobalamin daily" if name == "oral" else
                      f"{key[0]} {key[1]:g} µg" + (", loading" if key[2] else ", no loading"))
             y = 100.0 * g["share_met"].to_numpy()
-            err = [y - 100.0 * g["share_low"].to_numpy(), 100.0 * g["share_high"].to_numpy() - y]
+            err = np.maximum(0.0, [y - 100.0 * g["share_low"].to_numpy(),
+                                   100.0 * g["share_high"].to_numpy() - y])
             ax.errorbar(g[x_col], y, yerr=err, marker="o", markersize=5, capsize=3,
                         color=_COLOURS[k % len(_COLOURS)], linewidth=1.4, label=label)
             best = g[g["regimen"].isin([r["regimen"] for r in result.per_route.values()])

@@ -466,8 +466,9 @@ class Watch:
     """A per-patient check: does the patient's ``quantity`` ("serum": total serum B12, or
     "holotc": holotranscobalamin, both pmol/L) stay at or above ``threshold_pmol_per_l`` at
     every reading from ``start_day`` to ``end_day``? ``reading``: "trough" (just before
-    each injection after the first; each day for a regimen without injections, sampled
-    before that day's dose is absorbed) or "daily"."""
+    each injection after the first within the window, and at the window's last day, so a
+    window without an injection is still read; each day for a regimen without injections,
+    sampled before that day's dose is absorbed) or "daily"."""
 
     threshold_pmol_per_l: float
     reading: str
@@ -1002,15 +1003,16 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def holotc_of() -> np.ndarray:
         return y[_SLOW.index("holotc")] / Vp * to_pmol
 
-    def read_watch(daily: bool, te: float, ser: np.ndarray) -> None:
+    def read_watch(daily: bool, te: float, ser: np.ndarray, last: bool = False) -> None:
         for iw, w in enumerate(watch):
-            if w_daily[iw] == daily and w.start_day <= te <= w.end_day:
+            if (w_daily[iw] == daily and w.start_day <= te <= w.end_day) or \
+                    (last and not w_daily[iw] and te == math.floor(w.end_day + 1e-9)):
                 np.minimum(w_min[iw], ser if w.quantity == "serum" else holotc_of(),
                            out=w_min[iw])
 
     def record(k: int) -> None:
         ser = serum_of()
-        read_watch(True, float(out_times[k]), ser)
+        read_watch(True, float(out_times[k]), ser, last=True)
         if keep.size:
             traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:

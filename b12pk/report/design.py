@@ -15,7 +15,7 @@ from ..plot.figures import save_figure
 __all__ = ["write_design", "design_markdown"]
 
 #: Columns of the candidates table in the report, with their headers.
-_SHOWN = {"regimen": "Regimen", "burden": "Burden per year", "patients": "Patients",
+_SHOWN = {"regimen": "Regimen", "burden": "Burden", "patients": "Patients",
           "share_met": "Meet every target", "share_low": "95 % interval from",
           "share_high": "to", "meets": "Meets", "pareto": "Pareto"}
 
@@ -48,13 +48,13 @@ def design_markdown(result: DesignResult) -> str:
                   f"patients)" for route, row in result.per_route.items()]
         lines.append("")
     lines += [f"Each candidate was simulated in up to {s['n']:,} virtual patients (stages of "
-              f"{s['stage']:,}; the same patients for every candidate, seed {s['seed']}), "
+              f"{min(s['stage'], s['n']):,}; the same patients for every candidate, seed {s['seed']}), "
               "stopping early once the 95 % Wilson interval of its share lay clearly above "
               "or below the share asked for. *Meets*: the interval's lower end reaches "
               f"{100.0 * s['share']:g} %. *Pareto*: no other candidate has less burden and a "
               "higher share. The model's parameters are the fitted ones (their uncertainty is "
               "not drawn here).", "", "![share meeting the targets](design.png)", "",
-              "| " + " | ".join(_SHOWN.values()) + " |",
+              "| " + " | ".join({**_SHOWN, "burden": BURDENS[result.burden]}.values()) + " |",
               "|" + "---|" * len(_SHOWN)]
     for row in result.table.to_dict("records"):
         lines.append("| " + " | ".join(_cell(c, row[c]).replace("|", "\\|")
