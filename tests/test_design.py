@@ -290,7 +290,7 @@ def test_compare_report_holds_a_design_section(tmp_path, capsys):
     assert code == 0
     md = (out / "report.md").read_text(encoding="utf-8")
     section = md.split("\n## Regimen design")[1].split("\n## ")[0]
-    assert "least injections burden" in section or "no candidate meets" in section
+    assert "least burden (injections a year)" in section or "no candidate meets" in section
     assert "figures/design_1.png" in section and (out / "design_1.csv").is_file()
     record = json.loads((out / "run.json").read_text())
     assert "design_1.csv" in record["b12pk_output"]["files"]

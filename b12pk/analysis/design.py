@@ -46,6 +46,9 @@ BURDENS = {
 }
 """Burden measures; the design ranks by the one chosen, then by the others in this order."""
 
+_PER_YEAR = {"injections": "injections a year", "ug": "µg a year",
+             "visits": "injection visits a year", "pills": "oral doses a year"}
+
 _PARENTERAL = ("im", "deep-sc", "iv")
 _ORAL = ("oral", "sublingual")
 _ROUTES = {"oral": "oral", "im": "IM"}
@@ -202,7 +205,7 @@ class DesignResult:
         """One line: the choice, or that nothing meets the targets and the closest."""
         if self.chosen is not None:
             c = self.chosen
-            return (f"least burden ({BURDENS[self.burden]}) that meets the targets: "
+            return (f"least burden ({_PER_YEAR[self.burden]}) that meets the targets: "
                     f"{c['regimen']} "
                     f"({_pct(c['share_met'])} of patients, 95 % interval "
                     f"{_pct(c['share_low'])}-{_pct(c['share_high'])})")
