@@ -278,7 +278,10 @@ def test_parse_of_canonical_text_round_trips(regimen):
 @QUICK
 @given(st.lists(any_regimen(), min_size=1, max_size=3), st.integers(min_value=1, max_value=400))
 def test_event_table_round_trip(regs, horizon):
-    expected = {i: r.dose_events(horizon) for i, r in enumerate(regs, start=1)}
+    try:
+        expected = {i: r.dose_events(horizon) for i, r in enumerate(regs, start=1)}
+    except b12pk.ResourceError:   # over the dose limits: refused, nothing to round-trip
+        assume(False)
     assume(all(expected.values()))
     table = to_event_table(regs, horizon)
     back = read_event_table(table)
@@ -290,7 +293,10 @@ def test_event_table_round_trip(regs, horizon):
 @settings(max_examples=30, deadline=None)
 @given(any_regimen(), st.integers(min_value=1, max_value=400))
 def test_event_table_round_trip_through_csv(tmp_path_factory, regimen, horizon):
-    events = regimen.dose_events(horizon)
+    try:
+        events = regimen.dose_events(horizon)
+    except b12pk.ResourceError:   # over the dose limits: refused, nothing to round-trip
+        assume(False)
     assume(events)
     path = tmp_path_factory.mktemp("events") / "events.csv"
     write_event_table(path, regimen, horizon, observation_times=[0.0, horizon / 2])
