@@ -549,10 +549,10 @@ def test_event_table_with_byte_order_mark_is_accepted(tmp_path):
 ], ids=["regimens-100MB", "patients-100MB", "events-100MB", "regimens-11MB"])
 def test_big_files_are_refused_quickly(tmp_path, loader, name, size, needle):
     path = sparse_file(tmp_path / name, size)
-    start = time.perf_counter()
+    start = time.process_time()   # CPU time: robust to the parallel tests' load
     with pytest.raises(ResourceError) as info:
         loader(path)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     check(info, ResourceError, [f"{size / 1e6:.1f} MB", needle])
     assert _names_file(path, str(info.value))
 
@@ -560,10 +560,10 @@ def test_big_files_are_refused_quickly(tmp_path, loader, name, size, needle):
 def test_a_real_text_file_over_the_limit_is_refused(tmp_path):
     path = tmp_path / "comments.toml"
     path.write_bytes(b"# a comment line, not a regimen\n" * (11 * MiB // 32 + 1))
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(ResourceError, match="at most 10 MB"):
         load_regimens(path)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 # =======================================================================================
@@ -907,11 +907,11 @@ ROUND2_LIMIT_CASES = [
 @pytest.mark.parametrize("make, cls, needles", [c[1:] for c in ROUND2_LIMIT_CASES],
                          ids=[c[0] for c in ROUND2_LIMIT_CASES])
 def test_round2_limits(make, cls, needles):
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(B12pkError) as info:
         make()
     check(info, cls, needles)
-    assert time.monotonic() - start < 10  # refused before the work, not after
+    assert time.process_time() - start < 10  # refused before the work, not after
 
 
 def test_variants_file_over_the_cap_is_refused_with_the_count(tmp_path):

@@ -694,10 +694,10 @@ def test_memory_estimate_is_honest(regimen, n, days, chunk, workers, monkeypatch
 def test_too_many_patient_injections_are_refused_before_any_work():
     import time
 
-    t = time.perf_counter()
+    t = time.process_time()
     with pytest.raises(b12pk.ResourceError, match="patient-injections"):
         simulate_population("1000 mcg IM monthly", PopulationSpec(PA, n=10_000_000), 365)
-    assert time.perf_counter() - t < 5.0
+    assert time.process_time() - t < 5.0
 
 
 def test_too_many_patient_days_are_refused():

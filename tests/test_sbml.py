@@ -426,9 +426,9 @@ def test_ten_years_of_daily_oral_dosing_loads_in_under_a_second():
     days = 3650
     text = sbml.to_sbml(PA, ORAL, days=days)
     sbml.load_roadrunner(sbml.to_sbml(PA, ORAL, days=30))  # warm-up (first JIT)
-    t0 = time.perf_counter()
+    t0 = time.process_time()   # CPU time: robust to the parallel tests' load
     rr = sbml.load_roadrunner(text)
-    load_s = time.perf_counter() - t0
+    load_s = time.process_time() - t0
     print(f"\n[sbml] 10 years of daily oral dosing: {_doc(text).getNumEvents()} event, "
           f"libRoadRunner load {load_s:.3f} s")
     assert load_s < 1.0
