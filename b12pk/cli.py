@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_uninterrupted,
-                 output_dir_target, pending_signal, staging_dir)
+                 output_dir_target, output_file_target, pending_signal, staging_dir)
 from .limits import MAX_CHUNK, MAX_EVIDENCE_DRAWS, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
@@ -482,6 +482,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .model.parameters import Patient
 
     _refuse_input_as_output(args.out, args.regimen, args.patient)
+    if args.out is not None:
+        output_file_target(args.out)  # refused before any work
     regimens = _regimens([args.regimen], default_form=args.form)
     if _looks_like_file(args.patient):
         pats = load_patients(args.patient)
@@ -620,6 +622,7 @@ def _cmd_export_sbml(args: argparse.Namespace) -> int:
     from .exchange.sbml import check_sbml, write_sbml
 
     _refuse_input_as_output(args.out, args.regimen, args.patient)
+    output_file_target(args.out)  # refused before any work
     patient = _one_patient(args.patient)
     if args.baseline_serum is not None:
         patient = dataclasses.replace(patient, baseline_serum_pmol_per_l=args.baseline_serum,

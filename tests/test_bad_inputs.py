@@ -1036,3 +1036,16 @@ def test_catalogue_size():
     ids = [c[0] for c in API_CASES] + [c[0] for c in CLI_CASES]
     assert len(ids) == len(set(ids))
     assert len({c[0] for c in TEXT_CASES}) == len(TEXT_CASES)
+
+
+@pytest.mark.parametrize("out", ["", "."])
+def test_simulate_refuses_a_bad_out_before_simulating(tmp_path, monkeypatch, capsys, out):
+    import b12pk.engine.core as core
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("simulated before the output path was checked")
+
+    monkeypatch.setattr(core, "simulate", refuse)
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "--regimen", OK_TEXT, "--out", out]) == 2
+    assert capsys.readouterr().err.startswith("b12pk: error:")
