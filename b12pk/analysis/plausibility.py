@@ -22,6 +22,7 @@ import numpy as np
 from .._data import data_path
 from ..engine.core import simulate, steady_state_stores_ug
 from ..errors import FileFormatError
+from .shipped import DataCache
 from ..model.parameters import Parameters, Patient, serum_bands_pmol_per_l
 from ..regimen.language import DoseEvent
 
@@ -78,28 +79,14 @@ def load_checks(path: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]
     return checks, sources
 
 
-_CACHE: dict[tuple, Plausibility] = {}
-"""The last result for the shipped checks, keyed by the data files' state and the
-parameter values."""
-
-
 def check_plausibility(path: Any = None) -> Plausibility:
     """Compute every check of ``data/plausibility.toml`` (about 2 s; computed once per
     process while ``data/`` and the parameters stay the same, each call getting its own
     copy). ``path``: another checks file (never cached)."""
-    import copy
+    return _check_plausibility(path) if path is not None else _SHIPPED.get()
 
-    from .._data import data_fingerprint
-    from ..model.parameters import default_parameters
 
-    if path is not None:
-        return _check_plausibility(path)
-    key = (data_fingerprint(), repr(default_parameters()))
-    if key not in _CACHE:
-        result = _check_plausibility(None)
-        _CACHE.clear()
-        _CACHE[key] = result
-    return copy.deepcopy(_CACHE[key])
+_SHIPPED = DataCache(lambda: _check_plausibility(None))
 
 
 def _check_plausibility(path: Any) -> Plausibility:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._data import data_path
 from ..engine.core import simulate
+from .shipped import DataCache
 from ..errors import B12pkWarning, FileFormatError
 from ..io import echo
 from ..model.parameters import Patient, serum_to_pmol_per_l
@@ -199,30 +200,16 @@ def _predict(row: Any, regimen: Regimen, patient: Patient, sampling: str) -> flo
     return value
 
 
-_CACHE: dict[tuple, Validation] = {}
-"""The last validation of the shipped datasets, keyed by the data files' state and the
-parameter values (a report, a notebook or the tests ask for it many times per process)."""
-
-
 def validate(folder: str | Path | None = None) -> Validation:
     """Simulate every checkable trial row and compare with the observation.
 
     ``folder``: trial datasets to use instead of the shipped ones. The validation of the
     shipped datasets is computed once per process while ``data/`` and the parameters
     stay the same (each call gets its own copy)."""
-    import copy
+    return _validate(folder) if folder is not None else _SHIPPED.get()
 
-    from .._data import data_fingerprint
-    from ..model.parameters import default_parameters
 
-    if folder is not None:
-        return _validate(folder)
-    key = (data_fingerprint(), repr(default_parameters()))
-    if key not in _CACHE:
-        result = _validate(None)
-        _CACHE.clear()
-        _CACHE[key] = result
-    return copy.deepcopy(_CACHE[key])
+_SHIPPED = DataCache(lambda: _validate(None))
 
 
 def _validate(folder: str | Path | None) -> Validation:
