@@ -89,10 +89,10 @@ def _whole(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-_SEED = _whole(0, 2 ** 63 - 1)
 _WORKERS = _whole(1, 1024)
 _DRAWS = _whole(0, MAX_EVIDENCE_DRAWS)
 _SEED = _whole(0, 2**32 - 1)
+_PORT = _whole(0, 65535)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -305,6 +305,23 @@ def _build_parser() -> argparse.ArgumentParser:
                     "long; default 0: not computed)")
     ev.add_argument("--seed", type=_SEED, default=0, help="seed of the posterior draws")
     ev.add_argument("--out", default="b12pk-evidence", help="output folder")
+
+    app = sub.add_parser("app", help="the teaching app: a local web page (needs b12pk[app])",
+                         description="Serve the teaching app on this computer and open it in "
+                         "the browser: a patient, up to four regimens in the regimen "
+                         "language, their serum, holoTC, stores and MMA over the laboratory "
+                         "bands, the at-a-glance table and guided lessons from the source "
+                         "articles. Everything is served locally; nothing leaves the machine. "
+                         "Ctrl-C stops it. Needs pip install 'b12pk[app]'.",
+                         epilog="examples:\n  b12pk app\n  b12pk app --port 8050 "
+                         "--no-browser", formatter_class=fmt)
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this computer only; "
+                     "another address makes the page reachable from the network)")
+    app.add_argument("--port", type=_PORT, default=0,
+                     help="port (default: a free one)")
+    app.add_argument("--no-browser", action="store_true",
+                     help="do not open the page in the browser")
 
     sub.add_parser("presets", help="list the patient presets",
                    description="List the patient presets and what they change.")
@@ -673,6 +690,19 @@ def _cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    from .app.server import is_loopback, serve
+
+    if not is_loopback(args.host):
+        sys.stderr.write(f"b12pk: warning: serving on {args.host}, not this computer's "
+                         "loopback address: anyone who can reach it on your network can use "
+                         "the page (and its CPU). Use the default 127.0.0.1 unless you mean "
+                         "to share it.\n")
+    serve(args.host, args.port, open_browser=not args.no_browser)
+    sys.stderr.write("b12pk app: stopped\n")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .analysis.plausibility import check_plausibility
     from .analysis.validate import validate
@@ -799,6 +829,8 @@ def _run(argv: list[str]) -> int:
             return _cmd_design(args, argv)
         if args.command == "presets":
             return _cmd_presets()
+        if args.command == "app":
+            return _cmd_app(args)
         return _cmd_parameters()
     except B12pkError as exc:
         sys.stderr.write(f"b12pk: error: {_one_line(exc)}\n")

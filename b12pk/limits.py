@@ -163,3 +163,17 @@ def memory_budget_bytes() -> int:
         pass
     total = min(candidates) if candidates else 8 * 2 ** 30
     return int(total * MEMORY_FRACTION)
+
+
+# --- the teaching app (b12pk app) ---------------------------------------------------------
+#: Regimens shown side by side on the app's page.
+MAX_APP_REGIMENS = 4
+
+#: Longest horizon the app simulates (days): 10 years, daily, keeps a page's data small.
+MAX_APP_DAYS = 3650.0
+
+#: Parameter sets drawn for the app's uncertainty band (each multiplies the work).
+APP_UNCERTAINTY_DRAWS = 20
+
+#: Largest request body the app's server reads (bytes).
+MAX_APP_REQUEST_BYTES = 65_536

@@ -10,7 +10,7 @@ regimen -> dose events -> model/engine -> tidy result -> plot / report / evidenc
     5  population, exchange              virtual populations; SBML export
     6  analysis                          compare, validate, evidence, calibrate
     7  plot                              figures of results
-    8  report                            reports and output folders
+    8  report, app                       reports and output folders; the teaching app
     9  cli, b12pk/__init__               the command line and the lazy public namespace
 
 Every import statement counts, at module level or inside a function.
@@ -30,7 +30,7 @@ LAYERS = {
     "b12pk.about": 0, "b12pk.limits": 0, "b12pk.errors": 0, "b12pk._data": 0,
     "b12pk.io": 1, "b12pk.model": 2, "b12pk.regimen": 3, "b12pk.engine": 4,
     "b12pk.population": 5, "b12pk.exchange": 5, "b12pk.analysis": 6, "b12pk.plot": 7,
-    "b12pk.report": 8, "b12pk.cli": 9, "b12pk": 9,
+    "b12pk.report": 8, "b12pk.app": 8, "b12pk.cli": 9, "b12pk": 9,
 }
 
 

@@ -643,7 +643,9 @@ def _sections(comp: Comparison, figs: dict[str, Path], validation: Any = None,
     return sec
 
 
-def _glance_cell(column: str, v: Any) -> str:
+def glance_cell(column: str, v: Any) -> str:
+    """A cell of the at-a-glance table as the report shows it (``column``: its header;
+    NaN days to leave the deficient band read "never")."""
     if not isinstance(v, float):
         return str(v)
     if math.isnan(v):
@@ -675,7 +677,7 @@ def _glance_items(comp: Comparison, figs: dict[str, Path], validation: Any) -> l
             if caveat not in notes:
                 notes.append(caveat)
             marks.append(str(notes.index(caveat) + 1))
-        rows.append([_glance_cell(c, r[c]) for c in glance.columns if c != "caveats"]
+        rows.append([glance_cell(c, r[c]) for c in glance.columns if c != "caveats"]
                     + [", ".join(marks)])
     items.append(("table", [c for c in glance.columns if c != "caveats"] + ["notes"], rows))
     items.extend(("p", f"[{k}] {note}") for k, note in enumerate(notes, 1))

@@ -1,0 +1,271 @@
+// b12pk teaching app: the page sends its state to /api/view and draws what comes back.
+// Everything is served by the local b12pk server; nothing is loaded from or sent elsewhere.
+"use strict";
+
+const SLOTS = 4;
+const COLORS = ["#1f5fa8", "#c2410c", "#15803d", "#7e22ce"];
+const DASHES = ["solid", "dash", "dot", "dashdot"];
+const BAND_COLORS = {deficient: "rgba(220, 38, 38, 0.10)",
+                     indeterminate: "rgba(234, 179, 8, 0.12)",
+                     unlikely: "rgba(22, 163, 74, 0.08)"};
+const PANELS = [
+  {col: "serum_pmol_per_l", title: "Serum B12 (pmol/L)", log: true, axis: ""},
+  {col: "holotc_pmol_per_l", title: "HoloTC, active B12 (pmol/L)", log: true, axis: "2"},
+  {col: "stores_ug", title: "Body stores (µg)", log: false, axis: "3"},
+  {col: "mma_nmol_per_l", title: "MMA (nmol/L)", log: true, axis: "4"},
+];
+
+const $ = (id) => document.getElementById(id);
+let META = null;
+let seq = 0;          // id of the latest request
+let timer = null;     // debounce of typing
+let changedAt = 0;    // when the latest change happened (performance.now())
+let lastView = null;
+
+function state() {
+  const num = (id) => $(id).value.trim() === "" ? null : $(id).value.trim();
+  return {
+    patient: {preset: $("preset").value, baseline_serum_pmol_per_l: num("baseline"),
+              egfr_ml_min: num("egfr"), ileal_resection_cm: num("resection"),
+              intrinsic_factor: num("if")},
+    regimens: [...Array(SLOTS).keys()].map((i) => $(`regimen-${i}`).value),
+    days: Number($("days").value),
+    uncertainty: $("uncertainty").checked,
+  };
+}
+
+function changed(delay) {
+  changedAt = performance.now();
+  clearTimeout(timer);
+  timer = setTimeout(update, delay);
+}
+
+async function update() {
+  const mine = ++seq;
+  const started = changedAt || performance.now();
+  $("status").textContent = "simulating…";
+  let v;
+  try {
+    const r = await fetch("/api/view", {method: "POST", body: JSON.stringify(state()),
+                                        headers: {"Content-Type": "application/json"}});
+    v = await r.json();
+    if (!r.ok) throw new Error(v.error || r.statusText);
+  } catch (err) {
+    if (mine === seq) { $("state-error").textContent = `The server did not answer: ${err.message}`;
+                        $("status").textContent = ""; }
+    return;
+  }
+  if (mine !== seq) return;   // a newer change is on its way
+  lastView = v;
+  showErrors(v.errors);
+  draw(v);
+  table(v);
+  const ms = Math.round(performance.now() - started);
+  document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+  document.body.dataset.lastUpdateMs = String(ms);
+  $("status").textContent = `${v.series.length} regimen(s), updated in ${ms} ms ` +
+    `(model ${Math.round(v.compute_ms)} ms)`;
+}
+
+function showErrors(e) {
+  $("patient-error").textContent = e.patient || "";
+  $("days-error").textContent = e.days || "";
+  $("state-error").textContent = e.state || "";
+  for (let i = 0; i < SLOTS; i++) {
+    const msg = e.regimens[i];
+    $(`regimen-${i}-error`).textContent = msg || "";
+    $(`regimen-${i}`).setAttribute("aria-invalid", msg ? "true" : "false");
+  }
+  for (const id of ["baseline", "egfr", "resection", "if"])
+    $(id).setAttribute("aria-invalid", e.patient ? "true" : "false");
+}
+
+function timeAxis(days) {
+  return days <= 200 ? {div: 1, title: "days"} : {div: 30.4375, title: "months"};
+}
+
+function niceTicks(lo, hi) {
+  // 1-2-5 ticks between lo and hi (a log axis labelled with plain numbers)
+  const out = [];
+  for (let e = Math.floor(Math.log10(lo)) - 1; e <= Math.ceil(Math.log10(hi)); e++)
+    for (const m of [1, 2, 5]) { const t = m * 10 ** e; if (t >= lo && t <= hi) out.push(t); }
+  return out;
+}
+
+function extent(v, col) {
+  let lo = Infinity, hi = -Infinity;
+  for (const s of v.series) for (const key of [col, col + "_p5", col + "_p95"])
+    for (const y of s[key] || []) { if (y > 0 && y < lo) lo = y; if (y > hi) hi = y; }
+  return [lo, hi];
+}
+
+function bandTraces(v, panel, axis, lo, hi, tx) {
+  const bands = v.bands[panel.col];
+  if (!bands) return [];
+  if (panel.col === "mma_nmol_per_l") {
+    const y = bands[0][1];
+    return [{x: [0, tx], y: [y, y], xaxis: "x" + axis, yaxis: "y" + axis, mode: "lines",
+             line: {color: "#6b7280", dash: "dash", width: 1}, hoverinfo: "skip",
+             showlegend: false, name: `MMA normal below ${y}`}];
+  }
+  return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi).map(([name, b0, b1]) => {
+    const y0 = Math.max(b0, lo), y1 = Math.min(b1 ?? hi, hi);
+    return {x: [0, tx, tx, 0], y: [y0, y0, y1, y1], fill: "toself",
+            fillcolor: BAND_COLORS[name] || "rgba(0,0,0,0.05)", line: {width: 0}, mode: "lines",
+            xaxis: "x" + axis, yaxis: "y" + axis, hoverinfo: "skip", showlegend: false,
+            name: `${name} band`};
+  });
+}
+
+function draw(v) {
+  const ta = timeAxis(v.days || 365);
+  const tx = (v.days || 365) / ta.div;
+  const traces = [];
+  const layout = {
+    grid: {rows: 2, columns: 2, pattern: "independent", xgap: 0.13, ygap: 0.22},
+    margin: {l: 60, r: 15, t: 12, b: 30}, showlegend: true, hovermode: "x unified",
+    legend: {orientation: "h", x: 0, y: -0.1, font: {size: 11}},
+    annotations: [], uirevision: "keep", font: {size: 11},
+  };
+  PANELS.forEach((panel, k) => {
+    const axis = panel.axis;
+    let [lo, hi] = extent(v, panel.col);
+    if (!isFinite(lo)) [lo, hi] = [panel.col === "stores_ug" ? 0 : 10, 1000];
+    if (panel.log) { lo = lo / 1.6; hi = hi * 1.6; }
+    else { lo = 0; hi = hi * 1.08; }
+    traces.push(...bandTraces(v, panel, axis, panel.log ? lo : 1e-9, hi, tx));
+    v.series.forEach((s) => {
+      const c = COLORS[s.slot], t = s.time_days.map((d) => d / ta.div);
+      const common = {x: t, xaxis: "x" + axis, yaxis: "y" + axis, legendgroup: s.label};
+      if (s[panel.col + "_p5"]) {
+        traces.push({...common, y: s[panel.col + "_p95"], mode: "lines", line: {width: 0},
+                     hoverinfo: "skip", showlegend: false});
+        traces.push({...common, y: s[panel.col + "_p5"], mode: "lines", line: {width: 0},
+                     fill: "tonexty", fillcolor: hexA(c, 0.18), hoverinfo: "skip",
+                     showlegend: false, name: `${s.label} (90 % band)`});
+      }
+      traces.push({...common, y: s[panel.col], mode: "lines", name: s.label,
+                   line: {color: c, width: 1.8, dash: DASHES[s.slot]},
+                   showlegend: k === 0, hovertemplate: `%{y:.4g}<extra>${s.label.slice(0, 1)}</extra>`});
+    });
+    const xa = "xaxis" + axis, ya = "yaxis" + axis;
+    layout[xa] = {title: {text: ta.title, standoff: 2}, range: [0, tx], zeroline: false};
+    layout[ya] = panel.log
+      ? {type: "log", range: [Math.log10(lo), Math.log10(hi)], tickvals: niceTicks(lo, hi),
+         ticktext: niceTicks(lo, hi).map((t) => t.toLocaleString("en")),
+         title: {text: panel.title, standoff: 4}}
+      : {type: "linear", range: [lo, hi], title: {text: panel.title, standoff: 4}};
+  });
+  if (!v.series.length)
+    layout.annotations.push({text: "Type a regimen on the left, or pick a lesson",
+                             xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false,
+                             font: {size: 15, color: "#6b7280"}});
+  Plotly.react("plot", traces, layout, {displaylogo: false, responsive: true,
+                                        modeBarButtonsToRemove: ["toImage", "select2d", "lasso2d"]});
+}
+
+function hexA(hex, a) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
+}
+
+function table(v) {
+  const thead = $("summary").tHead, tbody = $("summary").tBodies[0];
+  thead.replaceChildren(); tbody.replaceChildren();
+  $("notes").replaceChildren(); $("assumptions").replaceChildren();
+  $("reading").textContent = "";
+  if (!v.table) return;
+  const tr = document.createElement("tr");
+  for (const c of v.table.columns) { const th = document.createElement("th"); th.textContent = c; tr.append(th); }
+  thead.append(tr);
+  for (const row of v.table.rows) {
+    const r = document.createElement("tr");
+    for (const cell of row) { const td = document.createElement("td"); td.textContent = cell; r.append(td); }
+    tbody.append(r);
+  }
+  v.notes.forEach((n) => { const li = document.createElement("li"); li.textContent = n; $("notes").append(li); });
+  if (v.reading.length) $("reading").textContent = "What the model shows (not advice): " + v.reading.join(" ");
+  const seen = new Set();
+  for (const s of v.series) for (const a of s.assumptions) if (!seen.has(a)) {
+    seen.add(a); const li = document.createElement("li"); li.textContent = a; $("assumptions").append(li);
+  }
+}
+
+function fillPatient(p) {
+  $("baseline").value = p.baseline_serum_pmol_per_l ?? "";
+  $("egfr").value = p.egfr_ml_min ?? "";
+  $("resection").value = p.ileal_resection_cm ?? "";
+  $("if").value = p.intrinsic_factor ?? "";
+}
+
+function presetChosen() {
+  const p = META.presets.find((x) => x.name === $("preset").value);
+  $("preset-description").textContent = p ? p.description : "";
+  if (p) fillPatient(p);
+  changed(0);
+}
+
+function loadLesson(lesson) {
+  document.querySelectorAll(".lesson-list button").forEach((b) =>
+    b.setAttribute("aria-pressed", b.dataset.id === lesson.id ? "true" : "false"));
+  const preset = META.presets.find((x) => x.name === lesson.patient.preset);
+  $("preset").value = lesson.patient.preset;
+  $("preset-description").textContent = preset ? preset.description : "";
+  fillPatient({...preset, ...lesson.patient});
+  for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).value = lesson.regimens[i] || "";
+  const opt = [...$("days").options].find((o) => Math.abs(o.value - lesson.days) < 2);
+  if (opt) $("days").value = opt.value;
+  $("lesson").hidden = false;
+  $("lesson-title").textContent = lesson.title;
+  $("lesson-text").textContent = lesson.text;
+  $("lesson-look").textContent = lesson.look;
+  $("lesson-sources-count").textContent = String(lesson.sources.length);
+  $("lesson-sources").replaceChildren(...lesson.sources.map((s) => {
+    const li = document.createElement("li");
+    li.textContent = `“${s.quote}” (source article: ${s.article})`;
+    return li;
+  }));
+  changed(0);
+}
+
+async function download(kind) {
+  const r = await fetch(`/download/${kind}`, {method: "POST", body: JSON.stringify(state()),
+                                               headers: {"Content-Type": "application/json"}});
+  if (!r.ok) {
+    const e = await r.json().catch(() => ({error: r.statusText}));
+    $("state-error").textContent = e.error;
+    return;
+  }
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement("a");
+  a.href = url; a.download = `b12pk-${kind}`;
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function init() {
+  META = await (await fetch("/api/meta")).json();
+  for (const p of META.presets) $("preset").append(new Option(p.name, p.name));
+  for (const t of META.examples) $("examples").append(new Option(t));
+  for (const lesson of META.lessons) {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = lesson.title; b.dataset.id = lesson.id;
+    b.setAttribute("aria-pressed", "false");
+    b.addEventListener("click", () => loadLesson(lesson));
+    $("lesson-list").append(b);
+  }
+  $("preset").value = "pernicious-anaemia";
+  $("preset").addEventListener("change", presetChosen);
+  for (const id of ["baseline", "egfr", "resection", "if"]) $(id).addEventListener("input", () => changed(100));
+  for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).addEventListener("input", () => changed(100));
+  $("days").addEventListener("change", () => changed(0));
+  $("uncertainty").addEventListener("change", () => changed(0));
+  $("dl-png").addEventListener("click", () => download("figure.png"));
+  $("dl-svg").addEventListener("click", () => download("figure.svg"));
+  $("dl-csv").addEventListener("click", () => download("curves.csv"));
+  const first = META.lessons[0];
+  if (first) loadLesson(first); else presetChosen();
+  document.body.dataset.ready = "true";
+}
+
+window.addEventListener("DOMContentLoaded", init);
