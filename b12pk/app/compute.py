@@ -27,9 +27,10 @@ from ..limits import APP_UNCERTAINTY_DRAWS, MAX_APP_DAYS, MAX_APP_REGIMENS, MAX_
 PATIENT_FIELDS = ("baseline_serum_pmol_per_l", "egfr_ml_min", "ileal_resection_cm",
                   "intrinsic_factor")
 
-#: Curves sent to the page: column -> decimals kept (the CSV has exactly these values).
-CURVES = {"time_days": 5, "serum_pmol_per_l": 1, "holotc_pmol_per_l": 2, "stores_ug": 1,
-          "mma_nmol_per_l": 1}
+#: Curves sent to the page: column -> decimals kept (None: all; the CSV has exactly these
+#: values).
+CURVES = {"time_days": None, "serum_pmol_per_l": 1, "holotc_pmol_per_l": 2,
+          "stores_ug": 1, "mma_nmol_per_l": 1}
 
 #: Up to this horizon (days) the curves carry hourly points for 3 days after each
 #: injection (peaks); beyond it one point a day.
@@ -156,7 +157,8 @@ def _curves(df: Any) -> dict[str, list]:
     for column, decimals in CURVES.items():
         for name in (column, f"{column}_p5", f"{column}_p95"):
             if name in df:
-                out[name] = np.round(df[name].to_numpy(dtype=float), decimals).tolist()
+                x = df[name].to_numpy(dtype=float)
+                out[name] = (x if decimals is None else np.round(x, decimals)).tolist()
     return out
 
 
@@ -319,7 +321,7 @@ def curves_csv(v: Mapping[str, Any]) -> str:
         frames.append(df)
     if not frames:
         raise InputError("no regimen ran: nothing to download")
-    body = pd.concat(frames, ignore_index=True).to_csv(index=False, float_format="%.10g")
+    body = pd.concat(frames, ignore_index=True).to_csv(index=False)
     return f"# {DISCLAIMER}\n{body}"
 
 

@@ -1,0 +1,370 @@
+"""The teaching app without a browser: what the page is sent (b12pk.app.compute), the
+lessons, the server's rules (Starlette's test client) and the command line.
+
+Needs the [app] extra (in [test]); skipped with the reason where it is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("starlette", reason="the app needs b12pk[app] (starlette, uvicorn, plotly)")
+pytest.importorskip("uvicorn", reason="the app needs b12pk[app]")
+pytest.importorskip("plotly", reason="the app needs b12pk[app]")
+
+import b12pk  # noqa: E402
+from b12pk.app.compute import curves_csv, figure_bytes, view  # noqa: E402
+from b12pk.app.lessons import lessons  # noqa: E402
+from b12pk.app.server import bind, create_app, is_loopback  # noqa: E402
+from b12pk.errors import InputError, OutputError  # noqa: E402
+
+SEEDS = Path(b12pk.__file__).resolve().parents[2] / "shared" / "seeds"
+ORAL, IM = "1000 mcg cyanocobalamin oral daily", "1000 mcg hydroxocobalamin IM monthly"
+PA = {"preset": "pernicious-anaemia", "baseline_serum_pmol_per_l": 110}
+
+
+@pytest.fixture(scope="module")
+def two():
+    """The view of an oral and an injected regimen (slots A and C; B empty)."""
+    return view({"patient": PA, "regimens": [ORAL, "", IM], "days": 120})
+
+
+# ---------------------------------------------------------------------------------------
+# The view
+# ---------------------------------------------------------------------------------------
+def test_view_has_one_series_per_regimen_in_its_slot(two):
+    assert [s["slot"] for s in two["series"]] == [0, 2]
+    assert [s["label"] for s in two["series"]] == [f"A: {ORAL}", f"C: {IM}"]
+
+
+def test_view_curves_are_simulate_at_the_same_times(two):
+    s = two["series"][1]
+    patient = b12pk.Patient.preset("pernicious-anaemia", serum_pmol_per_l=110)
+    df = b12pk.simulate(IM, patient, 120, times=s["time_days"])
+    assert s["serum_pmol_per_l"] == pytest.approx(df["serum_pmol_per_l"].tolist(), abs=0.06)
+    assert s["stores_ug"] == pytest.approx(df["stores_ug"].tolist(), abs=0.06)
+
+
+def test_view_shows_the_hours_after_each_injection(two):
+    oral, im = two["series"]
+    assert len(oral["time_days"]) == 121
+    assert len(im["time_days"]) > 121 + 3 * 48
+
+
+def test_view_table_has_a_row_per_regimen_like_the_report(two):
+    table = two["table"]
+    assert [r[0] for r in table["rows"]] == [s["label"] for s in two["series"]]
+    assert "steady-state trough (pmol/L)" in table["columns"]
+    assert "lost in urine (% of B12 given)" in table["columns"]
+
+
+def test_view_reads_the_table_in_plain_words(two):
+    assert two["reading"] and "trough" in two["reading"][0]
+
+
+def test_view_carries_the_disclaimer_and_bands(two):
+    assert two["disclaimer"] == b12pk.DISCLAIMER
+    assert [b[0] for b in two["bands"]["serum_pmol_per_l"]] == ["deficient", "indeterminate",
+                                                                "unlikely"]
+
+
+def test_view_is_json(two):
+    assert json.loads(json.dumps(two))["series"][0]["label"] == f"A: {ORAL}"
+
+
+def test_bad_regimen_gets_its_own_error_and_the_others_still_run():
+    v = view({"patient": PA, "regimens": [ORAL, "1000 mcg cyanocobalamin IM monhtly"],
+              "days": 60})
+    assert [s["slot"] for s in v["series"]] == [0]
+    assert v["errors"]["regimens"][0] is None
+    assert "monhtly" in v["errors"]["regimens"][1] and "monthly" in v["errors"]["regimens"][1]
+    assert "\n" not in v["errors"]["regimens"][1]
+
+
+@pytest.mark.parametrize("patient, words", [
+    ({"preset": "nobody"}, "unknown"),
+    ({"preset": "healthy", "egfr_ml_min": "-5"}, "egfr"),
+    ({"preset": "healthy", "intrinsic_factor": "lots"}, "number"),
+    ({"preset": "healthy", "baseline_serum_pmol_per_l": "nan"}, "finite"),
+    ("healthy", "object"),
+])
+def test_bad_patient_is_reported_not_simulated(patient, words):
+    v = view({"patient": patient, "regimens": [ORAL], "days": 30})
+    assert words in v["errors"]["patient"].lower()
+    assert v["series"] == [] and v["table"] is None
+
+
+@pytest.mark.parametrize("days", [0, 3, 1e9, "soon", float("inf")])
+def test_bad_horizon_is_reported(days):
+    v = view({"patient": PA, "regimens": [ORAL], "days": days})
+    assert v["errors"]["days"] and v["series"] == []
+
+
+@pytest.mark.parametrize("regimens", [["a"] * 5, "1000 mcg daily", [1000]])
+def test_bad_regimen_list_is_reported(regimens):
+    v = view({"patient": PA, "regimens": regimens, "days": 30})
+    assert v["errors"]["state"] and v["series"] == []
+
+
+@pytest.mark.parametrize("state", [None, [], "text", 3])
+def test_a_state_that_is_not_an_object_is_reported(state):
+    assert view(state)["errors"]["state"]
+
+
+def test_regimen_over_the_dose_limits_is_a_slot_error_not_a_crash():
+    v = view({"patient": PA, "regimens": ["1000 mcg cyanocobalamin IM every 0.001 days"],
+              "days": 3650})
+    assert v["errors"]["regimens"][0] and v["series"] == []
+
+
+def test_empty_slots_give_an_empty_view():
+    v = view({"patient": PA, "regimens": ["", "  "], "days": 30})
+    assert v["series"] == [] and v["table"] is None
+    assert not any(v["errors"]["regimens"])
+
+
+def test_uncertainty_adds_a_band_around_the_curve():
+    v = view({"patient": PA, "regimens": [ORAL], "days": 30, "uncertainty": True})
+    s = v["series"][0]
+    assert v["uncertainty"]["draws"] == 20
+    low, mid, high = s["serum_pmol_per_l_p5"], s["serum_pmol_per_l"], s["serum_pmol_per_l_p95"]
+    assert all(lo <= m + 0.1 and m <= hi + 0.1 for lo, m, hi in zip(low, mid, high))
+    assert any(hi > lo for lo, hi in zip(low, high))
+
+
+def test_same_state_same_view():
+    state = {"patient": PA, "regimens": [IM], "days": 45}
+    a, b = view(state), view(state)
+    assert a["series"] == b["series"] and a["table"] == b["table"]
+
+
+# ---------------------------------------------------------------------------------------
+# Downloads hold what the page shows
+# ---------------------------------------------------------------------------------------
+def test_csv_holds_exactly_the_curves_of_the_view(two):
+    import pandas as pd
+
+    text = curves_csv(two)
+    assert text.startswith("# " + b12pk.DISCLAIMER)
+    df = pd.read_csv(io.StringIO(text), comment="#")
+    for s in two["series"]:
+        part = df[df["regimen"] == s["label"]]
+        assert part["time_days"].tolist() == s["time_days"]
+        assert part["serum_pmol_per_l"].tolist() == s["serum_pmol_per_l"]
+        assert part["mma_nmol_per_l"].tolist() == s["mma_nmol_per_l"]
+
+
+def test_svg_figure_names_every_regimen_as_text(two):
+    svg = figure_bytes(two, "svg").decode("utf-8")
+    for s in two["series"]:
+        assert s["label"] in svg
+    assert "not medical" in svg
+
+
+def test_png_figure_is_a_png(two):
+    assert figure_bytes(two, "png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nothing_to_download_is_an_error():
+    empty = view({"patient": PA, "regimens": [], "days": 30})
+    with pytest.raises(InputError):
+        curves_csv(empty)
+    with pytest.raises(InputError):
+        figure_bytes(empty, "png")
+    with pytest.raises(InputError):
+        figure_bytes(empty, "pdf")
+
+
+# ---------------------------------------------------------------------------------------
+# Lessons
+# ---------------------------------------------------------------------------------------
+def test_there_are_the_five_lessons_the_issue_asks_for():
+    ids = [lesson.id for lesson in lessons()]
+    assert ids == ["oral-vs-im-pa", "small-injections", "interval", "forms", "ileal-resection"]
+
+
+@pytest.mark.parametrize("lesson", lessons(), ids=lambda x: x.id)
+def test_every_lesson_runs_without_an_error(lesson):
+    v = view({"patient": lesson.patient, "regimens": list(lesson.regimens),
+              "days": lesson.days})
+    assert v["errors"]["patient"] is None and not any(v["errors"]["regimens"])
+    assert len(v["series"]) == len(lesson.regimens)
+
+
+@pytest.mark.parametrize("lesson", lessons(), ids=lambda x: x.id)
+def test_lesson_texts_are_filled_and_name_titles_not_files(lesson):
+    for text in (lesson.text, lesson.look):
+        assert "{" not in text and "}" not in text
+    for source in lesson.sources:
+        assert not re.search(r"\d{3}_[0-9a-f]{16}", source.article)
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason=f"seed documents not found at {SEEDS}")
+def test_lesson_quotes_are_in_their_articles_word_for_word():
+    import tomllib
+
+    from b12pk._data import data_path
+
+    doc = tomllib.loads(data_path("lessons.toml").read_text(encoding="utf-8"))
+    for entry in doc["lesson"]:
+        for src in entry["source"]:
+            seed = " ".join((SEEDS / src["article"]).read_text(encoding="utf-8").split())
+            assert " ".join(src["quote"].split()) in seed, (entry["id"], src["quote"])
+
+
+def test_small_injection_lesson_shows_what_its_text_says():
+    """'The fraction lost is larger for 1000 µg than for 100 µg, but the amount kept is
+    larger too' (data/lessons.toml): the model must show both."""
+    lesson = next(x for x in lessons() if x.id == "small-injections")
+    v = view({"patient": lesson.patient, "regimens": list(lesson.regimens), "days": lesson.days})
+    cols = v["table"]["columns"]
+    urine = [float(r[cols.index("lost in urine (% of B12 given)")]) for r in v["table"]["rows"]]
+    stores = [s["stores_ug"][-1] for s in v["series"]]
+    assert urine[0] < urine[1] and stores[0] < stores[1]
+
+
+def test_lesson_with_an_unknown_parameter_is_refused(monkeypatch, tmp_path):
+    from b12pk.app import lessons as mod
+    from b12pk.errors import FileFormatError
+
+    with pytest.raises(FileFormatError, match="unknown parameter"):
+        mod._fill("about {no_such_parameter_pct} %", "lesson 'x'")
+
+
+# ---------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def client():
+    from starlette.testclient import TestClient
+
+    return TestClient(create_app(), base_url="http://127.0.0.1:8000")
+
+
+def test_page_carries_the_disclaimer_and_a_strict_policy(client):
+    r = client.get("/")
+    assert r.status_code == 200 and b12pk.DISCLAIMER in r.text
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "connect-src 'self'" in csp
+    assert "http" not in re.sub(r"http-equiv", "", csp)
+
+
+def test_page_loads_nothing_from_elsewhere(client):
+    page = client.get("/").text
+    assert not re.search(r"""(src|href)=["'](https?:)?//""", page)
+    for name in ("app.js", "app.css"):
+        assert "https://" not in client.get(f"/static/{name}").text
+
+
+def test_plotly_is_served_locally(client):
+    r = client.get("/static/plotly.min.js")
+    assert r.status_code == 200 and len(r.content) > 1_000_000
+
+
+def test_unknown_static_file_is_not_found(client):
+    assert client.get("/static/../server.py").status_code == 404
+    assert client.get("/static/secret.txt").status_code == 404
+
+
+def test_meta_lists_presets_lessons_and_examples(client):
+    m = client.get("/api/meta").json()
+    assert "pernicious-anaemia" in [p["name"] for p in m["presets"]]
+    assert len(m["lessons"]) == 5 and ORAL in m["examples"]
+
+
+def test_api_view_answers_the_view(client):
+    r = client.post("/api/view", json={"patient": PA, "regimens": [ORAL], "days": 30})
+    assert r.status_code == 200 and r.json()["series"][0]["label"] == f"A: {ORAL}"
+
+
+def test_api_refuses_what_is_not_json(client):
+    r = client.post("/api/view", content=b"{not json")
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+
+def test_api_refuses_a_huge_request(client):
+    r = client.post("/api/view", content=b"x" * 100_000)
+    assert r.status_code == 413
+
+
+def test_download_routes_give_files(client):
+    state = {"patient": PA, "regimens": [ORAL], "days": 30}
+    r = client.post("/download/curves.csv", json=state)
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert client.post("/download/figure.svg", json=state).content.startswith(b"<?xml")
+    assert client.post("/download/report.exe", json=state).status_code == 404
+    assert client.post("/download/curves.csv", json={"regimens": []}).status_code == 400
+
+
+def test_other_host_names_are_refused_on_loopback(client):
+    """A page on another site that resolves its name to 127.0.0.1 (DNS rebinding) gets
+    nothing."""
+    assert client.get("/", headers={"host": "attacker.example"}).status_code == 400
+
+
+@pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True),
+                                        ("::1", True), ("0.0.0.0", False),
+                                        ("192.168.1.4", False), ("example.org", False)])
+def test_loopback_hosts(host, loop):
+    assert is_loopback(host) is loop
+
+
+def test_a_port_in_use_is_one_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(OutputError, match=f"port {port} .* in use"):
+            bind("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("port", [-1, 70000, 1.5, True])
+def test_a_bad_port_is_refused(port):
+    with pytest.raises(InputError):
+        bind("127.0.0.1", port)
+
+
+# ---------------------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------------------
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "b12pk.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_port_in_use_is_one_line_and_non_zero():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        r = _cli("app", "--no-browser", "--port", str(taken.getsockname()[1]))
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and "in use" in r.stderr
+
+
+def test_cli_bad_port_is_a_usage_error():
+    r = _cli("app", "--port", "99999")
+    assert r.returncode == 2 and "99999" in r.stderr
+
+
+def test_cli_unknown_host_is_one_line():
+    r = _cli("app", "--no-browser", "--host", "no-such-host.invalid")
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("b12pk: warning: serving on no-such-host.invalid")
+    assert lines[-1].startswith("b12pk: error:") and len(lines) == 2
+
+
+def test_missing_extra_is_named(monkeypatch):
+    from b12pk.app import server
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    with pytest.raises(server.AppUnavailableError, match=r"pip install 'b12pk\[app\]'"):
+        server.create_app()
