@@ -520,14 +520,14 @@ def _still_rising(df: Any, days: float) -> bool:
 def _above_usual_stores(df: Any) -> str:
     """A caveat when total body B12 rises above the usual adult range (the range of
     ``reference_stores_ug`` in data/model.toml, from IOM 1998), else ''."""
-    from ..model.parameters import parameter_table
+    from ..model.parameters import parameter_spec
 
-    row = parameter_table().set_index("name").loc["reference_stores_ug"]
+    row = parameter_spec("reference_stores_ug")
     top = float(df["body_ug"].max()) if "body_ug" in df and len(df) else 0.0
-    if not top > float(row["high"]):
+    if not top > row.high:
         return ""
     return (f"body B12 reaches {top / 1000.0:.1f} mg, above the usual adult range "
-            f"({float(row['low']) / 1000.0:g}-{float(row['high']) / 1000.0:g} mg, "
+            f"({row.low / 1000.0:g}-{row.high / 1000.0:g} mg, "
             "data/model.toml reference_stores_ug)")
 
 

@@ -339,6 +339,20 @@ def parameter_uncertainty() -> ParameterUncertainty:
         correlation=tuple(tuple(float(x) for x in row) for row in corr))
 
 
+def parameter_spec(name: str) -> ParameterSpec:
+    """One declared parameter (value, unit, range, status, source) by name.
+
+    Raises
+    ------
+    UnknownNameError
+        No parameter of that name in data/model.toml.
+    """
+    spec = _specs().get(name)
+    if spec is None:
+        raise UnknownNameError(f"unknown model parameter {name!r}")
+    return spec
+
+
 def parameter_table() -> "Any":
     """All declared parameters as a pandas DataFrame (name, value, unit, range, status, source)."""
     import pandas as pd

@@ -57,12 +57,15 @@ async function update() {
   }
   if (mine !== seq) return;   // a newer change is on its way
   lastView = v;
+  const drawStart = performance.now();
   showErrors(v.errors);
   draw(v);
   table(v);
+  document.body.dataset.lastDrawMs = String(Math.round(performance.now() - drawStart));
   const ms = Math.round(performance.now() - started);
   document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   document.body.dataset.lastUpdateMs = String(ms);
+  document.body.dataset.lastComputeMs = String(Math.round(v.compute_ms));
   $("status").textContent = `${v.series.length} regimen(s), updated in ${ms} ms ` +
     `(model ${Math.round(v.compute_ms)} ms)`;
 }
@@ -256,8 +259,8 @@ async function init() {
   }
   $("preset").value = "pernicious-anaemia";
   $("preset").addEventListener("change", presetChosen);
-  for (const id of ["baseline", "egfr", "resection", "if"]) $(id).addEventListener("input", () => changed(100));
-  for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).addEventListener("input", () => changed(100));
+  for (const id of ["baseline", "egfr", "resection", "if"]) $(id).addEventListener("input", () => changed(60));
+  for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).addEventListener("input", () => changed(60));
   $("days").addEventListener("change", () => changed(0));
   $("uncertainty").addEventListener("change", () => changed(0));
   $("dl-png").addEventListener("click", () => download("figure.png"));
