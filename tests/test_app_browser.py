@@ -203,3 +203,10 @@ def test_an_update_is_quick(app):
     a generous bound is checked."""
     app.change(lambda: app.page.fill("#regimen-3", "250 mcg cyanocobalamin oral daily"))
     assert int(app.page.get_attribute("body", "data-last-update-ms")) < 5000
+
+
+def test_an_example_goes_into_the_first_empty_slot(app):
+    example = app.page.locator("#examples option").nth(1).get_attribute("value")
+    app.change(lambda: app.page.select_option("#examples", example))
+    assert app.page.input_value("#regimen-3") == example
+    assert app.legend()[-1] == f"D: {example}"

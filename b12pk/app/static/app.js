@@ -249,7 +249,15 @@ async function download(kind) {
 async function init() {
   META = await (await fetch("/api/meta")).json();
   for (const p of META.presets) $("preset").append(new Option(p.name, p.name));
-  for (const t of META.examples) $("examples").append(new Option(t));
+  for (const t of META.examples) $("examples").append(new Option(t, t));
+  $("examples").addEventListener("change", () => {
+    const text = $("examples").value;
+    $("examples").value = "";
+    if (!text) return;
+    const free = [...Array(SLOTS).keys()].find((i) => !$(`regimen-${i}`).value.trim());
+    $(`regimen-${free ?? SLOTS - 1}`).value = text;
+    changed(0);
+  });
   for (const lesson of META.lessons) {
     const b = document.createElement("button");
     b.type = "button"; b.textContent = lesson.title; b.dataset.id = lesson.id;
@@ -260,7 +268,12 @@ async function init() {
   $("preset").value = "pernicious-anaemia";
   $("preset").addEventListener("change", presetChosen);
   for (const id of ["baseline", "egfr", "resection", "if"]) $(id).addEventListener("input", () => changed(60));
-  for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).addEventListener("input", () => changed(60));
+  for (let i = 0; i < SLOTS; i++) {
+    $(`regimen-${i}`).addEventListener("input", () => changed(60));
+    $(`regimen-${i}`).addEventListener("keydown", (e) => {   // one line: Enter does not break it
+      if (e.key === "Enter") { e.preventDefault(); changed(0); }
+    });
+  }
   $("days").addEventListener("change", () => changed(0));
   $("uncertainty").addEventListener("change", () => changed(0));
   $("dl-png").addEventListener("click", () => download("figure.png"));
