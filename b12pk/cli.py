@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .errors import B12pkError, InputError, UnknownNameError, sanitize_message
 from .io import (Interrupted, atomic_write_text, echo, handle_signals, import_uninterrupted,
-                 output_dir_target, output_file_target, pending_signal, staging_dir)
+                 output_dir_target, output_file_target, pending_signal, signal_handled,
+                 staging_dir)
 from .limits import MAX_CHUNK, MAX_EVIDENCE_DRAWS, MAX_PATIENTS, MAX_UNCERTAINTY_DRAWS
 
 EPILOG_MAIN = """examples:
@@ -698,7 +699,13 @@ def _cmd_app(args: argparse.Namespace) -> int:
                          "loopback address: anyone who can reach it on your network can use "
                          "the page (and its CPU). Use the default 127.0.0.1 unless you mean "
                          "to share it.\n")
-    serve(args.host, args.port, open_browser=not args.no_browser)
+    try:
+        serve(args.host, args.port, open_browser=not args.no_browser)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the server has shut down cleanly
+        name = getattr(exc, "name", "Ctrl-C")
+        signal_handled()
+        sys.stderr.write(f"b12pk app: stopped ({name})\n")
+        return 0
     sys.stderr.write("b12pk app: stopped\n")
     return 0
 

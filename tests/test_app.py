@@ -368,3 +368,60 @@ def test_missing_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     with pytest.raises(server.AppUnavailableError, match=r"pip install 'b12pk\[app\]'"):
         server.create_app()
+
+
+def _started(proc: subprocess.Popen) -> str:
+    """The URL the app announces on stderr (the first line)."""
+    line = proc.stderr.readline()
+    while line.startswith("b12pk: warning"):
+        line = proc.stderr.readline()
+    found = re.search(r"serving on (http://\S+)", line)
+    assert found, line
+    return found.group(1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_cli_serves_the_page_and_stops_cleanly(signum):
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "b12pk.cli", "app", "--no-browser"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = _started(proc)
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.status == 200 and b12pk.DISCLAIMER in r.read().decode("utf-8")
+        proc.send_signal(getattr(signal, signum))
+        err = proc.communicate(timeout=30)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert err.strip() == f"b12pk app: stopped ({signum})"
+
+
+@pytest.mark.slow
+def test_cli_warns_when_serving_beyond_this_computer():
+    import signal
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "b12pk.cli", "app", "--no-browser",
+                             "--host", "0.0.0.0"], stderr=subprocess.PIPE, text=True)
+    try:
+        warning = proc.stderr.readline()
+        url = _started(proc)
+        with urllib.request.urlopen(url.replace("0.0.0.0", "127.0.0.1"), timeout=30) as r:
+            assert r.status == 200
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert warning.startswith("b12pk: warning: serving on 0.0.0.0") and "network" in warning
+
+
+def test_what_the_model_warns_of_is_shown_not_lost():
+    v = view({"patient": {"preset": "healthy", "baseline_serum_pmol_per_l": 900},
+              "regimens": ["1000 mcg cyanocobalamin IV once"], "days": 30})
+    said = " ".join(v["series"][0]["warnings"])
+    assert "intravenous" in said and "storage capacity" in said

@@ -210,3 +210,10 @@ def test_an_example_goes_into_the_first_empty_slot(app):
     app.change(lambda: app.page.select_option("#examples", example))
     assert app.page.input_value("#regimen-3") == example
     assert app.legend()[-1] == f"D: {example}"
+
+
+def test_model_warnings_are_shown_on_the_page(app):
+    app.change(lambda: app.page.fill("#baseline", "5000"))
+    assert "storage capacity" in app.page.text_content("#warnings")
+    app.change(lambda: app.page.fill("#baseline", "110"))
+    assert app.page.text_content("#warnings") == ""

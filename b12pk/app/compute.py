@@ -13,6 +13,7 @@ import io
 import math
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -139,15 +140,24 @@ class _Cache:
 
 _CACHE = _Cache()
 
+#: One computation at a time: the warnings a simulation gives are caught per course
+#: (warnings' filters are process-wide) and matplotlib is not thread-safe. The app serves
+#: one teacher or student; a second request waits its turn.
+_LOCK = threading.RLock()
+
 
 def _course(patient: Any, regimen: Any, days: float, draws: int) -> Any:
     from ..analysis.compare import summarize
     from ..engine.core import simulate
 
-    def make() -> tuple[Any, dict]:
-        df = simulate(regimen, patient, days, hourly_after_injections=days <= HOURLY_UP_TO_DAYS,
-                      uncertainty=draws, seed=0)
-        return df, summarize(df, regimen, days)
+    def make() -> tuple[Any, dict, list[str]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            df = simulate(regimen, patient, days,
+                          hourly_after_injections=days <= HOURLY_UP_TO_DAYS,
+                          uncertainty=draws, seed=0)
+        said = list(dict.fromkeys(str(w.message) for w in caught))
+        return df, summarize(df, regimen, days), said
 
     return _CACHE.get((patient, regimen.to_text(), days, draws), make)
 
@@ -227,7 +237,7 @@ def _table(patient: Any, runs: Sequence[tuple[str, Any, Any, dict]], days: float
 
 
 def view(data: Any) -> dict[str, Any]:
-    """What the page shows for a state it sent.
+    """What the page shows for a state it sent (one computation at a time).
 
     Parameters
     ----------
@@ -246,6 +256,11 @@ def view(data: Any) -> dict[str, Any]:
         uncertainty), ``table``, ``notes``, ``reading``, ``bands``, ``days``,
         ``compute_ms``, ``disclaimer``. Errors never raise: they are reported per field.
     """
+    with _LOCK:
+        return _view(data)
+
+
+def _view(data: Any) -> dict[str, Any]:
     start = time.perf_counter()
     errors: dict[str, Any] = {"patient": None, "days": None, "state": None,
                               "regimens": [None] * MAX_APP_REGIMENS}
@@ -277,7 +292,7 @@ def view(data: Any) -> dict[str, Any]:
             continue
         try:
             regimen = _parse(text)
-            df, summary = _course(patient, regimen, days, draws)
+            df, summary, said = _course(patient, regimen, days, draws)
         except B12pkError as exc:
             errors["regimens"][i] = str(exc)
             continue
@@ -285,7 +300,7 @@ def view(data: Any) -> dict[str, Any]:
         runs.append((label, regimen, df, summary))
         out["series"].append({"slot": i, "label": label, "text": regimen.to_text(),
                               "assumptions": list(df.attrs.get("assumptions", ())),
-                              **_curves(df)})
+                              "warnings": said, **_curves(df)})
     if runs:
         out["table"], out["notes"], out["reading"] = _table(patient, runs, days)
     out["uncertainty"] = {"draws": draws, "seed": 0} if draws else None
@@ -341,9 +356,9 @@ def figure_bytes(v: Mapping[str, Any], fmt: str) -> bytes:
     if not v["series"]:
         raise InputError("no regimen ran: nothing to draw")
     curves = {s["label"]: pd.DataFrame({k: s[k] for k in s if isinstance(s[k], list)
-                                        and k != "assumptions"})
+                                        and k not in ("assumptions", "warnings")})
               for s in v["series"]}
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
+    with _LOCK, matplotlib.rc_context({"svg.fonttype": "none"}):
         fig, axes = plt.subplots(2, 2, figsize=(13, 9), layout="constrained")
         plot_serum(curves, ax=axes[0, 0], show_legend=False)
         plot_holotc(curves, ax=axes[0, 1], show_legend=False)

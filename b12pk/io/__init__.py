@@ -12,7 +12,7 @@ writes a result.
 from .output import (Interrupted, atomic_output_dir, atomic_output_file, atomic_write_text,
                      check_interrupted, handle_signals, import_uninterrupted,
                      output_dir_target,
-                     output_file_target, pending_signal,
+                     output_file_target, pending_signal, signal_handled,
                      remove_stale_temporaries, staging_dir)
 from .read import read_bytes, read_text, read_toml
 from .text import check_label, echo, echo_path, sanitize_message
@@ -20,6 +20,7 @@ from .values import as_finite_float, is_finite_real
 
 __all__ = ["Interrupted", "atomic_output_dir", "atomic_output_file", "atomic_write_text",
            "check_interrupted", "handle_signals", "import_uninterrupted", "pending_signal",
+           "signal_handled",
            "output_file_target", "output_dir_target", "remove_stale_temporaries",
            "staging_dir",
            "read_bytes", "read_text", "read_toml", "echo", "echo_path", "sanitize_message",

@@ -144,6 +144,13 @@ def pending_signal() -> int | None:
     return _raised[0] if _raised else (_deferred[0] if _deferred else None)
 
 
+def signal_handled() -> None:
+    """Forget the signal received under :func:`handle_signals`: the command stopped on it
+    by design (a server's Ctrl-C) and has finished cleanly."""
+    _raised.clear()
+    _deferred.clear()
+
+
 def check_interrupted() -> None:
     """Raise :class:`Interrupted` again if a signal was received: called before an output
     is renamed into place, so a signal swallowed somewhere never lets a run finish."""

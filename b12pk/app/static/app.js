@@ -175,7 +175,7 @@ function hexA(hex, a) {
 function table(v) {
   const thead = $("summary").tHead, tbody = $("summary").tBodies[0];
   thead.replaceChildren(); tbody.replaceChildren();
-  $("notes").replaceChildren(); $("assumptions").replaceChildren();
+  $("notes").replaceChildren(); $("assumptions").replaceChildren(); $("warnings").replaceChildren();
   $("reading").textContent = "";
   if (!v.table) return;
   const tr = document.createElement("tr");
@@ -191,6 +191,11 @@ function table(v) {
   const seen = new Set();
   for (const s of v.series) for (const a of s.assumptions) if (!seen.has(a)) {
     seen.add(a); const li = document.createElement("li"); li.textContent = a; $("assumptions").append(li);
+  }
+  $("warnings").replaceChildren();
+  for (const s of v.series) for (const w of s.warnings) if (!seen.has(w)) {
+    seen.add(w); const li = document.createElement("li"); li.textContent = `${s.label.slice(0, 1)}: ${w}`;
+    $("warnings").append(li);
   }
 }
 
