@@ -175,5 +175,10 @@ MAX_APP_DAYS = 3650.0
 #: Parameter sets drawn for the app's uncertainty band (each multiplies the work).
 APP_UNCERTAINTY_DRAWS = 20
 
+#: Most parenteral doses the app simulates for one regimen, counted once per parameter set
+#: (each takes about 1.5 ms through its transient on a 2-core machine: the cap keeps one
+#: regimen within about 2.5 s, so a class's page never hangs for minutes).
+MAX_APP_PARENTERAL_RUNS = 1_500
+
 #: Largest request body the app's server reads (bytes).
 MAX_APP_REQUEST_BYTES = 65_536

@@ -62,8 +62,22 @@ def test_view_shows_the_hours_after_each_injection(two):
 def test_view_table_has_a_row_per_regimen_like_the_report(two):
     table = two["table"]
     assert [r[0] for r in table["rows"]] == [s["label"] for s in two["series"]]
-    assert "steady-state trough (pmol/L)" in table["columns"]
     assert "lost in urine (% of B12 given)" in table["columns"]
+
+
+def test_under_a_year_the_table_counts_the_horizon_not_a_year(two):
+    """120 days: counts over those days; the last 90 days' trough is not called steady."""
+    cols = two["table"]["columns"]
+    assert "injections (in 120 days)" in cols and "injections per year" not in cols
+    assert "lowest serum, last 90 days (pmol/L)" in cols
+    im = two["table"]["rows"][1]
+    assert im[cols.index("injections (in 120 days)")] == "4"   # days 0, 30, 60, 90
+
+
+def test_from_a_year_the_table_is_the_reports():
+    v = view({"patient": PA, "regimens": [IM], "days": 365})
+    assert "steady-state trough (pmol/L)" in v["table"]["columns"]
+    assert "injections per year" in v["table"]["columns"]
 
 
 def test_view_reads_the_table_in_plain_words(two):
@@ -119,6 +133,32 @@ def test_a_state_that_is_not_an_object_is_reported(state):
     assert view(state)["errors"]["state"]
 
 
+def test_ten_years_is_a_horizon_the_page_offers():
+    v = view({"patient": PA, "regimens": [ORAL], "days": 3650})
+    assert v["errors"]["days"] is None and v["series"][0]["time_days"][-1] == 3650
+
+
+def test_a_regimen_that_would_keep_the_page_waiting_is_refused_in_one_line():
+    v = view({"patient": PA, "regimens": ["1000 mcg cyanocobalamin IM daily", ORAL],
+              "days": 1826, "uncertainty": True})
+    assert "too much for the page" in v["errors"]["regimens"][0]
+    assert "band off" in v["errors"]["regimens"][0]
+    assert [s["slot"] for s in v["series"]] == [1]
+
+
+def test_a_dose_range_is_explained_in_the_pages_words():
+    v = view({"patient": PA, "regimens": ["500-1000 mcg cyanocobalamin oral daily"], "days": 30})
+    msg = v["errors"]["regimens"][0]
+    assert "range" in msg and "another box" in msg and "regimen_variants" not in msg
+
+
+def test_a_patient_who_cannot_start_there_is_a_patient_error_not_a_regimen_error():
+    v = view({"patient": {"preset": "healthy", "baseline_serum_pmol_per_l": 50},
+              "regimens": [ORAL, IM], "days": 30})
+    assert "baseline serum 50" in v["errors"]["patient"]
+    assert not any(v["errors"]["regimens"]) and v["series"] == []
+
+
 def test_regimen_over_the_dose_limits_is_a_slot_error_not_a_crash():
     v = view({"patient": PA, "regimens": ["1000 mcg cyanocobalamin IM every 0.001 days"],
               "days": 3650})
@@ -160,6 +200,22 @@ def test_csv_holds_exactly_the_curves_of_the_view(two):
         assert part["time_days"].tolist() == s["time_days"]
         assert part["serum_pmol_per_l"].tolist() == s["serum_pmol_per_l"]
         assert part["mma_nmol_per_l"].tolist() == s["mma_nmol_per_l"]
+
+
+def test_csv_holds_the_band_of_every_curve():
+    import pandas as pd
+
+    v = view({"patient": PA, "regimens": [ORAL], "days": 20, "uncertainty": True})
+    df = pd.read_csv(io.StringIO(curves_csv(v)), comment="#")
+    for column in ("serum_pmol_per_l", "holotc_pmol_per_l", "stores_ug", "mma_nmol_per_l"):
+        assert df[f"{column}_p5"].tolist() == v["series"][0][f"{column}_p5"]
+        assert df[f"{column}_p95"].tolist() == v["series"][0][f"{column}_p95"]
+
+
+def test_csv_says_which_patient_and_horizon(two):
+    head = curves_csv(two).splitlines()[:3]
+    assert "pernicious-anaemia" in head[1] and "110 pmol/L" in head[1]
+    assert head[2] == "# horizon: 120 days"
 
 
 def test_svg_figure_names_every_regimen_as_text(two):
@@ -291,8 +347,26 @@ def test_api_refuses_what_is_not_json(client):
 
 
 def test_api_refuses_a_huge_request(client):
-    r = client.post("/api/view", content=b"x" * 100_000)
+    r = client.post("/api/view", content=b"x" * 100_000,
+                    headers={"content-type": "application/json"})
     assert r.status_code == 413
+
+
+def test_api_refuses_a_plain_form_post_from_another_site(client):
+    """A page elsewhere can send text/plain without asking; JSON needs a preflight that
+    this server never grants."""
+    r = client.post("/api/view", content=json.dumps({"regimens": [ORAL]}),
+                    headers={"content-type": "text/plain"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"[" * 30_000 + b"]" * 30_000, b'{"days": 1' + b"0" * 500 + b"}",
+                                  b'{"patient": {"preset": "healthy", "egfr_ml_min": 1'
+                                  + b"0" * 400 + b"}}"])
+def test_api_answers_hostile_json_without_crashing(client, body):
+    r = client.post("/api/view", content=body, headers={"content-type": "application/json"})
+    assert r.status_code in (200, 400)
+    assert r.status_code == 400 or any(r.json()["errors"].values())
 
 
 def test_download_routes_give_files(client):
@@ -425,3 +499,30 @@ def test_what_the_model_warns_of_is_shown_not_lost():
               "regimens": ["1000 mcg cyanocobalamin IV once"], "days": 30})
     said = " ".join(v["series"][0]["warnings"])
     assert "intravenous" in said and "storage capacity" in said
+
+
+def _troughs(lesson_id: str, **patient) -> list[float]:
+    lesson = next(x for x in lessons() if x.id == lesson_id)
+    v = view({"patient": {**lesson.patient, **patient}, "regimens": list(lesson.regimens),
+              "days": lesson.days})
+    col = v["table"]["columns"].index("steady-state trough (pmol/L)")
+    return [float(r[col].replace(",", "")) for r in v["table"]["rows"]]
+
+
+def test_interval_lesson_shows_what_its_text_says():
+    """Monthly troughs above the 2- and 3-monthly ones, which come out close; the baseline
+    hardly matters after the loading course (data/lessons.toml, lesson 'interval')."""
+    monthly, two, three = _troughs("interval")
+    assert monthly > two >= three
+    assert two - three < 0.25 * (monthly - two)
+    assert _troughs("interval", baseline_serum_pmol_per_l=250) == \
+        pytest.approx([monthly, two, three], rel=0.05)
+
+
+def test_ileal_lesson_shows_what_its_text_says():
+    """At 20 cm or less every trough rises, the low oral dose most, the injected one too."""
+    at60 = _troughs("ileal-resection")
+    at20 = _troughs("ileal-resection", ileal_resection_cm=20)
+    assert all(b > a for a, b in zip(at60, at20))
+    gains = [b / a for a, b in zip(at60, at20)]
+    assert gains[2] == max(gains)

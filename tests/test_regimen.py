@@ -456,6 +456,12 @@ def test_unknown_word_error_quotes_text_position_expected_and_suggestion():
     assert (err.text, err.position) == (text, 12)
 
 
+def test_a_transposed_unit_is_not_read_as_a_1000_fold_other_unit():
+    """'mgc' is 'mcg' with two letters swapped; suggesting 'mg' would be a 1000-fold error."""
+    with pytest.raises(RegimenSyntaxError, match='did you mean "mcg"'):
+        Regimen.parse("2000 mgc oral daily")
+
+
 def test_missing_route_reads_as_oral_with_a_warning():
     with pytest.warns(B12pkWarning, match="no route given: read as oral"):
         reg = Regimen.parse("1000 mcg cyano daily")

@@ -21,8 +21,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..about import DISCLAIMER
-from ..errors import B12pkError, InputError
-from ..limits import APP_UNCERTAINTY_DRAWS, MAX_APP_DAYS, MAX_APP_REGIMENS, MAX_TEXT_CHARS
+from ..errors import B12pkError, InputError, PatientError, RegimenSyntaxError, ResourceError
+from ..limits import (APP_UNCERTAINTY_DRAWS, MAX_APP_DAYS, MAX_APP_PARENTERAL_RUNS,
+                      MAX_APP_REGIMENS, MAX_TEXT_CHARS)
 
 #: Patient fields the page may set, besides ``preset``.
 PATIENT_FIELDS = ("baseline_serum_pmol_per_l", "egfr_ml_min", "ileal_resection_cm",
@@ -60,6 +61,8 @@ def _number(value: Any, what: str) -> float | None:
         raise InputError(f"{what} must be a number")
     try:
         x = float(value)
+    except OverflowError:
+        raise InputError(f"{what} is far too large") from None
     except (TypeError, ValueError):
         raise InputError(f"{what} must be a number, got {str(value)[:40]!r}") from None
     if not math.isfinite(x):
@@ -176,7 +179,8 @@ def _curves(df: Any) -> dict[str, list]:
 # The view
 # ----------------------------------------------------------------------------------------
 def _bands() -> dict[str, Any]:
-    from ..model.parameters import lab_bands, marker_limits, serum_bands_pmol_per_l
+    from ..model.parameters import (lab_bands, marker_limits, parameter_spec,
+                                    serum_bands_pmol_per_l)
 
     holotc = [(b["name"], float(b["low_pmol_per_l"]),
                None if b.get("high_pmol_per_l") is None else float(b["high_pmol_per_l"]))
@@ -184,7 +188,9 @@ def _bands() -> dict[str, Any]:
     return {"serum_pmol_per_l": [[n, lo, None if math.isinf(hi) else hi]
                                  for n, lo, hi in serum_bands_pmol_per_l()],
             "holotc_pmol_per_l": [list(b) for b in holotc],
-            "mma_nmol_per_l": [["normal below", marker_limits()["mma_nmol_per_l"][0]]]}
+            "mma_nmol_per_l": [["normal below", marker_limits()["mma_nmol_per_l"][0]]],
+            "stores_ug": [["storage capacity (model)",
+                           parameter_spec("store_capacity_ug").value]]}
 
 
 def _validation() -> Any:
@@ -218,6 +224,7 @@ def _table(patient: Any, runs: Sequence[tuple[str, Any, Any, dict]], days: float
     upper = {name: high for name, _low, high in serum_bands_pmol_per_l()}
     reading = glance_reading(glance, upper["indeterminate"], upper["deficient"])
     notes: list[str] = []
+    glance = _short_horizon(glance, comp.summary, days)
     header = [c for c in glance.columns if c not in ("patient", "caveats")]
     header += ["lost in urine (% of B12 given)", "stores at the end (µg)", "notes"]
     body = []
@@ -234,6 +241,21 @@ def _table(patient: Any, runs: Sequence[tuple[str, Any, Any, dict]], days: float
                        f"{s['stores_end_ug']:,.0f}", ", ".join(marks)])
     reading = [r.replace(f"{label}: ", "", 1) for r in reading]
     return {"columns": header, "rows": body}, notes, reading
+
+
+def _short_horizon(glance: Any, summary: Any, days: float) -> Any:
+    """Under a year, counts over the horizon, not scaled up to a year (3 months of a
+    3-monthly regimen after a loading course is not '24 injections a year'), and the
+    trough of the last 90 days is not called steady."""
+    if days >= 365.0:
+        return glance
+    g = glance.copy()
+    g["injections per year"] = summary["n_injections"].to_numpy(dtype=float)
+    g["B12 per year (mg)"] = summary["total_dose_ug"].to_numpy(dtype=float) / 1000.0
+    return g.rename(columns={
+        "injections per year": f"injections (in {days:g} days)",
+        "B12 per year (mg)": f"B12 given (mg, in {days:g} days)",
+        "steady-state trough (pmol/L)": "lowest serum, last 90 days (pmol/L)"})
 
 
 def view(data: Any) -> dict[str, Any]:
@@ -287,12 +309,18 @@ def _view(data: Any) -> dict[str, Any]:
         return _done(out, start)
     draws = APP_UNCERTAINTY_DRAWS if data.get("uncertainty") is True else 0
     runs = []
+    out["patient_label"] = _patient_label(patient)
     for i, text in enumerate(texts):
         if not text.strip():
             continue
         try:
             regimen = _parse(text)
+            check_work(regimen, days, draws)
             df, summary, said = _course(patient, regimen, days, draws)
+        except PatientError as exc:  # the patient cannot start where the page says
+            errors["patient"] = str(exc)
+            out["series"], runs = [], []
+            break
         except B12pkError as exc:
             errors["regimens"][i] = str(exc)
             continue
@@ -307,12 +335,53 @@ def _view(data: Any) -> dict[str, Any]:
     return _done(out, start)
 
 
+def _patient_label(p: Any) -> str:
+    serum = ("diet steady state" if p.baseline_serum_pmol_per_l is None
+             else f"{p.baseline_serum_pmol_per_l:g} pmol/L")
+    return (f"{p.name}; baseline serum {serum}; eGFR {p.egfr_ml_min:g} mL/min; ileal "
+            f"resection {p.ileal_resection_cm:g} cm; intrinsic factor {p.intrinsic_factor:g}")
+
+
 def _parse(text: str) -> Any:
     from ..regimen.language import Regimen
 
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"a regimen is at most {MAX_TEXT_CHARS:,} characters")
-    return Regimen.parse(text)
+    try:
+        return Regimen.parse(text)
+    except RegimenSyntaxError as exc:
+        if "is a range" in str(exc):  # the library's advice names a Python function
+            raise InputError(f"{' '.join(text.split())[:80]!r} gives a range: each box "
+                             "draws one regimen, so type one dose (or one interval) and "
+                             "put the other end in another box") from None
+        raise
+
+
+def check_work(regimen: Any, days: float, draws: int) -> None:
+    """Refuse a regimen whose simulation would keep the page waiting for seconds.
+
+    Raises
+    ------
+    ResourceError
+        More than :data:`b12pk.limits.MAX_APP_PARENTERAL_RUNS` parenteral doses, counted
+        once per parameter set (``draws`` + 1).
+    """
+    from ..engine.core import events_from
+    from ..regimen.language import PARENTERAL_ROUTES
+
+    with warnings.catch_warnings():  # the simulation itself says them, once
+        warnings.simplefilter("ignore")
+        events = events_from(regimen, days, "the app")
+    n = sum(ev.route in PARENTERAL_ROUTES for ev in events)
+    runs = n * (draws + 1)
+    if runs > MAX_APP_PARENTERAL_RUNS:
+        fix = ("switch the 90 % band off, " if draws else "") + \
+            "shorten the horizon or space the doses"
+        raise ResourceError(
+            f"too much for the page: {n:,} injections or nasal doses"
+            + (f" x {draws + 1} parameter sets" if draws else "")
+            + f" would take several seconds (the app takes up to {MAX_APP_PARENTERAL_RUNS:,}); "
+            f"{fix}, or use b12pk simulate")
 
 
 def _done(out: dict[str, Any], start: float) -> dict[str, Any]:
@@ -330,14 +399,24 @@ def curves_csv(v: Mapping[str, Any]) -> str:
 
     frames = []
     for s in v["series"]:
-        cols = {k: s[k] for k in s if k.split("_p")[0] in CURVES or k in CURVES}
-        df = pd.DataFrame(cols)
+        df = pd.DataFrame({k: s[k] for k in _curve_names(s)})
         df.insert(0, "regimen", s["label"])
         frames.append(df)
     if not frames:
         raise InputError("no regimen ran: nothing to download")
     body = pd.concat(frames, ignore_index=True).to_csv(index=False)
-    return f"# {DISCLAIMER}\n{body}"
+    head = [DISCLAIMER, f"patient: {v.get('patient_label', '')}",
+            f"horizon: {v['days']:g} days"]
+    if v.get("uncertainty"):
+        head.append(f"_p5/_p95: 90 % interval over {v['uncertainty']['draws']} parameter sets "
+                    f"(seed {v['uncertainty']['seed']})")
+    return "".join(f"# {h}\n" for h in head) + body
+
+
+def _curve_names(series: Mapping[str, Any]) -> list[str]:
+    """The curve columns of one series of a view, in :data:`CURVES` order (with the 90 %
+    interval's columns where present)."""
+    return [name for c in CURVES for name in (c, f"{c}_p5", f"{c}_p95") if name in series]
 
 
 def figure_bytes(v: Mapping[str, Any], fmt: str) -> bytes:
@@ -355,8 +434,7 @@ def figure_bytes(v: Mapping[str, Any], fmt: str) -> bytes:
         raise InputError(f"figure format must be png or svg, got {fmt!r}")
     if not v["series"]:
         raise InputError("no regimen ran: nothing to draw")
-    curves = {s["label"]: pd.DataFrame({k: s[k] for k in s if isinstance(s[k], list)
-                                        and k not in ("assumptions", "warnings")})
+    curves = {s["label"]: pd.DataFrame({k: s[k] for k in _curve_names(s)})
               for s in v["series"]}
     with _LOCK, matplotlib.rc_context({"svg.fonttype": "none"}):
         fig, axes = plt.subplots(2, 2, figsize=(13, 9), layout="constrained")

@@ -15,11 +15,11 @@ import sys
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..about import DISCLAIMER, __version__
 from ..errors import B12pkError, InputError, OutputError
-from ..limits import MAX_APP_REQUEST_BYTES
+from ..limits import MAX_APP_REGIMENS, MAX_APP_REQUEST_BYTES
 
 #: What the page may load and where it may connect: this server only.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -71,11 +71,26 @@ def meta() -> dict[str, Any]:
             [t for lesson in lessons() for t in lesson.regimens]:
         if text not in examples:
             examples.append(text)
+    from ..plot.figures import curve_style
+
     return {"version": __version__, "disclaimer": DISCLAIMER,
+            "styles": [_plotly_style(curve_style(i)) for i in range(MAX_APP_REGIMENS)],
             "presets": [_preset(Patient.preset(name), text)
                         for name, text in preset_descriptions().items()],
             "lessons": [lesson.as_dict() for lesson in lessons()],
             "examples": examples}
+
+
+def _plotly_style(st: Mapping[str, Any], width: float = 1.8) -> dict[str, str]:
+    """A matplotlib curve style as Plotly's line colour and dash (dash lengths in px: in
+    matplotlib they are multiples of the line width)."""
+    ls = st["linestyle"]
+    if ls in ("-", "solid"):
+        dash = "solid"
+    else:
+        _offset, seq = ls
+        dash = ",".join(f"{x * width:g}px" for x in seq)
+    return {"color": st["color"], "dash": dash}
 
 
 def _preset(p: Any, text: str) -> dict[str, Any]:
@@ -111,7 +126,13 @@ def create_app(*, loopback: bool = True) -> Any:
     info = meta()
 
     async def body(request: Request) -> Any:
-        size = int(request.headers.get("content-length") or 0)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":  # a plain form post from another site is refused
+            raise InputError("the request must be JSON (Content-Type: application/json)")
+        try:
+            size = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            raise InputError("bad Content-Length") from None
         if size > MAX_APP_REQUEST_BYTES:
             raise InputError(f"request larger than {MAX_APP_REQUEST_BYTES:,} bytes")
         raw = b""
@@ -121,7 +142,7 @@ def create_app(*, loopback: bool = True) -> Any:
                 raise InputError(f"request larger than {MAX_APP_REQUEST_BYTES:,} bytes")
         try:
             return json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InputError("the request is not JSON") from None
 
     def error(exc: B12pkError, status: int = 400) -> JSONResponse:

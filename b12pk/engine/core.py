@@ -40,7 +40,7 @@ from .linalg import expm
 
 from .. import limits
 from ..errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
-                     ResourceError, UnknownNameError)
+                     PatientError, ResourceError, UnknownNameError)
 from ..io import as_finite_float, echo
 from ..limits import MAX_DAYS, MAX_DOSE_UG, MAX_UNCERTAINTY_DRAWS, MIN_DAYS
 from ..model import laws
@@ -469,7 +469,7 @@ class System:
 
         s0 = gap(0.0) + target
         if s0 > target:
-            raise InputError(
+            raise PatientError(
                 f"baseline serum {target:g} pmol/L is below {s0:.1f} pmol/L, the lowest serum "
                 f"this patient's diet ({patient.diet_ug_per_day:g} ug/day) sustains with empty "
                 "stores; accepted: a higher baseline or a lower diet_ug_per_day")

@@ -173,6 +173,13 @@ def _style(i: int) -> dict[str, Any]:
             "marker": _MARKERS[(i + 3 * cycle) % len(_MARKERS)]}
 
 
+def curve_style(i: int) -> dict[str, Any]:
+    """The colour (hex) and matplotlib line style of the ``i``-th curve of a figure, as
+    every plot of this module draws it (a page drawing the same curves can match them)."""
+    st = _style(i)
+    return {"color": st["color"], "linestyle": st["linestyle"]}
+
+
 def _marker_indices(t: np.ndarray, i: int, n_marks: int = 7) -> list[int]:
     """Indices of points evenly spread in *time* (not in index), staggered per curve."""
     if len(t) < 3:

@@ -1259,6 +1259,14 @@ _EXPECT_LONG_CHARS = 160
 _EXPECT_SEP = ("then", "followed by", ",", ";")
 
 
+def _suggest(raw: str) -> list[str]:
+    """The vocabulary word a misspelt word probably meant: one with the same letters in
+    another order first ("mgc" is "mcg", not the 1000-fold "mg"), else the closest."""
+    word = raw.lower()
+    same = [w for w in _VOCABULARY if len(w) == len(word) and sorted(w) == sorted(word)]
+    return same[:1] or difflib.get_close_matches(word, _VOCABULARY, n=1, cutoff=0.75)
+
+
 def _expected_text(expected: Sequence[str]) -> str:
     """'one of: a, b, c', or, when that is long, the kinds of word expected."""
     full = "one of: " + ", ".join(expected)
@@ -1358,7 +1366,7 @@ class _Parser:
         msg = f"{self._quote()}: stopped at {where}"
         if reason:
             msg += f": {reason}"
-        suggestion = difflib.get_close_matches(raw.lower(), _VOCABULARY, n=1, cutoff=0.75) \
+        suggestion = _suggest(raw) \
             if not reason and raw.isalpha() and raw.lower() not in _VOCABULARY else []
         if suggestion:
             msg += f' (did you mean "{suggestion[0]}"?)'

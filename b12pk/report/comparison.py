@@ -656,6 +656,8 @@ def glance_cell(column: str, v: Any) -> str:
         return _sig(v)
     if column.startswith("time deficient"):
         return f"{v:.1f}"
+    if column.startswith("injections") and abs(v - round(v)) >= 0.05:
+        return f"{v:,.1f}"   # 14.5 a year is not "14" beside 14.5 mg of 1 mg doses
     return f"{v:,.0f}"
 
 

@@ -3,8 +3,8 @@
 "use strict";
 
 const SLOTS = 4;
-const COLORS = ["#1f5fa8", "#c2410c", "#15803d", "#7e22ce"];
-const DASHES = ["solid", "dash", "dot", "dashdot"];
+// curve i is drawn as the downloaded figure draws it (colours and dashes from /api/meta)
+let STYLES = [];
 const BAND_COLORS = {deficient: "rgba(220, 38, 38, 0.10)",
                      indeterminate: "rgba(234, 179, 8, 0.12)",
                      unlikely: "rgba(22, 163, 74, 0.08)"};
@@ -79,8 +79,18 @@ function showErrors(e) {
     $(`regimen-${i}-error`).textContent = msg || "";
     $(`regimen-${i}`).setAttribute("aria-invalid", msg ? "true" : "false");
   }
-  for (const id of ["baseline", "egfr", "resection", "if"])
-    $(id).setAttribute("aria-invalid", e.patient ? "true" : "false");
+  const fields = {baseline: "baseline", egfr: "egfr", resection: "ileal_resection",
+                  if: "intrinsic_factor"};
+  const msg = (e.patient || "").toLowerCase().replace(/ /g, "_");
+  const named = Object.keys(fields).filter((id) => msg.includes(fields[id]));
+  for (const id of Object.keys(fields))
+    $(id).setAttribute("aria-invalid", named.includes(id) ? "true" : "false");
+  $("preset").setAttribute("aria-invalid", e.patient && !named.length ? "true" : "false");
+  const read = Object.fromEntries(lastView ? lastView.series.map((s) => [s.slot, s.text]) : []);
+  for (let i = 0; i < SLOTS; i++) {
+    const typed = $(`regimen-${i}`).value.trim();
+    $(`regimen-${i}-read`).textContent = !e.regimens[i] && read[i] && typed ? `read as: ${read[i]}` : "";
+  }
 }
 
 function timeAxis(days) {
@@ -105,11 +115,11 @@ function extent(v, col) {
 function bandTraces(v, panel, axis, lo, hi, tx) {
   const bands = v.bands[panel.col];
   if (!bands) return [];
-  if (panel.col === "mma_nmol_per_l") {
-    const y = bands[0][1];
+  if (panel.col === "mma_nmol_per_l" || panel.col === "stores_ug") {
+    const [name, y] = bands[0];
     return [{x: [0, tx], y: [y, y], xaxis: "x" + axis, yaxis: "y" + axis, mode: "lines",
              line: {color: "#6b7280", dash: "dash", width: 1}, hoverinfo: "skip",
-             showlegend: false, name: `MMA normal below ${y}`}];
+             showlegend: false, name: `${name} ${y}`}];
   }
   return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi).map(([name, b0, b1]) => {
     const y0 = Math.max(b0, lo), y1 = Math.min(b1 ?? hi, hi);
@@ -120,14 +130,39 @@ function bandTraces(v, panel, axis, lo, hi, tx) {
   });
 }
 
+const BAND_WORDS = {deficient: "deficient", indeterminate: "indeterminate",
+                    unlikely: "deficiency unlikely"};
+
+function bandLabels(v, panel, axis, lo, hi) {
+  // band names written at the right edge of their band (log axes: positions in log10)
+  const bands = v.bands[panel.col];
+  if (!bands) return [];
+  const note = (text, y, color) => ({text, xref: `x${axis} domain`, yref: "y" + axis, x: 0.995,
+    y: panel.log ? Math.log10(y) : y, xanchor: "right", yanchor: "middle", showarrow: false,
+    font: {size: 10, color}});
+  if (panel.col === "mma_nmol_per_l" || panel.col === "stores_ug") {
+    const [name, y] = bands[0];
+    if (y > hi || y < lo) return [];
+    const words = panel.col === "stores_ug" ? `${name}` : `normal below ${y}`;
+    return [{...note(words, y, "#4b5563"), yanchor: "bottom"}];
+  }
+  return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi).map(([name, b0, b1]) => {
+    const y0 = Math.max(b0, lo), y1 = Math.min(b1 ?? hi, hi);
+    const mid = panel.log ? Math.sqrt(y0 * y1) : (y0 + y1) / 2;
+    const range = b1 == null ? `> ${Math.round(b0)}` : b0 <= 0 ? `< ${Math.round(b1)}`
+      : `${Math.round(b0)}-${Math.round(b1)}`;
+    return note(`${BAND_WORDS[name] || name} (${range})`, mid, "#6b7280");
+  });
+}
+
 function draw(v) {
   const ta = timeAxis(v.days || 365);
   const tx = (v.days || 365) / ta.div;
   const traces = [];
   const layout = {
     grid: {rows: 2, columns: 2, pattern: "independent", xgap: 0.13, ygap: 0.22},
-    margin: {l: 60, r: 15, t: 12, b: 30}, showlegend: true, hovermode: "x unified",
-    legend: {orientation: "h", x: 0, y: -0.1, font: {size: 11}},
+    margin: {l: 60, r: 15, t: 22, b: 30}, showlegend: true, hovermode: "x unified",
+    legend: {orientation: "h", x: 0, y: -0.1, font: {size: 10}},
     annotations: [], uirevision: "keep", font: {size: 11},
   };
   PANELS.forEach((panel, k) => {
@@ -136,9 +171,11 @@ function draw(v) {
     if (!isFinite(lo)) [lo, hi] = [panel.col === "stores_ug" ? 0 : 10, 1000];
     if (panel.log) { lo = lo / 1.6; hi = hi * 1.6; }
     else { lo = 0; hi = hi * 1.08; }
+    if (panel.col === "stores_ug" && v.bands.stores_ug) hi = Math.max(hi, v.bands.stores_ug[0][1] * 1.08);
     traces.push(...bandTraces(v, panel, axis, panel.log ? lo : 1e-9, hi, tx));
-    v.series.forEach((s) => {
-      const c = COLORS[s.slot], t = s.time_days.map((d) => d / ta.div);
+    if (v.series.length) layout.annotations.push(...bandLabels(v, panel, axis, lo, hi));
+    v.series.forEach((s, i) => {
+      const st = STYLES[i], c = st.color, t = s.time_days.map((d) => d / ta.div);
       const common = {x: t, xaxis: "x" + axis, yaxis: "y" + axis, legendgroup: s.label};
       if (s[panel.col + "_p5"]) {
         traces.push({...common, y: s[panel.col + "_p95"], mode: "lines", line: {width: 0},
@@ -148,8 +185,9 @@ function draw(v) {
                      showlegend: false, name: `${s.label} (90 % band)`});
       }
       traces.push({...common, y: s[panel.col], mode: "lines", name: s.label,
-                   line: {color: c, width: 1.8, dash: DASHES[s.slot]},
-                   showlegend: k === 0, hovertemplate: `%{y:.4g}<extra>${s.label.slice(0, 1)}</extra>`});
+                   line: {color: c, width: 1.8, dash: st.dash},
+                   showlegend: k === 0,
+                   hovertemplate: `%{y:.4g} at %{x:.1f} ${ta.title}<extra>${s.label.slice(0, 1)}</extra>`});
     });
     const xa = "xaxis" + axis, ya = "yaxis" + axis;
     layout[xa] = {title: {text: ta.title, standoff: 2}, range: [0, tx], zeroline: false};
@@ -159,8 +197,15 @@ function draw(v) {
          title: {text: panel.title, standoff: 4}}
       : {type: "linear", range: [lo, hi], title: {text: panel.title, standoff: 4}};
   });
+  if (v.series.length)
+    layout.annotations.push({text: "not yet checked against trials after injections",
+      xref: "x2 domain", yref: "y2 domain", x: 0.01, y: 0.02, xanchor: "left", yanchor: "bottom",
+      showarrow: false, font: {size: 10, color: "#8a4b00"}, bgcolor: "rgba(255,255,255,0.7)"});
+  const e = v.errors;
+  const blocked = e.patient || e.days || e.state;
   if (!v.series.length)
-    layout.annotations.push({text: "Type a regimen on the left, or pick a lesson",
+    layout.annotations.push({text: blocked ? "Fix the error on the left to see the curves"
+                                           : "Type a regimen on the left, or pick a lesson",
                              xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false,
                              font: {size: 15, color: "#6b7280"}});
   Plotly.react("plot", traces, layout, {displaylogo: false, responsive: true,
@@ -253,6 +298,7 @@ async function download(kind) {
 
 async function init() {
   META = await (await fetch("/api/meta")).json();
+  STYLES = META.styles;
   for (const p of META.presets) $("preset").append(new Option(p.name, p.name));
   for (const t of META.examples) $("examples").append(new Option(t, t));
   $("examples").addEventListener("change", () => {
