@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import threading
 import time
 import warnings
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -149,20 +151,53 @@ _CACHE = _Cache()
 _LOCK = threading.RLock()
 
 
+#: Which slot's simulation the current thread runs (its warnings are recorded there).
+_CURRENT = threading.local()
+
+#: Threads that simulate the page's regimens side by side (the compiled engine releases
+#: the GIL).
+_POOL = ThreadPoolExecutor(max_workers=max(1, min(MAX_APP_REGIMENS, os.cpu_count() or 1)),
+                           thread_name_prefix="b12pk-app")
+
+
+def _record(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+            line: Any = None) -> None:
+    said = getattr(_CURRENT, "said", None)
+    if said is not None and str(message) not in said:
+        said.append(str(message))
+
+
 def _course(patient: Any, regimen: Any, days: float, draws: int) -> Any:
+    """(course, summary, warnings) of one regimen, cached. Called inside :func:`_warned`."""
     from ..analysis.compare import summarize
     from ..engine.core import simulate
 
     def make() -> tuple[Any, dict, list[str]]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        _CURRENT.said = said = []
+        try:
             df = simulate(regimen, patient, days,
                           hourly_after_injections=days <= HOURLY_UP_TO_DAYS,
                           uncertainty=draws, seed=0)
-        said = list(dict.fromkeys(str(w.message) for w in caught))
+        finally:
+            _CURRENT.said = None
         return df, summarize(df, regimen, days), said
 
     return _CACHE.get((patient, regimen.to_text(), days, draws), make)
+
+
+def _courses(patient: Any, regimens: Sequence[Any], days: float, draws: int) -> list:
+    """Each regimen's :func:`_course` or the B12pkError it raised, simulated side by side;
+    each simulation's warnings are recorded with it (not printed)."""
+    def one(regimen: Any) -> Any:
+        try:
+            return _course(patient, regimen, days, draws)
+        except B12pkError as exc:
+            return exc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _record
+        return list(_POOL.map(one, regimens))
 
 
 def _curves(df: Any) -> dict[str, list]:
@@ -310,20 +345,27 @@ def _view(data: Any) -> dict[str, Any]:
     draws = APP_UNCERTAINTY_DRAWS if data.get("uncertainty") is True else 0
     runs = []
     out["patient_label"] = _patient_label(patient)
+    slots = []
     for i, text in enumerate(texts):
         if not text.strip():
             continue
         try:
             regimen = _parse(text)
             check_work(regimen, days, draws)
-            df, summary, said = _course(patient, regimen, days, draws)
-        except PatientError as exc:  # the patient cannot start where the page says
-            errors["patient"] = str(exc)
-            out["series"], runs = [], []
-            break
         except B12pkError as exc:
             errors["regimens"][i] = str(exc)
             continue
+        slots.append((i, text, regimen))
+    done = _courses(patient, [r for _i, _t, r in slots], days, draws)
+    patient_errors = [e for e in done if isinstance(e, PatientError)]
+    if patient_errors:  # the patient cannot start where the page says
+        errors["patient"] = str(patient_errors[0])
+        return _done(out, start)
+    for (i, text, regimen), result in zip(slots, done):
+        if isinstance(result, B12pkError):
+            errors["regimens"][i] = str(result)
+            continue
+        df, summary, said = result
         label = f"{SLOTS[i]}: {' '.join(text.split())}"
         runs.append((label, regimen, df, summary))
         out["series"].append({"slot": i, "label": label, "text": regimen.to_text(),
@@ -369,10 +411,13 @@ def check_work(regimen: Any, days: float, draws: int) -> None:
     from ..engine.core import events_from
     from ..regimen.language import PARENTERAL_ROUTES
 
-    with warnings.catch_warnings():  # the simulation itself says them, once
-        warnings.simplefilter("ignore")
-        events = events_from(regimen, days, "the app")
-    n = sum(ev.route in PARENTERAL_ROUTES for ev in events)
+    def count() -> int:
+        with warnings.catch_warnings():  # the simulation itself says them, once
+            warnings.simplefilter("ignore")
+            events = events_from(regimen, days, "the app")
+        return sum(ev.route in PARENTERAL_ROUTES for ev in events)
+
+    n = _CACHE.get(("parenteral doses", regimen.to_text(), days), count)
     runs = n * (draws + 1)
     if runs > MAX_APP_PARENTERAL_RUNS:
         fix = ("switch the 90 % band off, " if draws else "") + \
