@@ -218,3 +218,10 @@ def test_model_warnings_are_shown_on_the_page(app):
     assert "storage capacity" in app.page.text_content("#warnings")
     app.change(lambda: app.page.fill("#baseline", "110"))
     assert app.page.text_content("#warnings") == ""
+
+
+def test_the_box_typed_in_says_how_its_regimen_was_read(app):
+    app.change(lambda: app.page.fill("#regimen-3", "1 mg IM every 3 months"))
+    assert app.page.text_content("#regimen-3-read") == \
+        "read as: 1000 mcg cyanocobalamin IM every 3 months indefinitely"
+    assert app.page.text_content("#regimen-0-read") == ""

@@ -21,6 +21,7 @@ let seq = 0;          // id of the latest request
 let timer = null;     // debounce of typing
 let changedAt = 0;    // when the latest change happened (performance.now())
 let lastView = null;
+let lastEdited = -1;  // the regimen box typed in last: its reading is shown under it
 
 function state() {
   const num = (id) => $(id).value.trim() === "" ? null : $(id).value.trim();
@@ -89,7 +90,8 @@ function showErrors(e) {
   const read = Object.fromEntries(lastView ? lastView.series.map((s) => [s.slot, s.text]) : []);
   for (let i = 0; i < SLOTS; i++) {
     const typed = $(`regimen-${i}`).value.trim();
-    $(`regimen-${i}-read`).textContent = !e.regimens[i] && read[i] && typed ? `read as: ${read[i]}` : "";
+    $(`regimen-${i}-read`).textContent =
+      i === lastEdited && !e.regimens[i] && read[i] && typed ? `read as: ${read[i]}` : "";
   }
 }
 
@@ -139,7 +141,7 @@ function bandLabels(v, panel, axis, lo, hi) {
   if (!bands) return [];
   const note = (text, y, color) => ({text, xref: `x${axis} domain`, yref: "y" + axis, x: 0.995,
     y: panel.log ? Math.log10(y) : y, xanchor: "right", yanchor: "middle", showarrow: false,
-    font: {size: 10, color}});
+    font: {size: 10, color}, bgcolor: "rgba(255,255,255,0.75)", borderpad: 1});
   if (panel.col === "mma_nmol_per_l" || panel.col === "stores_ug") {
     const [name, y] = bands[0];
     if (y > hi || y < lo) return [];
@@ -266,6 +268,7 @@ function loadLesson(lesson) {
   $("preset-description").textContent = preset ? preset.description : "";
   fillPatient({...preset, ...lesson.patient});
   for (let i = 0; i < SLOTS; i++) $(`regimen-${i}`).value = lesson.regimens[i] || "";
+  lastEdited = -1;
   const opt = [...$("days").options].find((o) => Math.abs(o.value - lesson.days) < 2);
   if (opt) $("days").value = opt.value;
   $("lesson").hidden = false;
@@ -306,7 +309,8 @@ async function init() {
     $("examples").value = "";
     if (!text) return;
     const free = [...Array(SLOTS).keys()].find((i) => !$(`regimen-${i}`).value.trim());
-    $(`regimen-${free ?? SLOTS - 1}`).value = text;
+    lastEdited = free ?? SLOTS - 1;
+    $(`regimen-${lastEdited}`).value = text;
     changed(0);
   });
   for (const lesson of META.lessons) {
@@ -320,7 +324,7 @@ async function init() {
   $("preset").addEventListener("change", presetChosen);
   for (const id of ["baseline", "egfr", "resection", "if"]) $(id).addEventListener("input", () => changed(60));
   for (let i = 0; i < SLOTS; i++) {
-    $(`regimen-${i}`).addEventListener("input", () => changed(60));
+    $(`regimen-${i}`).addEventListener("input", () => { lastEdited = i; changed(60); });
     $(`regimen-${i}`).addEventListener("keydown", (e) => {   // one line: Enter does not break it
       if (e.key === "Enter") { e.preventDefault(); changed(0); }
     });
