@@ -165,7 +165,7 @@ API_CASES = [
      PatientError, ["either baseline_serum_pmol_per_l or baseline_stores_ug"]),
     ("baseline-below-diet-floor",
      lambda: b12pk.simulate(ORAL, Patient.preset("healthy", serum_pmol_per_l=5), days=5),
-     InputError, ["baseline serum 5 pmol/L", "accepted: a higher baseline"]),
+     PatientError, ["baseline serum 5 pmol/L", "accepted: a higher baseline"]),
     ("intrinsic-factor-over-1", lambda: Patient(intrinsic_factor=1.5), PatientError,
      ["intrinsic_factor = 1.5", "[0, 1]"]),
     ("diet-negative", lambda: Patient(diet_ug_per_day=-1), PatientError,
