@@ -200,6 +200,62 @@ def test_save_figure_writes_png_and_svg(tmp_path, results):
     assert b"<svg" in paths[1].read_bytes()[:2000]
 
 
+needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="parallel saves fork (Linux only); elsewhere serial")
+
+
+@needs_fork
+def test_parallel_saves_write_the_same_files_as_saving_in_turn(tmp_path, results):
+    from b12pk.plot.figures import parallel_saves
+
+    figs = [plot.plot_serum(results).figure, plot.plot_stores(results).figure]
+    for k, fig in enumerate(figs):
+        plot.save_figure(fig, tmp_path / "serial" / f"f{k}")
+    with parallel_saves(workers=2):
+        paths = [plot.save_figure(fig, tmp_path / "parallel" / f"f{k}")
+                 for k, fig in enumerate(figs)]
+    for k, (png, svg) in enumerate(paths):
+        assert svg.read_bytes() == (tmp_path / "serial" / f"f{k}.svg").read_bytes()
+        assert png.read_bytes() == (tmp_path / "serial" / f"f{k}.png").read_bytes()
+
+
+@needs_fork
+def test_a_figure_a_child_cannot_save_is_redone_here_and_its_error_raised(tmp_path, results):
+    from b12pk.plot.figures import parallel_saves
+
+    blocker = tmp_path / "f.png"
+    blocker.mkdir()   # a folder where the PNG should go: saving fails, in the child and here
+    with pytest.raises(OSError):
+        with parallel_saves():
+            plot.save_figure(plot.plot_serum(results).figure, tmp_path / "f")
+
+
+@needs_fork
+def test_an_error_in_the_block_leaves_no_child_running(tmp_path, results, monkeypatch):
+    import os
+
+    from b12pk.plot.figures import parallel_saves
+
+    forked, fork = [], os.fork
+
+    def recording_fork():
+        pid = fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", recording_fork)
+    with pytest.raises(KeyboardInterrupt):
+        with parallel_saves(workers=1):
+            for k in range(3):
+                plot.save_figure(plot.plot_serum(results).figure, tmp_path / f"f{k}")
+            raise KeyboardInterrupt
+    assert forked
+    for pid in forked:   # every child has ended and been reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
 def test_rcparams_are_left_alone(results, summary, tmp_path):
     before = dict(matplotlib.rcParams)
     plot.plot_serum(results)

@@ -18,11 +18,12 @@ sparse marker, so figures still read when printed in greyscale.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -1025,6 +1026,9 @@ def plot_regimen_grid(results_by_patient: "Mapping[str, Mapping[str, pd.DataFram
 def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
     """Save a figure as PNG (150 dpi) and SVG side by side, with a tight bounding box.
 
+    Inside :func:`parallel_saves` the files are written by a child process while the
+    caller goes on, and exist once that block has ended.
+
     Parameters
     ----------
     fig : matplotlib Figure (or an Axes, whose figure is saved)
@@ -1037,14 +1041,20 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
     list of Path
         ``[stem.png, stem.svg]``.
     """
-    import matplotlib
-
     if not hasattr(fig, "savefig") and hasattr(fig, "figure"):
         fig = fig.figure
     stem = Path(path_stem)
     if stem.suffix.lower() in (".png", ".svg"):
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if _SAVES and _SAVES[-1].submit(fig, stem):
+        return [Path(f"{stem}.png"), Path(f"{stem}.svg")]
+    return _save_now(fig, stem)
+
+
+def _save_now(fig: "Figure", stem: Path) -> list[Path]:
+    import matplotlib
+
     png, svg = Path(f"{stem}.png"), Path(f"{stem}.svg")
     # lay the figure out and measure its tight box once; both formats then reuse them
     # (bbox_inches="tight" and a layout engine would each cost a full draw per format)
@@ -1060,6 +1070,96 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
         if engine is not None:
             fig.set_layout_engine(engine)
     return [png, svg]
+
+
+class _Saves:
+    """Figures being saved by forked children, at most ``workers`` at a time."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.running: list[tuple[int, Any, Path]] = []
+        self.failed: list[tuple[Any, Path]] = []
+
+    def submit(self, fig: Any, stem: Path) -> bool:
+        """Fork a child that saves ``fig``; False where none could be forked."""
+        import os
+
+        while len(self.running) >= self.workers:
+            self._reap(self.running[0])
+        try:
+            pid = os.fork()
+        except OSError:
+            return False
+        if pid == 0:  # the child: save, then leave without running the parent's cleanup
+            code = 1
+            try:
+                import signal
+
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _save_now(fig, stem)
+                code = 0
+            finally:
+                os._exit(code)
+        self.running.append((pid, fig, stem))
+        return True
+
+    def _reap(self, job: tuple[int, Any, Path]) -> None:
+        import os
+
+        pid, fig, stem = job
+        _, status = os.waitpid(pid, 0)
+        self.running.remove(job)
+        if status != 0:
+            self.failed.append((fig, stem))
+
+    def finish(self) -> None:
+        while self.running:
+            self._reap(self.running[0])
+        for fig, stem in self.failed:  # a child that failed: saved here, errors raised here
+            _save_now(fig, stem)
+
+    def abandon(self) -> None:
+        import os
+        import signal
+
+        for pid, _fig, _stem in self.running:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        self.running.clear()
+
+
+_SAVES: list[_Saves] = []
+
+
+@contextlib.contextmanager
+def parallel_saves(workers: int | None = None) -> Iterator[None]:
+    """Within the block, :func:`save_figure` returns at once and a forked child process
+    writes the files (up to ``workers`` at a time, default: the CPUs available); all of them
+    exist when the block ends. A child that fails is redone in this process, so its error
+    is raised here. On an error or interruption inside the block, the children are killed
+    before it propagates. Only where ``os.fork`` exists (Linux); elsewhere figures are saved
+    as usual."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        yield
+        return
+    n = workers or len(os.sched_getaffinity(0)) or 1
+    saves = _Saves(max(1, n))
+    _SAVES.append(saves)
+    try:
+        yield
+        saves.finish()
+    except BaseException:
+        saves.abandon()
+        raise
+    finally:
+        _SAVES.remove(saves)
 
 
 def plot_fan(populations: "Mapping[str, Any]", ax: "Axes | None" = None, *,

@@ -23,6 +23,7 @@ from ..analysis.compare import (SUMMARY_COLUMNS, Comparison, at_a_glance, glance
 from ..analysis.evidence import CONTRADICTIONS_RULE, article_title
 from ..io import atomic_output_dir
 from ..model.parameters import lab_bands, parameter_table, serum_bands_pmol_per_l
+from ..plot.figures import parallel_saves
 
 __all__ = ["write_report"]
 
@@ -246,32 +247,37 @@ def write_report(comp: Comparison, out: str | Path, *, argv: Sequence[str] | Non
     out = Path(out)
     with atomic_output_dir(out) as tmp:
         comp.summary.to_csv(tmp / "summary.csv", index=False, float_format="%.6g")
-        figs = _make_figures(comp, tmp / "figures") if figures else {}
-        if validation is not None:
-            validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
-            if figures:
-                figs["validation"] = _validation_figure(validation, tmp / "figures")
-        if plausibility is not None:
-            plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
-                                      float_format="%.6g")
-        record = _run_record(comp, argv)
-        (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
-                                      encoding="utf-8")
-        pop_items: list[tuple] = []
-        if populations:
-            pop_table = _population_table(populations)
-            pop_table.to_csv(tmp / "population_summary.csv", index=False, float_format="%.6g")
-            if figures:
-                figs["population"] = _population_figure(comp, populations, tmp / "figures")
-            pop_items = _population_items(pop_table, figs, populations)
-        if evidence is not None:
-            evidence.table.to_csv(tmp / "evidence.csv", index=False)
-            evidence.contradictions.to_csv(tmp / "contradictions.csv", index=False)
-            if figures:
-                figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
+        with parallel_saves():  # figures are written side by side; all exist after it
+            figs = _make_figures(comp, tmp / "figures") if figures else {}
+            if validation is not None:
+                validation.table.to_csv(tmp / "validation.csv", index=False,
+                                        float_format="%.6g")
+                if figures:
+                    figs["validation"] = _validation_figure(validation, tmp / "figures")
+            if plausibility is not None:
+                plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
+                                          float_format="%.6g")
+            record = _run_record(comp, argv)
+            (tmp / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
+                                          encoding="utf-8")
+            pop_items: list[tuple] = []
+            if populations:
+                pop_table = _population_table(populations)
+                pop_table.to_csv(tmp / "population_summary.csv", index=False,
+                                 float_format="%.6g")
+                if figures:
+                    figs["population"] = _population_figure(comp, populations,
+                                                            tmp / "figures")
+                pop_items = _population_items(pop_table, figs, populations)
+            if evidence is not None:
+                evidence.table.to_csv(tmp / "evidence.csv", index=False)
+                evidence.contradictions.to_csv(tmp / "contradictions.csv", index=False)
+                if figures:
+                    figs["evidence"] = _evidence_figure(evidence, tmp / "figures")
+            design_items = _design_items(designs, tmp, figures) if designs else []
         sections = _sections(comp, figs, validation, plausibility)
         if designs:
-            sections.insert(1, ("Regimen design", _design_items(designs, tmp, figures)))
+            sections.insert(1, ("Regimen design", design_items))
         if pop_items:
             sections.insert(2, ("Virtual population", pop_items))
         if evidence is not None:
