@@ -1086,8 +1086,12 @@ class _Saves:
 
         while len(self.running) >= self.workers:
             self._reap(self.running[0])
+        import warnings
+
         try:
-            pid = os.fork()
+            with warnings.catch_warnings():  # Python 3.12+ warns of forking with threads:
+                warnings.simplefilter("ignore", DeprecationWarning)  # the child only saves
+                pid = os.fork()
         except OSError:
             return False
         if pid == 0:  # the child: save, then leave without running the parent's cleanup
