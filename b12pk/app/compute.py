@@ -17,7 +17,6 @@ import time
 import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -41,16 +40,6 @@ CURVES = {"time_days": None, "serum_pmol_per_l": 1, "holotc_pmol_per_l": 2,
 HOURLY_UP_TO_DAYS = 730.0
 
 SLOTS = "ABCD"
-
-
-@dataclass(frozen=True)
-class PageState:
-    """A checked page state."""
-
-    patient: Any
-    texts: tuple[str, ...]
-    days: float
-    uncertainty: bool
 
 
 # ----------------------------------------------------------------------------------------
@@ -168,7 +157,8 @@ def _record(message: Any, category: Any, filename: str, lineno: int, file: Any =
 
 
 def _course(patient: Any, regimen: Any, days: float, draws: int) -> Any:
-    """(course, summary, warnings) of one regimen, cached. Called inside :func:`_warned`."""
+    """(course, summary, warnings) of one regimen, cached. Called inside :func:`_courses`,
+    which records the warnings."""
     from ..analysis.compare import summarize
     from ..engine.core import simulate
 
@@ -202,11 +192,10 @@ def _courses(patient: Any, regimens: Sequence[Any], days: float, draws: int) -> 
 
 def _curves(df: Any) -> dict[str, list]:
     out = {}
-    for column, decimals in CURVES.items():
-        for name in (column, f"{column}_p5", f"{column}_p95"):
-            if name in df:
-                x = df[name].to_numpy(dtype=float)
-                out[name] = (x if decimals is None else np.round(x, decimals)).tolist()
+    for name in _curve_names(df):
+        x = df[name].to_numpy(dtype=float)
+        decimals = CURVES[name.removesuffix("_p5").removesuffix("_p95")]
+        out[name] = (x if decimals is None else np.round(x, decimals)).tolist()
     return out
 
 
@@ -217,13 +206,14 @@ def _bands() -> dict[str, Any]:
     from ..model.parameters import (lab_bands, marker_limits, parameter_spec,
                                     serum_bands_pmol_per_l)
 
-    holotc = [(b["name"], float(b["low_pmol_per_l"]),
-               None if b.get("high_pmol_per_l") is None else float(b["high_pmol_per_l"]))
+    mma = marker_limits()["mma_nmol_per_l"][0]
+    holotc = [[b["name"], float(b["low_pmol_per_l"]),
+               None if b.get("high_pmol_per_l") is None else float(b["high_pmol_per_l"])]
               for b in lab_bands()["holotc"]]
     return {"serum_pmol_per_l": [[n, lo, None if math.isinf(hi) else hi]
                                  for n, lo, hi in serum_bands_pmol_per_l()],
-            "holotc_pmol_per_l": [list(b) for b in holotc],
-            "mma_nmol_per_l": [["normal below", marker_limits()["mma_nmol_per_l"][0]]],
+            "holotc_pmol_per_l": holotc,
+            "mma_nmol_per_l": [[f"normal below {mma:g}", mma]],
             "stores_ug": [["storage capacity (model)",
                            parameter_spec("store_capacity_ug").value]]}
 
@@ -387,9 +377,7 @@ def _patient_label(p: Any) -> str:
 def _parse(text: str) -> Any:
     from ..regimen.language import Regimen
 
-    if len(text) > MAX_TEXT_CHARS:
-        raise InputError(f"a regimen is at most {MAX_TEXT_CHARS:,} characters")
-    try:
+    try:  # the parser refuses text over MAX_TEXT_CHARS itself
         return Regimen.parse(text)
     except RegimenSyntaxError as exc:
         if "is a range" in str(exc):  # the library's advice names a Python function
@@ -458,10 +446,10 @@ def curves_csv(v: Mapping[str, Any]) -> str:
     return "".join(f"# {h}\n" for h in head) + body
 
 
-def _curve_names(series: Mapping[str, Any]) -> list[str]:
-    """The curve columns of one series of a view, in :data:`CURVES` order (with the 90 %
-    interval's columns where present)."""
-    return [name for c in CURVES for name in (c, f"{c}_p5", f"{c}_p95") if name in series]
+def _curve_names(columns: Any) -> list[str]:
+    """The curve columns present in ``columns`` (a course or one series of a view), in
+    :data:`CURVES` order, each followed by its 90 % interval's columns where present."""
+    return [name for c in CURVES for name in (c, f"{c}_p5", f"{c}_p95") if name in columns]
 
 
 def figure_bytes(v: Mapping[str, Any], fmt: str) -> bytes:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from .._data import data_path
-from ..errors import FileFormatError
+from ..errors import FileFormatError, UnknownNameError
 from ..limits import MAX_APP_REGIMENS
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9_]+)\}")
@@ -51,19 +51,17 @@ class Lesson:
 
 def _fill(text: str, where: str) -> str:
     """Replace ``{name}`` by the parameter's value (``{name_pct}``: as a percentage)."""
-    from ..model.parameters import parameter_table
-
-    values = dict(zip(*parameter_table()[["name", "value"]].to_numpy().T))
+    from ..model.parameters import parameter_spec
 
     def one(m: re.Match) -> str:
         name = m.group(1)
         pct = name.endswith("_pct")
-        key = name[:-4] if pct else name
-        if key not in values:
+        try:
+            value = parameter_spec(name.removesuffix("_pct") if pct else name).value
+        except UnknownNameError:
             raise FileFormatError(f"data/lessons.toml: {where} names an unknown parameter "
-                                  f"{{{name}}}")
-        v = float(values[key]) * (100.0 if pct else 1.0)
-        return f"{v:.3g}"
+                                  f"{{{name}}}") from None
+        return f"{value * (100.0 if pct else 1.0):.3g}"
 
     return " ".join(_PLACEHOLDER.sub(one, text).split())
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..about import DISCLAIMER, __version__
-from ..errors import B12pkError, InputError, OutputError
+from ..errors import B12pkError, InputError, OutputError, ResourceError
 from ..limits import MAX_APP_REGIMENS, MAX_APP_REQUEST_BYTES
 
 #: What the page may load and where it may connect: this server only.
@@ -63,18 +63,16 @@ def _static(name: str) -> bytes:
 def meta() -> dict[str, Any]:
     """What the page needs once: presets, lessons, example regimens, the disclaimer."""
     from ..analysis.compare import default_regimens
-    from ..model.parameters import Patient, preset_descriptions
+    from ..model.parameters import Patient, preset_descriptions, serum_bands_pmol_per_l
+    from ..plot.figures import band_fill, curve_style
     from .lessons import lessons
 
-    examples = []
-    for text in [r.regimen.to_text() for r in default_regimens()] + \
-            [t for lesson in lessons() for t in lesson.regimens]:
-        if text not in examples:
-            examples.append(text)
-    from ..plot.figures import curve_style
-
+    examples = list(dict.fromkeys([r.regimen.to_text() for r in default_regimens()]
+                                  + [t for lesson in lessons() for t in lesson.regimens]))
     return {"version": __version__, "disclaimer": DISCLAIMER,
             "styles": [_plotly_style(curve_style(i)) for i in range(MAX_APP_REGIMENS)],
+            "band_fills": {name: _rgba(*band_fill(name))
+                           for name, _low, _high in serum_bands_pmol_per_l()},
             "presets": [_preset(Patient.preset(name), text)
                         for name, text in preset_descriptions().items()],
             "lessons": [lesson.as_dict() for lesson in lessons()],
@@ -91,6 +89,12 @@ def _plotly_style(st: Mapping[str, Any], width: float = 1.8) -> dict[str, str]:
         _offset, seq = ls
         dash = ",".join(f"{x * width:g}px" for x in seq)
     return {"color": st["color"], "dash": dash}
+
+
+def _rgba(colour: str, alpha: float) -> str:
+    """A hex colour and an opacity as CSS ``rgba(...)``."""
+    r, g, b = (int(colour[k:k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha:g})"
 
 
 def _preset(p: Any, text: str) -> dict[str, Any]:
@@ -111,6 +115,7 @@ def create_app(*, loopback: bool = True) -> Any:
     """
     _require()
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
@@ -122,7 +127,8 @@ def create_app(*, loopback: bool = True) -> Any:
     headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
     page = _static("index.html").decode("utf-8").replace("{{DISCLAIMER}}", DISCLAIMER)
-    js = plotly_js().read_bytes()
+    files = {name: (_static(name), mime) for name, mime in _STATIC.items()}
+    files["plotly.min.js"] = (plotly_js().read_bytes(), "text/javascript")
     info = meta()
 
     async def body(request: Request) -> Any:
@@ -133,31 +139,31 @@ def create_app(*, loopback: bool = True) -> Any:
             size = int(request.headers.get("content-length") or 0)
         except ValueError:
             raise InputError("bad Content-Length") from None
+        too_large = ResourceError(f"request larger than {MAX_APP_REQUEST_BYTES:,} bytes")
         if size > MAX_APP_REQUEST_BYTES:
-            raise InputError(f"request larger than {MAX_APP_REQUEST_BYTES:,} bytes")
+            raise too_large
         raw = b""
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_APP_REQUEST_BYTES:
-                raise InputError(f"request larger than {MAX_APP_REQUEST_BYTES:,} bytes")
+                raise too_large
         try:
             return json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise InputError("the request is not JSON") from None
 
-    def error(exc: B12pkError, status: int = 400) -> JSONResponse:
+    def error(exc: B12pkError) -> JSONResponse:
+        status = 413 if isinstance(exc, ResourceError) else 400
         return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
     async def index(request: Request) -> Response:
         return Response(page, media_type="text/html; charset=utf-8", headers=headers)
 
     async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name == "plotly.min.js":
-            return Response(js, media_type="text/javascript", headers=headers)
-        if name not in _STATIC:
+        found = files.get(request.path_params["name"])
+        if found is None:
             return Response("not found", status_code=404, headers=headers)
-        return Response(_static(name), media_type=_STATIC[name], headers=headers)
+        return Response(found[0], media_type=found[1], headers=headers)
 
     async def api_meta(request: Request) -> Response:
         return JSONResponse(info, headers=headers)
@@ -166,9 +172,7 @@ def create_app(*, loopback: bool = True) -> Any:
         try:
             data = await body(request)
         except B12pkError as exc:
-            return error(exc, 413 if "larger" in str(exc) else 400)
-        from starlette.concurrency import run_in_threadpool
-
+            return error(exc)
         return JSONResponse(await run_in_threadpool(view, data), headers=headers)
 
     async def download(request: Request) -> Response:
@@ -179,8 +183,6 @@ def create_app(*, loopback: bool = True) -> Any:
             return Response("not found", status_code=404, headers=headers)
         try:
             data = await body(request)
-            from starlette.concurrency import run_in_threadpool
-
             v = await run_in_threadpool(view, data)
             if kind == "curves.csv":
                 content: Any = curves_csv(v)

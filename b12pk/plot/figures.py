@@ -181,6 +181,12 @@ def curve_style(i: int) -> dict[str, Any]:
     return {"color": st["color"], "linestyle": st["linestyle"]}
 
 
+def band_fill(name: str) -> tuple[str, float]:
+    """The fill colour (hex) and opacity of a laboratory band (``deficient``,
+    ``indeterminate``, ``unlikely``) as every figure of this module shades it."""
+    return _BAND_FILL.get(name, ("#DDDDDD", 0.3))
+
+
 def _marker_indices(t: np.ndarray, i: int, n_marks: int = 7) -> list[int]:
     """Indices of points evenly spread in *time* (not in index), staggered per curve."""
     if len(t) < 3:
@@ -333,7 +339,7 @@ def _draw_bands(ax: "Axes", bands: Sequence[tuple[str, float, float, str]], log:
         lo, hi = max(low, y0), min(high, y1)
         if hi <= lo:
             continue
-        colour, alpha = _BAND_FILL.get(name, ("#DDDDDD", 0.3))
+        colour, alpha = band_fill(name)
         patch = ax.axhspan(lo, hi, facecolor=colour, alpha=alpha, edgecolor="none",
                            zorder=0)
         patch.set_gid(f"band-{name}")

@@ -5,9 +5,6 @@
 const SLOTS = 4;
 // curve i is drawn as the downloaded figure draws it (colours and dashes from /api/meta)
 let STYLES = [];
-const BAND_COLORS = {deficient: "rgba(220, 38, 38, 0.10)",
-                     indeterminate: "rgba(234, 179, 8, 0.12)",
-                     unlikely: "rgba(22, 163, 74, 0.08)"};
 const PANELS = [
   {col: "serum_pmol_per_l", title: "Serum B12 (pmol/L)", log: true, axis: ""},
   {col: "holotc_pmol_per_l", title: "HoloTC, active B12 (pmol/L)", log: true, axis: "2"},
@@ -114,22 +111,28 @@ function extent(v, col) {
   return [lo, hi];
 }
 
+// v.bands[column]: [name, value] is a line (a limit, a capacity); [name, low, high] a band
+// (high null: open above). Only what lies within [lo, hi] is drawn, clipped to it.
+const isLine = (bands) => bands[0].length === 2;
+
+function visibleBands(bands, lo, hi) {
+  return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi)
+    .map(([name, b0, b1]) => ({name, b0, b1, y0: Math.max(b0, lo), y1: Math.min(b1 ?? hi, hi)}));
+}
+
 function bandTraces(v, panel, axis, lo, hi, tx) {
   const bands = v.bands[panel.col];
   if (!bands) return [];
-  if (panel.col === "mma_nmol_per_l" || panel.col === "stores_ug") {
+  const on = {xaxis: "x" + axis, yaxis: "y" + axis, hoverinfo: "skip", showlegend: false,
+              mode: "lines"};
+  if (isLine(bands)) {
     const [name, y] = bands[0];
-    return [{x: [0, tx], y: [y, y], xaxis: "x" + axis, yaxis: "y" + axis, mode: "lines",
-             line: {color: "#6b7280", dash: "dash", width: 1}, hoverinfo: "skip",
-             showlegend: false, name: `${name} ${y}`}];
+    return [{...on, x: [0, tx], y: [y, y], line: {color: "#6b7280", dash: "dash", width: 1},
+             name}];
   }
-  return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi).map(([name, b0, b1]) => {
-    const y0 = Math.max(b0, lo), y1 = Math.min(b1 ?? hi, hi);
-    return {x: [0, tx, tx, 0], y: [y0, y0, y1, y1], fill: "toself",
-            fillcolor: BAND_COLORS[name] || "rgba(0,0,0,0.05)", line: {width: 0}, mode: "lines",
-            xaxis: "x" + axis, yaxis: "y" + axis, hoverinfo: "skip", showlegend: false,
-            name: `${name} band`};
-  });
+  return visibleBands(bands, lo, hi).map(({name, y0, y1}) => ({
+    ...on, x: [0, tx, tx, 0], y: [y0, y0, y1, y1], fill: "toself", line: {width: 0},
+    fillcolor: META.band_fills[name] || "rgba(0,0,0,0.05)", name: `${name} band`}));
 }
 
 const BAND_WORDS = {deficient: "deficient", indeterminate: "indeterminate",
@@ -142,14 +145,11 @@ function bandLabels(v, panel, axis, lo, hi) {
   const note = (text, y, color) => ({text, xref: `x${axis} domain`, yref: "y" + axis, x: 0.995,
     y: panel.log ? Math.log10(y) : y, xanchor: "right", yanchor: "middle", showarrow: false,
     font: {size: 10, color}, bgcolor: "rgba(255,255,255,0.75)", borderpad: 1});
-  if (panel.col === "mma_nmol_per_l" || panel.col === "stores_ug") {
+  if (isLine(bands)) {
     const [name, y] = bands[0];
-    if (y > hi || y < lo) return [];
-    const words = panel.col === "stores_ug" ? `${name}` : `normal below ${y}`;
-    return [{...note(words, y, "#4b5563"), yanchor: "bottom"}];
+    return y > hi || y < lo ? [] : [{...note(name, y, "#4b5563"), yanchor: "bottom"}];
   }
-  return bands.filter(([, b0, b1]) => (b1 ?? Infinity) > lo && b0 < hi).map(([name, b0, b1]) => {
-    const y0 = Math.max(b0, lo), y1 = Math.min(b1 ?? hi, hi);
+  return visibleBands(bands, lo, hi).map(({name, b0, b1, y0, y1}) => {
     const mid = panel.log ? Math.sqrt(y0 * y1) : (y0 + y1) / 2;
     const range = b1 == null ? `> ${Math.round(b0)}` : b0 <= 0 ? `< ${Math.round(b1)}`
       : `${Math.round(b0)}-${Math.round(b1)}`;
