@@ -526,3 +526,14 @@ def test_ileal_lesson_shows_what_its_text_says():
     assert all(b > a for a, b in zip(at60, at20))
     gains = [b / a for a, b in zip(at60, at20)]
     assert gains[2] == max(gains)
+
+
+def test_page_draws_curves_and_bands_as_the_downloaded_figure_does(client):
+    from b12pk.plot.figures import band_fill, curve_style
+
+    m = client.get("/api/meta").json()
+    assert [s["color"] for s in m["styles"]] == [curve_style(i)["color"] for i in range(4)]
+    assert m["styles"][0]["dash"] == "solid"
+    colour, alpha = band_fill("deficient")
+    r, g, b = (int(colour[k:k + 2], 16) for k in (1, 3, 5))
+    assert m["band_fills"]["deficient"] == f"rgba({r}, {g}, {b}, {alpha:g})"

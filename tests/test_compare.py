@@ -447,3 +447,11 @@ def test_trough_course_is_the_level_before_the_next_dose(small_comparison):
     assert low["serum_pmol_per_l"].notna().all()     # the horizon ends at a full cycle
     cut = trough_course(im[im["time_days"] <= 225])    # it ends mid-cycle: no trough known
     assert cut.loc[cut["time_days"] > 210, "serum_pmol_per_l"].isna().all()
+
+
+def test_glance_cell_keeps_a_decimal_of_injections_that_are_not_whole():
+    from b12pk.report.comparison import glance_cell
+
+    assert glance_cell("injections per year", 14.5) == "14.5"
+    assert glance_cell("injections per year", 12.0) == "12"
+    assert glance_cell("leaves the deficient band (day)", float("nan")) == "never"

@@ -162,3 +162,16 @@ def test_every_data_file_is_shipped_with_the_package():
             rel = f.relative_to(data).as_posix()
             assert any(fnmatch.fnmatch(rel, p) and rel.count("/") == p.count("/")
                        for p in patterns), rel
+
+
+def test_parameter_spec_gives_one_declared_parameter_and_refuses_unknown_names():
+    from b12pk.errors import UnknownNameError
+    from b12pk.model.parameters import parameter_spec, parameter_table
+
+    table = parameter_table().set_index("name")
+    spec = parameter_spec("store_capacity_ug")
+    assert spec.value == table.loc["store_capacity_ug", "value"]
+    assert (spec.low, spec.high) == (table.loc["store_capacity_ug", "low"],
+                                     table.loc["store_capacity_ug", "high"])
+    with pytest.raises(UnknownNameError, match="no_such_parameter"):
+        parameter_spec("no_such_parameter")
