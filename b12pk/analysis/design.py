@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -254,7 +254,7 @@ def _evaluate(text: str, patient: Patient, watch: tuple[Watch, ...], share: floa
             warnings.simplefilter("ignore", B12pkWarning)
             res = simulate_population(text, PopulationSpec(patient, size,
                                                            _stage_seed(seed, stage)),
-                                      days, watch=watch, quantiles=(50.0,))
+                                      days, watch=watch, quantiles=(50.0,), daily=False)
         counts += np.asarray(res.watch_met, dtype=np.int64)
         done += size
         stage += 1

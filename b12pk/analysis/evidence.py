@@ -49,12 +49,10 @@ Educational: not medical advice.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import os
 import re
-import textwrap
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache

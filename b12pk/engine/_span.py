@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.laws import if_absorbed, slow_flux
+from ..model.laws import binding_room, if_absorbed, saturable, slow_flux
 
-__all__ = ["run_span", "record_step", "bin_of", "TILE"]
+__all__ = ["run_span", "run_transient", "record_step", "bin_of", "TILE"]
 
 TILE = 256
 """Patients advanced together through a span (divides population.BLOCK; fits in L2)."""
@@ -163,3 +163,194 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                 bands[k, 0] += b0
                 bands[k, 1] += (p1 - p0) - b0 - b2
                 bands[k, 2] += b2
+
+
+
+def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_ren, k_pb, vmax,
+               km, k_bind, hc_cap, hc, stores_i, bound_i, lam, outs, f_new):
+    """Patients p0..p1-1: their injection pools over ``h`` days (in place; ``y`` is (ns, N)), the
+    population engine's fast step: each form's unbound pool fed by its depot and nasal pools
+    (exact exponentials) and emptied at ``lam`` = renal + protein binding + haptocorrin
+    binding (times the binder's free share) + uptake (saturable in the unbound total);
+    predictor-corrector on the unbound total and the binder's share; binding limited to the
+    binder's room (what would bind beyond it stays unbound). ``e_dep[i]`` and ``e_nas`` are
+    exp(-k h) of the depot and nasal pools."""
+    nf = free.shape[0]
+    for p in range(p0, p1):
+        empty = True
+        for i in range(nf):
+            if depot[i, p] != 0.0 or nasal[i, p] != 0.0 or free[i, p] != 0.0:
+                empty = False
+        if empty:  # nothing to move (the step would add zeros)
+            continue
+        room = binding_room(hc_cap, y[hc, p]) * hc_cap
+        ftot = 0.0
+        for i in range(nf):
+            ftot += free[i, p]
+        g = binding_room(hc_cap, y[hc, p])
+        bound_pred = 0.0
+        u = 0.0
+        for corrector in range(2):
+            if corrector == 0:
+                f_mid = ftot
+            else:  # the predictor's mean unbound amount over the step: what left / rate
+                f_mid = 0.0
+                for i in range(nf):
+                    f_mid += outs[i] / lam[i]
+                f_mid = f_mid / h
+                g = binding_room(hc_cap, y[hc, p] + 0.5 * bound_pred)
+            u = saturable(vmax[p], km, f_mid if f_mid > 0.0 else 0.0, 1.0)
+            total_bind = 0.0
+            for i in range(nf):
+                li = k_ren[i, p] + k_pb[i, p] + k_bind * g + u
+                lam[i] = li
+                e_li = np.exp(-li * h)
+                acc = free[i, p] * e_li
+                for src in range(2):
+                    if src == 0:
+                        k_src = k_dep[i]
+                        amt = depot[i, p]
+                        e_src = e_dep[i]
+                    else:
+                        k_src = k_nas
+                        amt = nasal[i, p]
+                        e_src = e_nas
+                    if amt == 0.0:  # an empty pool adds nothing (the division is skipped)
+                        continue
+                    diff = li - k_src
+                    if abs(diff) > 1e-9:
+                        acc = acc + k_src * amt * (e_src - e_li) / diff
+                    else:
+                        acc = acc + k_src * amt * h * e_li
+                f_new[i] = acc
+                d_in = depot[i, p] * (1.0 - e_dep[i]) + nasal[i, p] * (1.0 - e_nas)
+                outs[i] = free[i, p] + d_in - acc
+                total_bind += outs[i] * (k_bind * g) / li
+            bound_pred = total_bind if total_bind < room else room
+        want_sum = 0.0
+        for i in range(nf):
+            lam[i] = outs[i] / lam[i]  # now what leaves per unit rate
+            want_sum += lam[i] * (k_bind * g)
+        scale = 1.0
+        if want_sum > room:
+            scale = room / (want_sum if want_sum > 1e-300 else 1e-300)
+        for i in range(nf):
+            want = lam[i] * (k_bind * g)
+            bound = want * scale
+            y[hc, p] += bound
+            y[stores_i, p] += lam[i] * u
+            y[bound_i, p] += lam[i] * k_pb[i, p]
+            free[i, p] = f_new[i] + (want - bound)
+            depot[i, p] *= e_dep[i]
+            nasal[i, p] *= e_nas
+
+
+def _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
+    """The slow state of patients p0..p1-1 over one substep (in place), as
+    :func:`_slow_substep` but with patients innermost (``y`` (ns, N); propagator stacks
+    ``E[s]`` (ns, ns, N), ``G[s]`` (ns, inputs, N)), so that the loops vectorise."""
+    ns = y.shape[0]
+    m = qsrc.shape[0]
+    w = p1 - p0
+    for q in range(m):
+        src = qsrc[q]
+        law = qlaw[q]
+        for p in range(p0, p1):
+            flux[q, p - p0] = slow_flux(law, qa[q, p], qb[q, p], y[src, p])
+    for q in range(m):
+        src = qsrc[q]
+        for c in range(w):
+            half[q, c] = 0.0
+        for j in range(ns):
+            for c in range(w):
+                half[q, c] += Eh[s, src, j, p0 + c] * y[j, p0 + c]
+        for c in range(w):
+            half[q, c] += Gh[s, src, 0, p0 + c] * r[p0 + c]
+        for q2 in range(m):
+            for c in range(w):
+                half[q, c] += Gh[s, src, 1 + q2, p0 + c] * flux[q2, c]
+    for q in range(m):
+        law = qlaw[q]
+        for c in range(w):
+            flux[q, c] = slow_flux(law, qa[q, p0 + c], qb[q, p0 + c], half[q, c])
+    for i in range(ns):
+        for c in range(w):
+            tmp[i, c] = 0.0
+        for j in range(ns):
+            for c in range(w):
+                tmp[i, c] += E[s, i, j, p0 + c] * y[j, p0 + c]
+        for c in range(w):
+            tmp[i, c] += G[s, i, 0, p0 + c] * r[p0 + c]
+        for q in range(m):
+            for c in range(w):
+                tmp[i, c] += G[s, i, 1 + q, p0 + c] * flux[q, c]
+    for i in range(ns):
+        for c in range(w):
+            y[i, p0 + c] = tmp[i, c]
+
+
+def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, depot, nasal,
+                  free, k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i,
+                  bound_i, end_ug, flush_days):
+    """Advance every patient through the injection transient's steps ``steps`` (days):
+    per step, the injection pools over half the step (:func:`_fast_tile`), the slow state
+    over the step (``n_sub[k]`` substeps with propagators ``E[slot[k]]``, ``G[slot[k]]``
+    (ns, ns, N) and (ns, inputs, N), and ``Eh``, ``Gh`` for their halves:
+    :func:`_slow_tile`), the injection pools over the other half (the pools outside, so
+    that haptocorrin is kept topped up at each step's end as it is between steps).
+    ``y`` is (ns, N), the pools (forms, N). After each step, a patient whose injection
+    pools hold ``end_ug`` ug or less has what is left sent where it would go (a fast step of
+    ``flush_days``) and the pools emptied; the run stops once every patient's are empty:
+    returns the steps taken."""
+    n = y.shape[1]
+    nf = free.shape[0]
+    m = qsrc.shape[0]
+    flux = np.empty((m, TILE))
+    half = np.empty((m, TILE))
+    tmp = np.empty((y.shape[0], TILE))
+    lam = np.empty(nf)
+    outs = np.empty(nf)
+    f_new = np.empty(nf)
+    e_dep = np.empty(nf)
+    e_dep_end = np.empty(nf)
+    for i in range(nf):
+        e_dep_end[i] = np.exp(-k_dep[i] * flush_days)
+    e_nas_end = np.exp(-k_nas * flush_days)
+    for k in range(steps.shape[0]):
+        h = steps[k]
+        s = slot[k]
+        for i in range(nf):
+            e_dep[i] = np.exp(-k_dep[i] * h / 2)
+        e_nas = np.exp(-k_nas * h / 2)
+        live = 0
+        for p0 in range(0, n, TILE):
+            p1 = min(p0 + TILE, n)
+            _fast_tile(p0, p1, h / 2, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
+                       k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
+                       outs, f_new)
+            for _ in range(n_sub[k]):
+                _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
+            _fast_tile(p0, p1, h / 2, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
+                       k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
+                       outs, f_new)
+            for p in range(p0, p1):
+                pools = 0.0
+                for i in range(nf):
+                    pools += depot[i, p]
+                for i in range(nf):
+                    pools += nasal[i, p]
+                for i in range(nf):
+                    pools += free[i, p]
+                if pools > end_ug:
+                    live += 1
+                elif pools != 0.0:
+                    _fast_tile(p, p + 1, flush_days, y, depot, nasal, free, e_dep_end,
+                               e_nas_end, k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap,
+                               hc, stores_i, bound_i, lam, outs, f_new)
+                    for i in range(nf):
+                        depot[i, p] = 0.0
+                        nasal[i, p] = 0.0
+                        free[i, p] = 0.0
+        if live == 0:
+            return k + 1
+    return steps.shape[0]

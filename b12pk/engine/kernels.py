@@ -11,7 +11,7 @@ import numba
 
 from ._span import TILE
 
-__all__ = ["record_step", "run_span", "TILE", "integrate_transient", "run_patient_kernel"]
+__all__ = ["record_step", "run_span", "run_transient", "TILE", "integrate_transient", "run_patient_kernel"]
 
 
 # --------------------------------------------------------------------------------------
@@ -69,7 +69,8 @@ def _transient_kernels() -> dict:
                       "near_kink", "integrate"),
          _patient: ("_exp", "_slow_steps", "_affine_row", "_midpoint", "_linear_step",
                     "_parenteral", "run"),
-         _span: ("bin_of", "record_step", "_patient_row", "_slow_substep", "run_span")})
+         _span: ("bin_of", "record_step", "_patient_row", "_slow_substep", "run_span",
+                 "_fast_tile", "_slow_tile", "run_transient")})
 
 
 _TRANSIENT = _transient_kernels()
@@ -81,3 +82,5 @@ run_span = _TRANSIENT["run_span"]
 """Compiled :func:`b12pk.engine._span.run_span`."""
 record_step = _TRANSIENT["record_step"]
 """Compiled :func:`b12pk.engine._span.record_step`."""
+run_transient = _TRANSIENT["run_transient"]
+"""Compiled :func:`b12pk.engine._span.run_transient`."""

@@ -77,10 +77,20 @@ QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 """Default percentiles of :func:`simulate_population`."""
 
 TRANSIENT_STEP_DAYS = 1.0 / 384.0
-_EPS_UG = 1e-9
+TRANSIENT_AGE_FRACTION = 0.2
 TRANSIENT_MAX_STEP_DAYS = 1.0 / 24.0
-"""Longest step while an injection's fast pools are not yet empty (days): steps double
-from TRANSIENT_STEP_DAYS as the dose ages (at most 5 % of its age) up to this."""
+"""Steps while an injection's fast pools are not yet empty (days): they double from
+TRANSIENT_STEP_DAYS as the dose ages (at most TRANSIENT_AGE_FRACTION of its age) up to
+TRANSIENT_MAX_STEP_DAYS (tests compare with the exact method: within 1 %)."""
+TRANSIENT_END_UG = 1e-3
+"""The population engine ends an injection transient once no patient's injection pools hold
+more than this (ug): what is left goes at once where it would have gone (depot and unbound
+B12 to the tissues, haptocorrin, protein binding and urine in the proportions of their
+rates). At most 1e-3 ug changes serum by less than 0.05 pmol/L for the hours it would
+have stayed (the single-patient engine goes on to 1e-9 ug)."""
+_FLUSH_DAYS = 1e3
+"""A step long enough to empty the injection pools (exp(-rate x step) is 0 for every
+rate of 1/day and above): the fast step over it is the flush of TRANSIENT_END_UG."""
 # Histogram bins (pmol/L or ug): the float64 exponent and the top _HIST_MANT mantissa bits,
 # i.e. 2**_HIST_MANT bins per doubling from 2**_HIST_EXP[0] to 2**_HIST_EXP[1] (0.0625 to
 # about 1e6); a bin is 0.4-0.8% wide. The index is an integer shift of the float's bits.
@@ -850,10 +860,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
                agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None,
-               watch: Sequence[Watch] = ()) -> _Aggregate:
+               watch: Sequence[Watch] = (), daily: bool = True) -> _Aggregate:
     s = typical_sys
     p = s.p
-    patient = spec.patient
     typical = _typical(spec, p)
     parts = [_sample_block(spec, b, typical) for b in blocks]
     draw = {k: np.concatenate([d[k] for d in parts]) for k in parts[0]}
@@ -861,7 +870,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     n = draw["if_capacity_ug"].size
     if agg is None:
-        agg = _Aggregate(len(out_times), len(trough_times), n_watch=len(watch))
+        agg = _Aggregate(len(out_times) if daily else 0, len(trough_times),
+                         n_watch=len(watch))
+    n_rec = agg.n_times  # output times recorded (none without daily)
     agg.n += n
     # per-patient checks: the lowest serum at the times each one reads
     w_min = np.full((len(watch), n), np.inf)
@@ -978,9 +989,12 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     k_nas = p["nasal_absorption_rate_per_day"]
     k_ren = [each(fr["k_renal"]) for fr in form_rates]
     k_pb = [each(fr["k_pb"]) for fr in form_rates]
+    k_dep_arr = np.array(k_dep, dtype=float).reshape(nf)
+    k_ren_arr = np.ascontiguousarray(np.array(k_ren).reshape(nf, n))
+    k_pb_arr = np.ascontiguousarray(np.array(k_pb).reshape(nf, n))
     deficit = np.zeros(n)
     t_last_oral = 0.0
-    replete_at = np.full(n, len(out_times), dtype=np.int64)
+    replete_at = np.full(n, n_rec, dtype=np.int64)
 
     routes = declaration().routes
     pools = {"depot": depot, "nasal": nasal, "free": free}
@@ -990,9 +1004,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def serum_of() -> np.ndarray:
         return y[_PLASMA].sum(axis=0) / Vp * to_pmol + free.sum(axis=0) / Vf * to_pmol
 
-    sums = np.zeros((len(blocks), 2, len(out_times)))
+    sums = np.zeros((len(blocks), 2, n_rec))
     agg.sums.update({b: sums[j] for j, b in enumerate(blocks)})
-    never = len(out_times)
+    never = n_rec
     block_of = np.repeat(np.arange(len(blocks)), sizes)
 
     # per-patient trajectories (the first traj[1] patients of the population), if asked
@@ -1013,6 +1027,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def record(k: int) -> None:
         ser = serum_of()
         read_watch(True, float(out_times[k]), ser, last=True)
+        if not daily:
+            return
         if keep.size:
             traj_rows.append((k, ser[keep].copy(), np.asarray(y[_STORES])[keep].copy()))
         if fast is not None:
@@ -1039,8 +1055,11 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         g = laws.binding_room(s.hc_cap, y[hc])
         f_new = free
         bound_pred = np.zeros(n)
+        outs: list[np.ndarray] = []
+        lam: list[np.ndarray] = []
         for corrector in (False, True):
-            F_mid = ftot if not corrector else 0.5 * (ftot + f_new.sum(axis=0))
+            # the corrector: the predictor's mean unbound amount over the step (left / rate)
+            F_mid = ftot if not corrector else sum(o / l for o, l in zip(outs, lam)) / h
             if corrector:
                 g = laws.binding_room(s.hc_cap, y[hc] + 0.5 * bound_pred)
             u = laws.saturable(vmax, s.km, np.maximum(F_mid, 0.0), 1.0)  # per ug free
@@ -1102,8 +1121,23 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         if not transient_live:
             return False
         pools = depot.sum(axis=0) + nasal.sum(axis=0) + free.sum(axis=0)
-        transient_live = bool(pools.max() > _EPS_UG)
+        ending = (pools <= TRANSIENT_END_UG) & (pools != 0.0)
+        if ending.any():
+            end_transient(ending)
+        transient_live = bool(np.any(pools > TRANSIENT_END_UG))
         return transient_live
+
+    def end_transient(ending: np.ndarray) -> None:
+        """For the patients ``ending``: what is left in their injection pools goes where it
+        would go (a fast step of _FLUSH_DAYS), then the pools are emptied."""
+        rows = [hc, _STORES, _BOUND]
+        keep = ~ending
+        kept = [y[rows][:, keep].copy()] + [x[:, keep].copy() for x in (depot, nasal, free)]
+        fast_step(_FLUSH_DAYS)
+        y[np.ix_(rows, np.nonzero(keep)[0])] = kept[0]
+        for x, old in zip((depot, nasal, free), kept[1:]):
+            x[:, keep] = old
+            x[:, ending] = 0.0
 
     last_parenteral = 0.0
 
@@ -1121,28 +1155,59 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             half = _apply(Eh, Gh, y, r_diet, fluxes(y))
             y = _apply(E, G, y, r_diet, fluxes(half))
 
+    def transient_step(t: float, t1: float) -> float:
+        """The step at time t (days): steps grow with the time since the last parenteral
+        dose (the fast pools change quickly in the first hours, slowly after), capped at
+        TRANSIENT_MAX_STEP_DAYS, on a ladder of step sizes so that propagators are reused."""
+        age = t - last_parenteral
+        h = TRANSIENT_STEP_DAYS
+        while h * 2 <= min(TRANSIENT_AGE_FRACTION * age, TRANSIENT_MAX_STEP_DAYS) and \
+                h * 2 <= t1 - t + 1e-12:
+            h *= 2
+        return min(h, t1 - t)
+
+    kernel_props: dict[tuple, tuple] = {}
+
+    def compiled_transient(t: float, t1: float) -> float:
+        """The transient from t towards t1 in one compiled call (the same steps as the numpy
+        loop of :func:`advance`); returns where it stopped (t1, or where the pools emptied)."""
+        nonlocal y, transient_live
+        hs, ts = [], [t]
+        while ts[-1] < t1 - 1e-12:
+            hs.append(transient_step(ts[-1], t1))
+            ts.append(ts[-1] + hs[-1])
+        keys = sorted({round(h, 9) for h in hs})
+        if tuple(keys) not in kernel_props:
+            n_sub = {k: substeps(k) for k in keys}
+            mats = [props(k / n_sub[k]) + props(k / n_sub[k] / 2) for k in keys]
+            kernel_props[tuple(keys)] = (n_sub, *(np.ascontiguousarray(np.stack(x))
+                                                  for x in zip(*mats)))
+        n_sub, E, G, Eh, Gh = kernel_props[tuple(keys)]
+        slot = np.array([keys.index(round(h, 9)) for h in hs], np.int64)
+        y = np.ascontiguousarray(y)
+        done = fast.run_transient(np.array(hs), np.array([n_sub[keys[j]] for j in slot],
+                                                         np.int64), slot,
+                                  E, G, Eh, Gh, r_diet, y, q_src, q_law, qa, qb, depot,
+                                  nasal, free, k_dep_arr, k_nas, k_ren_arr, k_pb_arr, vmax,
+                                  s.km, s.k_bind, s.hc_cap, hc, _STORES, _BOUND,
+                                  TRANSIENT_END_UG, _FLUSH_DAYS)
+        if done < len(hs):
+            transient_live = False
+        return ts[done]
+
     def advance(t0: float, t1: float) -> None:
         nonlocal y
         t = t0
         while t < t1 - 1e-12:
-            if in_transient():
-                # steps grow with the time since the last parenteral dose: the fast pools
-                # change quickly in the first hours, slowly after (capped at 1 hour)
-                # (a ladder of step sizes, so that propagators are reused from the cache)
-                age = t - last_parenteral
-                h = TRANSIENT_STEP_DAYS
-                while h * 2 <= min(0.05 * age, TRANSIENT_MAX_STEP_DAYS) and \
-                        h * 2 <= t1 - t + 1e-12:
-                    h *= 2
-                h = min(h, t1 - t)
-                slow_advance(h / 2)
-                fast_step(h)
-                slow_advance(h / 2)
+            if in_transient() and fast is not None:
+                t = compiled_transient(t, t1)
+            elif transient_live:
+                h = transient_step(t, t1)
+                fast_step(h / 2)
+                slow_advance(h)
+                fast_step(h / 2)
                 t += h
-                if not in_transient():
-                    depot[:] = 0.0
-                    nasal[:] = 0.0
-                    free[:] = 0.0
+                in_transient()  # ends it (the flush) once the pools are nearly empty
             else:
                 slow_advance(t1 - t)
                 t = t1
@@ -1188,6 +1253,9 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                         t_last_oral = tt
                     n_ev[q] = len(groups.get(tt, ()))
                     rec[q] = out_index.get(tt, -1)
+                    k_out += int(rec[q] >= 0)
+                if not daily:
+                    rec[:] = -1
                 n_sub = substeps(h)
                 E, G = props_pm(h / n_sub)
                 Eh, Gh = props_pm(h / n_sub / 2)
@@ -1199,7 +1267,6 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                               agg.serum, agg.stores, agg.bands, replete_at, never, block_of,
                               sums)
                 y = np.ascontiguousarray(yt.T)
-                k_out += int(np.count_nonzero(rec >= 0))
                 t = run[-1]
                 i = j
                 continue
@@ -1237,7 +1304,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             record(k_out)
             k_out += 1
         i += 1
-    agg.repletion += np.bincount(replete_at, minlength=len(out_times) + 1)
+    agg.repletion += np.bincount(replete_at, minlength=n_rec + 1)
     if len(watch):
         met = w_min >= np.array([w.threshold_pmol_per_l for w in watch])[:, None]
         agg.watch_met += np.append(met.sum(axis=1), np.all(met, axis=0).sum())
@@ -1556,8 +1623,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                         client: Any = None, workers: int | None = None,
                         backend: str = "auto", trajectories: Any = None,
                         trajectory_patients: int | None = None,
-                        method: str = "fast", watch: Sequence["Watch"] = ()
-                        ) -> PopulationResult:
+                        method: str = "fast", watch: Sequence["Watch"] = (),
+                        daily: bool = True) -> PopulationResult:
     """Simulate a virtual population under one regimen (daily output).
 
     Parameters
@@ -1609,6 +1676,11 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     watch : sequence of Watch
         Per-patient checks (``method="fast"`` only): the result's ``watch_met`` counts the
         patients who pass each check, and (last) all of them together.
+    daily : bool
+        ``False`` (``method="fast"`` only, no trajectories): nothing is recorded per day, so
+        ``quantiles``, ``bands``, ``means``, ``repletion``, ``markers`` and
+        ``marker_normal`` are empty tables; ``troughs`` and ``watch_met`` are as usual. For
+        searches over many regimens (the regimen designer), where only the checks count.
 
     Returns
     -------
@@ -1655,6 +1727,11 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     watch = _check_watch(watch)
     if watch and method != "fast":
         raise InputError("watch (per-patient checks) needs method='fast'")
+    if not isinstance(daily, (bool, np.bool_)):
+        raise InputError(f"daily={echo(daily)} is not accepted; accepted: True or False")
+    if not daily and (method != "fast" or trajectories is not None):
+        raise InputError("daily=False (no daily output) needs method='fast' and no "
+                         "trajectories")
     traj = _trajectory_target(trajectories, trajectory_patients, spec.n, days, create=False)
     qs = _check_quantiles(quantiles)
     forms = parenteral_forms(events)
@@ -1685,7 +1762,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     n_par_forms = len({ev.form for ev in events if ev.route in PARENTERAL})
 
     def need(w: int) -> int:
-        return population_memory_bytes(len(out_times), len(trough_times), in_chunk, w,
+        return population_memory_bytes(len(out_times) if daily else 0, len(trough_times),
+                                       in_chunk, w,
                                        len(qs), kept, n_par_forms) \
             + (_KERNELS_BYTES if first_kernels else 0)
 
@@ -1723,9 +1801,11 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             method)
 
     report = _progress_fn(progress, spec.n)
-    total = _Aggregate(len(out_times), len(trough_times), n_watch=len(watch))
+    total = _Aggregate(len(out_times) if daily else 0, len(trough_times),
+                       n_watch=len(watch))
     if client is not None:
-        futures = [client.submit(_run_chunk, c, *args, backend, traj, watch, pure=False)
+        futures = [client.submit(_run_chunk, c, *args, backend, traj, watch, daily,
+                                 pure=False)
                    for c in chunks]
         for fut in futures:  # integer counts and per-block sums: merge order does not matter
             total.merge(fut.result())
@@ -1735,7 +1815,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         _fast_kernels(backend)  # fails early when numba is asked for and missing
         if n_workers == 1:
             for c in chunks:
-                total.merge(_run_chunk(c, *args, backend, traj, watch))
+                total.merge(_run_chunk(c, *args, backend, traj, watch, daily))
                 report(total.n)
         else:
             # threads: numpy and the compiled kernels release the GIL; at most n_workers
@@ -1747,7 +1827,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                 pending, done = set(), set()
                 todo = iter(chunks)
                 for c in todo:
-                    pending.add(pool.submit(_run_chunk, c, *args, backend, traj, watch))
+                    pending.add(pool.submit(_run_chunk, c, *args, backend, traj, watch,
+                                            daily))
                     if len(pending) >= n_workers:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
@@ -1768,7 +1849,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             "(without intake the model sustains about what stores at the capacity give)",
             B12pkWarning, stacklevel=2)
     return dataclasses.replace(
-        _result(total, qs, out_times, trough_times, cut, upper, spec, regimen, days),
+        _result(total, qs, out_times if daily else out_times[:0], trough_times, cut, upper,
+                spec, regimen, days),
         method=method, watch_met=tuple(int(x) for x in total.watch_met) if watch else None)
 
 
@@ -1861,8 +1943,8 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
                forms: tuple[str, ...], sys_: System, out_times: np.ndarray,
                trough_times: Sequence[float], cut: float, upper: float,
                engine: "_BlockEngine", method: str = "fast", backend: str = "numpy",
-               traj: "tuple[str, int] | None" = None, watch: Sequence[Watch] = ()
-               ) -> _Aggregate:
+               traj: "tuple[str, int] | None" = None, watch: Sequence[Watch] = (),
+               daily: bool = True) -> _Aggregate:
     """Simulate the patients of some blocks together (vectorised over all of them).
 
     Per-patient draws depend only on (seed, block), and the sums are kept per block, so
@@ -1874,7 +1956,7 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
                                 cut, upper, agg, traj)
     return _run_block(spec, events, days, blocks, forms, sys_, engine, out_times,
                       trough_times, cut, upper, _fast_kernels(backend), traj=traj,
-                      watch=watch)
+                      watch=watch, daily=daily)
 
 
 def _progress_fn(progress: Any, n: int) -> Callable[[int | None], None]:
@@ -1943,6 +2025,8 @@ def _result(agg: _Aggregate, qs: Sequence[float], out_times: np.ndarray,
 
 #: Patients drawn per output time to mix the stores with the markers' reference levels.
 MARKER_MIX_SIZE = 8192
+_MARKER_VALUES = 1 << 16
+"""Draws (times x patients) the marker quantiles handle at once (512 kB per array)."""
 
 MARKER_NOTE = ("functional markers: each output time's stores distribution (the population's "
                "histogram) mixed with between-patient variability of the markers' reference "
@@ -1983,14 +2067,31 @@ def _marker_quantiles(agg: "_Aggregate", qs: Sequence[float], out_times: np.ndar
         factors[mk.column] = ref * rel * np.exp(sigma * rng.standard_normal(m))  # median ref
     u = rng.random(m)
     rows, normal_rows = [], []
-    for k, t in enumerate(out_times):
-        cum = np.cumsum(agg.stores[k], dtype=np.int64)
-        stores = centre[np.searchsorted(cum, u * cum[-1], side="right").clip(0, _HIST_BINS - 1)]
-        levels = {col: laws.marker_level(factors[col], fold, half, hill, stores)
-                  for col, (_ref, fold, half, hill) in terms.items()}
-        values = {col: np.percentile(v, qs) for col, v in levels.items()}
-        rows.extend((t, q, *(values[c][j] for c in terms)) for j, q in enumerate(qs))
-        normal_rows.append((t, *(float(np.mean(levels[c] < limits[c][0])) for c in terms)))
+    per_bin = {col: laws.marker_level(1.0, fold, half, hill, centre)
+               for col, (_ref, fold, half, hill) in terms.items()}
+    order = np.argsort(u)
+    rows_at_once = max(1, _MARKER_VALUES // m)  # output times done together (bounded memory)
+    for k0 in range(0, len(out_times), rows_at_once):
+        k1 = min(k0 + rows_at_once, len(out_times))
+        # each time's m draws from its stores histogram: one searchsorted over the times'
+        # cumulative counts laid end to end (each row's total is the population size)
+        cum = np.cumsum(agg.stores[k0:k1], axis=1, dtype=np.int64)
+        total = cum[:, -1:]
+        offset = np.arange(k1 - k0, dtype=np.int64)[:, None] * (int(total.max()) + 1)
+        idx = np.empty((k1 - k0, m), np.int64)  # the queries in increasing order (faster)
+        idx[:, order] = np.searchsorted((cum + offset).ravel(),
+                                        (u[order] * total + offset).ravel(),
+                                        side="right").reshape(k1 - k0, m)
+        idx -= np.arange(k1 - k0)[:, None] * _HIST_BINS
+        idx = idx.clip(0, _HIST_BINS - 1)
+        # a level is its reference times a function of the stores: that function once per
+        # bin, then each draw's reference times its bin's value
+        levels = {col: factors[col] * per_bin[col][idx] for col in terms}
+        values = {col: np.percentile(v, qs, axis=1) for col, v in levels.items()}
+        normal = {c: np.mean(levels[c] < limits[c][0], axis=1) for c in terms}
+        for r, t in enumerate(out_times[k0:k1]):
+            rows.extend((t, q, *(values[c][j, r] for c in terms)) for j, q in enumerate(qs))
+            normal_rows.append((t, *(float(normal[c][r]) for c in terms)))
     markers = pd.DataFrame(rows, columns=["time_days", "quantile", *terms])
     normal = pd.DataFrame(normal_rows, columns=["time_days", *[f"{c}_normal_probability"
                                                                for c in terms]])
