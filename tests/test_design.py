@@ -323,3 +323,34 @@ def test_a_design_over_the_work_limit_is_refused_before_any_work(monkeypatch):
     monkeypatch.setattr(core, "MAX_POPULATION_PATIENT_DAYS", 1000)
     with pytest.raises(b12pk.ResourceError, match="first stage"):
         design(PA, "serum >= 200 pmol/L in 90 % of patients", space=ORAL_ONLY, n=64)
+
+
+def test_a_daily_check_reads_the_same_in_compiled_spans_as_step_by_step(tmp_path):
+    pytest.importorskip("pyarrow")
+    spec = PopulationSpec(PA, n=300, seed=3)
+    watch = [Watch(200.0, "daily", 20.0, 60.0), Watch(40.0, "daily", 10.0, 50.0, "holotc")]
+    stepwise = simulate_population("250 mcg oral daily", spec, 60, watch=watch,
+                                   trajectories=tmp_path / "t")  # trajectories: no spans
+    spans = simulate_population("250 mcg oral daily", spec, 60, watch=watch)
+    assert spans.watch_met == stepwise.watch_met
+
+
+def test_checks_without_daily_output_count_the_same_patients():
+    spec = PopulationSpec(PA, n=300, seed=5)
+    watch = [Watch(200.0, "trough", 30.0, 120.0), Watch(150.0, "daily", 10.0, 120.0)]
+    for regimen in ("250 mcg oral daily", "100 mcg cyanocobalamin IM monthly"):
+        full = simulate_population(regimen, spec, 120, watch=watch)
+        lean = simulate_population(regimen, spec, 120, watch=watch, daily=False)
+        assert lean.watch_met == full.watch_met
+        pd.testing.assert_frame_equal(lean.troughs, full.troughs)
+        assert lean.quantiles.empty and lean.bands.empty and lean.means.empty
+        assert lean.markers.empty
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"daily": "no"}, "daily='no' is not accepted"),
+    ({"daily": False, "method": "exact"}, "daily=False"),
+])
+def test_daily_output_flag_is_checked(kwargs, match):
+    with pytest.raises(b12pk.InputError, match=match):
+        simulate_population("250 mcg oral daily", PopulationSpec(PA, n=3), 10, **kwargs)

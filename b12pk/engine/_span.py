@@ -94,28 +94,31 @@ def _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
 
 def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, passive, if_km,
              ev_amount, ev_decay, n_ev, rec, plasma, stores_i, c_serum, cut, upper, lo_bits,
-             shift, nbins, hist_serum, hist_stores, bands, replete_at, never, block_of, sums):
+             shift, nbins, hist_serum, hist_stores, bands, replete_at, never, block_of, sums,
+             w_read, w_holotc, holotc_i, w_min):
     """Advance every patient through steps of one length with oral doses and outputs only.
 
-    Per step: ``n_sub`` substeps of the slow state (:func:`_slow_substep`; ``E`` (N, ns, ns)
-    and ``G`` (N, ns, 1 + slow flows) for the substep, ``Eh`` and ``Gh`` for half of it; the
-    input columns are the diet's rate ``r`` into the ileum, then each slow flow at unit
+    Per step: ``n_sub`` substeps of the slow state (:func:`_slow_tile`; ``E`` (1, ns, ns, N)
+    and ``G`` (1, ns, 1 + slow flows, N) for the substep, ``Eh`` and ``Gh`` for half of it;
+    the input columns are the diet's rate ``r`` into the ileum, then each slow flow at unit
     flux); then each oral dose of the step (amount ``ev_amount[step, e]``, ug; the IF
     capacity deficit first decays by ``ev_decay[step, e]``) is absorbed through the
     saturable IF route plus the passive fraction into the ileum; then, when
     ``rec[step] >= 0``, the state is recorded at output index ``rec[step]``: serum (the
     slow states ``plasma`` summed, times ``c_serum``) and stores (state ``stores_i``)
-    stores histograms (bins as :func:`bin_of`), band counts, first time replete, per-block
-    sums. Slow flows: source ``qsrc`` (index in the slow state), law ``qlaw``, parameters
-    ``qa`` and ``qb`` (flows, N). Patients go in tiles of :data:`TILE`, steps inside tiles,
-    so that a tile's propagators stay in cache. ``y`` (N, ns) is updated in place.
+    histograms (bins as :func:`bin_of`), band counts, first time replete, per-block sums;
+    and each per-patient check ``c`` with ``w_read[step, c]`` keeps in ``w_min[c, p]`` the
+    lowest serum (or holoTC where ``w_holotc[c]``; state ``holotc_i``) it has read.
+    Slow flows: source ``qsrc`` (index in the slow state), law ``qlaw``, parameters ``qa``
+    and ``qb`` (flows, N). Patients go in tiles of :data:`TILE`, steps inside tiles, so
+    that a tile's propagators stay in cache. ``y`` (ns, N) is updated in place.
     """
-    n = y.shape[0]
+    n = y.shape[1]
     n_steps = rec.shape[0]
     m = qsrc.shape[0]
-    flux = np.empty(m)
-    half = np.empty(m)
-    tmp = np.empty(y.shape[1])
+    flux = np.empty((m, TILE))
+    half = np.empty((m, TILE))
+    tmp = np.empty((y.shape[0], TILE))
     buf = np.empty(2)  # float64 -> int64 bits through a view
     bits = buf.view(np.int64)
     for p0 in range(0, n, TILE):
@@ -126,9 +129,14 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
             b2 = 0
             sum_serum = 0.0
             sum_stores = 0.0
+            for _ in range(n_sub):
+                _slow_tile(p0, p1, 0, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
+            n_read = 0
+            for c in range(w_read.shape[1]):
+                n_read += w_read[step, c]
+            if n_ev[step] == 0 and k < 0 and n_read == 0:
+                continue
             for p in range(p0, p1):
-                for _ in range(n_sub):
-                    _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
                 d = deficit[p]
                 for e in range(n_ev[step]):
                     amount = ev_amount[step, e]
@@ -137,16 +145,27 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                     if cap < 0.0:
                         cap = 0.0
                     a_if = if_absorbed(cap, if_km, amount)
-                    y[p, 0] += a_if + passive[p] * amount
+                    y[0, p] += a_if + passive[p] * amount
                     d += a_if
                 deficit[p] = d
+                for c in range(w_read.shape[1]):
+                    if w_read[step, c]:
+                        if w_holotc[c]:
+                            v = y[holotc_i, p] * c_serum
+                        else:
+                            v = 0.0
+                            for j in range(plasma.shape[0]):
+                                v += y[plasma[j], p]
+                            v *= c_serum
+                        if v < w_min[c, p]:
+                            w_min[c, p] = v
                 if k >= 0:
                     ser = 0.0
                     for j in range(plasma.shape[0]):
-                        ser += y[p, plasma[j]]
+                        ser += y[plasma[j], p]
                     ser *= c_serum
                     buf[0] = ser
-                    buf[1] = y[p, stores_i]
+                    buf[1] = y[stores_i, p]
                     hist_serum[k, bin_of(bits[0], lo_bits, shift, nbins)] += 1
                     hist_stores[k, bin_of(bits[1], lo_bits, shift, nbins)] += 1
                     b0 += ser < cut  # branch-free counts: band membership is unpredictable
@@ -154,7 +173,7 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                     if ser >= cut and replete_at[p] == never:
                         replete_at[p] = k
                     sum_serum += ser
-                    sum_stores += y[p, stores_i]
+                    sum_stores += y[stores_i, p]
             if k >= 0:
                 # a tile lies inside one block (TILE divides the block; chunks start at blocks)
                 blk = block_of[p0]
@@ -163,7 +182,6 @@ def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, pas
                 bands[k, 0] += b0
                 bands[k, 1] += (p1 - p0) - b0 - b2
                 bands[k, 2] += b2
-
 
 
 def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_ren, k_pb, vmax,
@@ -293,15 +311,16 @@ def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, de
                   free, k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i,
                   bound_i, end_ug, flush_days):
     """Advance every patient through the injection transient's steps ``steps`` (days):
-    per step, the injection pools over half the step (:func:`_fast_tile`), the slow state
-    over the step (``n_sub[k]`` substeps with propagators ``E[slot[k]]``, ``G[slot[k]]``
-    (ns, ns, N) and (ns, inputs, N), and ``Eh``, ``Gh`` for their halves:
-    :func:`_slow_tile`), the injection pools over the other half (the pools outside, so
-    that haptocorrin is kept topped up at each step's end as it is between steps).
-    ``y`` is (ns, N), the pools (forms, N). After each step, a patient whose injection
-    pools hold ``end_ug`` ug or less has what is left sent where it would go (a fast step of
-    ``flush_days``) and the pools emptied; the run stops once every patient's are empty:
-    returns the steps taken."""
+    a Strang splitting with the injection pools outside (:func:`_fast_tile`) and the
+    halves of consecutive steps taken as one: ``F(h0/2) S(h0) F((h0+h1)/2) S(h1) ...
+    F(hn/2)``, ``S`` the slow state over a step (``n_sub[k]`` substeps with propagators
+    ``E[slot[k]]``, ``G[slot[k]]`` (ns, ns, N) and (ns, inputs, N), and ``Eh``, ``Gh`` for
+    their halves: :func:`_slow_tile`). The pools outside keep haptocorrin topped up at each
+    step's end, as it is between steps. ``y`` is (ns, N), the pools (forms, N). After each
+    fast step, a patient whose injection pools hold ``end_ug`` ug or less has what is left
+    sent where it would go (a fast step of ``flush_days``) and the pools emptied; once every
+    patient's are empty, the run stops after that step's slow part: returns the steps
+    taken."""
     n = y.shape[1]
     nf = free.shape[0]
     m = qsrc.shape[0]
@@ -316,21 +335,30 @@ def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, de
     for i in range(nf):
         e_dep_end[i] = np.exp(-k_dep[i] * flush_days)
     e_nas_end = np.exp(-k_nas * flush_days)
-    for k in range(steps.shape[0]):
-        h = steps[k]
-        s = slot[k]
+    n_steps = steps.shape[0]
+    for k in range(n_steps + 1):
+        # the fast pools over the halves of the last step and this one, taken as one
+        # (the first step's first half; after the last step, its second half)
+        if k == 0:
+            a = steps[0] / 2
+        elif k == n_steps:
+            a = steps[k - 1] / 2
+        else:
+            a = (steps[k - 1] + steps[k]) / 2
         for i in range(nf):
-            e_dep[i] = np.exp(-k_dep[i] * h / 2)
-        e_nas = np.exp(-k_nas * h / 2)
+            e_dep[i] = np.exp(-k_dep[i] * a)
+        e_nas = np.exp(-k_nas * a)
+        if k == n_steps:
+            for p0 in range(0, n, TILE):
+                _fast_tile(p0, min(p0 + TILE, n), a, y, depot, nasal, free, e_dep, e_nas,
+                           k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i,
+                           bound_i, lam, outs, f_new)
+            break
+        s = slot[k]
         live = 0
         for p0 in range(0, n, TILE):
             p1 = min(p0 + TILE, n)
-            _fast_tile(p0, p1, h / 2, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
-                       k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
-                       outs, f_new)
-            for _ in range(n_sub[k]):
-                _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
-            _fast_tile(p0, p1, h / 2, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
+            _fast_tile(p0, p1, a, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
                        k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
                        outs, f_new)
             for p in range(p0, p1):
@@ -351,6 +379,8 @@ def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, de
                         depot[i, p] = 0.0
                         nasal[i, p] = 0.0
                         free[i, p] = 0.0
+            for _ in range(n_sub[k]):
+                _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
         if live == 0:
             return k + 1
     return steps.shape[0]

@@ -7,21 +7,27 @@ the median). :func:`simulate_population` runs the population in blocks of
 B12 and stores, band counts, time to repletion and the trough before each injection. Memory
 is bounded by the block, not by the population; merged aggregates are integer counts, so
 the same seed gives identical results for any number of threads or Dask workers, and for any
-chunking of an oral regimen. With injections, where a chunk leaves an injection's fast
-transient once all its patients' unbound pools are empty, another chunk size can change the
-means by rounding (about 1e-12 relative).
+chunking of an oral regimen. With injections, the steps of a transient are shared by the
+patients of a chunk (they go on until every patient's injection pools are empty), so another
+chunk size can change the means by rounding (about 1e-12 relative).
 
 Engine
 ------
 Between injection transients the model is linear: the slow states (ileum, enterocyte,
 holoTC, holoHC, protein-bound, stores) are advanced exactly with matrix exponentials,
 interpolated per patient (4-point Lagrange in log store-loss rate, on a fixed grid of 65
-points) when store turnover varies, and computed exactly when it does not. During an injection or intranasal
-transient the fast pools (depot, nasal, unbound) are stepped with an
-exponential integrator (predictor-corrector on the saturable outflow) every 3.75 minutes inside a Strang
-splitting with the exact slow propagator. Oral-only regimens are therefore exact; with
-injections the fast method agrees with the exact one to about 5e-3 in mean serum (tests:
-within 1e-2).
+points) when store turnover varies, and computed exactly when it does not. During an
+injection or intranasal transient the fast pools (depot, nasal, unbound) are stepped with an
+exponential integrator in a Strang splitting around the exact slow propagator: half a fast
+step, the slow step, half a fast step (so that haptocorrin is topped up at every step's end,
+as it is continuously). The fast step is a predictor-corrector on the saturable uptake and
+the binder's room, the corrector taking the predictor's mean unbound amount over the step.
+Steps start at 3.75 minutes and double up to 20 % of the dose's age, at most an hour; a
+patient's transient ends once its pools hold at most TRANSIENT_END_UG (what is left goes
+where it would have gone). Oral-only regimens are therefore exact; with injections the fast
+method agrees with the exact one to about 6e-4 in mean serum (tests: within 1e-2; with
+numba the transient runs in one compiled call, :func:`b12pk.engine._span.run_transient`,
+equal to the numpy steps to rounding).
 
 Methods
 -------
@@ -78,7 +84,7 @@ QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 
 TRANSIENT_STEP_DAYS = 1.0 / 384.0
 TRANSIENT_AGE_FRACTION = 0.2
-TRANSIENT_MAX_STEP_DAYS = 1.0 / 24.0
+TRANSIENT_MAX_STEP_DAYS = 1.0 / 48.0
 """Steps while an injection's fast pools are not yet empty (days): they double from
 TRANSIENT_STEP_DAYS as the dose ages (at most TRANSIENT_AGE_FRACTION of its age) up to
 TRANSIENT_MAX_STEP_DAYS (tests compare with the exact method: within 1 %)."""
@@ -758,12 +764,10 @@ class _BlockEngine(_Locked):
         return self._table(None).get(dt)
 
     def propagators(self, k_loss: np.ndarray, dt: float,
-                    k_reab: np.ndarray | float | None = None,
-                    patient_major: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                    k_reab: np.ndarray | float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """Per-patient E (ns, ns, N) and G (ns, inputs, N) for step dt (see
-        :class:`_Propagators`; ns slow states); with ``patient_major``, (N, ns, ns) and
-        (N, ns, inputs),
-        C-contiguous (the compiled kernels' layout).
+        :class:`_Propagators`; ns slow states).
 
         k_loss: store-loss rates at the typical reabsorption (1/day); k_reab: reabsorption
         rates (1/day), one per patient or one for all (default: the typical patient's).
@@ -781,9 +785,6 @@ class _BlockEngine(_Locked):
                                                            np.array([key]), self.inputs)
             E, g = prop.get(dt)
             c = g.shape[2]
-            if patient_major:
-                return (np.ascontiguousarray(np.broadcast_to(E[0], (n, _NS, _NS))),
-                        np.ascontiguousarray(np.broadcast_to(g[0], (n, _NS, c))))
             return (np.broadcast_to(E[0][:, :, None], (_NS, _NS, n)),
                     np.broadcast_to(g[0][:, :, None], (_NS, c, n)))
         x = (np.log(k_loss) - self.log_grid[0]) / (self.log_grid[1] - self.log_grid[0])
@@ -798,13 +799,6 @@ class _BlockEngine(_Locked):
             terms = [((j0 + q) * self.N_KR + (i0 + r), w[q] * v[r])
                      for q in range(4) for r in range(4)]
         c = g_tab.shape[2]
-        if patient_major:
-            E = np.zeros((n, _NS, _NS))
-            g = np.zeros((n, _NS, c))
-            for idx, wq in terms:
-                E += E_tab[idx] * wq[:, None, None]
-                g += g_tab[idx] * wq[:, None, None]
-            return E, g
         E = np.zeros((_NS, _NS, n))
         g = np.zeros((_NS, c, n))
         for idx, wq in terms:
@@ -1017,12 +1011,19 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     def holotc_of() -> np.ndarray:
         return y[_SLOW.index("holotc")] / Vp * to_pmol
 
+    def reads(daily: bool, te: float, last: bool = False) -> list[bool]:
+        """Which checks read at time te: the daily ones inside their window, the others
+        at their window's last whole day (``last``: an output time)."""
+        return [(w_daily[iw] == daily and w.start_day <= te <= w.end_day) or
+                (last and not w_daily[iw] and te == math.floor(w.end_day + 1e-9))
+                for iw, w in enumerate(watch)]
+
+    w_holotc = np.array([w.quantity != "serum" for w in watch], dtype=np.bool_)
+
     def read_watch(daily: bool, te: float, ser: np.ndarray, last: bool = False) -> None:
-        for iw, w in enumerate(watch):
-            if (w_daily[iw] == daily and w.start_day <= te <= w.end_day) or \
-                    (last and not w_daily[iw] and te == math.floor(w.end_day + 1e-9)):
-                np.minimum(w_min[iw], ser if w.quantity == "serum" else holotc_of(),
-                           out=w_min[iw])
+        for iw, read in enumerate(reads(daily, te, last)):
+            if read:
+                np.minimum(w_min[iw], holotc_of() if w_holotc[iw] else ser, out=w_min[iw])
 
     def record(k: int) -> None:
         ser = serum_of()
@@ -1106,16 +1107,6 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
 
     transient_live = False  # True from a parenteral dose until its pools are emptied
 
-    pm_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-
-    def props_pm(dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Propagators patient-major, (N, ns, ns) and (N, ns, inputs), for the compiled
-        kernels."""
-        key = round(dt, 9)
-        if key not in pm_cache:
-            pm_cache[key] = engine.propagators(k_loss, key, k_reab, patient_major=True)
-        return pm_cache[key]
-
     def in_transient() -> bool:
         nonlocal transient_live
         if not transient_live:
@@ -1155,27 +1146,29 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             half = _apply(Eh, Gh, y, r_diet, fluxes(y))
             y = _apply(E, G, y, r_diet, fluxes(half))
 
-    def transient_step(t: float, t1: float) -> float:
-        """The step at time t (days): steps grow with the time since the last parenteral
-        dose (the fast pools change quickly in the first hours, slowly after), capped at
-        TRANSIENT_MAX_STEP_DAYS, on a ladder of step sizes so that propagators are reused."""
-        age = t - last_parenteral
-        h = TRANSIENT_STEP_DAYS
-        while h * 2 <= min(TRANSIENT_AGE_FRACTION * age, TRANSIENT_MAX_STEP_DAYS) and \
-                h * 2 <= t1 - t + 1e-12:
-            h *= 2
-        return min(h, t1 - t)
+    def transient_steps(t: float, t1: float) -> tuple[list[float], list[float]]:
+        """The transient's steps from t to t1 (days) and the times they end at (after t):
+        steps grow with the time since the last parenteral dose (the fast pools change
+        quickly in the first hours, slowly after), on a ladder of step sizes (doubling from
+        TRANSIENT_STEP_DAYS up to TRANSIENT_AGE_FRACTION of the age, at most
+        TRANSIENT_MAX_STEP_DAYS) so that propagators are reused."""
+        hs, ts = [], [t]
+        while ts[-1] < t1 - 1e-12:
+            age = ts[-1] - last_parenteral
+            h = TRANSIENT_STEP_DAYS
+            while h * 2 <= min(TRANSIENT_AGE_FRACTION * age, TRANSIENT_MAX_STEP_DAYS) and \
+                    h * 2 <= t1 - ts[-1] + 1e-12:
+                h *= 2
+            hs.append(min(h, t1 - ts[-1]))
+            ts.append(ts[-1] + hs[-1])
+        return hs, ts[1:]
 
     kernel_props: dict[tuple, tuple] = {}
 
-    def compiled_transient(t: float, t1: float) -> float:
-        """The transient from t towards t1 in one compiled call (the same steps as the numpy
-        loop of :func:`advance`); returns where it stopped (t1, or where the pools emptied)."""
+    def compiled_transient(hs: list[float]) -> int:
+        """The steps ``hs`` of :func:`numpy_transient` in one compiled call; returns the
+        steps taken (fewer once every patient's transient has ended)."""
         nonlocal y, transient_live
-        hs, ts = [], [t]
-        while ts[-1] < t1 - 1e-12:
-            hs.append(transient_step(ts[-1], t1))
-            ts.append(ts[-1] + hs[-1])
         keys = sorted({round(h, 9) for h in hs})
         if tuple(keys) not in kernel_props:
             n_sub = {k: substeps(k) for k in keys}
@@ -1193,21 +1186,30 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                                   TRANSIENT_END_UG, _FLUSH_DAYS)
         if done < len(hs):
             transient_live = False
-        return ts[done]
+        return done
+
+    def numpy_transient(hs: list[float]) -> int:
+        """The transient over steps ``hs``: a Strang splitting with the fast pools outside,
+        the halves of consecutive steps taken as one (``F(h0/2) S(h0) F((h0+h1)/2) S(h1)
+        ... F(hn/2)``); after each fast step, patients whose pools hold at most
+        TRANSIENT_END_UG end their transient (and once none is left, the run stops after
+        that step's slow part). Returns the steps taken."""
+        for k, h in enumerate(hs):
+            fast_step(h / 2 if k == 0 else (hs[k - 1] + h) / 2)
+            live = in_transient()
+            slow_advance(h)
+            if not live:
+                return k + 1
+        fast_step(hs[-1] / 2)
+        return len(hs)
 
     def advance(t0: float, t1: float) -> None:
-        nonlocal y
         t = t0
         while t < t1 - 1e-12:
-            if in_transient() and fast is not None:
-                t = compiled_transient(t, t1)
-            elif transient_live:
-                h = transient_step(t, t1)
-                fast_step(h / 2)
-                slow_advance(h)
-                fast_step(h / 2)
-                t += h
-                in_transient()  # ends it (the flush) once the pools are nearly empty
+            if in_transient():
+                hs, ts = transient_steps(t, t1)
+                done = (compiled_transient if fast is not None else numpy_transient)(hs)
+                t = ts[done - 1]
             else:
                 slow_advance(t1 - t)
                 t = t1
@@ -1231,7 +1233,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         if _STOP.is_set():  # the run was interrupted: the other chunks need not finish
             raise _Stopped()
         te = times[i]
-        if fast is not None and not keep.size and not any(w_daily) and not transient_live \
+        if fast is not None and not keep.size and not transient_live \
                 and te > t and oral_only(te):
             # a run of equal steps with oral doses and outputs only: one compiled call
             h = te - t
@@ -1246,6 +1248,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 ev_decay = np.ones((len(run), width))
                 n_ev = np.zeros(len(run), np.int64)
                 rec = np.full(len(run), -1, np.int64)
+                w_read = np.zeros((len(run), len(watch)), np.bool_)
                 for q, tt in enumerate(run):
                     for e, ev in enumerate(groups.get(tt, ())):
                         ev_amount[q, e] = ev.amount_ug
@@ -1254,19 +1257,19 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                     n_ev[q] = len(groups.get(tt, ()))
                     rec[q] = out_index.get(tt, -1)
                     k_out += int(rec[q] >= 0)
+                    if rec[q] >= 0:  # the checks read at output times (as record does)
+                        w_read[q] = reads(True, float(tt), last=True)
                 if not daily:
                     rec[:] = -1
                 n_sub = substeps(h)
-                E, G = props_pm(h / n_sub)
-                Eh, Gh = props_pm(h / n_sub / 2)
-                yt = np.ascontiguousarray(y.T)
-                fast.run_span(E, G, Eh, Gh, n_sub, r_diet, yt, q_src, q_law, qa, qb, deficit,
+                E, G, Eh, Gh = (x[None] for x in props(h / n_sub) + props(h / n_sub / 2))
+                y = np.ascontiguousarray(y)
+                fast.run_span(E, G, Eh, Gh, n_sub, r_diet, y, q_src, q_law, qa, qb, deficit,
                               if_cap, passive, s.if_km, ev_amount, ev_decay, n_ev, rec,
                               _PLASMA, _STORES, c_serum, cut, upper, _HIST_LO_BITS,
                               _HIST_SHIFT, _HIST_BINS,
                               agg.serum, agg.stores, agg.bands, replete_at, never, block_of,
-                              sums)
-                y = np.ascontiguousarray(yt.T)
+                              sums, w_read, w_holotc, _SLOW.index("holotc"), w_min)
                 t = run[-1]
                 i = j
                 continue
