@@ -194,18 +194,28 @@ def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_r
     binder's room (what would bind beyond it stays unbound). ``e_dep[i]`` and ``e_nas`` are
     exp(-k h) of the depot and nasal pools."""
     nf = free.shape[0]
-    for p in range(p0, p1):
+    # views of the tile (indices from 0: numba need not check them for negative values)
+    yh = y[hc, p0:p1]
+    yst = y[stores_i, p0:p1]
+    ybd = y[bound_i, p0:p1]
+    dv = depot[:, p0:p1]
+    nv = nasal[:, p0:p1]
+    fv = free[:, p0:p1]
+    kr = k_ren[:, p0:p1]
+    kp = k_pb[:, p0:p1]
+    vm = vmax[p0:p1]
+    for p in range(p1 - p0):
         empty = True
         for i in range(nf):
-            if depot[i, p] != 0.0 or nasal[i, p] != 0.0 or free[i, p] != 0.0:
+            if dv[i, p] != 0.0 or nv[i, p] != 0.0 or fv[i, p] != 0.0:
                 empty = False
         if empty:  # nothing to move (the step would add zeros)
             continue
-        room = binding_room(hc_cap, y[hc, p]) * hc_cap
+        room = binding_room(hc_cap, yh[p]) * hc_cap
         ftot = 0.0
         for i in range(nf):
-            ftot += free[i, p]
-        g = binding_room(hc_cap, y[hc, p])
+            ftot += fv[i, p]
+        g = binding_room(hc_cap, yh[p])
         bound_pred = 0.0
         u = 0.0
         for corrector in range(2):
@@ -216,22 +226,22 @@ def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_r
                 for i in range(nf):
                     f_mid += outs[i] / lam[i]
                 f_mid = f_mid / h
-                g = binding_room(hc_cap, y[hc, p] + 0.5 * bound_pred)
-            u = saturable(vmax[p], km, f_mid if f_mid > 0.0 else 0.0, 1.0)
+                g = binding_room(hc_cap, yh[p] + 0.5 * bound_pred)
+            u = saturable(vm[p], km, f_mid if f_mid > 0.0 else 0.0, 1.0)
             total_bind = 0.0
             for i in range(nf):
-                li = k_ren[i, p] + k_pb[i, p] + k_bind * g + u
+                li = kr[i, p] + kp[i, p] + k_bind * g + u
                 lam[i] = li
                 e_li = np.exp(-li * h)
-                acc = free[i, p] * e_li
+                acc = fv[i, p] * e_li
                 for src in range(2):
                     if src == 0:
                         k_src = k_dep[i]
-                        amt = depot[i, p]
+                        amt = dv[i, p]
                         e_src = e_dep[i]
                     else:
                         k_src = k_nas
-                        amt = nasal[i, p]
+                        amt = nv[i, p]
                         e_src = e_nas
                     if amt == 0.0:  # an empty pool adds nothing (the division is skipped)
                         continue
@@ -241,8 +251,8 @@ def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_r
                     else:
                         acc = acc + k_src * amt * h * e_li
                 f_new[i] = acc
-                d_in = depot[i, p] * (1.0 - e_dep[i]) + nasal[i, p] * (1.0 - e_nas)
-                outs[i] = free[i, p] + d_in - acc
+                d_in = dv[i, p] * (1.0 - e_dep[i]) + nv[i, p] * (1.0 - e_nas)
+                outs[i] = fv[i, p] + d_in - acc
                 total_bind += outs[i] * (k_bind * g) / li
             bound_pred = total_bind if total_bind < room else room
         want_sum = 0.0
@@ -255,56 +265,81 @@ def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_r
         for i in range(nf):
             want = lam[i] * (k_bind * g)
             bound = want * scale
-            y[hc, p] += bound
-            y[stores_i, p] += lam[i] * u
-            y[bound_i, p] += lam[i] * k_pb[i, p]
-            free[i, p] = f_new[i] + (want - bound)
-            depot[i, p] *= e_dep[i]
-            nasal[i, p] *= e_nas
+            yh[p] += bound
+            yst[p] += lam[i] * u
+            ybd[p] += lam[i] * kp[i, p]
+            fv[i, p] = f_new[i] + (want - bound)
+            dv[i, p] *= e_dep[i]
+            nv[i, p] *= e_nas
 
 
 def _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
     """The slow state of patients p0..p1-1 over one substep (in place), as
     :func:`_slow_substep` but with patients innermost (``y`` (ns, N); propagator stacks
-    ``E[s]`` (ns, ns, N), ``G[s]`` (ns, inputs, N)), so that the loops vectorise."""
+    ``E[s]`` (ns, ns, N), ``G[s]`` (ns, inputs, N)), so that the loops vectorise (each
+    loop runs over a view of the tile: indices from 0, which numba need not check for
+    negative values)."""
     ns = y.shape[0]
     m = qsrc.shape[0]
     w = p1 - p0
+    yv = y[:, p0:p1]
+    rv = r[p0:p1]
     for q in range(m):
-        src = qsrc[q]
         law = qlaw[q]
-        for p in range(p0, p1):
-            flux[q, p - p0] = slow_flux(law, qa[q, p], qb[q, p], y[src, p])
+        a = qa[q, p0:p1]
+        b = qb[q, p0:p1]
+        ys = yv[qsrc[q]]
+        f = flux[q]
+        for c in range(w):
+            f[c] = slow_flux(law, a[c], b[c], ys[c])
     for q in range(m):
         src = qsrc[q]
+        hq = half[q]
         for c in range(w):
-            half[q, c] = 0.0
+            hq[c] = 0.0
         for j in range(ns):
+            e = Eh[s, src, j, p0:p1]
+            yj = yv[j]
             for c in range(w):
-                half[q, c] += Eh[s, src, j, p0 + c] * y[j, p0 + c]
+                hq[c] += e[c] * yj[c]
+        g0 = Gh[s, src, 0, p0:p1]
         for c in range(w):
-            half[q, c] += Gh[s, src, 0, p0 + c] * r[p0 + c]
+            hq[c] += g0[c] * rv[c]
         for q2 in range(m):
+            g = Gh[s, src, 1 + q2, p0:p1]
+            f = flux[q2]
             for c in range(w):
-                half[q, c] += Gh[s, src, 1 + q2, p0 + c] * flux[q2, c]
+                hq[c] += g[c] * f[c]
     for q in range(m):
         law = qlaw[q]
+        a = qa[q, p0:p1]
+        b = qb[q, p0:p1]
+        f = flux[q]
+        hq = half[q]
         for c in range(w):
-            flux[q, c] = slow_flux(law, qa[q, p0 + c], qb[q, p0 + c], half[q, c])
+            f[c] = slow_flux(law, a[c], b[c], hq[c])
     for i in range(ns):
+        ti = tmp[i]
         for c in range(w):
-            tmp[i, c] = 0.0
+            ti[c] = 0.0
         for j in range(ns):
+            e = E[s, i, j, p0:p1]
+            yj = yv[j]
             for c in range(w):
-                tmp[i, c] += E[s, i, j, p0 + c] * y[j, p0 + c]
+                ti[c] += e[c] * yj[c]
+        g0 = G[s, i, 0, p0:p1]
         for c in range(w):
-            tmp[i, c] += G[s, i, 0, p0 + c] * r[p0 + c]
+            ti[c] += g0[c] * rv[c]
         for q in range(m):
+            g = G[s, i, 1 + q, p0:p1]
+            f = flux[q]
             for c in range(w):
-                tmp[i, c] += G[s, i, 1 + q, p0 + c] * flux[q, c]
+                ti[c] += g[c] * f[c]
     for i in range(ns):
+        yi = yv[i]
+        ti = tmp[i]
         for c in range(w):
-            y[i, p0 + c] = tmp[i, c]
+            yi[c] = ti[c]
 
 
 def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, depot, nasal,
@@ -317,50 +352,46 @@ def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, de
     ``E[slot[k]]``, ``G[slot[k]]`` (ns, ns, N) and (ns, inputs, N), and ``Eh``, ``Gh`` for
     their halves: :func:`_slow_tile`). The pools outside keep haptocorrin topped up at each
     step's end, as it is between steps. ``y`` is (ns, N), the pools (forms, N). After each
-    fast step, a patient whose injection pools hold ``end_ug`` ug or less has what is left
-    sent where it would go (a fast step of ``flush_days``) and the pools emptied; once every
-    patient's are empty, the run stops after that step's slow part: returns the steps
-    taken."""
+    fast step but the last, a patient whose injection pools hold ``end_ug`` ug or less has
+    what is left sent where it would go (a fast step of ``flush_days``) and the pools
+    emptied (a patient with empty pools takes slow steps only). Patients go in tiles of
+    :data:`TILE`, steps inside tiles (the tile's propagators stay in cache). Returns the
+    number of patients whose pools are not empty at the end."""
     n = y.shape[1]
     nf = free.shape[0]
     m = qsrc.shape[0]
+    n_steps = steps.shape[0]
     flux = np.empty((m, TILE))
     half = np.empty((m, TILE))
     tmp = np.empty((y.shape[0], TILE))
     lam = np.empty(nf)
     outs = np.empty(nf)
     f_new = np.empty(nf)
-    e_dep = np.empty(nf)
-    e_dep_end = np.empty(nf)
-    for i in range(nf):
-        e_dep_end[i] = np.exp(-k_dep[i] * flush_days)
-    e_nas_end = np.exp(-k_nas * flush_days)
-    n_steps = steps.shape[0]
+    # each fast step's length and its depot and nasal decay factors; then the flush's
+    fast_h = np.empty(n_steps + 1)
+    e_dep = np.empty((n_steps + 2, nf))
+    e_nas = np.empty(n_steps + 2)
     for k in range(n_steps + 1):
-        # the fast pools over the halves of the last step and this one, taken as one
-        # (the first step's first half; after the last step, its second half)
         if k == 0:
-            a = steps[0] / 2
+            fast_h[k] = steps[0] / 2
         elif k == n_steps:
-            a = steps[k - 1] / 2
+            fast_h[k] = steps[k - 1] / 2
         else:
-            a = (steps[k - 1] + steps[k]) / 2
+            fast_h[k] = (steps[k - 1] + steps[k]) / 2
+    for k in range(n_steps + 2):
+        a = fast_h[k] if k <= n_steps else flush_days
         for i in range(nf):
-            e_dep[i] = np.exp(-k_dep[i] * a)
-        e_nas = np.exp(-k_nas * a)
-        if k == n_steps:
-            for p0 in range(0, n, TILE):
-                _fast_tile(p0, min(p0 + TILE, n), a, y, depot, nasal, free, e_dep, e_nas,
-                           k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i,
-                           bound_i, lam, outs, f_new)
-            break
-        s = slot[k]
-        live = 0
-        for p0 in range(0, n, TILE):
-            p1 = min(p0 + TILE, n)
-            _fast_tile(p0, p1, a, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas,
-                       k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
-                       outs, f_new)
+            e_dep[k, i] = np.exp(-k_dep[i] * a)
+        e_nas[k] = np.exp(-k_nas * a)
+    live = 0
+    for p0 in range(0, n, TILE):
+        p1 = min(p0 + TILE, n)
+        for k in range(n_steps + 1):
+            _fast_tile(p0, p1, fast_h[k], y, depot, nasal, free, e_dep[k], e_nas[k], k_dep,
+                       k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i,
+                       lam, outs, f_new)
+            if k == n_steps:
+                break
             for p in range(p0, p1):
                 pools = 0.0
                 for i in range(nf):
@@ -369,18 +400,21 @@ def run_transient(steps, n_sub, slot, E, G, Eh, Gh, r, y, qsrc, qlaw, qa, qb, de
                     pools += nasal[i, p]
                 for i in range(nf):
                     pools += free[i, p]
-                if pools > end_ug:
-                    live += 1
-                elif pools != 0.0:
-                    _fast_tile(p, p + 1, flush_days, y, depot, nasal, free, e_dep_end,
-                               e_nas_end, k_dep, k_nas, k_ren, k_pb, vmax, km, k_bind, hc_cap,
-                               hc, stores_i, bound_i, lam, outs, f_new)
+                if pools <= end_ug and pools != 0.0:
+                    _fast_tile(p, p + 1, flush_days, y, depot, nasal, free,
+                               e_dep[n_steps + 1], e_nas[n_steps + 1], k_dep, k_nas, k_ren,
+                               k_pb, vmax, km, k_bind, hc_cap, hc, stores_i, bound_i, lam,
+                               outs, f_new)
                     for i in range(nf):
                         depot[i, p] = 0.0
                         nasal[i, p] = 0.0
                         free[i, p] = 0.0
             for _ in range(n_sub[k]):
-                _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp)
-        if live == 0:
-            return k + 1
-    return steps.shape[0]
+                _slow_tile(p0, p1, slot[k], y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux,
+                           half, tmp)
+        for p in range(p0, p1):
+            for i in range(nf):
+                if depot[i, p] != 0.0 or nasal[i, p] != 0.0 or free[i, p] != 0.0:
+                    live += 1
+                    break
+    return live
