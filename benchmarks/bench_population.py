@@ -2,6 +2,7 @@
 
     python benchmarks/bench_population.py            # quick (about 2 minutes on 2 cores)
     python benchmarks/bench_population.py --full     # adds N = 1e6 and 20-year horizons
+    python benchmarks/bench_population.py --issue    # the issue's rows: 1e6 x 1 year, oral and IM
 
 Compares, in one run on the same regimen (2000 ug oral cyanocobalamin daily) and patient
 (pernicious anaemia, 110 pmol/L, default between-patient variability):
@@ -81,13 +82,43 @@ def bandwidth_floor(n: int, years: float) -> float:
     return time.perf_counter() - start
 
 
+ISSUE_CASES = (("oral 2000 ug daily", "2000 mcg cyanocobalamin oral daily", 5.0),
+               ("IM 1000 ug cyanocobalamin every 2 months",
+                "1000 mcg cyanocobalamin IM every 2 months", 10.0),
+               ("IM 1000 ug hydroxocobalamin every 2 months",
+                "1000 mcg hydroxocobalamin IM every 2 months", 10.0))
+
+
+def issue_table() -> None:
+    """The issue's population rows (issue 16): 1e6 patients x 1 year, daily output with
+    quantiles and band probabilities, all CPUs, against its targets; peak memory of the
+    process after each."""
+    import resource
+
+    spec = PopulationSpec(PATIENT, 1_000_000, seed=1)
+    simulate_population(ISSUE_CASES[1][1], PopulationSpec(PATIENT, 2048, seed=1), 60.0)
+    print("1,000,000 patients x 1 year (issue 16), backend auto, all CPUs")
+    print(f"{'case':<44s} {'wall s':>8s} {'target s':>9s} {'peak MB':>8s}")
+    for label, text, target in ISSUE_CASES:
+        start = time.perf_counter()
+        simulate_population(text, spec, 365.0)
+        wall = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{label:<44s} {wall:>8.1f} {target:>9.0f} {peak:>8.0f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--issue", action="store_true",
+                    help="only the issue's rows: 1e6 patients x 1 year, oral and IM")
     ap.add_argument("--full", action="store_true",
                     help="include N = 1e6 in the scaling table and 20-year horizons")
     ap.add_argument("--plot", default=None, metavar="PNG",
                     help="write the scaling table as a log-log plot")
     args = ap.parse_args(argv)
+    if args.issue:
+        issue_table()
+        return 0
     has_numba = importlib.util.find_spec("numba") is not None
     print("b12pk population benchmark (2000 ug oral daily, pernicious anaemia, default "
           f"variability); CPUs available: {len(os.sched_getaffinity(0))}; numba: "

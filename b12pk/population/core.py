@@ -1637,7 +1637,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         Horizon, days, as for :func:`b12pk.simulate` (1e-5 to 36500); output is daily.
     chunk_size : int
         Patients simulated at once (rounded down to a multiple of :data:`BLOCK`, at most
-        :data:`MAX_CHUNK`); with injections, changes the means by about 1e-9 relative at most
+        :data:`MAX_CHUNK`); with injections, changes the means by up to about 1e-7 relative
         (see the module notes).
     quantiles : sequence of float
         Percentiles to report: a list, tuple or 1-d array of 1 to :data:`MAX_QUANTILES`
