@@ -65,33 +65,6 @@ def record_step(serum: np.ndarray, stores: np.ndarray, serum_bits: np.ndarray,
     bands[k, 2] += b2
 
 
-def _patient_row(p, i, y, E, G, r, flux):
-    """Row ``i`` of ``E y + G [r; f]`` for patient ``p``."""
-    v = G[p, i, 0] * r[p]
-    for j in range(y.shape[1]):
-        v += E[p, i, j] * y[p, j]
-    for q in range(flux.shape[0]):
-        v += G[p, i, 1 + q] * flux[q]
-    return v
-
-
-def _slow_substep(p, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
-    """Patient ``p``'s slow state over one substep (in place): ``y <- E y + G [r; f]`` with
-    the slow flows' fluxes ``f`` at the midpoint, predicted by a half step (``Eh``, ``Gh``)."""
-    ns = y.shape[1]
-    m = qsrc.shape[0]
-    for q in range(m):
-        flux[q] = slow_flux(qlaw[q], qa[q, p], qb[q, p], y[p, qsrc[q]])
-    for q in range(m):
-        half[q] = _patient_row(p, qsrc[q], y, Eh, Gh, r, flux)
-    for q in range(m):
-        flux[q] = slow_flux(qlaw[q], qa[q, p], qb[q, p], half[q])
-    for i in range(ns):
-        tmp[i] = _patient_row(p, i, y, E, G, r, flux)
-    for i in range(ns):
-        y[p, i] = tmp[i]
-
-
 def run_span(E, G, Eh, Gh, n_sub, r, y, qsrc, qlaw, qa, qb, deficit, if_cap, passive, if_km,
              ev_amount, ev_decay, n_ev, rec, plasma, stores_i, c_serum, cut, upper, lo_bits,
              shift, nbins, hist_serum, hist_stores, bands, replete_at, never, block_of, sums,
@@ -274,11 +247,12 @@ def _fast_tile(p0, p1, h, y, depot, nasal, free, e_dep, e_nas, k_dep, k_nas, k_r
 
 
 def _slow_tile(p0, p1, s, y, E, G, Eh, Gh, r, qsrc, qlaw, qa, qb, flux, half, tmp):
-    """The slow state of patients p0..p1-1 over one substep (in place), as
-    :func:`_slow_substep` but with patients innermost (``y`` (ns, N); propagator stacks
-    ``E[s]`` (ns, ns, N), ``G[s]`` (ns, inputs, N)), so that the loops vectorise (each
-    loop runs over a view of the tile: indices from 0, which numba need not check for
-    negative values)."""
+    """The slow state of patients p0..p1-1 over one substep (in place): ``y <- E y + G
+    [r; f]`` with the slow flows held at their flux over the substep (predicted by a half
+    step, ``Eh``, ``Gh``: the flux at the substep's midpoint), as the single-patient
+    engine's midpoint step. Patients innermost (``y`` (ns, N); propagator stacks ``E[s]``
+    (ns, ns, N), ``G[s]`` (ns, inputs, N)), so that the loops vectorise (each loop runs over
+    a view of the tile: indices from 0, which numba need not check for negative values)."""
     ns = y.shape[0]
     m = qsrc.shape[0]
     w = p1 - p0

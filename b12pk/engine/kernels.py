@@ -69,7 +69,7 @@ def _transient_kernels() -> dict:
                       "near_kink", "integrate"),
          _patient: ("_exp", "_slow_steps", "_affine_row", "_midpoint", "_linear_step",
                     "_parenteral", "run"),
-         _span: ("bin_of", "record_step", "_patient_row", "_slow_substep", "run_span",
+         _span: ("bin_of", "record_step", "run_span",
                  "_fast_tile", "_slow_tile", "run_transient")})
 
 
