@@ -70,7 +70,7 @@ def _transient_kernels() -> dict:
          _patient: ("_exp", "_slow_steps", "_affine_row", "_midpoint", "_linear_step",
                     "_parenteral", "run"),
          _span: ("bin_of", "record_step", "run_span",
-                 "_fast_tile", "_slow_tile", "run_transient")})
+                 "_tile_row", "_pools", "_fast_tile", "_slow_tile", "run_transient")})
 
 
 _TRANSIENT = _transient_kernels()

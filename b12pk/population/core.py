@@ -1148,9 +1148,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
             half = _apply(Eh, Gh, y, r_diet, fluxes(y))
             y = _apply(E, G, y, r_diet, fluxes(half))
 
-    def transient_steps(t: float, t1: float) -> tuple[list[float], list[float]]:
-        """The transient's steps from t to t1 (days) and the times they end at (after t):
-        steps grow with the time since the last parenteral dose (the fast pools change
+    def transient_steps(t: float, t1: float) -> list[float]:
+        """The transient's steps from t to t1 (days): steps grow with the time since the last parenteral dose (the fast pools change
         quickly in the first hours, slowly after), on a ladder of step sizes (doubling from
         TRANSIENT_STEP_DAYS up to TRANSIENT_AGE_FRACTION of the age, at most
         TRANSIENT_MAX_STEP_DAYS) so that propagators are reused."""
@@ -1163,7 +1162,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                 h *= 2
             hs.append(min(h, t1 - ts[-1]))
             ts.append(ts[-1] + hs[-1])
-        return hs, ts[1:]
+        return hs
 
     kernel_props: dict[tuple, tuple] = {}
 
@@ -1202,7 +1201,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
         t = t0
         while t < t1 - 1e-12:
             if in_transient():
-                hs, _ts = transient_steps(t, t1)
+                hs = transient_steps(t, t1)
                 (compiled_transient if fast is not None else numpy_transient)(hs)
                 t = t1
             else:
