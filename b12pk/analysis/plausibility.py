@@ -218,11 +218,14 @@ def _repeated_urine(c: Mapping[str, Any]) -> float:
 
 
 def oral_response(parameters: Parameters | None, regimen: str, patient: str, day: float,
-                  quantity: str) -> float:
-    """``quantity`` on ``day`` of ``regimen`` over its value before it, read at the day's
-    start, before that day's dose (the trough): serum_pmol_per_l, holotc_pmol_per_l, or
-    non_transcobalamin (serum minus holoTC: holoHC without injections). The calibration
-    fits ``hc_transfer_fraction`` to it."""
+                  quantity: str, change: str = "ratio") -> float:
+    """``quantity`` on ``day`` of ``regimen`` over its value before it (``change="ratio"``)
+    or minus it (``"difference"``, pmol/L), read at the day's start, before that day's dose
+    (the trough): serum_pmol_per_l, holotc_pmol_per_l, or non_transcobalamin (serum minus
+    holoTC: holoHC without injections). The calibration fits ``hc_transfer_fraction`` to
+    it."""
+    if change not in ("ratio", "difference"):
+        raise FileFormatError(f"unknown change {change!r}; accepted: ratio, difference")
     df = simulate(regimen, patient, day, times=[0.0, day], parameters=parameters)
     if quantity == "non_transcobalamin":
         values = (df.serum_pmol_per_l - df.holotc_pmol_per_l).to_numpy()
@@ -231,11 +234,14 @@ def oral_response(parameters: Parameters | None, regimen: str, patient: str, day
     else:
         raise FileFormatError(f"unknown quantity {quantity!r}; accepted: serum_pmol_per_l, "
                               "holotc_pmol_per_l, non_transcobalamin")
+    if change == "difference":
+        return float(values[1] - values[0])
     return float(values[1] / values[0])
 
 
 def _oral_response(c: Mapping[str, Any]) -> float:
-    return oral_response(None, c["regimen"], c["patient"], float(c["day"]), c["quantity"])
+    return oral_response(None, c["regimen"], c["patient"], float(c["day"]), c["quantity"],
+                         c.get("change", "ratio"))
 
 
 def _marker_level(c: Mapping[str, Any]) -> float:
