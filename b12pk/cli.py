@@ -712,22 +712,27 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .analysis.plausibility import check_plausibility
+    from .analysis.shares import validate_shares
     from .analysis.validate import validate
     from .report.validation import write_validation
 
     output_dir_target(args.out)  # refused before any work
     v = validate()
     plaus = check_plausibility()
-    write_validation(v, args.out, plaus)
+    shares = validate_shares()
+    write_validation(v, args.out, plaus, shares)
     s = v.summary()
     ps = plaus.summary()
+    ss = shares.summary()
     outside = f" (outside: {', '.join(ps['outside'])})" if ps["outside"] else ""
     print(f"b12pk: wrote {args.out}/ ({s['n_points']} points from {s['n_trials']} trials: "
           f"GMFE {s['gmfe']:.2f}, {s['pct_within_2fold']:.0f}% within 2-fold, "
           f"{s['pct_within_spread']:.0f}% within the reported spread; plausibility: "
           f"{ps['n_inside']} of {ps['n_checks']} checks inside their published range, "
           f"{ps['n_not_fitted_inside']} of the {ps['n_not_fitted']} not used to set the model"
-          f"{outside}{_markers_line(s)})")
+          f"{outside}{_markers_line(s)}; shares of patients normalised: {ss['n_inside']} of "
+          f"{ss['n_points']} inside the observed interval, model - observed "
+          f"{ss['mean_abs_difference_points']:.1f} points on average)")
     return 0
 
 

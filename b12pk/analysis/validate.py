@@ -29,11 +29,14 @@ from ..model.parameters import Patient, serum_to_pmol_per_l
 from ..regimen.language import Regimen
 
 __all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL_COLUMNS",
-           "suspected_mechanisms"]
+           "OPTIONAL_TRIAL_COLUMNS", "suspected_mechanisms"]
 
 TRIAL_COLUMNS = ("arm", "n", "regimen_text", "route", "form", "population", "baseline_value",
                  "time_days", "outcome", "statistic", "value", "unit", "spread", "spread_kind",
                  "where", "note")
+OPTIONAL_TRIAL_COLUMNS = ("analysis",)
+"""Columns a trial dataset may add: ``analysis``, the analysis set of a share (ITT,
+per-protocol, completers: :mod:`b12pk.analysis.shares`)."""
 
 
 #: When in the dosing cycle a trial's blood draw is read (a trial sidecar's ``sampling``,
@@ -74,6 +77,10 @@ def load_trials(folder: str | Path | None = None) -> dict[str, tuple[Any, dict[s
         missing = [c for c in TRIAL_COLUMNS if c not in df.columns]
         if missing:
             raise FileFormatError(f"trial dataset {csv.name} lacks columns {missing}")
+        extra = [c for c in df.columns if c not in TRIAL_COLUMNS + OPTIONAL_TRIAL_COLUMNS]
+        if extra:
+            raise FileFormatError(f"trial dataset {csv.name} has unknown columns {extra}; "
+                                  f"accepted: {', '.join(TRIAL_COLUMNS + OPTIONAL_TRIAL_COLUMNS)}")
         out[csv.stem] = (df, meta)
     return out
 
@@ -231,7 +238,10 @@ def _validate(folder: str | Path | None) -> Validation:
                                     "time_days": row.time_days, "outcome": row.outcome,
                                     "statistic": row.statistic, "why_not_checked": reason})
                 continue
-            if row.outcome not in checkable:
+            if row.outcome in ("pct_normalised", "pct_normalised_difference"):
+                reason = ("a share of patients: compared with a virtual population of the arm "
+                          "(b12pk.analysis.shares, shares.csv of b12pk validate)")
+            elif row.outcome not in checkable:
                 reason = (f"outcome {row.outcome} needs a population or a metabolic model "
                           "(b12pk simulates serum B12 and stores of one typical patient)")
             elif row.statistic not in statistics:

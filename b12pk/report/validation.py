@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..analysis.plausibility import Plausibility
+from ..analysis.shares import ShareValidation
 from ..analysis.validate import Validation
 from ..io import atomic_output_dir
 from ..plot.figures import save_figure
@@ -15,12 +16,13 @@ __all__ = ["write_validation"]
 
 
 def write_validation(validation: Validation, out: str | Path,
-                     plausibility: Plausibility | None = None) -> Path:
+                     plausibility: Plausibility | None = None,
+                     shares: ShareValidation | None = None) -> Path:
     """Write ``validation.csv``, ``markers.csv`` (functional markers), ``not_checkable.csv``,
     ``summary.json``, the markers' predicted-over-observed figure and the
     predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
-    ``plausibility.csv`` when ``plausibility`` is given (its summary then joins
-    ``summary.json``)."""
+    ``plausibility.csv`` when ``plausibility`` is given and ``shares.csv`` when ``shares``
+    is (their summaries then join ``summary.json``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -36,6 +38,9 @@ def write_validation(validation: Validation, out: str | Path,
             plausibility.table.to_csv(tmp / "plausibility.csv", index=False,
                                       float_format="%.6g")
             summary["plausibility"] = plausibility.summary()
+        if shares is not None:
+            shares.table.to_csv(tmp / "shares.csv", index=False, float_format="%.6g")
+            summary["shares"] = shares.summary()
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
                                           encoding="utf-8")
         ax = plot_validation(validation)
