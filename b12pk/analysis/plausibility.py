@@ -257,6 +257,20 @@ def _years_to_deficiency(c: Mapping[str, Any]) -> float:
                                intrinsic_factor=c.get("intrinsic_factor"))
 
 
+def oral_peak_hours(patient: str, dose_ug: float, window_h: float = 24.0) -> float:
+    """Hours from one oral dose of ``dose_ug`` cyanocobalamin to the highest total serum
+    B12 within ``window_h`` hours (5-minute grid), for the preset ``patient`` at its
+    baseline."""
+    days = window_h / 24.0
+    df = simulate(f"{dose_ug:g} mcg cyanocobalamin oral once", patient, days,
+                  times=np.linspace(0.0, days, int(round(window_h * 12)) + 1))
+    return float(df.time_days.iloc[int(np.argmax(df.serum_pmol_per_l.to_numpy()))] * 24.0)
+
+
+def _oral_peak_time(c: Mapping[str, Any]) -> float:
+    return oral_peak_hours(c["patient"], float(c["dose_ug"]), float(c.get("window_h", 24.0)))
+
+
 _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "turnover": _turnover, "steady_stores": _steady_stores,
     "urine_fraction": _urine_fraction, "retained": _retained,
@@ -264,4 +278,5 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "serum_ratio": _serum_ratio, "years_to_deficiency": _years_to_deficiency,
     "oral_response": _oral_response, "retained_ratio": _retained_ratio,
     "repeated_urine": _repeated_urine, "marker_level": _marker_level,
+    "oral_peak_time": _oral_peak_time,
 }
