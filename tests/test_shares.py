@@ -106,3 +106,16 @@ def test_a_threshold_below_or_above_everyone(tmp_path, threshold, expected):
     t = validate_shares(tmp_path, n=50).table
     assert (t.model == expected).all() and (t.model_alternative == expected).all()
     assert (t.difference == expected - t.observed).all()
+
+
+def test_a_difference_whose_arms_are_missing_is_listed(tmp_path):
+    src = data_path("literature", "trials")
+    shutil.copy(src / "ob12_sanzcuesta2020.toml", tmp_path / "ob12_sanzcuesta2020.toml")
+    csv = (src / "ob12_sanzcuesta2020.csv").read_text(encoding="utf-8")
+    (tmp_path / "ob12_sanzcuesta2020.csv").write_text(
+        csv.replace("oral-minus-im,", "oral-minus-sc,"), encoding="utf-8")
+    t = validate_shares(tmp_path, n=20).table
+    diff = t.loc[t.outcome == "pct_normalised_difference"]
+    assert not diff.compared.any()
+    assert diff.loc[diff.analysis == "per-protocol", "why_not_compared"].str.contains(
+        "arms of the difference").all()

@@ -156,6 +156,10 @@ def validate_shares(folder: str | Path | None = None, n: int = 2000,
                    "difference": math.nan, "inside": None, "compared": False,
                    "why_not_compared": ""}
             why = _why_not(analysis, pop, row, threshold)
+            if not why and row.outcome == "pct_normalised_difference" and \
+                    _arms(df, row, analysis) is None:
+                why = ("the arms of the difference (arm 'A-minus-B') have no shares at this "
+                       "time in this analysis set")
             if why:
                 rec["why_not_compared"] = why
                 rows.append(rec)
@@ -169,17 +173,29 @@ def validate_shares(folder: str | Path | None = None, n: int = 2000,
             else:
                 low, high = _interval(row.spread)
                 rec["interval"] = "printed 95% CI of the difference"
-                arms = df.loc[(df.outcome == "pct_normalised") & (df.time_days == row.time_days)
-                              & (df.get("analysis", "") == analysis)]
-                texts = dict(zip(arms.arm, arms.regimen_text))
-                model = share(pop["preset"], texts["oral"]) - share(pop["preset"], texts["im"])
-                alt = (share(pop["alternative"], texts["oral"])
-                       - share(pop["alternative"], texts["im"]))
+                first, second = _arms(df, row, analysis)
+                model = share(pop["preset"], first) - share(pop["preset"], second)
+                alt = share(pop["alternative"], first) - share(pop["alternative"], second)
             rec.update(observed_low=low, observed_high=high, model=model,
                        model_alternative=alt, difference=model - float(row.value),
                        inside=bool(low <= model <= high), compared=True)
             rows.append(rec)
     return ShareValidation(pd.DataFrame(rows, columns=list(SHARE_COLUMNS)), n, seed)
+
+
+def _arms(df: Any, row: Any, analysis: str) -> tuple[str, str] | None:
+    """The regimens of the two arms of a difference row (arm ``A-minus-B``): the share rows
+    of arms A and B at the same time in the same analysis set, or None."""
+    names = str(row.arm).split("-minus-")
+    if len(names) != 2:
+        return None
+    same = df.loc[(df.outcome == "pct_normalised") & (df.time_days == row.time_days)]
+    if "analysis" in same.columns:
+        same = same.loc[same.analysis.fillna("") == analysis]
+    texts = dict(zip(same.arm, same.regimen_text))
+    if not all(name in texts for name in names):
+        return None
+    return texts[names[0]], texts[names[1]]
 
 
 def _why_not(analysis: str, pop: Any, row: Any, threshold: float | None) -> str:
@@ -194,6 +210,8 @@ def _why_not(analysis: str, pop: Any, row: Any, threshold: float | None) -> str:
                 "which a model without dropouts cannot predict")
     if pop is None:
         return f"population {row.population} has no preset in data/validation.toml"
+    if not float(row.time_days) > 0.0:
+        return "at baseline (before the first dose): not a prediction"
     if row.outcome == "pct_normalised_difference" and _interval(row.spread) is None:
         return "no printed confidence interval ('low to high')"
     return ""
