@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -834,20 +835,24 @@ def _compiled_transient() -> Any:
     ``B12PK_NO_NUMBA=1`` in the environment, to test the numpy path)."""
     global _KERNEL
     if _KERNEL is _UNSET:
-        import os
+        with _KERNEL_LOCK:  # threads simulating at once: none sees a half-set kernel (it
+            if _KERNEL is _UNSET:  # took the LSODA path, 1e-10 off, while numba loaded)
+                import os
 
-        _KERNEL = None
-        if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
-            try:
-                from .kernels import integrate_transient
-                _KERNEL = integrate_transient
-            except ImportError:
-                pass
+                kernel = None
+                if os.environ.get("B12PK_NO_NUMBA", "") not in ("1", "true", "yes"):
+                    try:
+                        from .kernels import integrate_transient
+                        kernel = integrate_transient
+                    except ImportError:
+                        pass
+                _KERNEL = kernel
     return _KERNEL
 
 
 _UNSET = object()
 _KERNEL: Any = _UNSET
+_KERNEL_LOCK = threading.Lock()
 
 
 def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: np.ndarray,
