@@ -35,6 +35,7 @@ from ..io import echo
 from ..model.parameters import Patient, pg_per_ml_to_pmol_per_l
 from ..population.core import PopulationSpec, Watch, simulate_population
 from ..regimen.language import Regimen
+from .evidence import wilson
 from .validate import _config, load_trials
 
 __all__ = ["validate_shares", "ShareValidation", "SHARE_COLUMNS", "COMPARED_SETS"]
@@ -68,12 +69,11 @@ class ShareValidation:
                 "n_patients": self.n_patients, "seed": self.seed}
 
 
-def wilson_interval(pct: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95 % Wilson score interval (%) of a share ``pct`` (%) observed in ``n``."""
-    p = pct / 100.0
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+def wilson_interval(pct: float, n: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval (%) of a share ``pct`` (%) observed in ``n``
+    (:func:`b12pk.analysis.evidence.wilson` in percent)."""
+    low, high = wilson(pct / 100.0 * n, n)
+    return 100.0 * low, 100.0 * high
 
 
 def _interval(spread: Any) -> tuple[float, float] | None:
@@ -160,9 +160,9 @@ def validate_shares(folder: str | Path | None = None, n: int = 2000,
                    "model": math.nan, "alternative_preset": "", "model_alternative": math.nan,
                    "difference": math.nan, "inside": None, "compared": False,
                    "why_not_compared": ""}
+            arms = _arms(df, row, analysis) if row.outcome != "pct_normalised" else None
             why = _why_not(analysis, pop, row, threshold)
-            if not why and row.outcome == "pct_normalised_difference" and \
-                    _arms(df, row, analysis) is None:
+            if not why and row.outcome != "pct_normalised" and arms is None:
                 why = ("the arms of the difference (arm 'A-minus-B') have no shares at this "
                        "time in this analysis set")
             if why:
@@ -178,7 +178,7 @@ def validate_shares(folder: str | Path | None = None, n: int = 2000,
             else:
                 low, high = _interval(row.spread)
                 rec["interval"] = "printed 95% CI of the difference"
-                first, second = _arms(df, row, analysis)
+                first, second = arms
                 model = share(pop["preset"], first) - share(pop["preset"], second)
                 alt = share(pop["alternative"], first) - share(pop["alternative"], second)
             rec.update(observed_low=low, observed_high=high, model=model,
