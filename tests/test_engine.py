@@ -3,6 +3,7 @@ agreement with solve_ivp, and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -583,3 +584,23 @@ def test_first_simulations_in_threads_all_use_the_compiled_engine():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_starting_state_is_the_same_when_cached():
+    # the stores' root solve is kept per patient and parameters: a second run starts
+    # from the same state, and another patient gets its own
+    first = b12pk.simulate([], "pernicious-anaemia", 5)
+    second = b12pk.simulate([], "pernicious-anaemia", 5)
+    pd.testing.assert_frame_equal(first, second)
+    other = b12pk.simulate([], dataclasses.replace(Patient.preset("pernicious-anaemia"),
+                                                   baseline_serum_pmol_per_l=150.0), 5)
+    assert other.serum_pmol_per_l.iloc[0] == pytest.approx(150.0, rel=1e-9)
+    assert first.serum_pmol_per_l.iloc[0] != pytest.approx(150.0, rel=1e-3)
+
+
+def test_capacity_warning_repeats_when_the_start_is_cached():
+    # a baseline beyond the stores' capacity warns on every run, not only the first
+    patient = dataclasses.replace(Patient.preset("healthy"), baseline_serum_pmol_per_l=700.0)
+    for _ in range(2):
+        with pytest.warns(b12pk.B12pkWarning, match="storage capacity"):
+            b12pk.simulate([], patient, 5)

@@ -951,3 +951,17 @@ def test_missing_toml_file(tmp_path):
 def test_directory_instead_of_toml_file(tmp_path):
     with pytest.raises(FileFormatError, match="is a folder, not a regular file; expected a TOML regimen file"):
         load_regimens(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["1000 mcg oral daily", "1000 mcg hydroxocobalamin IM 3 times "
+                                  "weekly for 2 weeks, then every 2 months",
+                                  "500 mcg sublingual twice daily for 3 days"])
+def test_repeated_doses_equal_checked_dose_events(text):
+    # a run's later doses are made without checking each again: they must be the same
+    # DoseEvents as checked construction gives, frozen and hashable like them
+    events = Regimen.parse(text).dose_events(200)
+    again = [DoseEvent(e.time_days, e.amount_ug, e.route, e.form) for e in events]
+    assert events == again and {hash(e) for e in events} == {hash(e) for e in again}
+    assert all(type(e) is DoseEvent and isinstance(e.time_days, float) for e in events)
+    with pytest.raises(AttributeError):
+        events[-1].amount_ug = 1.0

@@ -78,6 +78,11 @@ pernicious anaemia comes within 3e-7 of Radau at rtol 1e-10 (1.1e-5 with steps o
 6e-4 with steps of a day); a hydroxocobalamin course that fills the stores past their
 capacity within 1e-6 (2e-5 with steps of 0.25 day without the rate limit)."""
 
+INITIAL_STORES_CACHE = 1024
+"""Patients (with their parameters) whose starting stores :meth:`System.initial_state`
+keeps; the cache is emptied when full."""
+_INITIAL_STORES: dict[tuple, tuple[Any, float]] = {}
+
 PARENTERAL = PARENTERAL_ROUTES
 """Routes whose doses enter a per-form compartment (from the declaration's route table)."""
 
@@ -458,10 +463,28 @@ class System:
         return float(brentq(self._store_balance, 0.0, hi, xtol=1e-12, rtol=1e-14))
 
     def initial_state(self, patient: Patient) -> np.ndarray:
+        """The patient's state at day 0: the quasi-steady state of the untreated body at
+        the stores their baseline gives (stores, serum, or the steady state of their
+        diet), cached per patient and parameters (the stores' root solve)."""
+        key = (patient, self.p)
+        hit = _INITIAL_STORES.get(key)
+        if hit is not None and hit[0] is self.decl:
+            stores = hit[1]
+        else:
+            stores = self._initial_stores(patient)
+            if len(_INITIAL_STORES) >= INITIAL_STORES_CACHE:
+                _INITIAL_STORES.clear()
+            _INITIAL_STORES[key] = (self.decl, stores)
+        if patient.baseline_stores_ug is None and patient.baseline_serum_pmol_per_l is not None:
+            self._warn_above_capacity(stores,
+                                      f"baseline serum {patient.baseline_serum_pmol_per_l:g} pmol/L")
+        return self.plasma_given_stores(stores)
+
+    def _initial_stores(self, patient: Patient) -> float:
         if patient.baseline_stores_ug is not None:
-            return self.plasma_given_stores(patient.baseline_stores_ug)
+            return float(patient.baseline_stores_ug)
         if patient.baseline_serum_pmol_per_l is None:
-            return self.plasma_given_stores(self.steady_stores())
+            return self.steady_stores()
         # serum rises with the stores at quasi-steady state: solve for the stores
         target = patient.baseline_serum_pmol_per_l
 
@@ -477,9 +500,7 @@ class System:
         hi = 1000.0
         while gap(hi) < 0.0:
             hi *= 2.0
-        stores = brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-14) if s0 < target else 0.0
-        self._warn_above_capacity(stores, f"baseline serum {target:g} pmol/L")
-        return self.plasma_given_stores(stores)
+        return float(brentq(gap, 0.0, hi, xtol=1e-12, rtol=1e-14)) if s0 < target else 0.0
 
     def capacity_exceeded(self, stores: float) -> float | None:
         """The declared overflow capacity of the stores (ug) that ``stores`` exceed, or
@@ -572,6 +593,8 @@ def check_days(days: Any) -> float:
 
 
 def _check_event(ev: Any) -> DoseEvent:
+    if type(ev) is DoseEvent:  # checked when it was made (frozen)
+        return ev
     try:
         t, amt, route, form = ev.time_days, ev.amount_ug, ev.route, ev.form
     except AttributeError:
@@ -690,9 +713,9 @@ def assumptions(events: Sequence[DoseEvent]) -> tuple[str, ...]:
     dose's swallowed part counts as oral)."""
     d = declaration()
     out: list[str] = []
-    for ev in events:
-        route = d.routes[ev.route]
-        form = d.forms.get(ev.form, {})
+    for route_name, form_name in dict.fromkeys((ev.route, ev.form) for ev in events):
+        route = d.routes[route_name]
+        form = d.forms.get(form_name, {})
         texts = [route.caveat]
         if route.enters == "absorption" or route.rest == "absorption":
             texts.append(str(form.get("caveat_oral", "")))
@@ -972,7 +995,8 @@ def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[Dos
     seg_out_end = np.searchsorted(t_out, seg_end, side="left").astype(np.int64)
     seg_out_end[-1] = len(t_out)
     order = sorted(range(len(events)), key=lambda i: events[i].time_days)
-    parts = [_dose_parts(sys_, events[i]) for i in order]
+    kinds = {(ev.route, ev.form): _dose_parts(sys_, ev) for ev in events}
+    parts = [kinds[events[i].route, events[i].form] for i in order]
     dose_amount = np.array([events[i].amount_ug for i in order], dtype=float)
     dose_enter = np.array([p[0] for p in parts], dtype=np.int64)
     dose_share = np.array([p[1] for p in parts], dtype=float)

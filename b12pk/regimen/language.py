@@ -962,9 +962,28 @@ class Regimen:
         ResourceError
             If more than :data:`MAX_EVENTS` doses fall before the horizon.
         """
-        events = [DoseEvent(t, r.amount_ug, r.route, r.form)
-                  for r in self.dose_runs(horizon_days) for t in r.times()]
+        events = [ev for r in self.dose_runs(horizon_days) for ev in _run_events(r)]
         return sorted(events, key=DoseEvent.sort_key)
+
+
+def _run_events(run: DoseRun) -> list[DoseEvent]:
+    """The doses of ``run`` as DoseEvents: the first checked by DoseEvent, the others the
+    same dose at later times (``time_days + k * interval_days``, finite and >= 0 when the
+    first time and the interval are), made without checking each again."""
+    times = run.times()
+    if not times:
+        return []
+    first = DoseEvent(times[0], run.amount_ug, run.route, run.form)
+    if not (math.isfinite(run.interval_days) and run.interval_days >= 0.0):
+        return [first] + [DoseEvent(t, run.amount_ug, run.route, run.form) for t in times[1:]]
+    fields = first.__dict__
+    out = [first]
+    for t in times[1:]:
+        ev = object.__new__(DoseEvent)
+        ev.__dict__.update(fields)
+        ev.__dict__["time_days"] = float(t)
+        out.append(ev)
+    return out
 
 
 def _check_limits(runs: Sequence[DoseRun], horizon: float) -> None:
