@@ -32,7 +32,8 @@ from .plausibility import oral_response, serum_ratio, years_to_deficiency
 from ..regimen.language import DoseEvent
 
 __all__ = ["fit", "fit_pass", "current_values", "write_fit", "training_set", "training_entry",
-           "WHERE", "HYDROXO", "MARKERS", "uncertainty_table", "marker_training_rows"]
+           "WHERE", "HYDROXO", "NASAL", "MARKERS",
+           "nasal_peak", "nasal_training_rows", "uncertainty_table", "marker_training_rows"]
 
 
 def training_set() -> list[dict[str, Any]]:
@@ -121,6 +122,77 @@ def _urine_after(params: Parameters, dose: float, form: str, day: float) -> floa
     df = simulate([DoseEvent(0.0, dose, "im", form)], Patient.preset("healthy"),
                   days=max(day, 1.0), parameters=params, times=[0.0, day])
     return float(df["urine_ug"].iloc[-1])
+
+
+#: The intranasal absorption parameters fitted together (step 3a of :func:`fit_pass`).
+NASAL = ("nasal_bioavailability", "nasal_absorption_rate_per_day")
+
+
+def nasal_training_rows() -> Any:
+    """The single-dose intranasal rows the ``nasal_absorption`` training entry names (a
+    DataFrame: arm, outcome ``serum_b12_cmax`` or ``tmax``, n, value, spread, unit and the
+    arm's regimen text)."""
+    import pandas as pd
+
+    entry = training_entry("nasal_absorption")
+    df = pd.read_csv(data_path("literature", "trials", f"{entry['trial']}.csv"))
+    return df[df.outcome.isin(entry["outcomes"])].reset_index(drop=True)
+
+
+def nasal_peak(params: Parameters, regimen_text: str,
+               patient: str = "healthy") -> tuple[float, float]:
+    """(peak serum in pmol/L, minutes to it) after one intranasal dose, from a
+    half-minute grid over 4 h refined by the parabola through the highest point and its
+    neighbours (so the time to the peak moves smoothly with the parameters)."""
+    times = np.arange(0, 4 * 120 + 1) / 2880.0
+    s = simulate(regimen_text, Patient.preset(patient), days=times[-1], times=times,
+                 parameters=params)["serum_pmol_per_l"].to_numpy()
+    i = int(np.clip(np.argmax(s), 1, len(s) - 2))
+    a, b, c = s[i - 1], s[i], s[i + 1]
+    den = a - 2.0 * b + c
+    shift = 0.5 * (a - c) / den if den < 0.0 else 0.0
+    peak = b - 0.25 * (a - c) * shift
+    return float(peak), float((i + shift) * 0.5)
+
+
+def _fit_nasal(p: Parameters) -> tuple[Parameters, Any]:
+    """Weighted least squares of :data:`NASAL` in log space on the mean peak serum (log
+    scale: sd_log of a log-normal with the reported CV, over sqrt(n)) and the mean time to
+    it (linear: the reported SD over sqrt(n)) after each single dose; data/calibration.toml
+    ``nasal_absorption``."""
+    rows = nasal_training_rows()
+    spec = model.parameter_table().set_index("name")
+    lo = np.log([spec.loc[n, "low"] for n in NASAL])
+    hi = np.log([spec.loc[n, "high"] for n in NASAL])
+    arms = list(dict.fromkeys(rows.arm))
+
+    def targets(arm: str) -> tuple[str, float, float, float, float]:
+        cmax = rows[(rows.arm == arm) & (rows.outcome == "serum_b12_cmax")].iloc[0]
+        tmax = rows[(rows.arm == arm) & (rows.outcome == "tmax")].iloc[0]
+        if tmax.unit != "min" or cmax.unit != "pmol/L":
+            raise FileFormatError(f"nasal training rows of arm {arm}: expected pmol/L and min")
+        cv = float(cmax.spread) / float(cmax.value)
+        sd_log = math.sqrt(math.log1p(cv * cv) / float(cmax.n))
+        return (cmax.regimen_text, float(cmax.value), sd_log, float(tmax.value),
+                float(tmax.spread) / math.sqrt(float(tmax.n)))
+
+    data = [targets(a) for a in arms]
+
+    def with_x(x: np.ndarray) -> Parameters:
+        return p.replace(**{n: float(math.exp(v)) for n, v in zip(NASAL, x)})
+
+    def resid(x: np.ndarray) -> list[float]:
+        q = with_x(x)
+        r = []
+        for text, cmax, sd_log, tmax, se in data:
+            peak, minutes = nasal_peak(q, text)
+            r += [math.log(peak / cmax) / sd_log, (minutes - tmax) / se]
+        return r
+
+    x0 = np.clip(np.log([p[n] for n in NASAL]), lo + 1e-9, hi - 1e-9)
+    sol = least_squares(resid, x0, bounds=(lo, hi), xtol=1e-10, ftol=1e-10,
+                        diff_step=1e-4)
+    return with_x(sol.x), sol
 
 
 #: The hydroxocobalamin parameters fitted together (step 3 of :func:`fit_pass`).
@@ -219,6 +291,17 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
         out.update({f"{name}_se_log": float(se)
                     for name, se in zip(HYDROXO, _se_from_jacobian(sol))})
         out[f"{HYDROXO[0]}__{HYDROXO[1]}_corr_log"] = _corr_from_jacobian(sol)
+    # 3a. intranasal absorption: bioavailable fraction and rate, jointly, from the mean
+    # peak serum and time to it after single 750 and 1500 ug doses
+    p, sol = _fit_nasal(p)
+    out.update({name: p[name] for name in NASAL})
+    out["nasal_rms_weighted_residual"] = float(np.sqrt(np.mean(np.square(sol.fun))))
+    if uncertainty:
+        # the residuals are scaled by the reported spreads: the covariance is inv(JtJ)
+        cov = np.linalg.pinv(sol.jac.T @ sol.jac)
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        out.update({f"{name}_se_log": float(v) for name, v in zip(NASAL, se)})
+        out[f"{NASAL[0]}__{NASAL[1]}_corr_log"] = float(cov[0, 1] / (se[0] * se[1]))
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")
     omni = training_entry("omnivore_serum")
@@ -406,6 +489,9 @@ WHERE = {  # fitted name -> (file, table, key)
     "vegan_diet_ug_per_day": ("patients.toml", "presets.vegan", "diet_ug_per_day"),
     "metformin_if_factor": ("patients.toml", "settings.metformin_if_factor", "value"),
     "hc_release_km_ug": ("model.toml", "parameters.hc_release_km_ug", "value"),
+    "nasal_bioavailability": ("model.toml", "parameters.nasal_bioavailability", "value"),
+    "nasal_absorption_rate_per_day": ("model.toml",
+                                      "parameters.nasal_absorption_rate_per_day", "value"),
     "stores_holotc_fraction": ("model.toml", "parameters.stores_holotc_fraction", "value"),
     "hc_transfer_fraction": ("model.toml", "parameters.hc_transfer_fraction", "value"),
     "mma_max_fold": ("model.toml", "parameters.mma_max_fold", "value"),

@@ -6,7 +6,9 @@ B12 means/medians, peak serum after a single dose, serum relative to baseline) a
 simulated with the arm's own regimen, the population's preset (``data/validation.toml``)
 and the arm's own baseline; everything else is listed as not checkable by this model.
 
-No trial here was used to fit a parameter (the training set is in ``data/calibration.toml``).
+Rows that the calibration fits (``data/calibration.toml``: the markers' rows of one trial,
+the single-dose intranasal pharmacokinetics) are training data: they are listed as such and
+never counted as validation.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from ..io import echo
 from ..model.parameters import Patient, serum_to_pmol_per_l
 from ..regimen.language import Regimen
 
-__all__ = ["load_trials", "validate", "validation_summary", "Validation", "TRIAL_COLUMNS",
+__all__ = ["load_trials", "validate", "validation_summary", "route_label", "Validation",
+           "TRIAL_COLUMNS",
            "OPTIONAL_TRIAL_COLUMNS", "suspected_mechanisms"]
 
 TRIAL_COLUMNS = ("arm", "n", "regimen_text", "route", "form", "population", "baseline_value",
@@ -138,15 +141,42 @@ class Validation:
 
     def summary(self) -> dict[str, Any]:
         """Geometric mean fold error, % within 2-fold, % within the reported spread (serum);
-        ``markers``: the same for the functional-marker points not used in the fit, and
-        ``markers_training`` for those fitted."""
+        ``markers``: the same for the functional-marker points not used in the fit,
+        ``markers_training`` for those fitted, and ``by_route``: route -> geometric mean
+        fold error of its serum points (:meth:`by_route`)."""
         out: dict[str, Any] = validation_summary(self.table)
         if self.markers is not None and len(self.markers):
             for use, key in (("validation", "markers"), ("training", "markers_training")):
                 part = self.markers[self.markers["use"] == use]
                 if len(part):
                     out[key] = validation_summary(part)
+        out["by_route"] = {r["route"]: r["gmfe"] for r in
+                           self.by_route().to_dict("records")}
         return out
+
+    def by_route(self) -> Any:
+        """One row per route (:func:`route_label`): ``route``, ``n_points``, ``n_trials``,
+        ``gmfe``, ``bias``, ``pct_within_2fold``, ``n_with_spread``,
+        ``pct_within_spread`` of the serum points (:func:`validation_summary`)."""
+        import pandas as pd
+
+        rows = [{"route": route, **validation_summary(part)}
+                for route, part in self.table.groupby("route", sort=True)]
+        return pd.DataFrame(rows, columns=["route", "n_points", "n_trials", "n_arms", "gmfe",
+                                           "bias", "pct_within_2fold", "n_with_spread",
+                                           "pct_within_spread"])
+
+
+def route_label(route: str, form: str) -> str:
+    """The route group a trial row is judged in: ``IM cyanocobalamin``, ``IM
+    hydroxocobalamin`` (``IM`` where the form is not given), ``oral``, ``sublingual``,
+    ``intranasal`` (oral and intranasal forms share one absorption model)."""
+    route = str(route).strip().lower()
+    if route in ("im", "iv"):
+        form = str(form).strip().lower()
+        known = form in ("cyanocobalamin", "hydroxocobalamin")
+        return f"{route.upper()} {form}" if known else route.upper()
+    return route
 
 
 def validation_summary(table: Any) -> dict[str, float]:
@@ -228,9 +258,16 @@ def _validate(folder: str | Path | None) -> Validation:
     rows, skipped = [], []
     marker_rows: list[dict[str, Any]] = []
     training = _marker_training()
+    fitted = _serum_training()
     for stem, (df, meta) in load_trials(folder).items():
         for row in df.itertuples(index=False):
             reason = None
+            if (stem, row.outcome) in fitted:
+                skipped.append({"trial": stem, "arm": row.arm, "time_days": row.time_days,
+                                "outcome": row.outcome, "statistic": row.statistic,
+                                "why_not_checked": "training data: fitted by data/calibration"
+                                f".toml [[training]] {fitted[(stem, row.outcome)]}"})
+                continue
             if row.outcome in MARKER_COLUMNS:
                 reason = _marker_point(stem, df, meta, row, cfg, training, marker_rows)
                 if reason is not None:
@@ -273,7 +310,8 @@ def _validate(folder: str | Path | None) -> Validation:
             rows.append({
                 "trial": stem, "arm": row.arm, "n": row.n, "population": row.population,
                 "preset": cfg["populations"][row.population]["preset"],
-                "regimen": row.regimen_text, "time_days": float(row.time_days),
+                "regimen": row.regimen_text, "route": route_label(row.route, row.form),
+                "time_days": float(row.time_days),
                 "outcome": row.outcome, "statistic": row.statistic, "sampling": sampling,
                 "observed": observed,
                 "observed_low": interval[0] if interval else math.nan,
@@ -286,7 +324,8 @@ def _validate(folder: str | Path | None) -> Validation:
                 "where": row.where, "citation": meta["citation"],
                 "note": row.note if isinstance(row.note, str) else "",
             })
-    columns = ["trial", "arm", "n", "population", "preset", "regimen", "time_days", "outcome",
+    columns = ["trial", "arm", "n", "population", "preset", "regimen", "route", "time_days",
+               "outcome",
                "statistic", "sampling", "observed", "observed_low", "observed_high", "unit",
                "predicted", "predicted_alternative", "ratio", "within_2fold", "within_spread", "where",
                "citation", "note"]
@@ -304,6 +343,16 @@ def _validate(folder: str | Path | None) -> Validation:
 MARKER_COLUMNS = {"mma": "mma_nmol_per_l", "homocysteine": "hcy_umol_per_l"}
 _MARKER_UNITS = {"mma": {"nmol/L": 1.0, "µmol/L": 1000.0, "umol/L": 1000.0},
                  "homocysteine": {"µmol/L": 1.0, "umol/L": 1.0}}
+
+
+def _serum_training() -> dict[tuple[str, str], str]:
+    """(trial, outcome) -> training entry name, for the trial rows other than markers that
+    the calibration fits (a ``[[training]]`` entry of data/calibration.toml with ``trial``
+    and ``outcomes``): those rows are training data, never validation."""
+    from .calibrate import training_set
+
+    return {(t["trial"], o): t["name"] for t in training_set()
+            if "trial" in t and t["name"] != "markers" for o in t.get("outcomes", [])}
 
 
 def _marker_training() -> set[tuple[str, str, float]]:
@@ -369,7 +418,8 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
     out.append({
         "use": use, "trial": stem, "arm": row.arm, "n": row.n,
         "population": row.population, "preset": cfg["populations"][row.population]["preset"],
-        "regimen": row.regimen_text, "time_days": t, "outcome": row.outcome,
+        "regimen": row.regimen_text, "route": route_label(row.route, row.form),
+        "time_days": t, "outcome": row.outcome,
         "statistic": row.statistic, "sampling": meta["sampling"], "observed": observed,
         "observed_low": interval[0] if interval else math.nan,
         "observed_high": interval[1] if interval else math.nan,

@@ -515,6 +515,12 @@ def _trust_items(validation: Any, figs: dict[str, Path]) -> list[tuple]:
                        f"{s['n_with_spread']} points with a reported spread inside it. Most "
                        "datasets are abstract-level (one or two time points per arm), and "
                        "trial populations are mapped to presets (data/validation.toml)."))
+    by_route = validation.by_route()
+    items.append(("table", ["route", "points", "trials", "fold error", "bias",
+                            "within reported spread"],
+                  [[r.route, r.n_points, r.n_trials, f"{r.gmfe:.2f}", f"{r.bias:.2f}",
+                    (f"{r.pct_within_spread:.0f}% of {r.n_with_spread}" if r.n_with_spread
+                     else "no spread reported")] for r in by_route.itertuples()]))
     if "validation" in figs:
         items.append(("img", figs["validation"], "Predicted versus observed serum B12 "
                       "(log axes, identity line, 2-fold band)"))

@@ -18,7 +18,7 @@ __all__ = ["write_validation"]
 def write_validation(validation: Validation, out: str | Path,
                      plausibility: Plausibility | None = None,
                      shares: ShareValidation | None = None) -> Path:
-    """Write ``validation.csv``, ``markers.csv`` (functional markers), ``not_checkable.csv``,
+    """Write ``validation.csv``, ``by_route.csv`` (the summary per route), ``markers.csv`` (functional markers), ``not_checkable.csv``,
     ``summary.json``, the markers' predicted-over-observed figure and the
     predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
     ``plausibility.csv`` when ``plausibility`` is given and ``shares.csv`` when ``shares``
@@ -30,6 +30,7 @@ def write_validation(validation: Validation, out: str | Path,
 
     with atomic_output_dir(out, kind="validation") as tmp:
         validation.table.to_csv(tmp / "validation.csv", index=False, float_format="%.6g")
+        validation.by_route().to_csv(tmp / "by_route.csv", index=False, float_format="%.6g")
         validation.not_checkable.to_csv(tmp / "not_checkable.csv", index=False)
         if validation.markers is not None:
             validation.markers.to_csv(tmp / "markers.csv", index=False, float_format="%.6g")
