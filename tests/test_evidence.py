@@ -357,3 +357,30 @@ def test_posterior_probability_reproduces_and_follows_the_verdict():
 def test_bad_draw_counts_are_refused(draws):
     with pytest.raises(InputError, match="draws"):
         ev.evaluate_claims(ids=["C307"], draws=draws)
+
+
+def test_a_share_of_lowest_serum_is_read_per_patient_as_single_runs_give_it():
+    # C211: the population engine's per-patient lowest serum from day 60 (the fast path
+    # of share claims) against one simulation per virtual patient
+    claims = ev.load_claims()
+    row = claims[claims.id == "C211"].iloc[0]
+    (check,) = ev._parse_options(row["check"])
+    regs = ev._parse_regimens(row["regimens"])
+    labels = sorted(regs)
+    pop = ev._split(row["populations"])[0]
+    minima = ev._share_minima(check, labels, regs, pop, (), float(row["days"]))
+    assert minima is not None
+    for lab in labels:
+        single = [ev.metric("min_from_d60", ev._run(regs[lab][0], p, ov, float(row["days"])),
+                            float(row["days"]))
+                  for p, ov in ev.virtual_patients(pop)]
+        assert minima[(lab, "min_from_d60")] == pytest.approx(single, rel=1e-3)
+
+
+def test_share_claims_need_no_single_runs_for_the_same_verdict(monkeypatch):
+    fast = ev.evaluate_claims(ids=["C013"], workers=1).table.iloc[0]
+    monkeypatch.setattr(ev, "_share_minima", lambda *a, **k: None)
+    ev.clear_cache()
+    slow = ev.evaluate_claims(ids=["C013"], workers=1).table.iloc[0]
+    assert (fast["verdict"], fast["scenarios_holding"]) == \
+        (slow["verdict"], slow["scenarios_holding"])

@@ -871,3 +871,48 @@ def test_an_injection_below_the_transient_end_still_reaches_the_body():
     exact = gain(lambda r: b12pk.simulate(r, PA, 5).stores_ug.iloc[-1])
     assert exact > 0.5 * dose
     assert fast == pytest.approx(exact, rel=0.01)
+
+
+# ------------------------------------------------------- per-patient lowest readings
+
+def test_watch_values_are_each_patients_lowest_daily_serum():
+    from b12pk.population import Watch
+
+    reg = "1000 mcg cyanocobalamin IM daily for 10 days, then monthly"
+    spec = PopulationSpec(b12pk.Patient.preset("pernicious-anaemia", serum_pmol_per_l=110),
+                          n=12, seed=5)
+    res = simulate_population(reg, spec, 120.0, daily=False, watch_values=True,
+                              watch=[Watch(200.0, "daily", 30.0, 120.0),
+                                     Watch(200.0, "daily", 90.0, 120.0)])
+    assert res.watch_min.shape == (2, 12)
+    draws = sample_patients(spec)
+    for i, row in enumerate(draws.to_dict("records")):
+        overrides = {k: row[k] for k in ("if_capacity_ug", "passive_fraction",
+                                         "other_loss_fraction_per_day",
+                                         "uptake_vmax_ug_per_day", "nasal_bioavailability")}
+        patient = dataclasses.replace(spec.patient, diet_ug_per_day=row["diet_ug_per_day"],
+                                      baseline_serum_pmol_per_l=row["baseline_serum_pmol_per_l"],
+                                      overrides={**spec.patient.overrides, **overrides})
+        df = b12pk.simulate(reg, patient, 120.0)   # the same patient, alone
+        for w, start in enumerate((30.0, 90.0)):
+            lowest = df.serum_pmol_per_l[df.time_days >= start].min()
+            assert res.watch_min[w, i] == pytest.approx(lowest, rel=1e-3)
+    met = res.watch_min >= 200.0
+    assert res.watch_met == (*met.sum(axis=1), int(met.all(axis=0).sum()))
+
+
+def test_watch_values_are_refused_without_checks_or_beyond_the_limit(monkeypatch):
+    from b12pk.errors import InputError, ResourceError
+    from b12pk.population import Watch
+    from b12pk.population import core
+
+    spec = PopulationSpec(b12pk.Patient.preset("healthy"), n=20, seed=1)
+    with pytest.raises(InputError, match="needs watch"):
+        simulate_population(ORAL, spec, 10.0, watch_values=True)
+    with pytest.raises(InputError, match="watch_values"):
+        simulate_population(ORAL, spec, 10.0, watch=[Watch(1.0, "daily", 0.0, 10.0)],
+                            watch_values="yes")
+    monkeypatch.setattr(core, "MAX_WATCH_VALUES", 10)
+    with pytest.raises(ResourceError, match="watch_met"):
+        simulate_population(ORAL, spec, 10.0, watch=[Watch(1.0, "daily", 0.0, 10.0)],
+                            watch_values=True)

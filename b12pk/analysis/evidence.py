@@ -533,6 +533,17 @@ _VARIED = ("if_capacity_ug", "passive_fraction", "other_loss_fraction_per_day",
            "uptake_vmax_ug_per_day", "nasal_bioavailability")
 
 
+def _share_typical(pop: str, overrides: tuple[tuple[str, float], ...]) -> Patient:
+    """The typical patient of population ``pop`` with parameter ``overrides``, around whom
+    the virtual patients of a share claim are drawn."""
+    import dataclasses
+
+    typical = _patient(pop)
+    if overrides:
+        typical = dataclasses.replace(typical, overrides={**typical.overrides, **dict(overrides)})
+    return typical
+
+
 @lru_cache(maxsize=64)
 def virtual_patients(pop: str, overrides: tuple[tuple[str, float], ...] = (),
                      n: int = SHARE_PATIENTS, seed: int = SHARE_SEED
@@ -546,9 +557,7 @@ def virtual_patients(pop: str, overrides: tuple[tuple[str, float], ...] = (),
 
     from ..population.core import PopulationSpec, sample_patients
 
-    typical = _patient(pop)
-    if overrides:
-        typical = dataclasses.replace(typical, overrides={**typical.overrides, **dict(overrides)})
+    typical = _share_typical(pop, overrides)
     draws = sample_patients(PopulationSpec(typical, n=n, seed=seed))
     out = []
     for r in draws.to_dict("records"):
@@ -1389,12 +1398,21 @@ def _evaluate_row(row: Any, base: tuple[tuple[str, float], ...], days_override: 
 def _share_claim(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str, str]],
                  pops: Sequence[str], base: tuple, days: float, out: dict[str, Any]) -> str:
     """Model line of a share claim, judged in the virtual patients of each population
-    (:data:`SHARE_RULE`); fills the claim's scenario and uncertainty words."""
+    (:data:`SHARE_RULE`); fills the claim's scenario and uncertainty words. A check that
+    reads only each regimen's lowest serum from a day on (``min_from_d<N>``) is judged on
+    the population engine's per-patient readings of the same virtual patients
+    (:func:`_share_minima`); any other check on one simulation per patient and regimen."""
     lo, hi = check.share
     k = n = 0
     with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity is
         warnings.simplefilter("ignore", B12pkWarning)   # simulated as drawn
         for pop in pops:
+            minima = _share_minima(check, labels, regs, pop, base, days)
+            if minima is not None:
+                for i in range(SHARE_PATIENTS):
+                    n += 1
+                    k += _holds(check, labels, lambda lab, met, i=i: minima[(lab, met)][i])
+                continue
             for patient, ov in virtual_patients(pop, base):
                 def values(lab: str, met: str, patient: Patient = patient,
                            ov: tuple = ov) -> float:
@@ -1410,6 +1428,45 @@ def _share_claim(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str
                           "between-patient variability as in data/variability.toml (partly "
                           "assumed)")
     return share_line(k, n, lo, hi)
+
+
+_MIN_FROM = re.compile(r"^min_from_d(\d+)$")
+
+
+def _share_minima(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str, str]],
+                  pop: str, base: tuple, days: float
+                  ) -> dict[tuple[str, str], np.ndarray] | None:
+    """(label, metric) -> each virtual patient's value, for a check whose every simulated
+    term is ``min_from_d<N>`` of a regimen without a population of its own: the lowest
+    daily serum from day N to the horizon, read per patient by the population engine
+    (:func:`b12pk.population.simulate_population` with ``watch_values``) on the patients of
+    :func:`virtual_patients` (the same draws, in the same order; their single-patient runs
+    agree to about 3e-4). None where the check reads anything else, a day lies beyond the
+    horizon, or the fast population method is not available."""
+    from ..errors import ModelError
+    from ..population.core import PopulationSpec, Watch, simulate_population
+
+    refs = _referenced(check, labels)
+    starts: dict[str, list[tuple[str, float]]] = {}
+    for lab, met in refs:
+        m = _MIN_FROM.match(met)
+        if m is None or regs[lab][1] or float(m[1]) >= days:
+            return None
+        starts.setdefault(lab, []).append((met, float(m[1])))
+    if not starts:
+        return None
+    spec = PopulationSpec(_share_typical(pop, base), n=SHARE_PATIENTS, seed=SHARE_SEED)
+    out = {}
+    for lab, mets in starts.items():
+        watch = [Watch(1.0, "daily", start, days) for _met, start in mets]
+        try:
+            res = simulate_population(_regimen(regs[lab][0]), spec, days, watch=watch,
+                                      daily=False, watch_values=True, workers=1)
+        except ModelError:  # the fast method is not in step with the declaration
+            return None
+        for (met, _start), values in zip(mets, res.watch_min):
+            out[(lab, met)] = values
+    return out
 
 
 def _scenario_line(check: _Check, labels: Sequence[str], pops: Sequence[str],

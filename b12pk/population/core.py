@@ -124,6 +124,8 @@ _INJECTED = tuple(name for name, r in declaration().routes.items()
 """Routes whose whole dose enters a parenteral pool: injections (troughs come before them)."""
 
 _FAST_MODEL = "30b8bc01fd7f"
+MAX_WATCH_VALUES = 1_000_000
+"""The most patients whose per-check lowest readings ``watch_values`` returns."""
 POP_SLOW_STEP_DAYS = 1.0
 POP_SLOW_STEP_RATE = 0.2
 """The population engine holds the slow flows (out of the stores) at their midpoint flux
@@ -552,6 +554,8 @@ class _Aggregate:
     above_capacity: int = 0  # patients whose baseline needs stores above the capacity
     n_watch: int = 0
     watch_met: np.ndarray = field(default=None)  # type: ignore[assignment]
+    keep_watch: bool = False  # keep each patient's lowest reading per check
+    watch_min: dict = field(default_factory=dict)  # first block -> (n_watch, patients)
 
     def __post_init__(self) -> None:
         # int32 counts: a bin holds at most MAX_PATIENTS (< 2**31) patients
@@ -587,6 +591,7 @@ class _Aggregate:
         self.n += other.n
         self.above_capacity += other.above_capacity
         self.sums.update(other.sums)
+        self.watch_min.update(other.watch_min)
         self._fold()
         return self
 
@@ -856,7 +861,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
                engine: _BlockEngine, out_times: np.ndarray, trough_times: Sequence[float],
                cut: float, upper: float, fast: Any = None,
                agg: "_Aggregate | None" = None, traj: "tuple[str, int] | None" = None,
-               watch: Sequence[Watch] = (), daily: bool = True) -> _Aggregate:
+               watch: Sequence[Watch] = (), daily: bool = True,
+               keep_watch: bool = False) -> _Aggregate:
     s = typical_sys
     p = s.p
     typical = _typical(spec, p)
@@ -867,7 +873,7 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     n = draw["if_capacity_ug"].size
     if agg is None:
         agg = _Aggregate(len(out_times) if daily else 0, len(trough_times),
-                         n_watch=len(watch))
+                         n_watch=len(watch), keep_watch=keep_watch)
     n_rec = agg.n_times  # output times recorded (none without daily)
     agg.n += n
     # per-patient checks: the lowest serum at the times each one reads
@@ -1305,6 +1311,8 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     if len(watch):
         met = w_min >= np.array([w.threshold_pmol_per_l for w in watch])[:, None]
         agg.watch_met += np.append(met.sum(axis=1), np.all(met, axis=0).sum())
+        if agg.keep_watch:
+            agg.watch_min[int(blocks[0])] = w_min.copy()
     if keep.size:
         _write_trajectories(traj[0], blocks[0], ids[keep], out_times, traj_rows)
     return agg
@@ -1465,6 +1473,9 @@ class PopulationResult:
         The engine method that computed it ("fast" or "exact").
     watch_met : tuple of int or None
         With ``watch``: patients passing each check, then all checks together.
+    watch_min : numpy.ndarray or None
+        With ``watch_values``: each patient's lowest reading per check (pmol/L), shape
+        (checks, n), patients in the order of :func:`sample_patients`.
     """
 
     quantiles: Any
@@ -1481,6 +1492,7 @@ class PopulationResult:
     markers: Any = None
     marker_normal: Any = None
     watch_met: "tuple[int, ...] | None" = None
+    watch_min: Any = None
 
     def last_trough(self) -> dict[str, Any]:
         """Where the last dosing cycle is lowest, and the population there.
@@ -1621,7 +1633,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                         backend: str = "auto", trajectories: Any = None,
                         trajectory_patients: int | None = None,
                         method: str = "fast", watch: Sequence["Watch"] = (),
-                        daily: bool = True) -> PopulationResult:
+                        daily: bool = True, watch_values: bool = False) -> PopulationResult:
     """Simulate a virtual population under one regimen (daily output).
 
     Parameters
@@ -1679,6 +1691,11 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         ``quantiles``, ``bands``, ``means``, ``repletion``, ``markers`` and
         ``marker_normal`` are empty tables; ``troughs`` and ``watch_met`` are as usual. For
         searches over many regimens (the regimen designer), where only the checks count.
+    watch_values : bool
+        With ``watch``: also return each patient's lowest reading per check
+        (``watch_min``; 8 bytes per patient and check, so at most
+        :data:`MAX_WATCH_VALUES` patients), for statements about the same patient under
+        several regimens (the evidence's shares of patients).
 
     Returns
     -------
@@ -1727,6 +1744,16 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         raise InputError("watch (per-patient checks) needs method='fast'")
     if not isinstance(daily, (bool, np.bool_)):
         raise InputError(f"daily={echo(daily)} is not accepted; accepted: True or False")
+    if not isinstance(watch_values, (bool, np.bool_)):
+        raise InputError(f"watch_values={echo(watch_values)} is not accepted; accepted: True "
+                         "or False")
+    watch_values = bool(watch_values)
+    if watch_values and not watch:
+        raise InputError("watch_values=True needs watch (the per-patient checks to report)")
+    if watch_values and spec.n > MAX_WATCH_VALUES:
+        raise ResourceError(f"watch_values keeps every patient's readings in memory; n="
+                            f"{spec.n:,} is above its {MAX_WATCH_VALUES:,} limit: count with "
+                            "watch_met instead")
     if not daily and (method != "fast" or trajectories is not None):
         raise InputError("daily=False (no daily output) needs method='fast' and no "
                          "trajectories")
@@ -1800,10 +1827,10 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
 
     report = _progress_fn(progress, spec.n)
     total = _Aggregate(len(out_times) if daily else 0, len(trough_times),
-                       n_watch=len(watch))
+                       n_watch=len(watch), keep_watch=watch_values)
     if client is not None:
         futures = [client.submit(_run_chunk, c, *args, backend, traj, watch, daily,
-                                 pure=False)
+                                 watch_values, pure=False)
                    for c in chunks]
         for fut in futures:  # integer counts and per-block sums: merge order does not matter
             total.merge(fut.result())
@@ -1813,7 +1840,8 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
         _fast_kernels(backend)  # fails early when numba is asked for and missing
         if n_workers == 1:
             for c in chunks:
-                total.merge(_run_chunk(c, *args, backend, traj, watch, daily))
+                total.merge(_run_chunk(c, *args, backend, traj, watch, daily,
+                                       watch_values))
                 report(total.n)
         else:
             # threads: numpy and the compiled kernels release the GIL; at most n_workers
@@ -1826,7 +1854,7 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
                 todo = iter(chunks)
                 for c in todo:
                     pending.add(pool.submit(_run_chunk, c, *args, backend, traj, watch,
-                                            daily))
+                                            daily, watch_values))
                     if len(pending) >= n_workers:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for fut in done:
@@ -1849,7 +1877,9 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
     return dataclasses.replace(
         _result(total, qs, out_times if daily else out_times[:0], trough_times, cut, upper,
                 spec, regimen, days),
-        method=method, watch_met=tuple(int(x) for x in total.watch_met) if watch else None)
+        method=method, watch_met=tuple(int(x) for x in total.watch_met) if watch else None,
+        watch_min=(np.concatenate([total.watch_min[b] for b in sorted(total.watch_min)],
+                                  axis=1) if watch_values else None))
 
 
 def _trajectory_target(folder: Any, n_keep: Any, n: int, days: float, create: bool = True
@@ -1942,7 +1972,7 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
                trough_times: Sequence[float], cut: float, upper: float,
                engine: "_BlockEngine", method: str = "fast", backend: str = "numpy",
                traj: "tuple[str, int] | None" = None, watch: Sequence[Watch] = (),
-               daily: bool = True) -> _Aggregate:
+               daily: bool = True, keep_watch: bool = False) -> _Aggregate:
     """Simulate the patients of some blocks together (vectorised over all of them).
 
     Per-patient draws depend only on (seed, block), and the sums are kept per block, so
@@ -1954,7 +1984,7 @@ def _run_chunk(blocks: Sequence[int], spec: PopulationSpec, events: Any, days: f
                                 cut, upper, agg, traj)
     return _run_block(spec, events, days, blocks, forms, sys_, engine, out_times,
                       trough_times, cut, upper, _fast_kernels(backend), traj=traj,
-                      watch=watch, daily=daily)
+                      watch=watch, daily=daily, keep_watch=keep_watch)
 
 
 def _progress_fn(progress: Any, n: int) -> Callable[[int | None], None]:
