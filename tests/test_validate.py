@@ -215,14 +215,20 @@ def test_every_route_within_the_issue_17_fold_error(validation):
     # Physiology v2 (issue 17): geometric mean fold error <= 1.5 for every route on the
     # points not used for fitting
     by_route = validation.by_route()
-    assert {"oral", "IM cyanocobalamin", "IM hydroxocobalamin", "intranasal"} <= \
-        set(by_route["route"])
+    assert {"oral", "sublingual", "IM cyanocobalamin", "IM hydroxocobalamin",
+            "intranasal"} <= set(by_route["route"])
     assert (by_route["gmfe"] <= 1.5).all(), by_route[["route", "gmfe"]]
 
 
-@pytest.mark.xfail(strict=True, reason="GMFE 1.31 on 8 points (README, How far to trust it)")
 def test_overall_fold_error_within_the_issue_17_target(validation):
     assert validation.summary()["gmfe"] <= 1.3
+
+
+@pytest.mark.xfail(strict=True, reason="10 of 13 points with a spread lie inside it, 77 % "
+                                       "(README, How far to trust it)")
+def test_most_points_lie_inside_the_reported_spread(validation):
+    # issue 17: >= 80 % of the validation points inside the reported spread
+    assert validation.summary()["pct_within_spread"] >= 80.0
 
 
 def test_nasal_fit_reproduces_the_single_dose_peaks_within_their_spread():
