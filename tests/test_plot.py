@@ -220,6 +220,27 @@ def test_parallel_saves_write_the_same_files_as_saving_in_turn(tmp_path, results
 
 
 @needs_fork
+def test_a_png_saved_by_a_child_equals_one_saved_here(tmp_path, results):
+    from b12pk.plot.figures import parallel_saves, save_png
+
+    fig = plot.plot_serum(results).figure
+    here = save_png(fig, tmp_path / "here.png", dpi=80)
+    with parallel_saves():
+        child = save_png(fig, tmp_path / "child.png", dpi=80)
+    assert child.read_bytes() == here.read_bytes()
+
+
+@needs_fork
+def test_a_png_a_child_cannot_save_raises_here(tmp_path, results):
+    from b12pk.plot.figures import parallel_saves, save_png
+
+    (tmp_path / "f.png").mkdir()   # a folder where the PNG should go
+    with pytest.raises(OSError):
+        with parallel_saves():
+            save_png(plot.plot_serum(results).figure, tmp_path / "f.png")
+
+
+@needs_fork
 def test_a_figure_a_child_cannot_save_is_redone_here_and_its_error_raised(tmp_path, results):
     from b12pk.plot.figures import parallel_saves
 

@@ -23,7 +23,7 @@ import math
 import re
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["plot_serum", "plot_holotc", "plot_stores", "plot_markers", "plot_summary",
            "plot_comparison",
-           "save_figure", "UNITS", "TIME_UNITS"]
+           "save_figure", "save_png", "UNITS", "TIME_UNITS"]
 
 #: Accepted concentration units (``unit=``).
 UNITS = ("pmol/L", "pg/mL")
@@ -1058,6 +1058,22 @@ def save_figure(fig: "Figure | Axes", path_stem: str | Path) -> list[Path]:
     return _save_now(fig, stem)
 
 
+def save_png(fig: "Figure", path: str | Path, dpi: int = 110) -> Path:
+    """Save ``fig`` as one PNG at ``path`` as drawn (its own layout, no tight box).
+
+    Inside :func:`parallel_saves` a forked child writes it while the caller goes on (the
+    file exists once that block has ended), as :func:`save_figure` does."""
+    path = Path(path)
+
+    def save(figure: Any, _stem: Path) -> list[Path]:
+        figure.savefig(path, dpi=dpi)
+        return [path]
+
+    if _SAVES and _SAVES[-1].submit(fig, path, save):
+        return path
+    return save(fig, path)[0]
+
+
 def _save_now(fig: "Figure", stem: Path) -> list[Path]:
     import matplotlib
 
@@ -1083,11 +1099,13 @@ class _Saves:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.running: list[tuple[int, Any, Path]] = []
-        self.failed: list[tuple[Any, Path]] = []
+        self.running: list[tuple[int, Any, Path, Any]] = []
+        self.failed: list[tuple[Any, Path, Any]] = []
 
-    def submit(self, fig: Any, stem: Path) -> bool:
-        """Fork a child that saves ``fig``; False where none could be forked."""
+    def submit(self, fig: Any, stem: Path,
+               saver: Callable[[Any, Path], list[Path]] | None = None) -> bool:
+        """Fork a child that saves ``fig`` (with ``saver(fig, stem)``, by default PNG and
+        SVG as :func:`save_figure`); False where none could be forked."""
         import os
 
         while len(self.running) >= self.workers:
@@ -1107,33 +1125,33 @@ class _Saves:
 
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                _save_now(fig, stem)
+                (saver or _save_now)(fig, stem)
                 code = 0
             finally:
                 os._exit(code)
-        self.running.append((pid, fig, stem))
+        self.running.append((pid, fig, stem, saver))
         return True
 
-    def _reap(self, job: tuple[int, Any, Path]) -> None:
+    def _reap(self, job: tuple[int, Any, Path, Any]) -> None:
         import os
 
-        pid, fig, stem = job
+        pid, fig, stem, saver = job
         _, status = os.waitpid(pid, 0)
         self.running.remove(job)
         if status != 0:
-            self.failed.append((fig, stem))
+            self.failed.append((fig, stem, saver))
 
     def finish(self) -> None:
         while self.running:
             self._reap(self.running[0])
-        for fig, stem in self.failed:  # a child that failed: saved here, errors raised here
-            _save_now(fig, stem)
+        for fig, stem, saver in self.failed:  # a child that failed: saved here, errors
+            (saver or _save_now)(fig, stem)    # raised here
 
     def abandon(self) -> None:
         import os
         import signal
 
-        for pid, _fig, _stem in self.running:
+        for pid, _fig, _stem, _saver in self.running:
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

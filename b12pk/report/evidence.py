@@ -12,6 +12,7 @@ from ..analysis.evidence import (CATEGORIES, CLOSE_CALL, CONTRADICTIONS_RULE, NO
                                  data_evidence, evaluate_claims)
 from ..io import atomic_output_dir, output_dir_target
 from ..plot.evidence import plot_evidence
+from ..plot.figures import parallel_saves, save_png
 
 __all__ = ["evidence_markdown", "write_evidence"]
 
@@ -160,10 +161,12 @@ def write_evidence(out_dir: str | Path, result: EvidenceResult | None = None) ->
     names = {"evidence": "evidence.csv", "contradictions": "contradictions.csv",
              "markdown": "evidence.md", "figure": "evidence.png"}
     with atomic_output_dir(out_dir, kind="evidence") as tmp:
-        result.table.to_csv(tmp / names["evidence"], index=False, quoting=csv.QUOTE_MINIMAL)
-        result.contradictions.to_csv(tmp / names["contradictions"], index=False)
-        (tmp / names["markdown"]).write_text(evidence_markdown(result), encoding="utf-8")
-        fig = plot_evidence(result)
-        fig.savefig(tmp / names["figure"], dpi=110)
-        plt.close(fig)
+        with parallel_saves():  # the figure is saved by a child while the text is written
+            fig = plot_evidence(result)
+            save_png(fig, tmp / names["figure"], dpi=110)
+            plt.close(fig)
+            result.table.to_csv(tmp / names["evidence"], index=False,
+                                quoting=csv.QUOTE_MINIMAL)
+            result.contradictions.to_csv(tmp / names["contradictions"], index=False)
+            (tmp / names["markdown"]).write_text(evidence_markdown(result), encoding="utf-8")
     return {key: Path(out_dir) / name for key, name in names.items()}
