@@ -175,3 +175,15 @@ def test_parameter_spec_gives_one_declared_parameter_and_refuses_unknown_names()
                                      table.loc["store_capacity_ug", "high"])
     with pytest.raises(UnknownNameError, match="no_such_parameter"):
         parameter_spec("no_such_parameter")
+
+
+def test_patients_and_parameters_are_their_own_deep_copies():
+    # immutable values: copying them (pandas deep-copies a result's attrs on every column
+    # read) returns the same object, and they stay equal and hashable
+    import copy
+
+    patient = b12pk.Patient.preset("pernicious-anaemia", serum_pmol_per_l=110)
+    params = patient.parameters()
+    assert copy.deepcopy(patient) is patient and copy.deepcopy(params) is params
+    df = b12pk.simulate("1000 mcg IM monthly", patient, 40.0)
+    assert df["serum_pmol_per_l"].attrs["patient"] is patient

@@ -207,6 +207,9 @@ class Parameters:
         object.__setattr__(self, "values", FrozenDict(
             {k: float(v) for k, v in self.values.items()}))
 
+    def __deepcopy__(self, memo: dict) -> "Parameters":
+        return self   # immutable (frozen, read-only values): a copy is the same object
+
     def __getitem__(self, name: str) -> float:
         try:
             return self.values[name]
@@ -586,6 +589,9 @@ class Patient:
     def renal_factor(self) -> float:
         """Renal clearance of unbound B12 relative to the reference GFR."""
         return self.egfr_ml_min / default_parameters()["gfr_reference_ml_min"]
+
+    def __deepcopy__(self, memo: dict) -> "Patient":
+        return self   # immutable (frozen, read-only overrides): a copy is the same object
 
     def parameters(self, base: Parameters | None = None) -> Parameters:
         """Model parameters for this patient: ``base`` (defaults) with the overrides applied."""
