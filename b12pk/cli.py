@@ -414,11 +414,12 @@ def _cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     regimens = _regimens(args.regimen) or None
     patients = _patients(args.patient) or None
     if args.population is not None:  # the population view's work, checked before any
-        from .analysis.compare import default_patients, default_regimens  # simulation
+        from .analysis.compare import (default_days, default_patients,  # simulation
+                                       default_regimens)
         from .engine.core import check_days
         from .population.core import check_population_work
 
-        days = check_days(args.days)
+        days = check_days(default_days() if args.days is None else args.days)
         regs = regimens or default_regimens()
         n_patients = len(patients or default_patients())
         check_population_work([(r.regimen.dose_events(days), args.population)

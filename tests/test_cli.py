@@ -241,6 +241,19 @@ def test_compare_with_population_view(tmp_path, capsys):
     assert "Virtual population" in (out / "report.md").read_text(encoding="utf-8")
 
 
+def test_compare_population_view_without_days_uses_the_default_horizon(tmp_path, capsys):
+    # --population without --days: the default comparison's horizon, as without it
+    out = tmp_path / "rep"
+    code = main(["compare", "--regimen", "1000 mcg cyanocobalamin oral daily", "--patient",
+                 "healthy", "--population", "1024", "--out", str(out)])
+    assert code == 0
+    from b12pk.analysis.compare import default_days
+
+    table = pd.read_csv(out / "population_summary.csv")
+    assert table["n"].iloc[0] == 1024
+    assert json.loads((out / "run.json").read_text())["days"] == default_days()
+
+
 def test_compare_population_view_with_covariates(tmp_path, capsys):
     out = tmp_path / "rep"
     code = main(["compare", "--regimen", "1000 mcg oral daily", "--patient", "healthy",

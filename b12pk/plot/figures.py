@@ -1078,11 +1078,14 @@ def _save_now(fig: "Figure", stem: Path) -> list[Path]:
     import matplotlib
 
     png, svg = Path(f"{stem}.png"), Path(f"{stem}.svg")
-    # lay the figure out and measure its tight box once; both formats then reuse them
-    # (bbox_inches="tight" and a layout engine would each cost a full draw per format)
-    fig.canvas.draw()
-    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    # lay the figure out and measure its tight box once, without rasterising it; both
+    # formats then reuse them (bbox_inches="tight" and a layout engine would each cost a
+    # full draw per format, and a draw to measure would be a third)
+    renderer = fig.canvas.get_renderer()
     engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+    box = fig.get_tightbbox(renderer).padded(0.1)
     fig.set_layout_engine("none")
     try:
         fig.savefig(png, dpi=150, bbox_inches=box, facecolor="white")
