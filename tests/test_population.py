@@ -916,3 +916,16 @@ def test_watch_values_are_refused_without_checks_or_beyond_the_limit(monkeypatch
     with pytest.raises(ResourceError, match="watch_met"):
         simulate_population(ORAL, spec, 10.0, watch=[Watch(1.0, "daily", 0.0, 10.0)],
                             watch_values=True)
+
+
+def test_watch_values_do_not_depend_on_chunks_or_threads():
+    from b12pk.population import Watch
+
+    spec = PopulationSpec(PA, n=2500, seed=4)
+    watch = [Watch(150.0, "daily", 10.0, 60.0)]
+    runs = [simulate_population("1000 mcg IM monthly", spec, 60.0, watch=watch, daily=False,
+                                watch_values=True, chunk_size=chunk, workers=workers)
+            for chunk, workers in ((1024, 2), (4096, 1))]
+    assert runs[0].watch_min.shape == (1, 2500)
+    assert np.array_equal(runs[0].watch_min, runs[1].watch_min)
+    assert runs[0].watch_met == runs[1].watch_met
