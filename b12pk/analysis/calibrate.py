@@ -248,6 +248,18 @@ def _se_from_jacobian(sol: Any) -> np.ndarray:
     return np.sqrt(np.clip(np.diag(_cov_from_jacobian(sol)), 0.0, None))
 
 
+def _weighted_uncertainty(sol: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """``<name>_se_log`` and ``<a>__<b>_corr_log`` of a least-squares fit in log parameters
+    whose residuals are already divided by their SDs (the covariance is inv(J'J))."""
+    cov = np.linalg.pinv(sol.jac.T @ sol.jac)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    out = {f"{n}_se_log": float(v) for n, v in zip(names, se)}
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            out[f"{names[i]}__{names[j]}_corr_log"] = float(cov[i, j] / (se[i] * se[j]))
+    return out
+
+
 def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     """One pass over the training set, in dependency order, starting from ``p``.
 
@@ -296,12 +308,8 @@ def fit_pass(p: Parameters, uncertainty: bool = False) -> dict[str, float]:
     p, sol = _fit_nasal(p)
     out.update({name: p[name] for name in NASAL})
     out["nasal_rms_weighted_residual"] = float(np.sqrt(np.mean(np.square(sol.fun))))
-    if uncertainty:
-        # the residuals are scaled by the reported spreads: the covariance is inv(JtJ)
-        cov = np.linalg.pinv(sol.jac.T @ sol.jac)
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        out.update({f"{name}_se_log": float(v) for name, v in zip(NASAL, se)})
-        out[f"{NASAL[0]}__{NASAL[1]}_corr_log"] = float(cov[0, 1] / (se[0] * se[1]))
+    if uncertainty:  # the residuals are scaled by the reported spreads
+        out.update(_weighted_uncertainty(sol, NASAL))
     # 4. reference serum: the healthy omnivore's steady state equals the cohort mean
     healthy = Patient.preset("healthy")
     omni = training_entry("omnivore_serum")
@@ -462,15 +470,8 @@ def _fit_markers(p: Parameters, uncertainty: bool) -> dict[str, float]:
     sol_h = least_squares(hcy_resid, [np.clip(math.log(p["hcy_max_fold"]), lo_h, hi_h)],
                           bounds=([lo_h], [hi_h]), xtol=1e-12, ftol=1e-12)
     out["hcy_max_fold"] = float(math.exp(sol_h.x[0]))
-    if uncertainty:
-        # the residuals are scaled by the assumed SD: the covariance is inv(JtJ)
-        cov = np.linalg.pinv(sol.jac.T @ sol.jac)
-        se = np.sqrt(np.diag(cov))
-        out.update({f"{n}_se_log": float(v) for n, v in zip(MARKERS, se)})
-        for i in range(len(MARKERS)):
-            for j in range(i + 1, len(MARKERS)):
-                out[f"{MARKERS[i]}__{MARKERS[j]}_corr_log"] = float(
-                    cov[i, j] / (se[i] * se[j]))
+    if uncertainty:  # the residuals are scaled by the assumed SD
+        out.update(_weighted_uncertainty(sol, MARKERS))
         jh = sol_h.jac
         out["hcy_max_fold_se_log"] = float(math.sqrt(1.0 / float((jh.T @ jh).item())))
     return out

@@ -519,11 +519,7 @@ def _run(reg_text: str, patient: Patient, overrides: tuple[tuple[str, float], ..
     from ..engine.core import simulate
 
     params = default_parameters().replace(**dict(overrides)) if overrides else None
-    df = simulate(_regimen(reg_text), patient, days, parameters=params)
-    # the metrics read columns only: without the run's attributes (its caveats and
-    # settings), pandas need not deep-copy them into every column read
-    df.attrs = {}
-    return df
+    return simulate(_regimen(reg_text), patient, days, parameters=params)
 
 
 def clear_cache() -> None:

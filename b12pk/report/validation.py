@@ -18,9 +18,10 @@ __all__ = ["write_validation"]
 def write_validation(validation: Validation, out: str | Path,
                      plausibility: Plausibility | None = None,
                      shares: ShareValidation | None = None) -> Path:
-    """Write ``validation.csv``, ``by_route.csv`` (the summary per route), ``markers.csv`` (functional markers), ``not_checkable.csv``,
-    ``summary.json``, the markers' predicted-over-observed figure and the
-    predicted-versus-observed figure (PNG, SVG) into folder ``out`` (atomically), and
+    """Write ``validation.csv``, ``by_route.csv`` (the summary per route), ``markers.csv``
+    (functional markers), ``not_checkable.csv``, ``summary.json``, the markers'
+    predicted-over-observed figure and the predicted-versus-observed figure (PNG, SVG) into
+    folder ``out`` (atomically), and
     ``plausibility.csv`` when ``plausibility`` is given and ``shares.csv`` when ``shares``
     is (their summaries then join ``summary.json``)."""
     import matplotlib
