@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
 import pytest
+
+# The disk cache of shipped results (b12pk/analysis/shipped.py) goes to a folder of this
+# session, never the user's: each test run starts without cached results, and the command
+# line runs the tests start inherit it.
+os.environ["B12PK_CACHE_DIR"] = tempfile.mkdtemp(prefix="b12pk-test-cache-")
 
 
 @pytest.fixture(scope="session")

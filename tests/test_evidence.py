@@ -384,3 +384,26 @@ def test_share_claims_need_no_single_runs_for_the_same_verdict(monkeypatch):
     slow = ev.evaluate_claims(ids=["C013"], workers=1).table.iloc[0]
     assert (fast["verdict"], fast["scenarios_holding"]) == \
         (slow["verdict"], slow["scenarios_holding"])
+
+
+def test_the_shipped_catalogue_is_kept_on_disk_and_other_runs_are_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("B12PK_CACHE_DIR", str(tmp_path))
+    runs = []
+
+    def fake(claims, base, max_days, workers, draws, seed, progress):
+        runs.append((base, max_days, draws, seed))
+        return ev.EvidenceResult(table=claims.head(0), contradictions=claims.head(0),
+                                 claims=claims, settings={"draws": draws, "seed": seed})
+
+    monkeypatch.setattr(ev, "_evaluate", fake)
+    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(ev._evaluate_shipped, "evidence"))
+    ev.evaluate_claims()
+    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(ev._evaluate_shipped, "evidence"))
+    assert ev.evaluate_claims(workers=1).settings == {"draws": 0, "seed": 0}  # from disk
+    ev.evaluate_claims(draws=2, seed=1)                  # another key: computed
+    ev.evaluate_claims(max_days=30)                      # capped: never cached
+    ev.evaluate_claims(ids=["C001"])
+    ev.evaluate_claims(overrides={"passive_fraction": 0.012})
+    assert [r[2:] for r in runs[:2]] == [(0, 0), (2, 1)]
+    assert len(runs) == 5
+    assert len(list(tmp_path.glob("evidence-*.pickle"))) == 2

@@ -86,7 +86,7 @@ def check_plausibility(path: Any = None) -> Plausibility:
     return _check_plausibility(path) if path is not None else _SHIPPED.get()
 
 
-_SHIPPED = DataCache(lambda: _check_plausibility(None))
+_SHIPPED = DataCache(lambda: _check_plausibility(None), "plausibility")
 
 
 def _check_plausibility(path: Any) -> Plausibility:

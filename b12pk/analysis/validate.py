@@ -246,7 +246,7 @@ def validate(folder: str | Path | None = None) -> Validation:
     return _validate(folder) if folder is not None else _SHIPPED.get()
 
 
-_SHIPPED = DataCache(lambda: _validate(None))
+_SHIPPED = DataCache(lambda: _validate(None), "validation")
 
 
 def _validate(folder: str | Path | None) -> Validation:
