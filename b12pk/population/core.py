@@ -108,7 +108,8 @@ _HIST_BINS = (_HIST_EXP[1] - _HIST_EXP[0]) << _HIST_MANT
 _HIST_SHIFT = 52 - _HIST_MANT
 _HIST_LO_BITS = int(np.float64(2.0 ** _HIST_EXP[0]).view(np.int64)) >> _HIST_SHIFT
 _HIST_LO, _HIST_HI = 2.0 ** _HIST_EXP[0], 2.0 ** _HIST_EXP[1]
-_SLOW = ("ileum", "enterocyte", "holotc", "holohc", "protein_bound", "stores")
+_SLOW = tuple(c.name for c in declaration().compartments if c.body and not c.per_form)
+"""The slow states: the body pools that are not per form (the declaration's order)."""
 _NS = len(_SLOW)
 _PLASMA = np.array([_SLOW.index(c) for c in ("holotc", "holohc", "protein_bound")],
                    dtype=np.int64)
@@ -133,8 +134,10 @@ over substeps of at most POP_SLOW_STEP_DAYS days and at most POP_SLOW_STEP_RATE 
 fastest slow flow's rate (1/day; coarser than the single-patient engine's: tests require
 agreement with the exact method to 1 %)."""
 """Signature (:func:`model_signature`) of the model structure the fast method is written
-for. The fast method hard-codes that structure (which pools are slow, the injection
-transient's flows, the serum formula, how drawn parameters enter the rates), so a change to
+for. The slow pools (every body pool not per form), their linear flows and slow flows, and
+their quasi-steady state for given stores are read from the declaration; the injection
+transient's flows, the serum formula and how drawn parameters enter the rates are written
+by hand, so a change to
 the compartments, flows, rates, absorption step, routes or serum output of
 ``data/model.toml`` disables it (:class:`ModelError`) until it is brought in step; the
 exact method follows the declaration and keeps working."""
@@ -738,6 +741,15 @@ class _BlockEngine(_Locked):
         self.slow = _slow_flows(sys_)
         self.inputs = np.zeros((_NS, 1 + len(self.slow)))
         self.inputs[_SLOW.index("ileum"), 0] = 1.0
+        # the quasi-steady state for given stores (plasma_for in _run_block): the other
+        # slow pools' block of A inverted once; the stores' column without the biliary
+        # reabsorption into the ileum (each patient's own rate)
+        self.rest = np.array([i for i in range(_NS) if i != _STORES])
+        self.rest_inverse = np.linalg.inv(self.A0[np.ix_(self.rest, self.rest)])
+        self.rest_ileum = int(np.nonzero(self.rest == _SLOW.index("ileum"))[0][0])
+        self.store_column = self.A0[self.rest, _STORES].copy()
+        self.store_column[self.rest_ileum] = 0.0
+        self.slow_from_stores = all(src == _STORES for src, _d, _l in self.slow)
         for q, (src, dst, _law) in enumerate(self.slow):
             self.inputs[src, 1 + q] -= 1.0
             if dst >= 0:
@@ -911,7 +923,6 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     q_src = np.array([x[0] for x in slow], dtype=np.int64)
     q_law = np.array([x[2] for x in slow], dtype=np.int64)
     hc = _SLOW.index("holohc")
-    k_th = each(rates["k_th"])
 
     def fluxes(state: np.ndarray) -> list[np.ndarray]:
         return [laws.slow_flux(law, qa[q], qb[q], state[src])
@@ -932,16 +943,24 @@ def _run_block(spec: PopulationSpec, regimen_events: Sequence[DoseEvent],
     to_pmol = 1e3 / p["molar_mass_g_per_mol"] * 1e3  # ug/L -> pmol/L
 
     def plasma_for(stores: np.ndarray) -> np.ndarray:
-        r_in = r_diet + k_reab * stores
+        """The quasi-steady slow state for ``stores`` (as
+        :meth:`b12pk.engine.core.System.plasma_given_stores`, per patient): the other slow
+        pools at the steady state of the declared linear flows, the diet and biliary
+        reabsorption into the absorption step's pool, and the slow flows at their flux."""
         state = np.zeros((_NS, n))
-        state[_SLOW.index("ileum")] = state[_SLOW.index("enterocyte")] = r_in / s.k_tr
-        state[_SLOW.index("holotc")] = (s.k_st * stores + r_in) / s.k_tc
         state[_STORES] = stores
-        # haptocorrin: what holoTC passes on to it, and the slow flows into it
-        state[hc] = k_th * state[_SLOW.index("holotc")] / s.k_hc
-        for (_src, dst, _law), f in zip(slow, fluxes(state)):
-            if dst == hc:
-                state[hc] += f / s.k_hc
+        base = np.outer(engine.store_column, stores)
+        base[engine.rest_ileum] += r_diet + k_reab * stores
+        for _ in range(1 if engine.slow_from_stores else 100):
+            b = base.copy()
+            for q, f in enumerate(fluxes(state)):
+                b += engine.inputs[engine.rest, 1 + q][:, None] * f
+            new = -(engine.rest_inverse @ b)
+            done = engine.slow_from_stores or np.allclose(new, state[engine.rest],
+                                                            rtol=1e-14, atol=1e-300)
+            state[engine.rest] = new
+            if done:
+                break
         return state
 
     def bisect(fn: Callable[[np.ndarray], np.ndarray], hi: np.ndarray) -> np.ndarray:
