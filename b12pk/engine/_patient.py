@@ -132,7 +132,7 @@ def _parenteral(y, n_par):
 
 def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end, seg_pre,
         dose_amount, dose_enter, dose_share, dose_rest, states, dosed, pre, aug, n_par, n_act,
-        eps, rtol, atol, max_steps, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc,
+        eps, rtol, atol, relax, max_steps, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc,
         sdst, svmax, skm, qsrc, qdst, qlaw, qa, qb, into, rest, if_cap, if_km, if_krec,
         passive, slow_h, slow_kh):
     """Run segments ``i0`` to ``i1 - 1`` of one patient from ``y`` (changed in place).
@@ -172,7 +172,8 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
             k += 1
         if t < t1 and _parenteral(y, n_par) > eps:
             t, filled, status = integrate(y, t, t1, t_out[k:kend], states[k:kend], n_par,
-                                          n_act, eps, rtol, atol, max_steps, b, lsrc, ldst, lk,
+                                          n_act, eps, rtol, atol, relax, max_steps, b, lsrc,
+                                          ldst, lk,
                                           bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
                                           qsrc, qdst, qlaw, qa, qb)
             if status != OK:

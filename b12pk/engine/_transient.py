@@ -155,7 +155,7 @@ def _solve_sinks(J, m, h, fi, x):
         fi[s] += h * acc
 
 
-def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
+def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, scale, n_act,
                 b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
                 qsrc, qdst, qlaw, qa, qb):
     """One linearly implicit Euler extrapolation step of length ``H`` from ``y``: the result
@@ -208,13 +208,13 @@ def _stiff_step(y, H, f0, J, W, piv, fi, yi, T, rtol, atol, n_act,
     err = 0.0
     for i in range(n):
         e = T[K - 1, i] - T[K - 2, i]
-        sc = atol + rtol * max(abs(y[i]), abs(T[K - 1, i]))
+        sc = atol + rtol * max(abs(y[i]), abs(T[K - 1, i]), scale[i])
         err += (e / sc) ** 2
     err = math.sqrt(err / n)
     return err if err < math.inf else math.inf  # NaN -> inf
 
 
-def _explicit_step(y, h, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
+def _explicit_step(y, h, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol, scale,
                    b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
                    qsrc, qdst, qlaw, qa, qb):
     """One Dormand-Prince 5(4) step of length ``h`` from ``y``: the result in ``yn``;
@@ -252,7 +252,7 @@ def _explicit_step(y, h, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
     for i in range(n):
         e = h * (_E1 * k1[i] + _E3 * k3[i] + _E4 * k4[i] + _E5 * k5[i] + _E6 * k6[i]
                  + _E7 * k7[i])
-        sc = atol + rtol * max(abs(y[i]), abs(yn[i]))
+        sc = atol + rtol * max(abs(y[i]), abs(yn[i]), scale[i])
         err += (e / sc) ** 2
     err = math.sqrt(err / n)
     return err if err < math.inf else math.inf
@@ -266,7 +266,7 @@ def near_kink(y, bbinder, bcap):
     return False
 
 
-def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
+def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, relax, max_steps,
               b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
               qsrc, qdst, qlaw, qa, qb):
     """Advance ``y`` (in place) from ``t0`` toward ``t1`` (days).
@@ -300,6 +300,14 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
     k7 = np.empty(n)
     ys = np.empty(n)
     yn = np.empty(n)
+    # the largest amount in this transient of each pool that only releases (``relax``:
+    # nothing flows into it, such as an injection depot): its errors are measured against
+    # it, so an emptying depot needs no finer relative accuracy than the amounts it moved
+    # (its exponential tail would otherwise set the steps for hours); 0 for the others
+    scale = np.zeros(n)
+    for i in range(n):
+        if relax[i]:
+            scale[i] = abs(y[i])
     t = t0
     k = 0
     n_out = t_out.shape[0]
@@ -320,7 +328,7 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
             H_try = H
             last = t + H >= target
             step = target - t if last else H
-            err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, n_act, b, lsrc,
+            err = _stiff_step(y, step, f0, J, W, piv, fi, yi, T, rtol, atol, scale, n_act, b, lsrc,
                               ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
                               qsrc, qdst, qlaw, qa, qb)
             if err <= 1.0 and near_kink(T[K - 1], bbinder, bcap):
@@ -342,7 +350,7 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
             h_try = h
             last = t + h >= target
             step = target - t if last else h
-            err = _explicit_step(y, step, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol,
+            err = _explicit_step(y, step, k1, k2, k3, k4, k5, k6, k7, ys, yn, rtol, atol, scale,
                                  b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
                                  svmax, skm, qsrc, qdst, qlaw, qa, qb)
             if err <= 1.0:
@@ -357,6 +365,9 @@ def integrate(y, t0, t1, t_out, out, n_par, n_act, eps, rtol, atol, max_steps,
                 h = step * (0.2 if err == math.inf else max(0.2, 0.9 * err ** -0.2))
         if accepted:
             t = target if last else t + step
+            for i in range(n):
+                if relax[i] and abs(y[i]) > scale[i]:
+                    scale[i] = abs(y[i])
             if last and k < n_out and t == t_out[k]:
                 for i in range(n):
                     out[k, i] = y[i]

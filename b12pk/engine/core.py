@@ -362,6 +362,14 @@ class System:
                 part * ev.amount_ug / ev.duration_days
         return rate
 
+    def release_only(self) -> np.ndarray:
+        """Whether each state only releases (no flow and no input enters it: an injection
+        depot, a nasal pool), as the transient integrator's error control needs it."""
+        entered = np.zeros(self.L.n, dtype=np.bool_)
+        for dst in (self.ldst, self.bdst, self.sdst, self.qdst):
+            entered[np.ravel(dst)] = True
+        return ~(entered | (self.b_input != 0.0))
+
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
         """Jacobian of :meth:`rhs`."""
         J = self.A.copy()
@@ -890,7 +898,8 @@ def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: n
     eps = -1.0 if sys_.infusing else TRANSIENT_EPS_UG
     t_new, filled, _status = _compiled_transient()(
         y, t, t1, sub, res, sys_.L.n_parenteral, sys_.L.body.stop, eps, TRANSIENT_RTOL,
-        TRANSIENT_ATOL, TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
+        TRANSIENT_ATOL, sys_.release_only(), TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc,
+        sys_.ldst, sys_.lk,
         *sys_.nonlinear)
     out[:filled] = res[:filled]
     return y, float(t_new), int(filled)
@@ -1017,7 +1026,8 @@ def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[Dos
         status = kernel(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end,
                         seg_dose_end, seg_pre, dose_amount, dose_enter, dose_share, dose_rest,
                         states, dosed, pre, sys_._aug, L.n_parenteral, L.body.stop,
-                        TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL, TRANSIENT_MAX_STEPS,
+                        TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL, sys_.release_only(),
+                        TRANSIENT_MAX_STEPS,
                         sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk, *sys_.nonlinear,
                         sys_.absorb_into, sys_.absorb_rest, sys_.if_cap, sys_.if_km,
                         sys_.if_krec, sys_.passive, SLOW_STEP_DAYS, SLOW_STEP_RATE)
