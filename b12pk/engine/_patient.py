@@ -21,11 +21,11 @@ import math
 
 import numpy as np
 
-from ..model.laws import if_absorbed, slow_flux, slow_rate
+from ..model.laws import SLOW_OVERFLOW, if_absorbed, slow_flux, slow_rate
 from ._transient import OK, integrate
 from .linalg import expm_taylor
 
-__all__ = ["run", "ABSORPTION", "NOWHERE", "FAILED", "CACHE", "CARRY"]
+__all__ = ["run", "ABSORPTION", "NOWHERE", "FAILED", "CACHE", "CARRY", "MAX_SLOW_STEPS"]
 
 ABSORPTION = -1
 NOWHERE = -2
@@ -33,8 +33,13 @@ FAILED = 1
 """Returned when the transient integrator gave up (the caller reruns the patient with LSODA)."""
 CACHE = 64
 """Step lengths whose exponentials are kept (keyed to 1e-10 day)."""
-CARRY = 7
+CARRY = 8
 """Length of :func:`run`'s ``carry``."""
+MAX_SLOW_STEPS = 1 << 16
+"""Most steps :func:`_linear_step` takes over one interval."""
+SLOW_REDO = 8.0
+"""An interval whose largest scaled error estimate exceeds this is taken again with more
+steps; below it the estimate only sets the next interval's step."""
 
 
 def _exp(dt, aug, keys, mats, count):
@@ -74,13 +79,23 @@ def _affine_row(E, i, y, flux):
     return v
 
 
-def _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb):
+def _midpoint(y, E, Eh, aug, flux, half, tmp, f0, qsrc, qdst, qlaw, qa, qb, h, slow_tol):
     """One step ``y <- E y + g + W f`` (in place) with ``f`` the slow flows' fluxes at the
-    step's midpoint, predicted by a half step (``Eh``)."""
+    step's midpoint, predicted by a half step (``Eh``). Returns the step's scaled error
+    estimate: for each slow flow, what holding it misplaces, over ``slow_tol`` times the
+    amounts concerned (an overflow whose source crossed its capacity during the step is
+    not counted). Two terms: the amount moved at the wrong time, ``h |f0 - 2 fm + f1| / 6``
+    (the difference of the midpoint and Simpson rules; ``f0``, ``fm`` and ``f1`` the
+    flux at the start, midpoint and end of the step), over the source's and destination's
+    amounts plus 1 ug; and the flux's trend against the destination's own turnover,
+    ``h^2 k |f1 - f0| / 12`` (``k`` the destination's loss rate, the diagonal of ``aug``: a
+    flux rising through the step arrives later than when held, and the destination loses
+    less of it), over the destination's amount plus 1 ug."""
     n = y.shape[0]
     m = qsrc.shape[0]
     for q in range(m):
         flux[q] = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
+        f0[q] = flux[q]
     for q in range(m):
         half[q] = _affine_row(Eh, qsrc[q], y, flux)
     for q in range(m):
@@ -89,26 +104,39 @@ def _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb):
         tmp[i] = _affine_row(E, i, y, flux)
     for i in range(n):
         y[i] = tmp[i]
+    err = 0.0
+    for q in range(m):
+        f1 = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
+        if qlaw[q] == SLOW_OVERFLOW and (f0[q] > 0.0) != (f1 > 0.0):
+            continue  # the source crossed the capacity: a kink that finer steps only blunt
+        d = qdst[q]
+        scale = abs(y[d]) + 1.0
+        e = (h * abs(f0[q] - 2.0 * flux[q] + f1) / (6.0 * (scale + abs(y[qsrc[q]])))
+             + h * h * abs(aug[d, d]) * abs(f1 - f0[q]) / (12.0 * scale)) / slow_tol
+        if e > err:
+            err = e
+    return err
 
 
-def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, qsrc, qdst, qlaw, qa, qb,
-                 slow_h, slow_kh):
+def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, f0, y0, hint, qsrc, qdst,
+                 qlaw, qa, qb, slow_h, slow_kh, slow_tol):
     """``y`` after ``dt`` days outside transients (in place); returns the cache's count.
 
     ``[E g W] = exp(h [A b D; 0 0 0])``: ``y <- E y + g + W f`` with ``f`` the slow flows'
-    fluxes at the step's midpoint (:func:`_midpoint`), in equal steps ``h`` (see
-    :func:`_slow_steps`; one exact step when the model has no slow flows).
+    fluxes at the step's midpoint (:func:`_midpoint`), in equal steps ``h``: at least as
+    many as :func:`_slow_steps` asks and as ``hint[0]`` (the step
+    length, days, that the last interval ended with; 0: none) suggests. The interval is
+    taken again with more steps when a step's scaled error estimate exceeds
+    :data:`SLOW_REDO`; otherwise the estimate sets ``hint[0]`` for the next interval (the
+    step halved above 1, doubled below 1/8). One exact step when the model has no slow
+    flows.
     """
     if dt <= 0.0:
         return count
+    n = y.shape[0]
     m = qsrc.shape[0]
-    steps = 1
-    if m > 0:
-        steps = _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh)
-    h = dt / steps
-    E, count = _exp(h, aug, keys, mats, count)
     if m == 0:
-        n = y.shape[0]
+        E, count = _exp(dt, aug, keys, mats, count)
         for i in range(n):
             v = E[i, n]
             for j in range(n):
@@ -117,10 +145,32 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, qsrc, qdst, qla
         for i in range(n):
             y[i] = tmp[i]
         return count
-    Eh, count = _exp(h / 2.0, aug, keys, mats, count)
-    for _ in range(steps):
-        _midpoint(y, E, Eh, flux, half, tmp, qsrc, qlaw, qa, qb)
-    return count
+    need = _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh)
+    if hint[0] > 0.0 and dt / hint[0] > need:
+        need = min(MAX_SLOW_STEPS, int(math.ceil(dt / hint[0] - 1e-9)))
+    steps = need
+    for i in range(n):
+        y0[i] = y[i]
+    while True:
+        h = dt / steps
+        E, count = _exp(h, aug, keys, mats, count)
+        Eh, count = _exp(h / 2.0, aug, keys, mats, count)
+        err = 0.0
+        for _ in range(steps):
+            e = _midpoint(y, E, Eh, aug, flux, half, tmp, f0, qsrc, qdst, qlaw, qa, qb, h,
+                          slow_tol)
+            if e > err:
+                err = e
+        if err <= SLOW_REDO or steps >= MAX_SLOW_STEPS:
+            # the next interval's step: the error goes as h cubed (within a factor 2)
+            grow = 2.0 if err < 0.125 else (0.5 if err > 1.0 else 1.0)
+            hint[0] = h * grow
+            return count
+        for i in range(n):
+            y[i] = y0[i]
+        while steps < MAX_SLOW_STEPS and err > 1.0:
+            steps *= 2
+            err /= 8.0
 
 
 def _parenteral(y, n_par):
@@ -134,7 +184,7 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
         dose_amount, dose_enter, dose_share, dose_rest, states, dosed, pre, aug, n_par, n_act,
         eps, rtol, atol, relax, max_steps, b, lsrc, ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc,
         sdst, svmax, skm, qsrc, qdst, qlaw, qa, qb, into, rest, if_cap, if_km, if_krec,
-        passive, slow_h, slow_kh):
+        passive, slow_h, slow_kh, slow_tol):
     """Run segments ``i0`` to ``i1 - 1`` of one patient from ``y`` (changed in place).
 
     ``carry`` holds what runs on from one call to the next, [time (days), outputs done,
@@ -153,8 +203,11 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
     """
     n = y.shape[0]
     tmp = np.empty(n)
+    y0 = np.empty(n)
+    hint = carry[7:8]
     flux = np.empty(qsrc.shape[0])
     half = np.empty(qsrc.shape[0])
+    f0 = np.empty(qsrc.shape[0])
     t = carry[0]
     k = int(carry[1])
     d = int(carry[2])
@@ -180,15 +233,16 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
                 return FAILED
             k += filled
         while k < kend:
-            count = _linear_step(y, t_out[k] - t, aug, keys, mats, count, tmp, flux, half,
-                                 qsrc, qdst, qlaw, qa, qb, slow_h, slow_kh)
+            count = _linear_step(y, t_out[k] - t, aug, keys, mats, count, tmp, flux, half, f0,
+                                 y0, hint, qsrc, qdst, qlaw, qa, qb, slow_h, slow_kh,
+                                 slow_tol)
             t = t_out[k]
             for q in range(n):
                 states[k, q] = y[q]
             k += 1
         if t < t1:
-            count = _linear_step(y, t1 - t, aug, keys, mats, count, tmp, flux, half, qsrc,
-                                 qdst, qlaw, qa, qb, slow_h, slow_kh)
+            count = _linear_step(y, t1 - t, aug, keys, mats, count, tmp, flux, half, f0, y0,
+                                 hint, qsrc, qdst, qlaw, qa, qb, slow_h, slow_kh, slow_tol)
         t = t1
         for q in range(k0, kend):
             dosed[q] = given
