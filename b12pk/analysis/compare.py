@@ -379,8 +379,9 @@ def _dedupe_labels(items: list, kind: str) -> list:
 def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days: float,
                          hourly_after_injections: bool = True) -> int:
     """Bytes :func:`compare` needs at most, estimated from the dose runs before any
-    simulation: every time course it keeps, plus the peak of one simulation
-    (:func:`b12pk.engine.simulate_memory_bytes`)."""
+    simulation: every time course it keeps, plus the peak of the largest simulation
+    (:func:`b12pk.engine.simulate_memory_bytes`) for each of the simulations run side by side
+    (:func:`_workers`)."""
     held, peak = 0, 0
     for r in regimens:
         runs = r.regimen.dose_runs(days)
@@ -391,15 +392,21 @@ def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days
         n_states = 3 * max(1, len({x.form for x in parenteral})) + 8
         held += result_memory_bytes(n_out)
         peak = max(peak, simulate_memory_bytes(n_out, n_states))
-    return held * n_patients + peak
+    return held * n_patients + peak * _workers(len(regimens) * n_patients)
+
+
+def _workers(n_items: int) -> int:
+    """Threads :func:`_in_threads` uses for ``n_items`` items: one per CPU available, at
+    most one per item."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(n_items, cpus or 1))
 
 
 def _in_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Any]:
     """``fn`` of each item, in order, computed by one thread per CPU (at most one per
     item); an error is raised when its item's turn comes, and the items not yet started are
     then cancelled."""
-    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else os.cpu_count() or 1)
+    workers = _workers(len(items))
     if workers <= 1:
         yield from map(fn, items)
         return
