@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..model.laws import SLOW_OVERFLOW, if_absorbed, slow_flux, slow_rate
+from ..model.laws import if_absorbed, slow_flux, slow_rate
 from ._transient import OK, integrate
 from .linalg import expm_taylor
 
@@ -83,8 +83,7 @@ def _midpoint(y, E, Eh, aug, flux, half, tmp, f0, qsrc, qdst, qlaw, qa, qb, h, s
     """One step ``y <- E y + g + W f`` (in place) with ``f`` the slow flows' fluxes at the
     step's midpoint, predicted by a half step (``Eh``). Returns the step's scaled error
     estimate: for each slow flow, what holding it misplaces, over ``slow_tol`` times the
-    amounts concerned (an overflow whose source crossed its capacity during the step is
-    not counted). Two terms: the amount moved at the wrong time, ``h |f0 - 2 fm + f1| / 6``
+    amounts concerned. Two terms: the amount moved at the wrong time, ``h |f0 - 2 fm + f1| / 6``
     (the difference of the midpoint and Simpson rules; ``f0``, ``fm`` and ``f1`` the
     flux at the start, midpoint and end of the step), over the source's and destination's
     amounts plus 1 ug; and the flux's trend against the destination's own turnover,
@@ -107,8 +106,6 @@ def _midpoint(y, E, Eh, aug, flux, half, tmp, f0, qsrc, qdst, qlaw, qa, qb, h, s
     err = 0.0
     for q in range(m):
         f1 = slow_flux(qlaw[q], qa[q], qb[q], y[qsrc[q]])
-        if qlaw[q] == SLOW_OVERFLOW and (f0[q] > 0.0) != (f1 > 0.0):
-            continue  # the source crossed the capacity: a kink that finer steps only blunt
         d = qdst[q]
         scale = abs(y[d]) + 1.0
         e = (h * abs(f0[q] - 2.0 * flux[q] + f1) / (6.0 * (scale + abs(y[qsrc[q]])))
