@@ -24,7 +24,7 @@ exponential integrator in a Strang splitting around the exact slow propagator: h
 step, the slow step, half a fast step (so that haptocorrin is topped up at every step's end,
 as it is continuously). The fast step is a predictor-corrector on the saturable uptake and
 the binder's room, the corrector taking the predictor's mean unbound amount over the step.
-Steps start at 3.75 minutes and double up to 20 % of the dose's age, at most an hour; a
+Steps start at 3.75 minutes and double up to 20 % of the dose's age, at most half an hour; a
 patient's transient ends once its pools hold at most TRANSIENT_END_UG (what is left goes
 where it would have gone). Oral-only regimens are therefore exact; with injections the fast
 method agrees with the exact one to about 6e-4 in mean serum (tests: within 1e-2; with
