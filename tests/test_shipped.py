@@ -143,3 +143,25 @@ def test_shipped_validation_is_read_back_the_same(folder):
     assert fresh.path() == v._SHIPPED.path()
     again = fresh.get()
     assert again.table.equals(first.table)
+
+
+def test_the_folder_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, "~/b12pk-cache")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "b12pk-cache"
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "b12pk"
+
+
+def test_no_home_folder_means_no_disk_cache(monkeypatch):
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(shipped.Path, "home", staticmethod(no_home))
+    assert cache_dir() is None
+    count = Counter()
+    assert DataCache(count, "demo").get()["value"] == [1.5, 2.5] and count.calls == 1

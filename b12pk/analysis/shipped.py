@@ -39,9 +39,16 @@ def cache_dir() -> Path | None:
     """The folder of the disk cache, or None when it is turned off."""
     value = os.environ.get(CACHE_ENV)
     if value is not None:
-        return None if value.strip().lower() in ("", "0", "off", "none", "no") else Path(value)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "b12pk"
+        if value.strip().lower() in ("", "0", "off", "none", "no"):
+            return None
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError, OSError):  # no home folder known: no disk cache
+            return None
+    return Path(base).expanduser() / "b12pk"
 
 
 @functools.lru_cache(maxsize=1)
