@@ -8,11 +8,17 @@ them as one line.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+import warnings
+from typing import Iterator
 
 from .limits import MAX_ECHO_CHARS, MAX_MESSAGE_CHARS, MAX_QUOTED_CHARS
 
 __all__ = [
+    "warn",
+    "quiet_warnings",
     "B12pkError",
     "InputError",
     "DoseError",
@@ -148,3 +154,30 @@ class OutputError(FileFormatError):
 
 class B12pkWarning(UserWarning):
     """A warning about an accepted but discouraged input (e.g. intravenous B12)."""
+
+
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def quiet_warnings() -> Iterator[None]:
+    """Within the block, :func:`warn` drops the :class:`B12pkWarning` s this thread raises.
+
+    Unlike ``warnings.catch_warnings`` (whose save and restore of the one global filter
+    list interleave between threads, so that one thread can leave another's "ignore" in
+    place for good), this touches nothing global: analyses that run simulations in threads
+    and say a condition once, centrally, use it."""
+    depth = getattr(_QUIET, "depth", 0)
+    _QUIET.depth = depth + 1
+    try:
+        yield
+    finally:
+        _QUIET.depth = depth
+
+
+def warn(message: str, stacklevel: int = 2) -> None:
+    """Issue a :class:`B12pkWarning` (``stacklevel`` as for ``warnings.warn``, counted from
+    the caller), unless this thread is inside :func:`quiet_warnings`."""
+    if getattr(_QUIET, "depth", 0):
+        return
+    warnings.warn(message, B12pkWarning, stacklevel=stacklevel + 1)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import warnings
 
 import pytest
 
 # The disk cache of shipped results (b12pk/analysis/shipped.py) goes to a folder of this
-# session, never the user's: each test run starts without cached results, and the command
-# line runs the tests start inherit it.
-os.environ["B12PK_CACHE_DIR"] = tempfile.mkdtemp(prefix="b12pk-test-cache-")
+# session, never the user's: each test run starts without cached results, and the
+# pytest-xdist workers and command line runs the tests start inherit it. The process that
+# made the folder removes it at exit.
+if "B12PK_TEST_CACHE_DIR" not in os.environ:
+    os.environ["B12PK_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="b12pk-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["B12PK_TEST_CACHE_DIR"], True)
+os.environ["B12PK_CACHE_DIR"] = os.environ["B12PK_TEST_CACHE_DIR"]
 
 
 @pytest.fixture(scope="session")

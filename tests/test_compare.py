@@ -456,3 +456,32 @@ def test_glance_cell_keeps_a_decimal_of_injections_that_are_not_whole():
     assert glance_cell("injections per year", 14.5) == "14.5"
     assert glance_cell("injections per year", 12.0) == "12"
     assert glance_cell("leaves the deficient band (day)", float("nan")) == "never"
+
+
+def test_a_threaded_compare_leaves_the_warning_filters_as_they_were():
+    import warnings
+
+    before = list(warnings.filters)
+    compare(["1000 mcg IM monthly", "2000 mcg oral daily"],
+            ["pernicious-anaemia", "healthy"], 60, uncertainty=4, seed=1)
+    assert list(warnings.filters) == before
+
+
+def test_quiet_warnings_quiets_only_its_own_thread():
+    import threading
+    import warnings
+
+    from b12pk.errors import quiet_warnings, warn
+
+    heard = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_warnings():
+            warn("dropped")
+            t = threading.Thread(target=lambda: warn("from another thread"))
+            t.start()
+            t.join()
+        warn("said")
+        heard = [str(w.message) for w in caught]
+    assert heard == ["from another thread", "said"]
+    assert all(issubclass(w.category, b12pk.B12pkWarning) for w in caught)

@@ -604,3 +604,16 @@ def test_capacity_warning_repeats_when_the_start_is_cached():
     for _ in range(2):
         with pytest.warns(b12pk.B12pkWarning, match="storage capacity"):
             b12pk.simulate([], patient, 5)
+
+
+@pytest.mark.parametrize("extra", [1e-20, 1e-310, 1.0 + 2.3e-16])
+def test_an_output_time_a_hair_from_another_changes_nothing(extra):
+    """A tiny interval between outputs must not leave the slow steps' length hint tiny
+    (it overflowed once, and the next interval was skipped)."""
+    times = [0.0, 1.0, 2.0, 30.0, 60.0]
+    base = b12pk.simulate("1000 mcg oral daily", "pernicious-anaemia", 60, times=times)
+    more = b12pk.simulate("1000 mcg oral daily", "pernicious-anaemia", 60,
+                          times=sorted(times + [extra]))
+    more = more[more.time_days.isin(times)].reset_index(drop=True)
+    for col in ("serum_pmol_per_l", "stores_ug"):
+        np.testing.assert_allclose(more[col], base[col], rtol=1e-7)

@@ -396,9 +396,9 @@ def test_the_shipped_catalogue_is_kept_on_disk_and_other_runs_are_not(tmp_path, 
                                  claims=claims, settings={"draws": draws, "seed": seed})
 
     monkeypatch.setattr(ev, "_evaluate", fake)
-    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(ev._evaluate_shipped, "evidence"))
+    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(lambda *a: 1 / 0, "evidence"))
     ev.evaluate_claims()
-    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(ev._evaluate_shipped, "evidence"))
+    monkeypatch.setattr(ev, "_SHIPPED", ev.DataCache(lambda *a: 1 / 0, "evidence"))
     assert ev.evaluate_claims(workers=1).settings == {"draws": 0, "seed": 0}  # from disk
     ev.evaluate_claims(draws=2, seed=1)                  # another key: computed
     ev.evaluate_claims(max_days=30)                      # capped: never cached

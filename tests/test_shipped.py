@@ -165,3 +165,53 @@ def test_no_home_folder_means_no_disk_cache(monkeypatch):
     assert cache_dir() is None
     count = Counter()
     assert DataCache(count, "demo").get()["value"] == [1.5, 2.5] and count.calls == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_link_under_the_files_name_is_not_followed(folder, tmp_path):
+    count = Counter()
+    cache = DataCache(count, "demo")
+    path = cache.path()
+    planted = tmp_path / "planted.pickle"
+    with open(planted, "wb") as fh:
+        pickle.dump({"value": "planted"}, fh)
+    folder.mkdir(parents=True, mode=0o700)
+    path.symlink_to(planted)
+    assert cache.get()["value"] == [1.5, 2.5] and not cache.hit
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_folder_others_can_write_is_neither_read_nor_written(folder):
+    count = Counter()
+    DataCache(count, "demo").get()                   # written while the folder is private
+    folder.chmod(0o777)
+    try:
+        cache = DataCache(count, "demo")
+        cache.get()
+        assert not cache.hit
+        DataCache(count, "demo").get(5)
+        assert count.calls == 3                      # recomputed, not read
+        assert not DataCache(count, "demo").path(5).exists()   # and nothing written
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_progress_closure_computes_without_entering_the_key(folder):
+    cache = DataCache(lambda: pytest.fail("the constructor's computation"), "demo")
+    assert cache.get(compute=lambda: {"value": 7})["value"] == 7
+    again = DataCache(lambda: pytest.fail("computed again"), "demo")
+    assert again.get()["value"] == 7 and again.hit
+
+
+def test_an_editors_lock_file_in_the_package_does_not_break_the_key(folder, monkeypatch,
+                                                                     tmp_path):
+    pkg = tmp_path / "pkg" / "b12pk" / "analysis"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text("x = 1\n")
+    (pkg / ".#mod.py").symlink_to(tmp_path / "nowhere")   # dangling, as Emacs leaves it
+    monkeypatch.setattr(shipped, "__file__", str(pkg / "shipped.py"))
+    shipped._source_digest.cache_clear()
+    try:
+        assert DataCache(Counter(), "demo").path() is not None
+    finally:
+        shipped._source_digest.cache_clear()

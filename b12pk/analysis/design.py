@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import InputError, UnknownNameError
+from ..errors import InputError, UnknownNameError, quiet_warnings
 from ..io import echo
 from ..model.parameters import Patient
 from ..population.core import (PopulationSpec, Watch, check_population_work,
@@ -240,9 +240,7 @@ def _stage_seed(seed: int, stage: int) -> int:
 def _evaluate(text: str, patient: Patient, watch: tuple[Watch, ...], share: float, n: int,
               seed: int, days: float) -> dict[str, Any]:
     """Simulate one candidate stage by stage until it is decided or ``n`` patients."""
-    import warnings
 
-    from ..errors import B12pkWarning
 
     counts = np.zeros(len(watch) + 1, np.int64)
     done = 0
@@ -250,8 +248,7 @@ def _evaluate(text: str, patient: Patient, watch: tuple[Watch, ...], share: floa
     early = False
     while done < n:
         size = min(STAGE, n - done)
-        with warnings.catch_warnings():   # drawn baselines above capacity: said per design
-            warnings.simplefilter("ignore", B12pkWarning)
+        with quiet_warnings():  # drawn baselines above capacity: said per design
             res = simulate_population(text, PopulationSpec(patient, size,
                                                            _stage_seed(seed, stage)),
                                       days, watch=watch, quantiles=(50.0,), daily=False)

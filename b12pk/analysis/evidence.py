@@ -53,8 +53,6 @@ import itertools
 import math
 import os
 import re
-import warnings
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,7 +61,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .._data import data_path
-from ..errors import B12pkWarning, FileFormatError, InputError
+from ..errors import FileFormatError, InputError, quiet_warnings
 from ..io import echo
 from ..limits import MAX_EVIDENCE_DRAWS
 from .claim_words import OP_WORDS, metric_unit, metric_words, value_words
@@ -1406,8 +1404,7 @@ def _share_claim(check: _Check, labels: Sequence[str], regs: dict[str, tuple[str
     (:func:`_share_minima`); any other check on one simulation per patient and regimen."""
     lo, hi = check.share
     k = n = 0
-    with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity is
-        warnings.simplefilter("ignore", B12pkWarning)   # simulated as drawn
+    with quiet_warnings():  # a drawn baseline beyond the stores' capacity is simulated as drawn
         for pop in pops:
             minima = _share_minima(check, labels, regs, pop, base, days)
             if minima is not None:
@@ -1559,26 +1556,15 @@ def evaluate_claims(claims: Any = None, *, ids: Sequence[str] | None = None,
                          ">= 1")
     if shipped and ids is None and not base and max_days is None:
         # the shipped catalogue as it is: kept on disk between runs (analysis/shipped.py)
-        with _SHIPPED_LOCK:
-            _SHIPPED_RUN.update(claims=claims, workers=workers, progress=progress)
-            try:
-                return _SHIPPED.get(draws, seed)
-            finally:
-                _SHIPPED_RUN.clear()
+        return _SHIPPED.get(draws, seed, compute=lambda: _evaluate(
+            claims, (), None, workers, draws, seed, progress))
     return _evaluate(claims, base, max_days, workers, draws, seed, progress)
 
 
-_SHIPPED_LOCK = threading.Lock()
-_SHIPPED_RUN: dict[str, Any] = {}
-"""What the shipped run in progress passes to :func:`_evaluate_shipped` besides its key."""
-
-
-def _evaluate_shipped(draws: int, seed: int) -> EvidenceResult:
-    r = _SHIPPED_RUN
-    return _evaluate(r["claims"], (), None, r["workers"], draws, seed, r["progress"])
-
-
-_SHIPPED = DataCache(_evaluate_shipped, "evidence")
+_SHIPPED = DataCache(lambda draws, seed: _evaluate(load_claims(None), (), None,
+                                                   os.cpu_count() or 1, draws, seed, None),
+                     "evidence")
+"""The shipped catalogue's evaluation at (draws, seed), kept on disk between runs."""
 
 
 def _evaluate(claims: Any, base: tuple[tuple[str, float], ...], max_days: float | None,

@@ -25,12 +25,11 @@ No trial here was used to fit a parameter (``data/calibration.toml``).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import B12pkWarning, FileFormatError
+from ..errors import FileFormatError, quiet_warnings
 from ..io import echo
 from ..model.parameters import Patient, pg_per_ml_to_pmol_per_l
 from ..population.core import PopulationSpec, Watch, simulate_population
@@ -101,8 +100,8 @@ def _share(text: str, preset: str, day: float, threshold_pmol: float, n: int,
     """% of ``n`` patients of ``preset`` on regimen ``text`` with serum at or above the
     threshold at the start of ``day``."""
     watch = [Watch(threshold_pmol, "daily", max(0.0, day - 0.5), day)]
-    with warnings.catch_warnings():  # a drawn baseline beyond the stores' capacity is
-        warnings.simplefilter("ignore", B12pkWarning)  # simulated as drawn (as in evidence)
+    # a drawn baseline beyond the stores' capacity is simulated as drawn (as in evidence)
+    with quiet_warnings():
         res = simulate_population(Regimen.parse(text),
                                   PopulationSpec(Patient.preset(preset), n, seed=seed),
                                   day + 1.0, watch=watch, daily=False)

@@ -5,9 +5,11 @@ The disk copy lives in :func:`cache_dir` (``$B12PK_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/b12pk`` or ``~/.cache/b12pk``; ``B12PK_CACHE_DIR=off`` turns it off). A
 file is named by a digest of everything the result depends on: the content of every file
 under ``data/``, the parameter values, the source of every module of the package and the
-versions of Python, numpy, scipy, pandas and numba. Any change gives another name, so a
-stale result is never read. A file that cannot be read (damaged, written by another user,
-an incompatible pickle) is recomputed; a cache folder that cannot be written is skipped.
+versions of Python, numpy, scipy and pandas, and the integrator in use (numba's version, or
+LSODA). Any change gives another name, so a stale result is never read. Only a regular file
+(not a link) that this user owns and no one else can write, in a folder of the same kind,
+is unpickled; any other, or a damaged or incompatible one, is recomputed. A cache folder
+that cannot be written, or that others can write, is skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import os
 import pickle
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -51,9 +54,26 @@ def cache_dir() -> Path | None:
     return Path(base).expanduser() / "b12pk"
 
 
+def _engine_path() -> str:
+    """Which integrator simulations take: the compiled one (numba installed and not turned off
+    by ``B12PK_NO_NUMBA``) or LSODA; they differ by about 1e-7, so results are kept apart."""
+    import importlib.metadata
+    import importlib.util
+
+    if os.environ.get("B12PK_NO_NUMBA", "") in ("1", "true", "yes"):
+        return "lsoda"
+    if importlib.util.find_spec("numba") is None:
+        return "lsoda"
+    try:
+        return "numba " + importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        return "numba"
+
+
 @functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """Digest of the package's source files and the versions results depend on."""
+def _source_digest() -> str:
+    """Digest of the package's source files (regular files only: an editor's lock file or
+    a dangling link is not source) and the library versions results depend on."""
     import numpy
     import pandas
     import scipy
@@ -61,16 +81,18 @@ def _code_digest() -> str:
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent.parent
     for path in sorted(root.rglob("*.py")):
+        if path.is_symlink() or not path.is_file():
+            continue
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
-    try:
-        import numba
-        numba_version = numba.__version__
-    except ImportError:
-        numba_version = "none"
-    h.update(repr((sys.version, numpy.__version__, scipy.__version__, pandas.__version__,
-                   numba_version)).encode())
+    h.update(repr((sys.version, numpy.__version__, scipy.__version__,
+                   pandas.__version__)).encode())
     return h.hexdigest()
+
+
+def _code_digest() -> str:
+    """:func:`_source_digest` and the integrator in use (:func:`_engine_path`)."""
+    return _source_digest() + " " + _engine_path()
 
 
 _DATA_DIGESTS: dict[tuple, str] = {}
@@ -89,15 +111,31 @@ def _data_digest(fingerprint: tuple) -> str:
     return hit
 
 
-def _readable(path: Path) -> bool:
-    """Whether ``path`` is a file this user wrote and no one else can change."""
+def _private(st: os.stat_result) -> bool:
+    """Whether a file or folder with this status belongs to this user and no one else can
+    write it (always true where there are no user ids)."""
+    if not hasattr(os, "getuid"):
+        return True
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _load(path: Path) -> Any:
+    """Unpickle ``path`` if it is a regular file (not a link) in a folder of this user that
+    no one else can write, itself this user's and writable by no one else; else raise."""
+    if not _private(path.parent.stat()):
+        raise PermissionError(f"{path.parent} is not private to this user")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or not _private(st):
+            raise PermissionError(f"{path} is not private to this user")
+        value = pickle.load(fh)
     try:
-        st = path.stat()
+        os.utime(path)  # read: the newest, last to be pruned
     except OSError:
-        return False
-    if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-        return False
-    return path.is_file()
+        pass
+    return value
 
 
 class DataCache:
@@ -118,10 +156,13 @@ class DataCache:
         """Whether the last :meth:`get` that computed nothing in this process read the disk
         cache (False when it computed)."""
 
-    def get(self, *args: Any) -> Any:
+    def get(self, *args: Any, compute: Callable[[], Any] | None = None) -> Any:
+        """The result for ``args``: from this process, else from disk, else computed by
+        ``compute()`` when given (a closure that may carry what is not part of the key,
+        such as a progress callback), otherwise by ``compute(*args)`` of the constructor."""
         key = (data_fingerprint(), repr(default_parameters()), repr(args))
         if key != self._key:
-            self._value, self._key = self._load_or_compute(key, args), key
+            self._value, self._key = self._load_or_compute(key, args, compute), key
         return copy.deepcopy(self._value)
 
     def path(self, *args: Any) -> Path | None:
@@ -135,23 +176,27 @@ class DataCache:
             return None
         fingerprint, params, args = key
         h = hashlib.sha256()
-        for part in (self.name, _code_digest(), _data_digest(fingerprint), params, args):
+        try:
+            parts = (self.name, _code_digest(), _data_digest(fingerprint), params, args)
+        except OSError:  # a file changed or went while it was read: no disk cache this time
+            return None
+        for part in parts:
             h.update(part.encode())
             h.update(b"\0")
         return folder / f"{self.name}-{h.hexdigest()[:24]}.pickle"
 
-    def _load_or_compute(self, key: tuple, args: tuple) -> Any:
+    def _load_or_compute(self, key: tuple, args: tuple,
+                         compute: Callable[[], Any] | None) -> Any:
         path = self._path(key)
         self.hit = False
-        if path is not None and _readable(path):
+        if path is not None:
             try:
-                with open(path, "rb") as fh:
-                    value = pickle.load(fh)
+                value = _load(path)
                 self.hit = True
                 return value
-            except Exception:  # damaged or incompatible: computed again below
+            except Exception:  # missing, not private, damaged or incompatible: computed
                 pass
-        value = self._compute(*args)
+        value = compute() if compute is not None else self._compute(*args)
         if path is not None:
             self._store(path, value)
         return value
@@ -163,6 +208,8 @@ class DataCache:
         tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not _private(path.parent.stat()):
+                return  # a folder others can write: nothing is kept there
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{self.name}-", suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
                 pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)

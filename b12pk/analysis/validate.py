@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import tomllib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,7 +24,7 @@ import numpy as np
 from .._data import data_path
 from ..engine.core import simulate
 from .shipped import DataCache
-from ..errors import B12pkWarning, FileFormatError
+from ..errors import FileFormatError, quiet_warnings
 from ..io import echo
 from ..model.parameters import Patient, serum_to_pmol_per_l
 from ..regimen.language import Regimen
@@ -403,8 +402,8 @@ def _marker_point(stem: str, df: Any, meta: Mapping[str, Any], row: Any,
         settings = {} if s0 is None else {"serum_pmol_per_l": s0}
         if base is not None and use == "validation" and not ratio_row:
             settings[key] = base
-        with warnings.catch_warnings():  # a start above the storage capacity (the
-            warnings.simplefilter("ignore", B12pkWarning)  # alternative reading) is no news
+        # a start above the storage capacity (the alternative reading) is no news
+        with quiet_warnings():
             patient = Patient.preset(preset, **settings)
             sim = simulate(Regimen.parse(row.regimen_text), patient, days=max(t, 1.0),
                            times=[0.0, t] if t > 0 else [0.0])

@@ -125,8 +125,8 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, f0, y0, hint, q
     length, days, that the last interval ended with; 0: none) suggests. The interval is
     taken again with more steps when a step's scaled error estimate exceeds
     :data:`SLOW_REDO`; otherwise the estimate sets ``hint[0]`` for the next interval (the
-    step halved above 1, doubled below 1/8). One exact step when the model has no slow
-    flows.
+    step halved above 1, doubled below 1/8; never lowered by an interval whose error was
+    within the tolerance). One exact step when the model has no slow flows.
     """
     if dt <= 0.0:
         return count
@@ -143,9 +143,13 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, f0, y0, hint, q
             y[i] = tmp[i]
         return count
     need = _slow_steps(y, dt, qsrc, qlaw, qa, qb, slow_h, slow_kh)
-    if hint[0] > 0.0 and dt / hint[0] > need:
-        need = min(MAX_SLOW_STEPS, int(math.ceil(dt / hint[0] - 1e-9)))
-    steps = need
+    if hint[0] > 0.0:
+        ratio = dt / hint[0]  # compared as a float: a huge ratio would overflow an int
+        if ratio >= MAX_SLOW_STEPS:
+            need = MAX_SLOW_STEPS
+        elif ratio > need:
+            need = int(math.ceil(ratio - 1e-9))
+    steps = max(1, min(need, MAX_SLOW_STEPS))
     for i in range(n):
         y0[i] = y[i]
     while True:
@@ -160,8 +164,11 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, f0, y0, hint, q
                 err = e
         if err <= SLOW_REDO or steps >= MAX_SLOW_STEPS:
             # the next interval's step: the error goes as h cubed (within a factor 2)
+            # (a short interval taken in one easy step does not shrink it: the hint is
+            # lowered only when the error asks for it)
             grow = 2.0 if err < 0.125 else (0.5 if err > 1.0 else 1.0)
-            hint[0] = h * grow
+            if err > 1.0 or hint[0] <= 0.0 or h * grow > hint[0]:
+                hint[0] = h * grow
             return count
         for i in range(n):
             y[i] = y0[i]

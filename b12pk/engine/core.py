@@ -28,7 +28,6 @@ import dataclasses
 import functools
 import math
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -37,7 +36,8 @@ from scipy.integrate import odeint, solve_ivp
 from scipy.optimize import brentq
 
 from .. import limits
-from ..errors import (B12pkWarning, DoseError, HorizonError, InputError, ParameterError,
+from ..errors import quiet_warnings, warn as b12pk_warn
+from ..errors import (DoseError, HorizonError, InputError, ParameterError,
                      PatientError, ResourceError, UnknownNameError)
 from ..io import as_finite_float, echo
 from ..limits import MAX_DAYS, MAX_DOSE_UG, MAX_UNCERTAINTY_DRAWS, MIN_DAYS
@@ -505,11 +505,11 @@ class System:
         capacity: the model has no steady state there and exports the excess in weeks."""
         cap = self.capacity_exceeded(stores)
         if cap is not None:
-            warnings.warn(
+            b12pk_warn(
                 f"{what} needs stores of {stores:,.0f} ug at quasi-steady state, above "
                 f"the model's storage capacity ({cap:,.0f} ug): the excess is exported "
                 "within weeks and serum falls (without ongoing intake the model sustains "
-                "about what stores at the capacity give)", B12pkWarning, stacklevel=4)
+                "about what stores at the capacity give)", stacklevel=4)
 
     def amounts(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Amount (ug) of each compartment for states ``y`` (n_states, ...); a per-form
@@ -691,8 +691,8 @@ def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: boo
         if t != prev and t - prev <= SAME_INSTANT_DAYS * max(1.0, t):
             checked[i] = dataclasses.replace(ev, time_days=prev)
     if any(ev.route == "iv" for ev in checked):
-        warnings.warn("intravenous B12 is simulated, but the source articles advise against it: "
-                      "most of an IV dose is lost in urine", B12pkWarning, stacklevel=3)
+        b12pk_warn("intravenous B12 is simulated, but the source articles advise against it: "
+                      "most of an IV dose is lost in urine", stacklevel=3)
     return checked
 
 
@@ -1272,10 +1272,10 @@ def _individual_terms(m: Any, given: float, ref: float, fold: float, signal: flo
         fold = fold * math.exp(b)
     own = given / (1.0 + fold * signal)
     if abs(math.log(own / ref)) > MARKER_REFERENCE_SDS * sigma * (1 + 1e-9):
-        warnings.warn(f"baseline {m.words} {given:g} {m.unit} is further from the model's "
+        b12pk_warn(f"baseline {m.words} {given:g} {m.unit} is further from the model's "
                       f"typical level at this patient's stores than its between-patient "
                       f"variability explains; the patient's reference level is set to "
-                      f"{own:.3g} {m.unit} (typical {ref:.3g})", B12pkWarning, stacklevel=5)
+                      f"{own:.3g} {m.unit} (typical {ref:.3g})", stacklevel=5)
     return own, fold
 
 
@@ -1309,8 +1309,7 @@ def _draw_courses(patient: Patient, parameters: Parameters | None, forms: tuple[
     base = parameters if parameters is not None else default_parameters()
     courses, skipped, why = [], 0, ""
     for q in parameter_uncertainty().draw(base, n, seed):
-        with warnings.catch_warnings():  # a draw's start above capacity: said once, centrally
-            warnings.simplefilter("ignore", B12pkWarning)
+        with quiet_warnings():  # a draw's start above capacity: said once, centrally
             try:
                 courses.append(_course(System(patient, patient.parameters(q), forms),
                                        patient, events, days, t_out, method)[0])
@@ -1346,10 +1345,9 @@ def add_interval_columns(df: Any, courses: Sequence[Mapping[str, Any]], seed: in
     df.attrs["uncertainty"] = {"draws": len(courses), "skipped": skipped, "seed": seed,
                                "interval": INTERVAL_TEXT}
     if skipped:
-        warnings.warn(f"{skipped} of {skipped + len(courses)} parameter draws cannot start at "
+        b12pk_warn(f"{skipped} of {skipped + len(courses)} parameter draws cannot start at "
                       "this patient's baseline serum (below what the diet sustains with empty "
-                      "stores in that draw) and were left out of the interval",
-                      B12pkWarning, stacklevel=3)
+                      "stores in that draw) and were left out of the interval", stacklevel=3)
 
 
 INTERVAL_TEXT = ("90 % prediction interval: 5th-95th percentile over parameter sets drawn "

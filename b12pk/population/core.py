@@ -50,7 +50,6 @@ import functools
 import math
 import threading
 import tomllib
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -62,7 +61,8 @@ from .. import limits
 from ..engine.core import (as_regimen, check_days, check_memory, events_from, format_bytes,
                            parenteral_forms, patient_quantities, rate_values, regimen_like,
                            run_patient, System)
-from ..errors import (B12pkWarning, FileFormatError, InputError, ModelError, ResourceError,
+from ..errors import quiet_warnings, warn as b12pk_warn
+from ..errors import (FileFormatError, InputError, ModelError, ResourceError,
                       UnknownNameError)
 from ..io import as_finite_float, echo
 from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
@@ -1383,8 +1383,7 @@ def _run_block_exact(spec: PopulationSpec, events: Sequence[DoseEvent], days: fl
                 raise _Stopped()
             patient = _patient_of(spec, draw, cov, i)
             sys_ = System(patient, patient.parameters(fitted[i]), forms)
-            with warnings.catch_warnings():  # counted below and said once per run
-                warnings.simplefilter("ignore", B12pkWarning)
+            with quiet_warnings():  # counted below and said once per run
                 y0 = _initial_state(sys_, patient)
             agg.above_capacity += sys_.capacity_exceeded(y0[sys_.L.stores]) is not None
             states, _, pre = run_patient(sys_, y0, events, days, out_times, before=trough_times)
@@ -1887,12 +1886,12 @@ def simulate_population(regimen: Any, spec: PopulationSpec, days: float = 365.0,
             pending = done = fut = None
     report(None)
     if total.above_capacity:
-        warnings.warn(
+        b12pk_warn(
             f"{total.above_capacity:,} of {total.n:,} patients start with stores above the "
             "model's storage capacity (a drawn baseline serum or stores beyond what full "
             "stores sustain): their excess is exported within weeks and their serum falls "
             "(without intake the model sustains about what stores at the capacity give)",
-            B12pkWarning, stacklevel=2)
+            stacklevel=2)
     return dataclasses.replace(
         _result(total, qs, out_times if daily else out_times[:0], trough_times, cut, upper,
                 spec, regimen, days),
@@ -2094,8 +2093,7 @@ def _marker_quantiles(agg: "_Aggregate", qs: Sequence[float], out_times: np.ndar
 
     patient = spec.patient
     sys_ = System(patient, patient.parameters(default_parameters()), ("cyanocobalamin",))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", B12pkWarning)
+    with quiet_warnings():
         terms = marker_terms(sys_, patient, sys_.initial_state(patient))
     m = min(agg.n, MARKER_MIX_SIZE)
     rng = np.random.default_rng([spec.seed, 18])

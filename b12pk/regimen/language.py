@@ -23,15 +23,14 @@ import json
 import math
 import re
 import unicodedata
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from ..errors import warn as b12pk_warn
 from ..errors import (
-    B12pkWarning,
     DoseError,
     FileFormatError,
     HorizonError,
@@ -1914,8 +1913,7 @@ class _Parser:
         except HorizonError as exc:
             raise HorizonError(f"{self._quote()}: {exc}") from None
         for text in self.notes:
-            warnings.warn(f"regimen {echo(self.text, quote=chr(34))}: {text}", B12pkWarning,
-                          stacklevel=4)
+            b12pk_warn(f"regimen {echo(self.text, quote=chr(34))}: {text}", stacklevel=4)
         return regimen
 
     def note(self, text: str) -> None:
