@@ -377,11 +377,11 @@ def _dedupe_labels(items: list, kind: str) -> list:
 
 
 def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days: float,
-                         hourly_after_injections: bool = True) -> int:
+                         hourly_after_injections: bool = True, n_draws: int = 0) -> int:
     """Bytes :func:`compare` needs at most, estimated from the dose runs before any
     simulation: every time course it keeps, plus the peak of the largest simulation
     (:func:`b12pk.engine.simulate_memory_bytes`) for each of the simulations run side by side
-    (:func:`_workers`)."""
+    (:func:`_workers`), each with the courses of its ``n_draws`` parameter draws."""
     held, peak = 0, 0
     for r in regimens:
         runs = r.regimen.dose_runs(days)
@@ -391,7 +391,8 @@ def compare_memory_bytes(regimens: Sequence[NamedRegimen], n_patients: int, days
             n_out += HOURLY_POINTS * sum(x.count for x in parenteral)
         n_states = 3 * max(1, len({x.form for x in parenteral})) + 8
         held += result_memory_bytes(n_out)
-        peak = max(peak, simulate_memory_bytes(n_out, n_states))
+        peak = max(peak, simulate_memory_bytes(n_out, n_states)
+                   + n_draws * result_memory_bytes(n_out))
     return held * n_patients + peak * _workers(len(regimens) * n_patients)
 
 
@@ -468,7 +469,7 @@ def compare(regimens: Sequence[Any] | None = None, patients: Sequence[Any] | Non
     if not regs or not pats:
         raise InputError("compare needs at least one regimen and one patient")
     n_draws = check_draws(uncertainty, seed)[0]
-    check_memory(compare_memory_bytes(regs, len(pats), days),
+    check_memory(compare_memory_bytes(regs, len(pats), days, n_draws=n_draws),
                   f"comparing {len(regs)} regimen(s) for {len(pats)} patient(s) over {days:g} "
                   "days (hourly output after injections)",
                   "use a shorter horizon, fewer regimens or patients, or regimens with fewer "
