@@ -121,8 +121,8 @@ def _linear_step(y, dt, aug, keys, mats, count, tmp, flux, half, f0, y0, hint, q
 
     ``[E g W] = exp(h [A b D; 0 0 0])``: ``y <- E y + g + W f`` with ``f`` the slow flows'
     fluxes at the step's midpoint (:func:`_midpoint`), in equal steps ``h``: at least as
-    many as :func:`_slow_steps` asks and as ``hint[0]`` (the step
-    length, days, that the last interval ended with; 0: none) suggests. The interval is
+    many as :func:`_slow_steps` asks and as ``hint[0]`` (the step length, days, that the
+    last interval ended with; 0: none) suggests. The interval is
     taken again with more steps when a step's scaled error estimate exceeds
     :data:`SLOW_REDO`; otherwise the estimate sets ``hint[0]`` for the next interval (the
     step halved above 1, doubled below 1/8; never lowered by an interval whose error was
@@ -230,9 +230,8 @@ def run(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end, seg_dose_end,
         if t < t1 and _parenteral(y, n_par) > eps:
             t, filled, status = integrate(y, t, t1, t_out[k:kend], states[k:kend], n_par,
                                           n_act, eps, rtol, atol, relax, max_steps, b, lsrc,
-                                          ldst, lk,
-                                          bsrc, bdst, bbinder, bk, bcap, ssrc, sdst, svmax, skm,
-                                          qsrc, qdst, qlaw, qa, qb)
+                                          ldst, lk, bsrc, bdst, bbinder, bk, bcap, ssrc, sdst,
+                                          svmax, skm, qsrc, qdst, qlaw, qa, qb)
             if status != OK:
                 return FAILED
             k += filled

@@ -36,9 +36,9 @@ from scipy.integrate import odeint, solve_ivp
 from scipy.optimize import brentq
 
 from .. import limits
-from ..errors import quiet_warnings, warn as b12pk_warn
-from ..errors import (DoseError, HorizonError, InputError, ParameterError,
-                     PatientError, ResourceError, UnknownNameError)
+from ..errors import (DoseError, HorizonError, InputError, ParameterError, PatientError,
+                     ResourceError, UnknownNameError, quiet_warnings)
+from ..errors import warn as b12pk_warn
 from ..io import as_finite_float, echo
 from ..limits import MAX_DAYS, MAX_DOSE_UG, MAX_UNCERTAINTY_DRAWS, MIN_DAYS
 from ..model import laws
@@ -692,7 +692,7 @@ def events_from(regimen: Any, days: float, what: str = "simulate", empty_ok: boo
             checked[i] = dataclasses.replace(ev, time_days=prev)
     if any(ev.route == "iv" for ev in checked):
         b12pk_warn("intravenous B12 is simulated, but the source articles advise against it: "
-                      "most of an IV dose is lost in urine", stacklevel=3)
+                   "most of an IV dose is lost in urine", stacklevel=3)
     return checked
 
 
@@ -881,8 +881,7 @@ def _compiled_segment(sys_: System, y: np.ndarray, t: float, t1: float, t_out: n
     t_new, filled, _status = _compiled_transient()(
         y, t, t1, sub, res, sys_.L.n_parenteral, sys_.L.body.stop, eps, TRANSIENT_RTOL,
         TRANSIENT_ATOL, sys_.release_only(), TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc,
-        sys_.ldst, sys_.lk,
-        *sys_.nonlinear)
+        sys_.ldst, sys_.lk, *sys_.nonlinear)
     out[:filled] = res[:filled]
     return y, float(t_new), int(filled)
 
@@ -1003,14 +1002,15 @@ def _run_compiled(kernel: Any, sys_: System, y: np.ndarray, events: Sequence[Dos
     carry = np.zeros(CARRY)
     keys = np.zeros(CACHE)
     mats = np.empty((CACHE,) + sys_._aug.shape)
+    relax = sys_.release_only()
     for i0 in range(0, len(seg_end), SEGMENTS_PER_CALL):
         i1 = min(i0 + SEGMENTS_PER_CALL, len(seg_end))
         status = kernel(i0, i1, carry, keys, mats, y, t_out, seg_end, seg_out_end,
                         seg_dose_end, seg_pre, dose_amount, dose_enter, dose_share, dose_rest,
                         states, dosed, pre, sys_._aug, L.n_parenteral, L.body.stop,
-                        TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL, sys_.release_only(),
-                        TRANSIENT_MAX_STEPS,
-                        sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk, *sys_.nonlinear,
+                        TRANSIENT_EPS_UG, TRANSIENT_RTOL, TRANSIENT_ATOL, relax,
+                        TRANSIENT_MAX_STEPS, sys_.b_input, sys_.lsrc, sys_.ldst, sys_.lk,
+                        *sys_.nonlinear,
                         sys_.absorb_into, sys_.absorb_rest, sys_.if_cap, sys_.if_km,
                         sys_.if_krec, sys_.passive, SLOW_STEP_DAYS, SLOW_STEP_RATE, SLOW_TOL)
         if status != OK:
@@ -1273,9 +1273,9 @@ def _individual_terms(m: Any, given: float, ref: float, fold: float, signal: flo
     own = given / (1.0 + fold * signal)
     if abs(math.log(own / ref)) > MARKER_REFERENCE_SDS * sigma * (1 + 1e-9):
         b12pk_warn(f"baseline {m.words} {given:g} {m.unit} is further from the model's "
-                      f"typical level at this patient's stores than its between-patient "
-                      f"variability explains; the patient's reference level is set to "
-                      f"{own:.3g} {m.unit} (typical {ref:.3g})", stacklevel=5)
+                   f"typical level at this patient's stores than its between-patient "
+                   f"variability explains; the patient's reference level is set to "
+                   f"{own:.3g} {m.unit} (typical {ref:.3g})", stacklevel=5)
     return own, fold
 
 
@@ -1346,8 +1346,8 @@ def add_interval_columns(df: Any, courses: Sequence[Mapping[str, Any]], seed: in
                                "interval": INTERVAL_TEXT}
     if skipped:
         b12pk_warn(f"{skipped} of {skipped + len(courses)} parameter draws cannot start at "
-                      "this patient's baseline serum (below what the diet sustains with empty "
-                      "stores in that draw) and were left out of the interval", stacklevel=3)
+                   "this patient's baseline serum (below what the diet sustains with empty "
+                   "stores in that draw) and were left out of the interval", stacklevel=3)
 
 
 INTERVAL_TEXT = ("90 % prediction interval: 5th-95th percentile over parameter sets drawn "

@@ -61,9 +61,9 @@ from .. import limits
 from ..engine.core import (as_regimen, check_days, check_memory, events_from, format_bytes,
                            parenteral_forms, patient_quantities, rate_values, regimen_like,
                            run_patient, System)
-from ..errors import quiet_warnings, warn as b12pk_warn
 from ..errors import (FileFormatError, InputError, ModelError, ResourceError,
-                      UnknownNameError)
+                      UnknownNameError, quiet_warnings)
+from ..errors import warn as b12pk_warn
 from ..io import as_finite_float, echo
 from ..limits import (MAX_CHUNK, MAX_PATIENTS, MAX_POPULATION_PATIENT_DAYS,
                       MAX_POPULATION_TRANSIENTS, MAX_QUANTILES, MAX_TRAJECTORY_VALUES)
